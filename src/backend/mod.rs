@@ -1,0 +1,103 @@
+//! Storage: a small synchronous trait over whole immutable objects, so the engine never sees async
+//! code. The only implementation talks to OpenDAL; its tokio runtime lives here and nowhere else.
+//!
+//! Contract for every backend: `write` creates an object whole (a reader never sees half of it);
+//! objects are never modified after they are written; `list` streams names, so no listing is ever
+//! held in memory whole.
+
+mod opendal_backend;
+mod url;
+
+pub use opendal_backend::OpendalBackend;
+pub use url::open_url;
+
+use std::fmt;
+
+/// What went wrong, in the terms a retry policy and an operator need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendErrorKind {
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    /// Worth retrying: timeouts, throttling, connection resets.
+    Transient,
+    /// Bad configuration: wrong URL, credentials, missing bucket.
+    Config,
+    Other,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct BackendError {
+    pub kind: BackendErrorKind,
+    pub op: &'static str,
+    /// The object's full location (backend URL and path).
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            BackendErrorKind::NotFound => "not found",
+            BackendErrorKind::AlreadyExists => "already exists",
+            BackendErrorKind::PermissionDenied => "permission denied",
+            BackendErrorKind::Transient => "temporary failure",
+            BackendErrorKind::Config => "configuration error",
+            BackendErrorKind::Other => "failed",
+        };
+        write!(f, "{} {}: {what}: {}", self.op, self.location, self.message)
+    }
+}
+
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// One listed object: its name relative to the listed folder, and its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+pub trait Backend: Send + Sync {
+    /// A human-readable location (URL) for messages.
+    fn location(&self) -> String;
+
+    fn read(&self, path: &str) -> BackendResult<Vec<u8>>;
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>>;
+
+    /// Create `path` with `data` as a whole object.
+    fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()>;
+
+    fn delete(&self, path: &str) -> BackendResult<()>;
+
+    /// The object's size, or `None` when it does not exist.
+    fn stat(&self, path: &str) -> BackendResult<Option<u64>>;
+
+    /// Call `f` for every object below `dir` (recursively), with names relative to `dir`.
+    fn list(&self, dir: &str, f: &mut dyn FnMut(ObjectInfo) -> crate::Result<()>) -> crate::Result<()>;
+}
+
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn location(&self) -> String {
+        (**self).location()
+    }
+    fn read(&self, path: &str) -> BackendResult<Vec<u8>> {
+        (**self).read(path)
+    }
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>> {
+        (**self).read_range(path, offset, len)
+    }
+    fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+        (**self).write(path, data)
+    }
+    fn delete(&self, path: &str) -> BackendResult<()> {
+        (**self).delete(path)
+    }
+    fn stat(&self, path: &str) -> BackendResult<Option<u64>> {
+        (**self).stat(path)
+    }
+    fn list(&self, dir: &str, f: &mut dyn FnMut(ObjectInfo) -> crate::Result<()>) -> crate::Result<()> {
+        (**self).list(dir, f)
+    }
+}

@@ -1,0 +1,127 @@
+//! [`Backend`] over an OpenDAL operator, driven by one shared tokio runtime.
+
+use std::sync::{Arc, OnceLock};
+
+use opendal::{blocking, ErrorKind, Operator};
+
+use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
+
+/// One runtime for every backend in the process: OpenDAL's blocking operator spawns each call on it.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sophon-io")
+            .enable_all()
+            .build()
+            .expect("the tokio runtime starts")
+    })
+}
+
+#[derive(Clone)]
+pub struct OpendalBackend {
+    op: Arc<blocking::Operator>,
+    location: String,
+}
+
+impl OpendalBackend {
+    pub fn new(op: Operator, location: String) -> BackendResult<Self> {
+        let _guard = runtime().enter();
+        let op = blocking::Operator::new(op).map_err(|e| convert("open", &location, "", e))?;
+        Ok(OpendalBackend { op: Arc::new(op), location })
+    }
+
+    fn loc(&self, path: &str) -> String {
+        format!("{}/{}", self.location.trim_end_matches('/'), path)
+    }
+
+    fn err(&self, op: &'static str, path: &str, e: opendal::Error) -> BackendError {
+        convert(op, &self.location, path, e)
+    }
+}
+
+fn convert(op: &'static str, location: &str, path: &str, e: opendal::Error) -> BackendError {
+    let kind = match e.kind() {
+        ErrorKind::NotFound => BackendErrorKind::NotFound,
+        ErrorKind::AlreadyExists => BackendErrorKind::AlreadyExists,
+        ErrorKind::PermissionDenied => BackendErrorKind::PermissionDenied,
+        ErrorKind::ConfigInvalid => BackendErrorKind::Config,
+        _ if e.is_temporary() => BackendErrorKind::Transient,
+        _ => BackendErrorKind::Other,
+    };
+    let location = if path.is_empty() { location.to_string() } else { format!("{}/{}", location.trim_end_matches('/'), path) };
+    BackendError { kind, op, location, message: e.to_string() }
+}
+
+impl Backend for OpendalBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn read(&self, path: &str) -> BackendResult<Vec<u8>> {
+        self.op.read(path).map(|b| b.to_vec()).map_err(|e| self.err("read", path, e))
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>> {
+        let reader = self.op.reader(path).map_err(|e| self.err("read", path, e))?;
+        let buf = reader.read(offset..offset + len).map_err(|e| self.err("read", path, e))?;
+        if buf.len() as u64 != len {
+            return Err(BackendError {
+                kind: BackendErrorKind::Other,
+                op: "read",
+                location: self.loc(path),
+                message: format!("short read: {} of {len} bytes at offset {offset}", buf.len()),
+            });
+        }
+        Ok(buf.to_vec())
+    }
+
+    fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+        self.op.write(path, data).map(|_| ()).map_err(|e| self.err("write", path, e))
+    }
+
+    fn delete(&self, path: &str) -> BackendResult<()> {
+        self.op.delete(path).map_err(|e| self.err("delete", path, e))
+    }
+
+    fn stat(&self, path: &str) -> BackendResult<Option<u64>> {
+        match self.op.stat(path) {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("stat", path, e)),
+        }
+    }
+
+    fn list(&self, dir: &str, f: &mut dyn FnMut(ObjectInfo) -> crate::Result<()>) -> crate::Result<()> {
+        let dir = format!("{}/", dir.trim_end_matches('/'));
+        let opts = opendal::options::ListOptions { recursive: true, ..Default::default() };
+        let lister = match self.op.lister_options(&dir, opts) {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.err("list", &dir, e).into()),
+        };
+        for entry in lister {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(self.err("list", &dir, e).into()),
+            };
+            if entry.metadata().is_dir() {
+                continue;
+            }
+            let full = entry.path();
+            let name = full.strip_prefix(dir.as_str()).unwrap_or(full).to_string();
+            if name.is_empty() || name.starts_with('.') {
+                continue;
+            }
+            let mut size = entry.metadata().content_length();
+            if size == 0 {
+                // Some services leave the size out of listings; ask for it.
+                size = self.stat(full)?.unwrap_or(0);
+            }
+            f(ObjectInfo { name, size })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,289 @@
+//! `verify`: check that every snapshot can be restored, and with `--read-data` that the stored
+//! bytes are intact. Each damaged object is reported with the snapshots that use it.
+//!
+//! Order: index segments (read and authenticated, independently of the cache) → pack listing
+//! against the index → pack contents (with `read_data`) → every snapshot's trees and blobs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::error::{Error, Result};
+use crate::id::{BlobId, BlobType, PackId, SnapshotId};
+use crate::pack;
+use crate::repo::Repository;
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    /// `None`: structure only. `Some(p)`: read and authenticate this percentage of packs (0..=100].
+    pub read_data_percent: Option<f64>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Finding {
+    /// The damaged object, e.g. `pack 3fa1…`, `snapshot 09ab…`, `index segment 77c0…`.
+    pub object: String,
+    pub problem: String,
+    /// Snapshots that use the object (empty when none or unknown).
+    pub snapshots: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CheckReport {
+    pub findings: Vec<Finding>,
+    pub warnings: Vec<String>,
+    pub snapshots: u64,
+    pub trees: u64,
+    pub packs: u64,
+    pub packs_read: u64,
+    pub blobs_read: u64,
+    pub bytes_read: u64,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct Findings {
+    by_object: BTreeMap<String, (String, BTreeSet<SnapshotId>)>,
+}
+
+impl Findings {
+    fn add(&mut self, object: String, problem: String) -> String {
+        self.by_object.entry(object.clone()).or_insert_with(|| (problem, BTreeSet::new()));
+        object
+    }
+
+    fn used_by(&mut self, object: &str, snap: SnapshotId) {
+        if let Some((_, s)) = self.by_object.get_mut(object) {
+            s.insert(snap);
+        }
+    }
+}
+
+pub fn check(repo: &Repository, opts: &CheckOptions, on_progress: &mut dyn FnMut(&str)) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let mut findings = Findings::default();
+
+    // 1. Index segments, read straight from the repository.
+    on_progress("checking index segments");
+    for id in repo.index_segment_ids()? {
+        if let Err(e) = repo.load_index_segment(&id) {
+            if !e.is_damage() {
+                return Err(e);
+            }
+            findings.add(format!("index segment {id}"), e.to_string());
+        }
+    }
+    repo.sync_index(&mut |_| {})?;
+
+    // 2. Packs present versus packs indexed.
+    on_progress("listing packs");
+    let mut listed: HashMap<PackId, u64> = HashMap::new();
+    repo.backend().list("data", &mut |o| {
+        let name = o.name.rsplit('/').next().unwrap_or("");
+        if let Ok(id) = name.parse::<PackId>() {
+            listed.insert(id, o.size);
+        }
+        Ok(())
+    })?;
+    let mut damaged_packs: HashMap<PackId, String> = HashMap::new();
+    let mut indexed: HashSet<PackId> = HashSet::new();
+    repo.index().for_each_pack(&mut |id, blob_bytes| {
+        indexed.insert(id);
+        match listed.get(&id) {
+            None => {
+                damaged_packs.insert(id, findings.add(format!("pack {id}"), "indexed but missing from the repository".into()));
+            }
+            Some(&size) if size < blob_bytes => {
+                damaged_packs.insert(
+                    id,
+                    findings.add(format!("pack {id}"), format!("{size} bytes, but its indexed blobs alone take {blob_bytes}")),
+                );
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    })?;
+    report.packs = listed.len() as u64;
+    let unindexed = listed.keys().filter(|id| !indexed.contains(id)).count();
+    if unindexed > 0 {
+        report.warnings.push(format!(
+            "{unindexed} pack(s) are not in any index segment (left by an interrupted backup; prune removes them, repo repair-index indexes them)"
+        ));
+    }
+
+    // 3. Pack contents.
+    let mut damaged_blobs: HashMap<BlobId, String> = HashMap::new();
+    if let Some(percent) = opts.read_data_percent {
+        let seed = u64::from_le_bytes(crate::crypto::random_array()?);
+        let mut ids: Vec<(PackId, u64)> = listed
+            .iter()
+            .filter(|(id, _)| indexed.contains(id) && !damaged_packs.contains_key(id))
+            .map(|(id, s)| (*id, *s))
+            .collect();
+        ids.sort();
+        let total = ids.len();
+        for (n, (id, _size)) in ids.into_iter().enumerate() {
+            let pick = u64::from_le_bytes(id.0[..8].try_into().unwrap_or([0; 8])) ^ seed;
+            if percent < 100.0 && (pick % 1_000_000) as f64 >= percent * 10_000.0 {
+                continue;
+            }
+            on_progress(&format!("reading pack {} of {total}", n + 1));
+            report.packs_read += 1;
+            read_pack(repo, &id, &mut report, &mut findings, &mut damaged_packs, &mut damaged_blobs)?;
+        }
+    }
+
+    // 4. Snapshots and their trees.
+    on_progress("checking snapshots");
+    let mut tree_memo: HashMap<BlobId, Vec<String>> = HashMap::new();
+    for snap_id in repo.snapshot_ids()? {
+        report.snapshots += 1;
+        let snap = match repo.load_snapshot(&snap_id) {
+            Ok(s) => s,
+            Err(e) if e.is_damage() || matches!(e, Error::NotFound(_)) => {
+                let o = findings.add(format!("snapshot {snap_id}"), e.to_string());
+                findings.used_by(&o, snap_id);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut ctx = Walk { repo, findings: &mut findings, damaged_packs: &damaged_packs, damaged_blobs: &damaged_blobs, memo: &mut tree_memo, trees: 0 };
+        let objects = ctx.tree(&snap.tree)?;
+        report.trees += ctx.trees;
+        for o in objects {
+            findings.used_by(&o, snap_id);
+        }
+    }
+
+    report.findings = findings
+        .by_object
+        .into_iter()
+        .map(|(object, (problem, snaps))| Finding { object, problem, snapshots: snaps.iter().map(|s| s.to_hex()).collect() })
+        .collect();
+    Ok(report)
+}
+
+/// Read one pack whole: its name must be the hash of its bytes, its header must match the index,
+/// and every blob must authenticate and hash to its id.
+fn read_pack(
+    repo: &Repository,
+    id: &PackId,
+    report: &mut CheckReport,
+    findings: &mut Findings,
+    damaged_packs: &mut HashMap<PackId, String>,
+    damaged_blobs: &mut HashMap<BlobId, String>,
+) -> Result<()> {
+    let bytes = match repo.backend().read(&pack::pack_path(id)) {
+        Ok(b) => b,
+        Err(e) => {
+            damaged_packs.insert(*id, findings.add(format!("pack {id}"), e.to_string()));
+            return Ok(());
+        }
+    };
+    report.bytes_read += bytes.len() as u64;
+    let key = &repo.keys().seal;
+    let object = format!("pack {id}");
+    let mut pack_problem: Option<String> = None;
+    if let Err(e) = pack::parse_pack(key, Some(id), &bytes) {
+        pack_problem = Some(e.to_string());
+    }
+    // Check blob by blob against the index, so a damaged pack still tells which blobs survive.
+    for entry in repo.index().pack_entries(id)? {
+        report.blobs_read += 1;
+        let start = entry.offset as usize;
+        let end = start.saturating_add(entry.sealed_len as usize);
+        let result = match bytes.get(start..end) {
+            None => Err(Error::malformed(format!("blob {} in {object}", entry.id), "outside the pack")),
+            Some(sealed) => pack::open_blob(key, &entry, sealed.to_vec(), &|| format!("blob {} in {object}", entry.id))
+                .and_then(|plain| {
+                    if repo.keys().blob_id(&plain) == entry.id {
+                        Ok(())
+                    } else {
+                        Err(Error::HashMismatch { what: format!("blob {} in {object}", entry.id), expected: entry.id.to_hex() })
+                    }
+                }),
+        };
+        if let Err(e) = result {
+            if !e.is_damage() {
+                return Err(e);
+            }
+            pack_problem.get_or_insert_with(|| e.to_string());
+            damaged_blobs.insert(entry.id, object.clone());
+        }
+    }
+    // Only the blobs that fail are unreadable: a snapshot that uses none of them still restores.
+    if let Some(p) = pack_problem {
+        findings.add(object, p);
+    }
+    Ok(())
+}
+
+struct Walk<'a> {
+    repo: &'a Repository,
+    findings: &'a mut Findings,
+    damaged_packs: &'a HashMap<PackId, String>,
+    damaged_blobs: &'a HashMap<BlobId, String>,
+    memo: &'a mut HashMap<BlobId, Vec<String>>,
+    trees: u64,
+}
+
+impl Walk<'_> {
+    /// The damaged objects reachable from tree `id` (memoized: shared subtrees are walked once).
+    fn tree(&mut self, id: &BlobId) -> Result<Vec<String>> {
+        if let Some(found) = self.memo.get(id) {
+            return Ok(found.clone());
+        }
+        self.trees += 1;
+        let mut found = BTreeSet::new();
+        if let Some(o) = self.blob_problem(id, BlobType::Tree)? {
+            found.insert(o);
+        } else {
+            match self.repo.load_tree(id) {
+                Ok(tree) => {
+                    for node in &tree.nodes {
+                        for c in &node.content {
+                            if let Some(o) = self.blob_problem(c, BlobType::Data)? {
+                                found.insert(o);
+                            }
+                        }
+                        if let Some(sub) = &node.subtree {
+                            found.extend(self.tree(sub)?);
+                        }
+                    }
+                }
+                Err(e) if e.is_damage() || matches!(e, Error::NotFound(_)) => {
+                    found.insert(self.findings.add(format!("tree {id}"), e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let found: Vec<String> = found.into_iter().collect();
+        self.memo.insert(*id, found.clone());
+        Ok(found)
+    }
+
+    /// The damaged object that makes blob `id` unreadable, if any.
+    fn blob_problem(&mut self, id: &BlobId, expected: BlobType) -> Result<Option<String>> {
+        if let Some(o) = self.damaged_blobs.get(id) {
+            return Ok(Some(o.clone()));
+        }
+        match self.repo.index().lookup(id)? {
+            None => Ok(Some(self.findings.add(
+                format!("blob {id}"),
+                format!("{} blob referenced but not in any index segment", if expected == BlobType::Tree { "tree" } else { "data" }),
+            ))),
+            Some(loc) => {
+                if let Some(o) = self.damaged_packs.get(&loc.pack) {
+                    return Ok(Some(o.clone()));
+                }
+                if loc.entry.blob_type != expected {
+                    return Ok(Some(self.findings.add(format!("blob {id}"), "indexed with the wrong type".into())));
+                }
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The command line: clap definitions, passphrase and repository resolution, exit codes.
+
+pub mod backup_cmd;
+pub mod demo;
+pub mod output;
+pub mod progress;
+pub mod repo_cmd;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use sophon::backend::open_url;
+use sophon::repo::default_cache_dir;
+use sophon::Repository;
+
+/// Exit codes (documented in README.md and checked by tests/cli.rs).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const DAMAGE: u8 = 3;
+    pub const PARTIAL: u8 = 4;
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "sophon", version, about = "Sophon Backup: encrypted, deduplicating backups", propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create and manage repositories and their keys.
+    #[command(subcommand)]
+    Repo(repo_cmd::RepoCommand),
+    /// Take, list, restore and verify backups.
+    #[command(subcommand)]
+    Backup(backup_cmd::BackupCommand),
+    /// Run the main job on an embedded sample: back up, change, back up again, restore, verify.
+    Demo(demo::DemoArgs),
+}
+
+/// Where the repository is and how to open it; shared by every command that uses one.
+#[derive(Args, Debug, Clone)]
+pub struct RepoArgs {
+    /// Repository URL: a path, file://PATH or memory://NAME.
+    #[arg(long, env = "SOPHON_REPOSITORY", value_name = "URL")]
+    pub repo: Option<String>,
+    /// Read the passphrase from this file (first line). Otherwise SOPHON_BACKUP_PASSPHRASE.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Folder for the local index cache (default: $SOPHON_CACHE_DIR, $XDG_CACHE_HOME/sophon or ~/.cache/sophon).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RepoArgs {
+    pub fn url(&self) -> anyhow::Result<&str> {
+        self.repo
+            .as_deref()
+            .ok_or_else(|| anyhow!("no repository given: pass --repo URL or set SOPHON_REPOSITORY"))
+    }
+
+    pub fn passphrase(&self) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        read_passphrase(self.passphrase_file.as_deref(), "SOPHON_BACKUP_PASSPHRASE", "--passphrase-file")
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(default_cache_dir)
+    }
+
+    pub fn open(&self) -> anyhow::Result<Arc<Repository>> {
+        let url = self.url()?;
+        let backend = open_url(url, false)?;
+        let pass = self.passphrase()?;
+        let repo = Repository::open(backend, &pass, Some(self.cache_dir())).with_context(|| format!("opening repository {url}"))?;
+        Ok(Arc::new(repo))
+    }
+}
+
+/// A passphrase from a file (its first line) or an environment variable; never from the command line,
+/// where other users could read it.
+pub fn read_passphrase(file: Option<&std::path::Path>, env: &str, flag: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let raw = if let Some(f) = file {
+        Zeroizing::new(std::fs::read(f).with_context(|| format!("reading passphrase file {}", f.display()))?)
+    } else if let Some(v) = std::env::var_os(env) {
+        use std::os::unix::ffi::OsStringExt;
+        Zeroizing::new(v.into_vec())
+    } else {
+        return Err(anyhow!("no passphrase: pass {flag} FILE or set {env}"));
+    };
+    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
+    let mut line = &raw[..line_end];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    if line.is_empty() {
+        return Err(anyhow!("the passphrase is empty"));
+    }
+    Ok(Zeroizing::new(line.to_vec()))
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Repo(c) => repo_cmd::run(c),
+        Command::Backup(c) => backup_cmd::run(c),
+        Command::Demo(a) => demo::run(a),
+    }
+}

@@ -1,0 +1,139 @@
+//! zstd compression of blobs. A blob that does not shrink is stored raw, and decompression is
+//! bounded by the size the (authenticated) pack header declares, so a hostile blob cannot be a
+//! decompression bomb.
+
+use crate::error::{Error, Result};
+
+/// How a blob's payload is stored. The code is part of the pack header and of the blob's AEAD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Zstd,
+}
+
+impl Compression {
+    pub fn code(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Zstd => 1,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// The largest blob this build writes or reads (uncompressed). Chunks are at most 16 MiB (FastCDC's
+/// ceiling); trees are capped at this size too (format-spec/repository.md, "Trees").
+pub const MAX_BLOB_SIZE: usize = 64 * 1024 * 1024;
+
+/// A reusable zstd context: one per worker thread avoids re-allocating zstd's tables per blob.
+pub struct Compressor {
+    level: i32,
+    ctx: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl Compressor {
+    /// `level` 0 disables compression; 1..=22 are zstd levels.
+    pub fn new(level: i32) -> Result<Self> {
+        if !(0..=22).contains(&level) {
+            return Err(Error::invalid(format!("compression level {level} is out of range 0..=22")));
+        }
+        let ctx = if level == 0 {
+            None
+        } else {
+            Some(
+                zstd::bulk::Compressor::new(level)
+                    .map_err(|e| Error::invalid(format!("zstd level {level}: {e}")))?,
+            )
+        };
+        Ok(Compressor { level, ctx })
+    }
+
+    pub fn level(&self) -> i32 {
+        self.level
+    }
+
+    /// Compress `data`, or hand it back raw when compression would not shrink it.
+    pub fn compress(&mut self, data: Vec<u8>) -> (Compression, Vec<u8>) {
+        let Some(ctx) = self.ctx.as_mut() else {
+            return (Compression::None, data);
+        };
+        match ctx.compress(&data) {
+            Ok(c) if c.len() < data.len() => (Compression::Zstd, c),
+            _ => (Compression::None, data),
+        }
+    }
+}
+
+/// Undo [`Compressor::compress`]. `raw_len` is the size the header declares; anything else is damage.
+pub fn decompress(compression: Compression, payload: Vec<u8>, raw_len: usize, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    if raw_len > MAX_BLOB_SIZE {
+        return Err(Error::TooLarge { what: what(), limit: MAX_BLOB_SIZE as u64 });
+    }
+    let out = match compression {
+        Compression::None => payload,
+        Compression::Zstd => zstd::bulk::decompress(&payload, raw_len)
+            .map_err(|e| Error::malformed(what(), format!("zstd: {e}")))?,
+    };
+    if out.len() != raw_len {
+        return Err(Error::malformed(what(), format!("{} bytes after decompression, header says {raw_len}", out.len())));
+    }
+    Ok(out)
+}
+
+/// Compress a whole small object (snapshot, index segment) at a fixed level.
+pub fn compress_object(data: &[u8]) -> Result<Vec<u8>> {
+    zstd::bulk::compress(data, 3).map_err(|e| Error::invalid(format!("zstd: {e}")))
+}
+
+/// Decompress a small object, refusing more than `limit` bytes of output.
+pub fn decompress_object(data: &[u8], limit: usize, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut dec = zstd::stream::read::Decoder::new(data).map_err(|e| Error::malformed(what(), format!("zstd: {e}")))?;
+    let mut out = Vec::new();
+    (&mut dec)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::malformed(what(), format!("zstd: {e}")))?;
+    if out.len() > limit {
+        return Err(Error::TooLarge { what: what(), limit: limit as u64 });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incompressible_is_stored_raw_and_text_is_compressed() {
+        let mut c = Compressor::new(3).unwrap();
+        let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let (kind, out) = c.compress(random.clone());
+        if kind == Compression::None {
+            assert_eq!(out, random);
+        }
+        let text = b"the same words again and again ".repeat(200);
+        let (kind, out) = c.compress(text.clone());
+        assert_eq!(kind, Compression::Zstd);
+        assert!(out.len() < text.len() / 4);
+        assert_eq!(decompress(kind, out, text.len(), &|| "t".into()).unwrap(), text);
+    }
+
+    #[test]
+    fn declared_size_mismatch_and_bombs_are_refused() {
+        let mut c = Compressor::new(3).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        let (kind, out) = c.compress(zeros);
+        assert!(decompress(kind, out.clone(), 1000, &|| "t".into()).is_err());
+        assert!(matches!(decompress(kind, out, MAX_BLOB_SIZE + 1, &|| "t".into()), Err(Error::TooLarge { .. })));
+        let obj = compress_object(&vec![0u8; 10 << 20]).unwrap();
+        assert!(matches!(decompress_object(&obj, 1 << 20, &|| "t".into()), Err(Error::TooLarge { .. })));
+    }
+}

@@ -1,0 +1,82 @@
+//! The library's error type. Every variant names the object, file or setting that caused it, so an
+//! operator can act on the message alone.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Backend(#[from] crate::backend::BackendError),
+
+    #[error("{what}: malformed: {reason}")]
+    Malformed { what: String, reason: String },
+
+    #[error("{what}: format version {found} is not supported (this build reads version {supported}); upgrade sophon")]
+    UnsupportedVersion { what: String, found: u32, supported: u32 },
+
+    #[error("{what}: authentication failed (the data was modified, damaged, or sealed with another key)")]
+    Authentication { what: String },
+
+    #[error("wrong passphrase: no key file of repository {repo} opens with it")]
+    WrongPassphrase { repo: String },
+
+    #[error("{what}: content does not match its id {expected} (damaged data)")]
+    HashMismatch { what: String, expected: String },
+
+    #[error("{what}: decompressed size exceeds the limit of {limit} bytes")]
+    TooLarge { what: String, limit: u64 },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("index cache {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("{0}")]
+    NotFound(String),
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("repository {repo} is locked: {detail}")]
+    Locked { repo: String, detail: String },
+
+    #[error("restore refused: {0}")]
+    UnsafePath(String),
+}
+
+impl Error {
+    pub fn malformed(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Malformed { what: what.into(), reason: reason.into() }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+
+    /// True when the error says stored data is damaged or was tampered with (as opposed to a setup
+    /// or I/O problem): `verify` counts these as damage.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Error::Malformed { .. }
+                | Error::Authentication { .. }
+                | Error::HashMismatch { .. }
+                | Error::TooLarge { .. }
+        )
+    }
+}

@@ -1,0 +1,142 @@
+//! The small JSON objects: the plaintext `config`, key files, and locks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::ChunkerParams;
+use crate::crypto::Argon2Params;
+use crate::error::{Error, Result};
+use crate::id::RepoId;
+
+pub const CONFIG_VERSION: u32 = 1;
+pub const KEYFILE_VERSION: u32 = 1;
+pub const LOCK_VERSION: u32 = 1;
+
+/// The only plaintext object. It holds nothing secret; a reader checks its `id` against the id sealed
+/// inside the key, so a swapped config is detected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub version: u32,
+    pub id: RepoId,
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// zstd level used when a backup does not say otherwise.
+    pub compression: i32,
+}
+
+impl Config {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| Error::invalid(format!("encoding config: {e}")))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let what = "config";
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
+        let version = v.get("version").and_then(|v| v.as_u64()).ok_or_else(|| Error::malformed(what, "no version"))?;
+        if version != CONFIG_VERSION as u64 {
+            return Err(Error::UnsupportedVersion { what: what.into(), found: version.min(u32::MAX as u64) as u32, supported: CONFIG_VERSION });
+        }
+        let c: Config = serde_json::from_value(v).map_err(|e| Error::malformed(what, e.to_string()))?;
+        c.chunker.validate().map_err(|e| Error::malformed(what, e.to_string()))?;
+        if !(1024 * 1024..=1024 * 1024 * 1024).contains(&c.pack_size) {
+            return Err(Error::malformed(what, format!("pack_size {} outside 1 MiB..1 GiB", c.pack_size)));
+        }
+        if !(0..=22).contains(&c.compression) {
+            return Err(Error::malformed(what, format!("compression {} outside 0..=22", c.compression)));
+        }
+        Ok(c)
+    }
+}
+
+/// A key file: the master keys wrapped under a passphrase-derived key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    pub version: u32,
+    pub kdf: String,
+    pub argon2: Argon2Params,
+    /// Base64 (standard, padded) salt, 16..=64 bytes.
+    pub salt: String,
+    /// Base64 of `nonce || sealed master keys || tag`, associated data `SOPHKEY1`.
+    pub wrapped: String,
+    pub created: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub username: String,
+}
+
+pub const KEY_AD: &[u8] = b"SOPHKEY1";
+
+impl KeyFile {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| Error::invalid(format!("encoding key file: {e}")))
+    }
+
+    pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
+        let k: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
+        if k.version != KEYFILE_VERSION {
+            return Err(Error::UnsupportedVersion { what: what.into(), found: k.version, supported: KEYFILE_VERSION });
+        }
+        if k.kdf != "argon2id" {
+            return Err(Error::malformed(what, format!("unknown kdf {:?}", k.kdf)));
+        }
+        let salt = k.salt_bytes(what)?;
+        if !(16..=64).contains(&salt.len()) {
+            return Err(Error::malformed(what, "salt must be 16..=64 bytes"));
+        }
+        if k.argon2.memory_kib > Argon2Params::MAX_MEMORY_KIB
+            || k.argon2.iterations > Argon2Params::MAX_ITERATIONS
+            || k.argon2.iterations == 0
+            || k.argon2.parallelism == 0
+            || k.argon2.parallelism > 16
+            || k.argon2.memory_kib < 8 * k.argon2.parallelism
+        {
+            return Err(Error::malformed(what, format!("argon2 parameters {:?} out of range", k.argon2)));
+        }
+        k.wrapped_bytes(what)?;
+        Ok(k)
+    }
+
+    pub fn salt_bytes(&self, what: &str) -> Result<Vec<u8>> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(&self.salt).map_err(|_| Error::malformed(what, "salt is not base64"))
+    }
+
+    pub fn wrapped_bytes(&self, what: &str) -> Result<Vec<u8>> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.wrapped)
+            .map_err(|_| Error::malformed(what, "wrapped key is not base64"))
+    }
+}
+
+/// A lock: who holds it, and until when it counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    pub version: u32,
+    pub exclusive: bool,
+    pub hostname: String,
+    pub pid: u32,
+    pub operation: String,
+    /// RFC 3339; a lock whose `refreshed` is older than the stale age is ignored.
+    pub created: String,
+    pub refreshed: String,
+}
+
+impl Lock {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| Error::invalid(format!("encoding lock: {e}")))
+    }
+
+    pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
+        let l: Lock = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
+        if l.version != LOCK_VERSION {
+            return Err(Error::UnsupportedVersion { what: what.into(), found: l.version, supported: LOCK_VERSION });
+        }
+        chrono::DateTime::parse_from_rfc3339(&l.refreshed).map_err(|e| Error::malformed(what, format!("refreshed: {e}")))?;
+        Ok(l)
+    }
+}

@@ -1,0 +1,248 @@
+//! The local index cache: a SQLite database mapping blob ids to their place in a pack.
+//!
+//! It is only a cache. Everything in it comes from the repository's index segments (and those can be
+//! rebuilt from pack headers by `repo repair-index`), so deleting it loses nothing: the next command
+//! rebuilds it. Lookups go to SQLite rather than to a map in memory, so memory does not grow with the
+//! repository.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::compress::Compression;
+use crate::error::{Error, Result};
+use crate::format::index::IndexSegment;
+use crate::format::pack::PackEntry;
+use crate::id::{BlobId, BlobType, IndexId, PackId};
+
+/// Bumped whenever the cache's schema changes; an older cache is dropped and rebuilt.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Where a blob is: its pack and its header entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub pack: PackId,
+    pub entry: PackEntry,
+}
+
+pub struct IndexCache {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl IndexCache {
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| sql(path, e))?;
+        let cache = IndexCache { conn: Mutex::new(conn), path: path.to_path_buf() };
+        cache.init()?;
+        Ok(cache)
+    }
+
+    /// An in-memory cache, for tools and tests.
+    pub fn in_memory() -> Result<Self> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| sql(&path, e))?;
+        let cache = IndexCache { conn: Mutex::new(conn), path };
+        cache.init()?;
+        Ok(cache)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn init(&self) -> Result<()> {
+        let conn = self.conn();
+        let p = &self.path;
+        conn.busy_timeout(std::time::Duration::from_secs(60)).map_err(|e| sql(p, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| sql(p, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| sql(p, e))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| sql(p, e))?;
+        if version != SCHEMA_VERSION {
+            conn.execute_batch(
+                "DROP TABLE IF EXISTS blobs; DROP TABLE IF EXISTS packs; DROP TABLE IF EXISTS segments;
+                 CREATE TABLE segments (id BLOB PRIMARY KEY) WITHOUT ROWID;
+                 CREATE TABLE packs (id BLOB PRIMARY KEY, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE blobs (id BLOB NOT NULL, pack BLOB NOT NULL, type INTEGER NOT NULL,
+                     compression INTEGER NOT NULL, offset INTEGER NOT NULL, sealed_len INTEGER NOT NULL,
+                     raw_len INTEGER NOT NULL, PRIMARY KEY (id, pack)) WITHOUT ROWID;",
+            )
+            .map_err(|e| sql(p, e))?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| sql(p, e))?;
+        }
+        Ok(())
+    }
+
+    pub fn segments(&self) -> Result<HashSet<IndexId>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT id FROM segments").map_err(|e| sql(&self.path, e))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(|e| sql(&self.path, e))?;
+        let mut out = HashSet::new();
+        for r in rows {
+            let bytes = r.map_err(|e| sql(&self.path, e))?;
+            if let Some(id) = IndexId::from_slice(&bytes) {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget everything (before a full rebuild).
+    pub fn clear(&self) -> Result<()> {
+        self.conn()
+            .execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments;")
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Record a segment and all its entries in one transaction.
+    pub fn add_segment(&self, id: &IndexId, segment: &IndexSegment) -> Result<()> {
+        let mut conn = self.conn();
+        let p = self.path.clone();
+        let tx = conn.transaction().map_err(|e| sql(&p, e))?;
+        {
+            let mut seg = tx.prepare_cached("INSERT OR IGNORE INTO segments (id) VALUES (?1)").map_err(|e| sql(&p, e))?;
+            seg.execute(params![&id.0[..]]).map_err(|e| sql(&p, e))?;
+            let mut pack = tx
+                .prepare_cached("INSERT OR IGNORE INTO packs (id, segment, blob_bytes) VALUES (?1, ?2, ?3)")
+                .map_err(|e| sql(&p, e))?;
+            let mut blob = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(|e| sql(&p, e))?;
+            for pk in &segment.packs {
+                pack.execute(params![&pk.id.0[..], &id.0[..], pk.blob_bytes() as i64]).map_err(|e| sql(&p, e))?;
+                for e in &pk.entries {
+                    blob.execute(params![
+                        &e.id.0[..],
+                        &pk.id.0[..],
+                        e.blob_type.code(),
+                        e.compression.code(),
+                        e.offset,
+                        e.sealed_len,
+                        e.raw_len
+                    ])
+                    .map_err(|e| sql(&p, e))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| sql(&p, e))
+    }
+
+    pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT pack, type, compression, offset, sealed_len, raw_len FROM blobs WHERE id = ?1 LIMIT 1",
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        let row = st
+            .query_row(params![&id.0[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u32>(5)?,
+                ))
+            })
+            .optional()
+            .map_err(|e| sql(&self.path, e))?;
+        let Some((pack, t, c, offset, sealed_len, raw_len)) = row else {
+            return Ok(None);
+        };
+        let bad = || Error::malformed(format!("index cache {}", self.path.display()), "invalid row; delete the cache");
+        Ok(Some(BlobLocation {
+            pack: PackId::from_slice(&pack).ok_or_else(bad)?,
+            entry: PackEntry {
+                blob_type: BlobType::from_code(t).ok_or_else(bad)?,
+                compression: Compression::from_code(c).ok_or_else(bad)?,
+                id: *id,
+                offset,
+                sealed_len,
+                raw_len,
+            },
+        }))
+    }
+
+    pub fn contains(&self, id: &BlobId) -> Result<bool> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1").map_err(|e| sql(&self.path, e))?;
+        st.exists(params![&id.0[..]]).map_err(|e| sql(&self.path, e))
+    }
+
+    /// Every indexed pack with the bytes of blobs it holds, streamed.
+    pub fn for_each_pack(&self, f: &mut dyn FnMut(PackId, u64) -> Result<()>) -> Result<()> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT id, blob_bytes FROM packs").map_err(|e| sql(&self.path, e))?;
+        let mut rows = st.query([]).map_err(|e| sql(&self.path, e))?;
+        while let Some(r) = rows.next().map_err(|e| sql(&self.path, e))? {
+            let id: Vec<u8> = r.get(0).map_err(|e| sql(&self.path, e))?;
+            let bytes: i64 = r.get(1).map_err(|e| sql(&self.path, e))?;
+            if let Some(id) = PackId::from_slice(&id) {
+                f(id, bytes as u64)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries the index holds for one pack.
+    pub fn pack_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT id, type, compression, offset, sealed_len, raw_len FROM blobs WHERE pack = ?1 ORDER BY offset",
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        let rows = st
+            .query_map(params![&pack.0[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u32>(5)?,
+                ))
+            })
+            .map_err(|e| sql(&self.path, e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, t, c, offset, sealed_len, raw_len) = row.map_err(|e| sql(&self.path, e))?;
+            let bad = || Error::malformed(format!("index cache {}", self.path.display()), "invalid row; delete the cache");
+            out.push(PackEntry {
+                blob_type: BlobType::from_code(t).ok_or_else(bad)?,
+                compression: Compression::from_code(c).ok_or_else(bad)?,
+                id: BlobId::from_slice(&id).ok_or_else(bad)?,
+                offset,
+                sealed_len,
+                raw_len,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn blob_count(&self) -> Result<u64> {
+        let conn = self.conn();
+        conn.query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| sql(&self.path, e))
+    }
+}
+
+fn sql(path: &Path, source: rusqlite::Error) -> Error {
+    Error::Sqlite { path: path.to_path_buf(), source }
+}

@@ -1,0 +1,24 @@
+//! Sophon Backup: a content-addressed, deduplicating, encrypted backup engine.
+//!
+//! Layers (a module uses only the layers below it; see `../shared/DESIGN.md`):
+//! 0 `error`, `id`, `format` · 1 `chunk`, `crypto`, `compress` · 2 `backend`, `pack` ·
+//! 3 `index`, `repo` · 4 `archive`, `restore`, `check` · 5 the binary.
+#![forbid(unsafe_code)]
+
+pub mod archive;
+pub mod backend;
+pub mod check;
+pub mod chunk;
+pub mod compress;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod id;
+pub mod index;
+pub mod pack;
+pub mod repo;
+pub mod restore;
+
+pub use error::{Error, Result};
+pub use id::{BlobId, BlobType, IndexId, KeyId, PackId, RepoId, SnapshotId};
+pub use repo::{InitOptions, Repository};

@@ -1,0 +1,682 @@
+//! A repository: opening it with a passphrase, its keys, its encrypted objects, its locks, and
+//! keeping the local index cache in step with the index segments it holds.
+//!
+//! Write ordering (format-spec/repository.md): packs, then the index segments that list them, then
+//! the snapshot that references them. A crash at any point leaves at most unreferenced packs.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::backend::{Backend, BackendErrorKind};
+use crate::chunk::ChunkerParams;
+use crate::compress;
+use crate::crypto::{self, Argon2Params, MasterKeys, SealKey};
+use crate::error::{Error, Result};
+use crate::format::config::{Config, KeyFile, Lock, CONFIG_VERSION, KEYFILE_VERSION, KEY_AD, LOCK_VERSION};
+use crate::format::envelope::{self, ObjectKind};
+use crate::format::index::IndexSegment;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Tree;
+use crate::id::{content_hash, BlobId, BlobType, IndexId, KeyId, LockId, RepoId, SnapshotId};
+use crate::index::{BlobLocation, IndexCache};
+use crate::pack;
+
+/// Snapshots, index segments and locks larger than this (decompressed) are refused.
+const MAX_OBJECT_SIZE: usize = 256 * 1024 * 1024;
+/// A lock not refreshed for this long belongs to a dead process and is ignored.
+pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+const LOCK_REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub pack_size: u32,
+    pub compression: i32,
+    pub argon2: Argon2Params,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerParams::DEFAULT,
+            pack_size: 16 * 1024 * 1024,
+            compression: 2,
+            argon2: Argon2Params::DEFAULT,
+        }
+    }
+}
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: Config,
+    keys: Arc<MasterKeys>,
+    key_id: KeyId,
+    index: IndexCache,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.backend.location())
+    }
+}
+
+/// The default folder for index caches: `$SOPHON_CACHE_DIR`, else `$XDG_CACHE_HOME/sophon`, else
+/// `~/.cache/sophon`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SOPHON_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("sophon");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".cache").join("sophon");
+    }
+    std::env::temp_dir().join("sophon-cache")
+}
+
+fn key_path(id: &KeyId) -> String {
+    format!("keys/{id}")
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn host() -> String {
+    hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn user() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default()
+}
+
+fn wrap_keys(keys: &MasterKeys, passphrase: &[u8], params: Argon2Params) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let salt: [u8; 32] = crypto::random_array()?;
+    let kek = crypto::argon2id(passphrase, &salt, params)?;
+    let wrapped = SealKey::new(*kek).seal(&keys.encode(), KEY_AD)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    KeyFile {
+        version: KEYFILE_VERSION,
+        kdf: "argon2id".into(),
+        argon2: params,
+        salt: b64.encode(salt),
+        wrapped: b64.encode(wrapped),
+        created: now_rfc3339(),
+        hostname: host(),
+        username: user(),
+    }
+    .encode()
+}
+
+/// Try to open one key file with `passphrase`. `Ok(None)` means "not this passphrase".
+fn unwrap_key(bytes: &[u8], id: &KeyId, passphrase: &[u8]) -> Result<Option<MasterKeys>> {
+    let what = format!("key {id}");
+    let kf = KeyFile::decode(bytes, &what)?;
+    let salt = kf.salt_bytes(&what)?;
+    let kek = crypto::argon2id(passphrase, &salt, kf.argon2)?;
+    match SealKey::new(*kek).open(&kf.wrapped_bytes(&what)?, KEY_AD, &|| what.clone()) {
+        Ok(plain) => {
+            let plain = Zeroizing::new(plain);
+            Ok(Some(MasterKeys::decode(&plain)?))
+        }
+        Err(Error::Authentication { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Repository {
+    /// Create a new repository at `backend`. Refuses a location that already holds one.
+    pub fn init(backend: Arc<dyn Backend>, passphrase: &[u8], opts: &InitOptions, cache_dir: Option<PathBuf>) -> Result<Self> {
+        opts.chunker.validate()?;
+        compress::Compressor::new(opts.compression)?;
+        if backend.stat("config")?.is_some() {
+            return Err(Error::invalid(format!("{}: a repository already exists here", backend.location())));
+        }
+        if passphrase.is_empty() {
+            return Err(Error::invalid("the passphrase is empty"));
+        }
+        let repo_id = RepoId(crypto::random_array()?);
+        let keys = MasterKeys::generate(repo_id)?;
+        let config = Config {
+            version: CONFIG_VERSION,
+            id: repo_id,
+            chunker: opts.chunker,
+            pack_size: opts.pack_size,
+            compression: opts.compression,
+        };
+        // Keys first: a config without a key would be a repository nobody can open.
+        let keyfile = wrap_keys(&keys, passphrase, opts.argon2)?;
+        let key_id = KeyId(content_hash(&keyfile));
+        backend.write(&key_path(&key_id), keyfile)?;
+        backend.write("config", config.encode()?)?;
+        Self::finish_open(backend, config, keys, key_id, cache_dir)
+    }
+
+    /// Open the repository at `backend` with `passphrase`, and bring the index cache up to date.
+    pub fn open(backend: Arc<dyn Backend>, passphrase: &[u8], cache_dir: Option<PathBuf>) -> Result<Self> {
+        let config_bytes = match backend.read("config") {
+            Ok(b) => b,
+            Err(e) if e.kind == BackendErrorKind::NotFound => {
+                return Err(Error::NotFound(format!(
+                    "{}: no repository here (no config); create one with `sophon repo init`",
+                    backend.location()
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let config = Config::decode(&config_bytes)?;
+        let mut key_names = Vec::new();
+        backend.list("keys", &mut |o| {
+            key_names.push(o.name);
+            Ok(())
+        })?;
+        key_names.sort();
+        let mut damaged = Vec::new();
+        for name in key_names {
+            let Ok(id) = name.parse::<KeyId>() else { continue };
+            let bytes = backend.read(&key_path(&id))?;
+            if content_hash(&bytes) != id.0 {
+                damaged.push(format!("key {id}: content does not match its name"));
+                continue;
+            }
+            match unwrap_key(&bytes, &id, passphrase) {
+                Ok(Some(keys)) => {
+                    if keys.repo_id != config.id {
+                        return Err(Error::malformed(
+                            "config",
+                            format!("repository id {} does not match the id sealed in key {id}", config.id),
+                        ));
+                    }
+                    return Self::finish_open(backend, config, keys, id, cache_dir);
+                }
+                Ok(None) => {}
+                Err(e) => damaged.push(e.to_string()),
+            }
+        }
+        if !damaged.is_empty() {
+            return Err(Error::invalid(format!(
+                "wrong passphrase for {}, or damaged key files: {}",
+                backend.location(),
+                damaged.join("; ")
+            )));
+        }
+        Err(Error::WrongPassphrase { repo: backend.location() })
+    }
+
+    fn finish_open(backend: Arc<dyn Backend>, config: Config, keys: MasterKeys, key_id: KeyId, cache_dir: Option<PathBuf>) -> Result<Self> {
+        let index = match cache_dir {
+            Some(dir) => IndexCache::open(&dir.join(config.id.to_hex()).join("index.sqlite"))?,
+            None => IndexCache::in_memory()?,
+        };
+        let repo = Repository { backend, config, keys: Arc::new(keys), key_id, index };
+        repo.sync_index(&mut |_| {})?;
+        Ok(repo)
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn keys(&self) -> &Arc<MasterKeys> {
+        &self.keys
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    pub fn index(&self) -> &IndexCache {
+        &self.index
+    }
+
+    // ---------------------------------------------------------------- keys
+
+    pub fn add_key(&self, passphrase: &[u8], params: Argon2Params) -> Result<KeyId> {
+        if passphrase.is_empty() {
+            return Err(Error::invalid("the new passphrase is empty"));
+        }
+        let keyfile = wrap_keys(&self.keys, passphrase, params)?;
+        let id = KeyId(content_hash(&keyfile));
+        self.backend.write(&key_path(&id), keyfile)?;
+        Ok(id)
+    }
+
+    pub fn list_keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
+        let mut names = Vec::new();
+        self.backend.list("keys", &mut |o| {
+            names.push(o.name);
+            Ok(())
+        })?;
+        let mut out = Vec::new();
+        for name in names {
+            let Ok(id) = name.parse::<KeyId>() else { continue };
+            let bytes = self.backend.read(&key_path(&id))?;
+            out.push((id, KeyFile::decode(&bytes, &format!("key {id}"))?));
+        }
+        out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+        Ok(out)
+    }
+
+    /// Remove a key file. The key in use cannot be removed (use `passwd` to replace it), so the
+    /// repository always keeps at least one key that opens it.
+    pub fn remove_key(&self, id: &KeyId) -> Result<()> {
+        if *id == self.key_id {
+            return Err(Error::invalid(format!(
+                "key {id} is the one this passphrase opened; open with another key to remove it, or use `repo key passwd`"
+            )));
+        }
+        if self.backend.stat(&key_path(id))?.is_none() {
+            return Err(Error::NotFound(format!("key {id} not found in {}", self.backend.location())));
+        }
+        self.backend.delete(&key_path(id))?;
+        Ok(())
+    }
+
+    /// Replace the key in use by one under a new passphrase (added before the old one is removed).
+    pub fn change_passphrase(&mut self, new_passphrase: &[u8], params: Argon2Params) -> Result<KeyId> {
+        let new_id = self.add_key(new_passphrase, params)?;
+        self.backend.delete(&key_path(&self.key_id))?;
+        self.key_id = new_id;
+        Ok(new_id)
+    }
+
+    // ---------------------------------------------------------------- sealed objects
+
+    fn object_path(kind: ObjectKind, id: &[u8; 32]) -> String {
+        let dir = match kind {
+            ObjectKind::Index => "index",
+            ObjectKind::Snapshot => "snapshots",
+            ObjectKind::Lock => "locks",
+        };
+        format!("{dir}/{}", hex::encode(id))
+    }
+
+    fn seal_object(&self, kind: ObjectKind, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let payload = compress::compress_object(plaintext)?;
+        let prefix = envelope::prefix(kind, true);
+        let sealed = self.keys.seal.seal(&payload, &prefix)?;
+        let mut out = Vec::with_capacity(prefix.len() + sealed.len());
+        out.extend_from_slice(&prefix);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn save_object(&self, kind: ObjectKind, plaintext: &[u8]) -> Result<[u8; 32]> {
+        let bytes = self.seal_object(kind, plaintext)?;
+        let id = content_hash(&bytes);
+        self.backend.write(&Self::object_path(kind, &id), bytes)?;
+        Ok(id)
+    }
+
+    /// Check, open and decompress a stored object.
+    pub fn open_object(&self, kind: ObjectKind, id: &[u8; 32], bytes: &[u8]) -> Result<Vec<u8>> {
+        let what = format!("{} {}", kind.name(), hex::encode(id));
+        if content_hash(bytes) != *id {
+            return Err(Error::HashMismatch { what, expected: hex::encode(id) });
+        }
+        let (prefix, compressed, start) = envelope::parse(bytes, kind, &what)?;
+        let plain = self.keys.seal.open(&bytes[start..], &prefix, &|| what.clone())?;
+        if compressed {
+            compress::decompress_object(&plain, MAX_OBJECT_SIZE, &|| what.clone())
+        } else {
+            Ok(plain)
+        }
+    }
+
+    fn load_object(&self, kind: ObjectKind, id: &[u8; 32]) -> Result<Vec<u8>> {
+        let bytes = match self.backend.read(&Self::object_path(kind, id)) {
+            Ok(b) => b,
+            Err(e) if e.kind == BackendErrorKind::NotFound => {
+                return Err(Error::NotFound(format!("{} {} not found in {}", kind.name(), hex::encode(id), self.backend.location())))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.open_object(kind, id, &bytes)
+    }
+
+    fn list_ids(&self, dir: &str) -> Result<Vec<[u8; 32]>> {
+        let mut out = Vec::new();
+        self.backend.list(dir, &mut |o| {
+            let mut id = [0u8; 32];
+            if hex::decode_to_slice(&o.name, &mut id).is_ok() {
+                out.push(id);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- snapshots
+
+    pub fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
+        Ok(SnapshotId(self.save_object(ObjectKind::Snapshot, &snap.encode()?)?))
+    }
+
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let plain = self.load_object(ObjectKind::Snapshot, &id.0)?;
+        Snapshot::decode(&plain, &format!("snapshot {id}"))
+    }
+
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        Ok(self.list_ids("snapshots")?.into_iter().map(SnapshotId).collect())
+    }
+
+    /// Every snapshot that can be read, oldest first, plus the ones that could not with why.
+    pub fn list_snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(SnapshotId, Error)>)> {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for id in self.snapshot_ids()? {
+            match self.load_snapshot(&id) {
+                Ok(s) => ok.push((id, s)),
+                Err(e) if e.is_damage() => bad.push((id, e)),
+                Err(e) => return Err(e),
+            }
+        }
+        ok.sort_by(|a, b| a.1.time().cmp(&b.1.time()).then(a.0.cmp(&b.0)));
+        Ok((ok, bad))
+    }
+
+    /// `latest`, a full id, or a unique prefix of at least 4 hex digits.
+    pub fn resolve_snapshot(&self, spec: &str) -> Result<SnapshotId> {
+        if spec == "latest" {
+            let (snaps, _) = self.list_snapshots()?;
+            return snaps
+                .last()
+                .map(|(id, _)| *id)
+                .ok_or_else(|| Error::NotFound(format!("{}: no snapshots yet", self.backend.location())));
+        }
+        if spec.len() < 4 || !spec.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::invalid(format!("snapshot {spec:?}: give `latest` or at least 4 hex digits of an id")));
+        }
+        let spec = spec.to_ascii_lowercase();
+        let matches: Vec<SnapshotId> = self.snapshot_ids()?.into_iter().filter(|id| id.to_hex().starts_with(&spec)).collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::NotFound(format!("snapshot {spec} not found in {}", self.backend.location()))),
+            _ => Err(Error::invalid(format!("snapshot prefix {spec} matches {} snapshots; give more digits", matches.len()))),
+        }
+    }
+
+    // ---------------------------------------------------------------- index
+
+    /// Write an index segment, then record it in the cache.
+    pub fn save_index_segment(&self, segment: &IndexSegment) -> Result<IndexId> {
+        let id = IndexId(self.save_object(ObjectKind::Index, &segment.encode())?);
+        self.index.add_segment(&id, segment)?;
+        Ok(id)
+    }
+
+    pub fn load_index_segment(&self, id: &IndexId) -> Result<IndexSegment> {
+        let plain = self.load_object(ObjectKind::Index, &id.0)?;
+        IndexSegment::decode(&plain, &format!("index segment {id}"))
+    }
+
+    pub fn index_segment_ids(&self) -> Result<Vec<IndexId>> {
+        Ok(self.list_ids("index")?.into_iter().map(IndexId).collect())
+    }
+
+    /// Bring the cache in step with the repository's index segments: load new ones; if one the cache
+    /// holds is gone or superseded, rebuild from scratch. A damaged segment is reported through
+    /// `on_damage` and skipped, so the rest of the repository stays usable.
+    pub fn sync_index(&self, on_damage: &mut dyn FnMut(Error)) -> Result<()> {
+        let remote: HashSet<IndexId> = self.index_segment_ids()?.into_iter().collect();
+        let cached = self.index.segments()?;
+        let mut missing: Vec<IndexId> = remote.difference(&cached).copied().collect();
+        missing.sort();
+        let mut rebuild = cached.iter().any(|id| !remote.contains(id));
+        if !rebuild {
+            for id in &missing {
+                match self.load_index_segment(id) {
+                    Ok(seg) => {
+                        if seg.superseded.iter().any(|s| cached.contains(s) || remote.contains(s)) {
+                            rebuild = true;
+                            break;
+                        }
+                        self.index.add_segment(id, &seg)?;
+                    }
+                    Err(e) if e.is_damage() => on_damage(e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if rebuild {
+            self.rebuild_index_cache(&remote, on_damage)?;
+        }
+        Ok(())
+    }
+
+    fn rebuild_index_cache(&self, remote: &HashSet<IndexId>, on_damage: &mut dyn FnMut(Error)) -> Result<()> {
+        // Two passes keep memory bounded: first learn which segments are superseded, then load the rest.
+        let mut superseded = HashSet::new();
+        for id in remote {
+            match self.load_index_segment(id) {
+                Ok(seg) => superseded.extend(seg.superseded),
+                Err(e) if e.is_damage() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.index.clear()?;
+        for id in remote {
+            if superseded.contains(id) {
+                continue;
+            }
+            match self.load_index_segment(id) {
+                Ok(seg) => self.index.add_segment(id, &seg)?,
+                Err(e) if e.is_damage() => on_damage(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- blobs
+
+    pub fn lookup_blob(&self, id: &BlobId) -> Result<BlobLocation> {
+        self.index
+            .lookup(id)?
+            .ok_or_else(|| Error::NotFound(format!("blob {id} is not in the index of {}", self.backend.location())))
+    }
+
+    /// Read one blob: locate it, read its bytes, authenticate, decompress.
+    pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = self.lookup_blob(id)?;
+        self.read_blob_at(&loc)
+    }
+
+    pub fn read_blob_at(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let e = &loc.entry;
+        let sealed = self.backend.read_range(&pack::pack_path(&loc.pack), e.offset as u64, e.sealed_len as u64)?;
+        pack::open_blob(&self.keys.seal, e, sealed, &|| format!("blob {} in pack {}", e.id, loc.pack))
+    }
+
+    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        let loc = self.lookup_blob(id)?;
+        if loc.entry.blob_type != BlobType::Tree {
+            return Err(Error::malformed(format!("tree {id}"), "indexed as a data blob"));
+        }
+        let bytes = self.read_blob_at(&loc)?;
+        Tree::decode(&bytes, &format!("tree {id}"))
+    }
+
+    // ---------------------------------------------------------------- locks
+
+    fn write_lock(&self, exclusive: bool, operation: &str, created: &str) -> Result<LockId> {
+        let lock = Lock {
+            version: LOCK_VERSION,
+            exclusive,
+            hostname: host(),
+            pid: std::process::id(),
+            operation: operation.to_string(),
+            created: created.to_string(),
+            refreshed: now_rfc3339(),
+        };
+        Ok(LockId(self.save_object(ObjectKind::Lock, &lock.encode()?)?))
+    }
+
+    /// Live locks other than `mine`. Unreadable or stale locks are ignored (a dead process's lock
+    /// must not block the repository forever).
+    pub fn live_locks(&self, mine: Option<&LockId>) -> Result<Vec<(LockId, Lock)>> {
+        let mut out = Vec::new();
+        for id in self.list_ids("locks")? {
+            let id = LockId(id);
+            if Some(&id) == mine {
+                continue;
+            }
+            let lock = match self.load_object(ObjectKind::Lock, &id.0).and_then(|p| Lock::decode(&p, &format!("lock {id}"))) {
+                Ok(l) => l,
+                Err(_) => continue,
+            };
+            let refreshed = chrono::DateTime::parse_from_rfc3339(&lock.refreshed).map(|t| t.with_timezone(&chrono::Utc));
+            let age = refreshed.map(|t| chrono::Utc::now() - t).unwrap_or(chrono::TimeDelta::MAX);
+            if age.to_std().map(|a| a < LOCK_STALE_AFTER).unwrap_or(true) {
+                out.push((id, lock));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Take a lock: shared ones coexist; an exclusive one needs the repository to itself.
+    pub fn lock(self: &Arc<Self>, exclusive: bool, operation: &str) -> Result<LockGuard> {
+        let created = now_rfc3339();
+        let conflict = |locks: &[(LockId, Lock)]| {
+            locks.iter().find(|(_, l)| exclusive || l.exclusive).map(|(id, l)| {
+                format!(
+                    "{} lock {} held by pid {} on {} ({}) since {}",
+                    if l.exclusive { "exclusive" } else { "shared" },
+                    id.short(),
+                    l.pid,
+                    l.hostname,
+                    l.operation,
+                    l.created
+                )
+            })
+        };
+        if let Some(detail) = conflict(&self.live_locks(None)?) {
+            return Err(Error::Locked { repo: self.backend.location(), detail });
+        }
+        let id = self.write_lock(exclusive, operation, &created)?;
+        // Check again: two clients may have raced between the check and the write.
+        if let Some(detail) = conflict(&self.live_locks(Some(&id))?) {
+            let _ = self.backend.delete(&Self::object_path(ObjectKind::Lock, &id.0));
+            return Err(Error::Locked { repo: self.backend.location(), detail });
+        }
+        let current = Arc::new(Mutex::new(id));
+        let stop = Arc::new(AtomicBool::new(false));
+        let refresher = {
+            let repo = Arc::clone(self);
+            let current = Arc::clone(&current);
+            let stop = Arc::clone(&stop);
+            let operation = operation.to_string();
+            std::thread::Builder::new()
+                .name("sophon-lock".into())
+                .spawn(move || {
+                    let mut waited = Duration::ZERO;
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(200));
+                        waited += Duration::from_millis(200);
+                        if waited < LOCK_REFRESH_EVERY {
+                            continue;
+                        }
+                        waited = Duration::ZERO;
+                        if let Ok(new_id) = repo.write_lock(exclusive, &operation, &created) {
+                            let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
+                            let old = std::mem::replace(&mut *cur, new_id);
+                            let _ = repo.backend.delete(&Self::object_path(ObjectKind::Lock, &old.0));
+                        }
+                    }
+                })
+                .map_err(|e| Error::io("lock refresher thread", e))?
+        };
+        Ok(LockGuard { repo: Arc::clone(self), current, stop, refresher: Some(refresher) })
+    }
+}
+
+/// Holds a lock and refreshes it; dropping it removes the lock.
+pub struct LockGuard {
+    repo: Arc<Repository>,
+    current: Arc<Mutex<LockId>>,
+    stop: Arc<AtomicBool>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        let id = *self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self.repo.backend.delete(&Repository::object_path(ObjectKind::Lock, &id.0));
+    }
+}
+
+impl Repository {
+    /// Rebuild the index segments from the pack headers: write one new set of segments that
+    /// supersedes every existing one, then delete the old ones. Packs whose header cannot be read
+    /// are reported and left out.
+    pub fn repair_index(&self, on_problem: &mut dyn FnMut(Error)) -> Result<RepairOutcome> {
+        let old = self.index_segment_ids()?;
+        let mut packs = Vec::new();
+        self.backend.list("data", &mut |o| {
+            let name = o.name.rsplit('/').next().unwrap_or("").to_string();
+            if let Ok(id) = name.parse::<crate::id::PackId>() {
+                packs.push((id, o.size));
+            }
+            Ok(())
+        })?;
+        packs.sort();
+        let mut outcome = RepairOutcome::default();
+        let mut segment = IndexSegment { superseded: old.clone(), packs: Vec::new() };
+        let mut written = Vec::new();
+        for (id, size) in packs {
+            match pack::read_pack_header(self.backend.as_ref(), &self.keys.seal, &id, size) {
+                Ok(entries) => {
+                    outcome.packs += 1;
+                    outcome.blobs += entries.len() as u64;
+                    segment.packs.push(crate::format::index::IndexedPack { id, entries });
+                }
+                Err(e) if e.is_damage() => {
+                    outcome.unreadable += 1;
+                    on_problem(e)
+                }
+                Err(e) => return Err(e),
+            }
+            if segment.packs.len() >= 1024 {
+                let full = std::mem::replace(&mut segment, IndexSegment { superseded: old.clone(), packs: Vec::new() });
+                written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
+            }
+        }
+        if !segment.packs.is_empty() || written.is_empty() {
+            written.push(IndexId(self.save_object(ObjectKind::Index, &segment.encode())?));
+        }
+        for id in &old {
+            if !written.contains(id) {
+                self.backend.delete(&Self::object_path(ObjectKind::Index, &id.0))?;
+            }
+        }
+        outcome.segments_written = written.len() as u64;
+        outcome.segments_removed = old.len() as u64;
+        self.sync_index(&mut |_| {})?;
+        Ok(outcome)
+    }
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RepairOutcome {
+    pub packs: u64,
+    pub blobs: u64,
+    pub unreadable: u64,
+    pub segments_written: u64,
+    pub segments_removed: u64,
+}

@@ -184,10 +184,7 @@ pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progre
     for p in &opts.paths {
         let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
         let meta = std::fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
-        let name = abs
-            .file_name()
-            .map(|n| n.as_bytes().to_vec())
-            .unwrap_or_else(|| b"root".to_vec());
+        let name = abs.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| b"root".to_vec());
         if !names.insert(name.clone()) {
             return Err(Error::invalid(format!(
                 "two paths end in the same name {:?}; back them up separately",
@@ -205,11 +202,7 @@ pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progre
         ParentChoice::Snapshot(id) => Some(*id),
         ParentChoice::Auto => {
             let (snaps, _) = repo.list_snapshots()?;
-            snaps
-                .iter()
-                .rev()
-                .find(|(_, s)| s.paths == path_strings && s.hostname == hostname)
-                .map(|(id, _)| *id)
+            snaps.iter().rev().find(|(_, s)| s.paths == path_strings && s.hostname == hostname).map(|(id, _)| *id)
         }
     };
     let parent_tree = match parent {
@@ -271,7 +264,13 @@ pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progre
         summary,
     };
     let snapshot_id = repo.save_snapshot(&snapshot)?;
-    Ok(BackupOutcome { snapshot_id, snapshot, parent, seconds: started.elapsed().as_secs_f64(), index_segments: segments })
+    Ok(BackupOutcome {
+        snapshot_id,
+        snapshot,
+        parent,
+        seconds: started.elapsed().as_secs_f64(),
+        index_segments: segments,
+    })
 }
 
 /// Counts files and bytes ahead of the backup so progress can show an ETA.
@@ -279,7 +278,9 @@ fn spawn_scanner(roots: Vec<PathBuf>, progress: Arc<Progress>) {
     let _ = std::thread::Builder::new().name("sophon-scan".into()).spawn(move || {
         let mut stack = roots;
         while let Some(p) = stack.pop() {
-            let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
             if meta.is_dir() {
                 if let Ok(rd) = std::fs::read_dir(&p) {
                     stack.extend(rd.flatten().map(|e| e.path()));
@@ -389,7 +390,12 @@ fn reader_loop(shared: &Shared, jobs: Receiver<FileJob>, blobs: Sender<RawBlob>)
 }
 
 /// Chunk one file and hand its new chunks on. `Err` is an unreadable file (reported, not fatal).
-fn read_file(shared: &Shared, chunker: &mut Chunker, path: &Path, blobs: &Sender<RawBlob>) -> std::result::Result<FileContent, String> {
+fn read_file(
+    shared: &Shared,
+    chunker: &mut Chunker,
+    path: &Path,
+    blobs: &Sender<RawBlob>,
+) -> std::result::Result<FileContent, String> {
     let mut file = File::open(path).map_err(|e| e.to_string())?;
     chunker.reset();
     let mut content = Vec::new();
@@ -692,14 +698,17 @@ impl Walker<'_> {
             return Err(Error::invalid("a folder has too many entries for one tree blob (limit 64 MiB of metadata)"));
         }
         let id = self.shared.repo.keys().blob_id(&bytes);
-        if self.shared.claim(&id)? && self.blob_tx.send(RawBlob { blob_type: BlobType::Tree, id, data: bytes }).is_err() {
+        if self.shared.claim(&id)? && self.blob_tx.send(RawBlob { blob_type: BlobType::Tree, id, data: bytes }).is_err()
+        {
             return Err(self.shared.take_fatal().unwrap_or_else(|| Error::invalid("backup aborted")));
         }
         Ok(id)
     }
 }
 
+/// The parent's node of the same name. Decoded trees are sorted by name bytes, so this is a binary search.
 fn find<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
-    let tree = tree?;
-    tree.nodes.iter().find(|n| n.name_bytes().map(|b| b == name).unwrap_or(false))
+    let nodes = &tree?.nodes;
+    let i = nodes.binary_search_by(|n| n.name_bytes().unwrap_or_default().as_slice().cmp(name)).ok()?;
+    nodes.get(i)
 }

@@ -51,6 +51,8 @@ struct Findings {
 
 impl Findings {
     fn add(&mut self, object: String, problem: String) -> String {
+        // Errors already start with the object's name; say it once.
+        let problem = problem.strip_prefix(&format!("{object}: ")).map(str::to_string).unwrap_or(problem);
         self.by_object.entry(object.clone()).or_insert_with(|| (problem, BTreeSet::new()));
         object
     }
@@ -94,12 +96,16 @@ pub fn check(repo: &Repository, opts: &CheckOptions, on_progress: &mut dyn FnMut
         indexed.insert(id);
         match listed.get(&id) {
             None => {
-                damaged_packs.insert(id, findings.add(format!("pack {id}"), "indexed but missing from the repository".into()));
+                damaged_packs
+                    .insert(id, findings.add(format!("pack {id}"), "indexed but missing from the repository".into()));
             }
             Some(&size) if size < blob_bytes => {
                 damaged_packs.insert(
                     id,
-                    findings.add(format!("pack {id}"), format!("{size} bytes, but its indexed blobs alone take {blob_bytes}")),
+                    findings.add(
+                        format!("pack {id}"),
+                        format!("{size} bytes, but its indexed blobs alone take {blob_bytes}"),
+                    ),
                 );
             }
             Some(_) => {}
@@ -150,7 +156,14 @@ pub fn check(repo: &Repository, opts: &CheckOptions, on_progress: &mut dyn FnMut
             }
             Err(e) => return Err(e),
         };
-        let mut ctx = Walk { repo, findings: &mut findings, damaged_packs: &damaged_packs, damaged_blobs: &damaged_blobs, memo: &mut tree_memo, trees: 0 };
+        let mut ctx = Walk {
+            repo,
+            findings: &mut findings,
+            damaged_packs: &damaged_packs,
+            damaged_blobs: &damaged_blobs,
+            memo: &mut tree_memo,
+            trees: 0,
+        };
         let objects = ctx.tree(&snap.tree)?;
         report.trees += ctx.trees;
         for o in objects {
@@ -161,7 +174,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, on_progress: &mut dyn FnMut
     report.findings = findings
         .by_object
         .into_iter()
-        .map(|(object, (problem, snaps))| Finding { object, problem, snapshots: snaps.iter().map(|s| s.to_hex()).collect() })
+        .map(|(object, (problem, snaps))| Finding {
+            object,
+            problem,
+            snapshots: snaps.iter().map(|s| s.to_hex()).collect(),
+        })
         .collect();
     Ok(report)
 }
@@ -202,7 +219,10 @@ fn read_pack(
                     if repo.keys().blob_id(&plain) == entry.id {
                         Ok(())
                     } else {
-                        Err(Error::HashMismatch { what: format!("blob {} in {object}", entry.id), expected: entry.id.to_hex() })
+                        Err(Error::HashMismatch {
+                            what: format!("blob {} in {object}", entry.id),
+                            expected: entry.id.to_hex(),
+                        })
                     }
                 }),
         };
@@ -273,7 +293,10 @@ impl Walk<'_> {
         match self.repo.index().lookup(id)? {
             None => Ok(Some(self.findings.add(
                 format!("blob {id}"),
-                format!("{} blob referenced but not in any index segment", if expected == BlobType::Tree { "tree" } else { "data" }),
+                format!(
+                    "{} blob referenced but not in any index segment",
+                    if expected == BlobType::Tree { "tree" } else { "data" }
+                ),
             ))),
             Some(loc) => {
                 if let Some(o) = self.damaged_packs.get(&loc.pack) {

@@ -163,9 +163,10 @@ mod tests {
     fn cut_points_match_fastcdc_over_the_whole_input() {
         let data = pseudo_random(200_000, 3);
         let ours = chunk_lengths(SMALL, 99, &data).unwrap();
-        let theirs: Vec<usize> = fastcdc::v2020::FastCDC::with_level_and_seed(&data, 256, 1024, 4096, Normalization::Level1, 99)
-            .map(|c| c.length)
-            .collect();
+        let theirs: Vec<usize> =
+            fastcdc::v2020::FastCDC::with_level_and_seed(&data, 256, 1024, 4096, Normalization::Level1, 99)
+                .map(|c| c.length)
+                .collect();
         assert_eq!(ours, theirs);
     }
 

@@ -47,10 +47,7 @@ impl Compressor {
         let ctx = if level == 0 {
             None
         } else {
-            Some(
-                zstd::bulk::Compressor::new(level)
-                    .map_err(|e| Error::invalid(format!("zstd level {level}: {e}")))?,
-            )
+            Some(zstd::bulk::Compressor::new(level).map_err(|e| Error::invalid(format!("zstd level {level}: {e}")))?)
         };
         Ok(Compressor { level, ctx })
     }
@@ -72,17 +69,26 @@ impl Compressor {
 }
 
 /// Undo [`Compressor::compress`]. `raw_len` is the size the header declares; anything else is damage.
-pub fn decompress(compression: Compression, payload: Vec<u8>, raw_len: usize, what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+pub fn decompress(
+    compression: Compression,
+    payload: Vec<u8>,
+    raw_len: usize,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
     if raw_len > MAX_BLOB_SIZE {
         return Err(Error::TooLarge { what: what(), limit: MAX_BLOB_SIZE as u64 });
     }
     let out = match compression {
         Compression::None => payload,
-        Compression::Zstd => zstd::bulk::decompress(&payload, raw_len)
-            .map_err(|e| Error::malformed(what(), format!("zstd: {e}")))?,
+        Compression::Zstd => {
+            zstd::bulk::decompress(&payload, raw_len).map_err(|e| Error::malformed(what(), format!("zstd: {e}")))?
+        }
     };
     if out.len() != raw_len {
-        return Err(Error::malformed(what(), format!("{} bytes after decompression, header says {raw_len}", out.len())));
+        return Err(Error::malformed(
+            what(),
+            format!("{} bytes after decompression, header says {raw_len}", out.len()),
+        ));
     }
     Ok(out)
 }

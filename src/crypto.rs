@@ -37,7 +37,8 @@ pub struct SealKey {
 impl SealKey {
     pub fn new(raw: [u8; 32]) -> Self {
         let raw = Zeroizing::new(raw);
-        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, raw.as_ref()).expect("32-byte key is valid for AES-256"));
+        let key =
+            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, raw.as_ref()).expect("32-byte key is valid for AES-256"));
         SealKey { raw, key }
     }
 
@@ -137,7 +138,11 @@ impl MasterKeys {
             return Err(Error::malformed(what(), format!("{} bytes, expected {}", bytes.len(), Self::ENCODED_LEN)));
         }
         if bytes[0] != Self::VERSION {
-            return Err(Error::UnsupportedVersion { what: what(), found: bytes[0] as u32, supported: Self::VERSION as u32 });
+            return Err(Error::UnsupportedVersion {
+                what: what(),
+                found: bytes[0] as u32,
+                supported: Self::VERSION as u32,
+            });
         }
         let take = |at: usize| -> [u8; 32] {
             let mut a = [0u8; 32];
@@ -188,8 +193,7 @@ pub fn argon2id(passphrase: &[u8], salt: &[u8], params: Argon2Params) -> Result<
         .map_err(|e| Error::invalid(format!("argon2id parameters {params:?}: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
     let mut out = Zeroizing::new([0u8; 32]);
-    a.hash_password_into(passphrase, salt, out.as_mut())
-        .map_err(|e| Error::invalid(format!("argon2id: {e}")))?;
+    a.hash_password_into(passphrase, salt, out.as_mut()).map_err(|e| Error::invalid(format!("argon2id: {e}")))?;
     Ok(out)
 }
 

@@ -85,9 +85,7 @@ impl IndexCache {
     pub fn segments(&self) -> Result<HashSet<IndexId>> {
         let conn = self.conn();
         let mut st = conn.prepare_cached("SELECT id FROM segments").map_err(|e| sql(&self.path, e))?;
-        let rows = st
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))
-            .map_err(|e| sql(&self.path, e))?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(|e| sql(&self.path, e))?;
         let mut out = HashSet::new();
         for r in rows {
             let bytes = r.map_err(|e| sql(&self.path, e))?;
@@ -111,7 +109,8 @@ impl IndexCache {
         let p = self.path.clone();
         let tx = conn.transaction().map_err(|e| sql(&p, e))?;
         {
-            let mut seg = tx.prepare_cached("INSERT OR IGNORE INTO segments (id) VALUES (?1)").map_err(|e| sql(&p, e))?;
+            let mut seg =
+                tx.prepare_cached("INSERT OR IGNORE INTO segments (id) VALUES (?1)").map_err(|e| sql(&p, e))?;
             seg.execute(params![&id.0[..]]).map_err(|e| sql(&p, e))?;
             let mut pack = tx
                 .prepare_cached("INSERT OR IGNORE INTO packs (id, segment, blob_bytes) VALUES (?1, ?2, ?3)")
@@ -180,7 +179,8 @@ impl IndexCache {
 
     pub fn contains(&self, id: &BlobId) -> Result<bool> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1").map_err(|e| sql(&self.path, e))?;
+        let mut st =
+            conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1").map_err(|e| sql(&self.path, e))?;
         st.exists(params![&id.0[..]]).map_err(|e| sql(&self.path, e))
     }
 
@@ -222,7 +222,8 @@ impl IndexCache {
         let mut out = Vec::new();
         for row in rows {
             let (id, t, c, offset, sealed_len, raw_len) = row.map_err(|e| sql(&self.path, e))?;
-            let bad = || Error::malformed(format!("index cache {}", self.path.display()), "invalid row; delete the cache");
+            let bad =
+                || Error::malformed(format!("index cache {}", self.path.display()), "invalid row; delete the cache");
             out.push(PackEntry {
                 blob_type: BlobType::from_code(t).ok_or_else(bad)?,
                 compression: Compression::from_code(c).ok_or_else(bad)?,

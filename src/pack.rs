@@ -120,7 +120,8 @@ pub fn parse_pack(key: &SealKey, id: Option<&PackId>, bytes: &[u8]) -> Result<Ve
     }
     let header_len = fmt::decode_trailer(&bytes[bytes.len() - fmt::TRAILER_LEN..], len, &what)?;
     let start = bytes.len() - fmt::TRAILER_LEN - header_len as usize;
-    let plain = key.open(&bytes[start..bytes.len() - fmt::TRAILER_LEN], fmt::HEADER_AD, &|| format!("{what} header"))?;
+    let plain =
+        key.open(&bytes[start..bytes.len() - fmt::TRAILER_LEN], fmt::HEADER_AD, &|| format!("{what} header"))?;
     fmt::decode_header(&plain, len, header_len, &what)
 }
 

@@ -65,6 +65,9 @@ impl std::fmt::Debug for Repository {
     }
 }
 
+/// Readable snapshots (oldest first) and the unreadable ones with why.
+pub type SnapshotListing = (Vec<(SnapshotId, Snapshot)>, Vec<(SnapshotId, Error)>);
+
 /// The default folder for index caches: `$SOPHON_CACHE_DIR`, else `$XDG_CACHE_HOME/sophon`, else
 /// `~/.cache/sophon`.
 pub fn default_cache_dir() -> PathBuf {
@@ -94,6 +97,16 @@ fn host() -> String {
 
 fn user() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default()
+}
+
+/// A lock taken on this host by a process that no longer exists (killed, crashed) is stale at once.
+/// Only decidable where `/proc` shows processes; elsewhere the age rule alone applies.
+fn holder_is_dead(lock: &Lock) -> bool {
+    let proc = std::path::Path::new("/proc");
+    lock.hostname == host()
+        && lock.pid != std::process::id()
+        && proc.join("self").exists()
+        && !proc.join(lock.pid.to_string()).exists()
 }
 
 fn wrap_keys(keys: &MasterKeys, passphrase: &[u8], params: Argon2Params) -> Result<Vec<u8>> {
@@ -133,7 +146,12 @@ fn unwrap_key(bytes: &[u8], id: &KeyId, passphrase: &[u8]) -> Result<Option<Mast
 
 impl Repository {
     /// Create a new repository at `backend`. Refuses a location that already holds one.
-    pub fn init(backend: Arc<dyn Backend>, passphrase: &[u8], opts: &InitOptions, cache_dir: Option<PathBuf>) -> Result<Self> {
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        passphrase: &[u8],
+        opts: &InitOptions,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Self> {
         opts.chunker.validate()?;
         compress::Compressor::new(opts.compression)?;
         if backend.stat("config")?.is_some() {
@@ -180,7 +198,9 @@ impl Repository {
         key_names.sort();
         let mut damaged = Vec::new();
         for name in key_names {
-            let Ok(id) = name.parse::<KeyId>() else { continue };
+            let Ok(id) = name.parse::<KeyId>() else {
+                continue;
+            };
             let bytes = backend.read(&key_path(&id))?;
             if content_hash(&bytes) != id.0 {
                 damaged.push(format!("key {id}: content does not match its name"));
@@ -210,7 +230,13 @@ impl Repository {
         Err(Error::WrongPassphrase { repo: backend.location() })
     }
 
-    fn finish_open(backend: Arc<dyn Backend>, config: Config, keys: MasterKeys, key_id: KeyId, cache_dir: Option<PathBuf>) -> Result<Self> {
+    fn finish_open(
+        backend: Arc<dyn Backend>,
+        config: Config,
+        keys: MasterKeys,
+        key_id: KeyId,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Self> {
         let index = match cache_dir {
             Some(dir) => IndexCache::open(&dir.join(config.id.to_hex()).join("index.sqlite"))?,
             None => IndexCache::in_memory()?,
@@ -260,7 +286,9 @@ impl Repository {
         })?;
         let mut out = Vec::new();
         for name in names {
-            let Ok(id) = name.parse::<KeyId>() else { continue };
+            let Ok(id) = name.parse::<KeyId>() else {
+                continue;
+            };
             let bytes = self.backend.read(&key_path(&id))?;
             out.push((id, KeyFile::decode(&bytes, &format!("key {id}"))?));
         }
@@ -338,7 +366,12 @@ impl Repository {
         let bytes = match self.backend.read(&Self::object_path(kind, id)) {
             Ok(b) => b,
             Err(e) if e.kind == BackendErrorKind::NotFound => {
-                return Err(Error::NotFound(format!("{} {} not found in {}", kind.name(), hex::encode(id), self.backend.location())))
+                return Err(Error::NotFound(format!(
+                    "{} {} not found in {}",
+                    kind.name(),
+                    hex::encode(id),
+                    self.backend.location()
+                )))
             }
             Err(e) => return Err(e.into()),
         };
@@ -373,7 +406,7 @@ impl Repository {
     }
 
     /// Every snapshot that can be read, oldest first, plus the ones that could not with why.
-    pub fn list_snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(SnapshotId, Error)>)> {
+    pub fn list_snapshots(&self) -> Result<SnapshotListing> {
         let mut ok = Vec::new();
         let mut bad = Vec::new();
         for id in self.snapshot_ids()? {
@@ -400,11 +433,15 @@ impl Repository {
             return Err(Error::invalid(format!("snapshot {spec:?}: give `latest` or at least 4 hex digits of an id")));
         }
         let spec = spec.to_ascii_lowercase();
-        let matches: Vec<SnapshotId> = self.snapshot_ids()?.into_iter().filter(|id| id.to_hex().starts_with(&spec)).collect();
+        let matches: Vec<SnapshotId> =
+            self.snapshot_ids()?.into_iter().filter(|id| id.to_hex().starts_with(&spec)).collect();
         match matches.as_slice() {
             [one] => Ok(*one),
             [] => Err(Error::NotFound(format!("snapshot {spec} not found in {}", self.backend.location()))),
-            _ => Err(Error::invalid(format!("snapshot prefix {spec} matches {} snapshots; give more digits", matches.len()))),
+            _ => Err(Error::invalid(format!(
+                "snapshot prefix {spec} matches {} snapshots; give more digits",
+                matches.len()
+            ))),
         }
     }
 
@@ -533,13 +570,16 @@ impl Repository {
             if Some(&id) == mine {
                 continue;
             }
-            let lock = match self.load_object(ObjectKind::Lock, &id.0).and_then(|p| Lock::decode(&p, &format!("lock {id}"))) {
-                Ok(l) => l,
-                Err(_) => continue,
-            };
-            let refreshed = chrono::DateTime::parse_from_rfc3339(&lock.refreshed).map(|t| t.with_timezone(&chrono::Utc));
+            let lock =
+                match self.load_object(ObjectKind::Lock, &id.0).and_then(|p| Lock::decode(&p, &format!("lock {id}"))) {
+                    Ok(l) => l,
+                    Err(_) => continue,
+                };
+            let refreshed =
+                chrono::DateTime::parse_from_rfc3339(&lock.refreshed).map(|t| t.with_timezone(&chrono::Utc));
             let age = refreshed.map(|t| chrono::Utc::now() - t).unwrap_or(chrono::TimeDelta::MAX);
-            if age.to_std().map(|a| a < LOCK_STALE_AFTER).unwrap_or(true) {
+            let fresh = age.to_std().map(|a| a < LOCK_STALE_AFTER).unwrap_or(true);
+            if fresh && !holder_is_dead(&lock) {
                 out.push((id, lock));
             }
         }

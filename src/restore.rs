@@ -59,7 +59,12 @@ struct DirMeta {
     mtime_ns: i64,
 }
 
-pub fn restore(repo: &Repository, snapshot: &SnapshotId, opts: &RestoreOptions, progress: Arc<Progress>) -> Result<RestoreOutcome> {
+pub fn restore(
+    repo: &Repository,
+    snapshot: &SnapshotId,
+    opts: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> Result<RestoreOutcome> {
     let started = Instant::now();
     let snap = repo.load_snapshot(snapshot)?;
     let target = &opts.target;
@@ -86,7 +91,15 @@ pub fn restore(repo: &Repository, snapshot: &SnapshotId, opts: &RestoreOptions, 
         .thread_name(|i| format!("sophon-restore-{i}"))
         .build()
         .map_err(|e| Error::invalid(format!("starting restore threads: {e}")))?;
-    let mut r = Restorer { repo, pool, progress, batch: Vec::new(), batch_bytes: 0, dirs: Vec::new(), outcome: RestoreOutcome::default() };
+    let mut r = Restorer {
+        repo,
+        pool,
+        progress,
+        batch: Vec::new(),
+        batch_bytes: 0,
+        dirs: Vec::new(),
+        outcome: RestoreOutcome::default(),
+    };
     r.restore_tree(&snap.tree, target)?;
     r.flush()?;
     // Deepest folders first, so setting a parent's mtime comes after its children are final.
@@ -123,19 +136,23 @@ impl Restorer<'_> {
                 NodeKind::Dir => {
                     std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
                     self.outcome.dirs += 1;
-                    let sub = node.subtree.ok_or_else(|| Error::malformed(format!("tree {tree_id}"), "folder without subtree"))?;
+                    let sub = node
+                        .subtree
+                        .ok_or_else(|| Error::malformed(format!("tree {tree_id}"), "folder without subtree"))?;
                     self.restore_tree(&sub, &path)?;
                     self.dirs.push(DirMeta { path, mode: node.mode, mtime_ns: node.mtime_ns });
                 }
                 NodeKind::Symlink => {
                     let target = node.target_bytes()?;
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path).map_err(|e| Error::io(&path, e))?;
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
+                        .map_err(|e| Error::io(&path, e))?;
                     let t = filetime_from_ns(node.mtime_ns);
                     filetime::set_symlink_file_times(&path, t, t).map_err(|e| Error::io(&path, e))?;
                     self.outcome.symlinks += 1;
                 }
                 NodeKind::File => {
-                    let f = OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| Error::io(&path, e))?;
+                    let f =
+                        OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| Error::io(&path, e))?;
                     if node.size > 0 {
                         f.set_len(node.size).map_err(|e| Error::io(&path, e))?;
                     }
@@ -143,7 +160,13 @@ impl Restorer<'_> {
                     self.outcome.files += 1;
                     self.outcome.bytes += node.size;
                     self.batch_bytes += node.size;
-                    self.batch.push(PendingFile { path, content: node.content, size: node.size, mode: node.mode, mtime_ns: node.mtime_ns });
+                    self.batch.push(PendingFile {
+                        path,
+                        content: node.content,
+                        size: node.size,
+                        mode: node.mode,
+                        mtime_ns: node.mtime_ns,
+                    });
                     if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
                         self.flush()?;
                     }
@@ -224,4 +247,3 @@ fn set_meta(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
     filetime::set_file_times(path, t, t).map_err(|e| Error::io(path, e))?;
     Ok(())
 }
-

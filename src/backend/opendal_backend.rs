@@ -50,7 +50,8 @@ fn convert(op: &'static str, location: &str, path: &str, e: opendal::Error) -> B
         _ if e.is_temporary() => BackendErrorKind::Transient,
         _ => BackendErrorKind::Other,
     };
-    let location = if path.is_empty() { location.to_string() } else { format!("{}/{}", location.trim_end_matches('/'), path) };
+    let location =
+        if path.is_empty() { location.to_string() } else { format!("{}/{}", location.trim_end_matches('/'), path) };
     BackendError { kind, op, location, message: e.to_string() }
 }
 

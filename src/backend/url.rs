@@ -16,7 +16,8 @@ pub fn open_url(url: &str, create: bool) -> Result<Arc<dyn Backend>> {
         if let Some(b) = stores.get(url) {
             return Ok(b.clone());
         }
-        let op = opendal::Operator::new(opendal::services::Memory::default()).map_err(|e| config_error(url, e.to_string()))?;
+        let op = opendal::Operator::new(opendal::services::Memory::default())
+            .map_err(|e| config_error(url, e.to_string()))?;
         let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::new(op, url.to_string())?);
         stores.insert(url.to_string(), backend.clone());
         return Ok(backend);

@@ -106,7 +106,8 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
         opts.parent = ParentChoice::None;
     }
     if let Some(t) = &a.time {
-        let t = chrono::DateTime::parse_from_rfc3339(t).with_context(|| format!("--time {t:?} is not an RFC 3339 time"))?;
+        let t =
+            chrono::DateTime::parse_from_rfc3339(t).with_context(|| format!("--time {t:?} is not an RFC 3339 time"))?;
         opts.time = Some(t.with_timezone(&chrono::Utc));
     }
     let progress = Arc::new(Progress::default());
@@ -209,7 +210,8 @@ fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
     let percent = match a.read_data.as_deref() {
         None => None,
         Some(p) => {
-            let v: f64 = p.trim_end_matches('%').parse().with_context(|| format!("--read-data={p}: not a percentage"))?;
+            let v: f64 =
+                p.trim_end_matches('%').parse().with_context(|| format!("--read-data={p}: not a percentage"))?;
             if !(v > 0.0 && v <= 100.0) {
                 anyhow::bail!("--read-data={p}: give a percentage in (0, 100]");
             }
@@ -247,7 +249,12 @@ fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
             report.trees,
             report.packs,
             if percent.is_some() {
-                format!("; read {} pack(s), {} blob(s), {}", report.packs_read, report.blobs_read, bytes(report.bytes_read))
+                format!(
+                    "; read {} pack(s), {} blob(s), {}",
+                    report.packs_read,
+                    report.blobs_read,
+                    bytes(report.bytes_read)
+                )
             } else {
                 String::new()
             }

@@ -55,7 +55,7 @@ impl Rng {
         let mut s = String::with_capacity(n + 16);
         while s.len() < n {
             s.push_str(WORDS[(self.next() % 16) as usize]);
-            s.push(if self.next() % 12 == 0 { '\n' } else { ' ' });
+            s.push(if self.next().is_multiple_of(12) { '\n' } else { ' ' });
         }
         s.truncate(n);
         s.into_bytes()
@@ -102,7 +102,8 @@ fn compare(a: &Path, b: &Path) -> anyhow::Result<u64> {
             bail!("{}: type differs after restore", rel.display());
         }
         if ma.is_dir() {
-            let mut names: Vec<_> = std::fs::read_dir(&pa)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+            let mut names: Vec<_> =
+                std::fs::read_dir(&pa)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
             let nb = std::fs::read_dir(&pb)?.count();
             if names.len() != nb {
                 bail!("{}: {} entries, {} after restore", rel.display(), names.len(), nb);
@@ -168,7 +169,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<u8> {
         second.seconds
     ));
 
-    let out = restore::restore(&repo, &second.snapshot_id, &RestoreOptions { target: target.clone(), threads: 4 }, Arc::new(Progress::default()))?;
+    let out = restore::restore(
+        &repo,
+        &second.snapshot_id,
+        &RestoreOptions { target: target.clone(), threads: 4 },
+        Arc::new(Progress::default()),
+    )?;
     let checked = compare(&sample, &target.join("sample"))?;
     line(format!(
         "4. restored {} files ({}) in {:.2}s; all {checked} files identical to the source, byte for byte",

@@ -27,7 +27,12 @@ pub mod exit {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "sophon", version, about = "Sophon Backup: encrypted, deduplicating backups", propagate_version = true)]
+#[command(
+    name = "sophon",
+    version,
+    about = "Sophon Backup: encrypted, deduplicating backups",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -61,9 +66,7 @@ pub struct RepoArgs {
 
 impl RepoArgs {
     pub fn url(&self) -> anyhow::Result<&str> {
-        self.repo
-            .as_deref()
-            .ok_or_else(|| anyhow!("no repository given: pass --repo URL or set SOPHON_REPOSITORY"))
+        self.repo.as_deref().ok_or_else(|| anyhow!("no repository given: pass --repo URL or set SOPHON_REPOSITORY"))
     }
 
     pub fn passphrase(&self) -> anyhow::Result<Zeroizing<Vec<u8>>> {
@@ -78,7 +81,8 @@ impl RepoArgs {
         let url = self.url()?;
         let backend = open_url(url, false)?;
         let pass = self.passphrase()?;
-        let repo = Repository::open(backend, &pass, Some(self.cache_dir())).with_context(|| format!("opening repository {url}"))?;
+        let repo = Repository::open(backend, &pass, Some(self.cache_dir()))
+            .with_context(|| format!("opening repository {url}"))?;
         Ok(Arc::new(repo))
     }
 }

@@ -131,7 +131,8 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
         ..InitOptions::default()
     };
     let backend = open_url(url, true)?;
-    let repo = Repository::init(backend, &pass, &opts, Some(a.repo.cache_dir())).with_context(|| format!("creating repository {url}"))?;
+    let repo = Repository::init(backend, &pass, &opts, Some(a.repo.cache_dir()))
+        .with_context(|| format!("creating repository {url}"))?;
     if a.json {
         json(&serde_json::json!({ "repository": url, "id": repo.config().id, "key": repo.key_id() }))?;
     } else {

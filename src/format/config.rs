@@ -35,7 +35,11 @@ impl Config {
         let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
         let version = v.get("version").and_then(|v| v.as_u64()).ok_or_else(|| Error::malformed(what, "no version"))?;
         if version != CONFIG_VERSION as u64 {
-            return Err(Error::UnsupportedVersion { what: what.into(), found: version.min(u32::MAX as u64) as u32, supported: CONFIG_VERSION });
+            return Err(Error::UnsupportedVersion {
+                what: what.into(),
+                found: version.min(u32::MAX as u64) as u32,
+                supported: CONFIG_VERSION,
+            });
         }
         let c: Config = serde_json::from_value(v).map_err(|e| Error::malformed(what, e.to_string()))?;
         c.chunker.validate().map_err(|e| Error::malformed(what, e.to_string()))?;
@@ -101,7 +105,9 @@ impl KeyFile {
 
     pub fn salt_bytes(&self, what: &str) -> Result<Vec<u8>> {
         use base64::Engine;
-        base64::engine::general_purpose::STANDARD.decode(&self.salt).map_err(|_| Error::malformed(what, "salt is not base64"))
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.salt)
+            .map_err(|_| Error::malformed(what, "salt is not base64"))
     }
 
     pub fn wrapped_bytes(&self, what: &str) -> Result<Vec<u8>> {
@@ -136,7 +142,8 @@ impl Lock {
         if l.version != LOCK_VERSION {
             return Err(Error::UnsupportedVersion { what: what.into(), found: l.version, supported: LOCK_VERSION });
         }
-        chrono::DateTime::parse_from_rfc3339(&l.refreshed).map_err(|e| Error::malformed(what, format!("refreshed: {e}")))?;
+        chrono::DateTime::parse_from_rfc3339(&l.refreshed)
+            .map_err(|e| Error::malformed(what, format!("refreshed: {e}")))?;
         Ok(l)
     }
 }

@@ -45,9 +45,11 @@ impl PackEntry {
 
     pub(crate) fn decode(r: &mut Reader<'_>, what: &str) -> Result<Self> {
         let t = r.u8()?;
-        let blob_type = BlobType::from_code(t).ok_or_else(|| Error::malformed(what, format!("unknown blob type {t}")))?;
+        let blob_type =
+            BlobType::from_code(t).ok_or_else(|| Error::malformed(what, format!("unknown blob type {t}")))?;
         let c = r.u8()?;
-        let compression = Compression::from_code(c).ok_or_else(|| Error::malformed(what, format!("unknown compression {c}")))?;
+        let compression =
+            Compression::from_code(c).ok_or_else(|| Error::malformed(what, format!("unknown compression {c}")))?;
         let id = BlobId(r.id32()?);
         let offset = r.u32()?;
         let sealed_len = r.u32()?;
@@ -115,7 +117,10 @@ pub fn decode_header(plain: &[u8], pack_len: u64, header_len: u32, what: &str) -
     }
     let count = r.u32()? as usize;
     if count.checked_mul(ENTRY_LEN) != Some(r.remaining()) {
-        return Err(Error::malformed(what, format!("header declares {count} entries but holds {} bytes", r.remaining())));
+        return Err(Error::malformed(
+            what,
+            format!("header declares {count} entries but holds {} bytes", r.remaining()),
+        ));
     }
     let blob_end = pack_len
         .checked_sub(TRAILER_LEN as u64 + header_len as u64)
@@ -125,7 +130,10 @@ pub fn decode_header(plain: &[u8], pack_len: u64, header_len: u32, what: &str) -
     for _ in 0..count {
         let e = PackEntry::decode(&mut r, what)?;
         if e.offset as u64 != expected_offset {
-            return Err(Error::malformed(what, format!("blob {} at offset {}, expected {expected_offset}", e.id, e.offset)));
+            return Err(Error::malformed(
+                what,
+                format!("blob {} at offset {}, expected {expected_offset}", e.id, e.offset),
+            ));
         }
         expected_offset += e.sealed_len as u64;
         if expected_offset > blob_end {

@@ -61,12 +61,15 @@ impl Snapshot {
         struct Probe {
             version: u32,
         }
-        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, format!("snapshot JSON: {e}")))?;
+        let probe: Probe =
+            serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, format!("snapshot JSON: {e}")))?;
         if probe.version != VERSION {
             return Err(Error::UnsupportedVersion { what: what.into(), found: probe.version, supported: VERSION });
         }
-        let s: Snapshot = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, format!("snapshot JSON: {e}")))?;
-        chrono::DateTime::parse_from_rfc3339(&s.time).map_err(|e| Error::malformed(what, format!("time {:?}: {e}", s.time)))?;
+        let s: Snapshot =
+            serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, format!("snapshot JSON: {e}")))?;
+        chrono::DateTime::parse_from_rfc3339(&s.time)
+            .map_err(|e| Error::malformed(what, format!("time {:?}: {e}", s.time)))?;
         Ok(s)
     }
 

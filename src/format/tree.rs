@@ -111,7 +111,8 @@ impl Tree {
     /// Parse a tree and check what restore relies on: safe, unique, sorted names and the fields
     /// each kind of node needs.
     pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
-        let tree: Tree = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, format!("tree JSON: {e}")))?;
+        let tree: Tree =
+            serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, format!("tree JSON: {e}")))?;
         let mut prev: Option<Vec<u8>> = None;
         for node in &tree.nodes {
             let name = node.name_bytes().map_err(|e| Error::malformed(what, e.to_string()))?;
@@ -120,11 +121,16 @@ impl Tree {
             }
             if let Some(p) = &prev {
                 if *p >= name {
-                    return Err(Error::malformed(what, format!("entries not sorted or duplicated at {:?}", String::from_utf8_lossy(&name))));
+                    return Err(Error::malformed(
+                        what,
+                        format!("entries not sorted or duplicated at {:?}", String::from_utf8_lossy(&name)),
+                    ));
                 }
             }
             match node.kind {
-                NodeKind::Dir if node.subtree.is_none() => return Err(Error::malformed(what, "directory without subtree")),
+                NodeKind::Dir if node.subtree.is_none() => {
+                    return Err(Error::malformed(what, "directory without subtree"))
+                }
                 NodeKind::Symlink => {
                     node.target_bytes().map_err(|e| Error::malformed(what, e.to_string()))?;
                 }

@@ -1,0 +1,337 @@
+//! The real `sophon` binary in temporary folders: round trips, incrementals, keys, exit codes.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn backup_list_restore_round_trip_keeps_files_modes_times_and_symlinks() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo, out) = (t.path().join("src"), t.path().join("repo"), t.path().join("out"));
+    sample_tree(&src, 16, 1);
+    let sophon = Sophon::new(t.path());
+    sophon.init(&repo);
+    let snap = sophon.backup_json(&repo, &src);
+    assert_eq!(snap["partial"], false);
+    assert_eq!(snap["summary"]["files"], 7);
+
+    let list: serde_json::Value =
+        serde_json::from_str(&sophon.ok(&["backup", "list", "--repo", s(&repo), "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], snap["snapshot"]);
+
+    sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--target", s(&out)]);
+    assert_same_tree(&src, &out.join("src"));
+
+    // A unique prefix works as well as the full id.
+    let id = snap["snapshot"].as_str().unwrap();
+    let out2 = t.path().join("out2");
+    sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", &id[..10], "--target", s(&out2)]);
+    assert_same_tree(&src, &out2.join("src"));
+    let v = sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+    assert!(v.contains("no damage found"), "{v}");
+}
+
+#[test]
+fn second_backup_reuses_unchanged_files_and_stores_only_changes() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    sample_tree(&src, 8192, 2);
+    let sophon = Sophon::new(t.path());
+    sophon.init(&repo);
+    let first = sophon.backup_json(&repo, &src);
+    let size_after_first = dir_size(&repo);
+
+    let second = sophon.backup_json(&repo, &src);
+    assert_eq!(second["parent"], first["snapshot"]);
+    assert_eq!(second["summary"]["files_unmodified"], first["summary"]["files"]);
+    assert_eq!(second["summary"]["bytes_added"], 0);
+    // Reading everything again (no parent) still stores nothing new: dedup by content.
+    let forced = sophon.ok(&["backup", "create", "--repo", s(&repo), "--path", s(&src), "--force", "--json"]);
+    let forced: serde_json::Value = serde_json::from_str(&forced).unwrap();
+    assert_eq!(forced["summary"]["files_new"], first["summary"]["files"]);
+    assert_eq!(forced["summary"]["bytes_added"], 0);
+    let growth = dir_size(&repo) - size_after_first;
+    assert!(
+        (growth as f64) < size_after_first as f64 * 0.001,
+        "two more backups of the same folder grew the repository by {growth} of {size_after_first} bytes"
+    );
+
+    write(&src.join("logs/run.jsonl"), &text(64 * 1024, 99));
+    let third = sophon.backup_json(&repo, &src);
+    assert_eq!(third["summary"]["files_changed"], 1);
+    // The new file plus the few small trees on its path.
+    assert!(third["summary"]["bytes_added"].as_u64().unwrap() <= 80 * 1024);
+}
+
+#[test]
+fn unreadable_file_is_reported_and_snapshot_is_partial() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    write(&src.join("ok.txt"), b"fine");
+    let secret = src.join("locked.txt");
+    write(&secret, b"cannot read me");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let sophon = Sophon::new(t.path());
+    sophon.init(&repo);
+    for p in [&src, &repo, &t.path().to_path_buf()] {
+        std::process::Command::new("chmod").args(["-R", "a+rwX"]).arg(p).status().unwrap();
+    }
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads anything, so drop to an unprivileged user when the tests run as root.
+    let mut cmd = if is_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(assert_cmd::cargo::cargo_bin("sophon"));
+        c
+    } else {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("sophon"))
+    };
+    let out = cmd
+        .args(["backup", "create", "--repo", s(&repo), "--path", s(&src), "--json"])
+        .env("SOPHON_BACKUP_PASSPHRASE", PASSPHRASE)
+        .env("SOPHON_CACHE_DIR", t.path().join("cache-nobody"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "stderr: {stderr}");
+    assert!(stderr.contains("locked.txt"), "the unreadable file is named: {stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["partial"], true);
+    assert!(v["errors"][0]["path"].as_str().unwrap().ends_with("locked.txt"));
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+#[test]
+fn exit_codes_and_clear_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    write(&src.join("f"), b"x");
+    let sophon = Sophon::new(t.path());
+
+    // Usage errors exit 2.
+    let out = sophon.run(&["backup", "create", "--repo", s(&repo)]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = sophon.run(&["backup", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // No repository yet: exit 1, and the message says what to do.
+    let out = sophon.run(&["backup", "list", "--repo", s(&repo)]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = sophon.run(&["backup", "list", "--repo", s(&src)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("repo init"));
+
+    sophon.init(&repo);
+    // init twice refuses.
+    let out = sophon.run(&["repo", "init", "--repo", s(&repo)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    // A wrong passphrase is a clear error.
+    let out = sophon
+        .cmd()
+        .args(["backup", "list", "--repo", s(&repo)])
+        .env("SOPHON_BACKUP_PASSPHRASE", "nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
+
+    // No passphrase at all.
+    let out = sophon
+        .cmd()
+        .args(["backup", "list", "--repo", s(&repo)])
+        .env_remove("SOPHON_BACKUP_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--passphrase-file"));
+
+    // A missing source path names it.
+    let out = sophon.run(&["backup", "create", "--repo", s(&repo), "--path", "/definitely/not/here"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/definitely/not/here"));
+
+    // Restore refuses a non-empty target and an unknown snapshot.
+    sophon.backup_json(&repo, &src);
+    let out = sophon.run(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--target", s(&src)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    let out = sophon.run(&[
+        "backup",
+        "restore",
+        "--repo",
+        s(&repo),
+        "--snapshot",
+        "abcdef12",
+        "--target",
+        s(&t.path().join("x")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+
+    // --passphrase-file takes the first line.
+    let pf = t.path().join("pass");
+    std::fs::write(&pf, format!("{PASSPHRASE}\n")).unwrap();
+    let out = sophon
+        .cmd()
+        .args(["backup", "list", "--repo", s(&repo), "--passphrase-file", s(&pf)])
+        .env_remove("SOPHON_BACKUP_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    // verify of a clean repository exits 0.
+    sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data=50"]);
+}
+
+#[test]
+fn keys_add_list_passwd_remove_and_default_kdf_parameters() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    let sophon = Sophon::new(t.path());
+    // Default Argon2id parameters: 64 MiB, t=3.
+    sophon.ok(&["repo", "init", "--repo", s(&repo)]);
+    let keys: serde_json::Value =
+        serde_json::from_str(&sophon.ok(&["repo", "key", "list", "--repo", s(&repo), "--json"])).unwrap();
+    assert_eq!(keys[0]["argon2"]["memory_kib"], 65536);
+    assert_eq!(keys[0]["argon2"]["iterations"], 3);
+    let first = keys[0]["id"].as_str().unwrap().to_string();
+
+    let add = sophon
+        .cmd()
+        .args(["repo", "key", "add", "--repo", s(&repo), "--kdf-memory-kib", "1024", "--kdf-iterations", "1", "--json"])
+        .env("SOPHON_NEW_PASSPHRASE", "second passphrase")
+        .output()
+        .unwrap();
+    assert!(add.status.success());
+    let added: serde_json::Value = serde_json::from_slice(&add.stdout).unwrap();
+    let second = added["added"].as_str().unwrap().to_string();
+
+    // Both passphrases open the repository.
+    let with =
+        |pass: &str, args: &[&str]| sophon.cmd().args(args).env("SOPHON_BACKUP_PASSPHRASE", pass).output().unwrap();
+    assert!(with("second passphrase", &["backup", "list", "--repo", s(&repo)]).status.success());
+    let keys: serde_json::Value =
+        serde_json::from_str(&sophon.ok(&["repo", "key", "list", "--repo", s(&repo), "--json"])).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+
+    // The key in use cannot be removed; another can.
+    let out = sophon.run(&["repo", "key", "remove", "--repo", s(&repo), &first]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = with("second passphrase", &["repo", "key", "remove", "--repo", s(&repo), &first]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(with(PASSPHRASE, &["backup", "list", "--repo", s(&repo)]).status.code(), Some(1));
+
+    // passwd replaces the key in use.
+    let out = sophon
+        .cmd()
+        .args(["repo", "key", "passwd", "--repo", s(&repo), "--kdf-memory-kib", "1024", "--kdf-iterations", "1"])
+        .env("SOPHON_BACKUP_PASSPHRASE", "second passphrase")
+        .env("SOPHON_NEW_PASSPHRASE", "third passphrase")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!with("second passphrase", &["backup", "list", "--repo", s(&repo)]).status.success());
+    assert!(with("third passphrase", &["backup", "list", "--repo", s(&repo)]).status.success());
+    let keys: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(
+        &with("third passphrase", &["repo", "key", "list", "--repo", s(&repo), "--json"]).stdout,
+    ))
+    .unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    assert_ne!(keys[0]["id"].as_str().unwrap(), second);
+}
+
+#[test]
+fn deleting_the_cache_or_the_index_loses_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    sample_tree(&src, 8, 3);
+    let sophon = Sophon::new(t.path());
+    sophon.init(&repo);
+    sophon.backup_json(&repo, &src);
+
+    // The cache is rebuilt from the index segments.
+    std::fs::remove_dir_all(&sophon.cache).unwrap();
+    let out = t.path().join("out1");
+    sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--target", s(&out)]);
+    assert_same_tree(&src, &out.join("src"));
+
+    // The index segments are rebuilt from the pack headers.
+    std::fs::remove_dir_all(repo.join("index")).unwrap();
+    std::fs::remove_dir_all(&sophon.cache).unwrap();
+    let msg = sophon.ok(&["repo", "repair-index", "--repo", s(&repo)]);
+    assert!(msg.contains("index rebuilt"), "{msg}");
+    let out = t.path().join("out2");
+    sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--target", s(&out)]);
+    assert_same_tree(&src, &out.join("src"));
+    sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+
+    // repair-index on a healthy repository supersedes the old segments; a fresh cache agrees.
+    sophon.ok(&["repo", "repair-index", "--repo", s(&repo)]);
+    std::fs::remove_dir_all(&sophon.cache).unwrap();
+    sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+}
+
+#[test]
+fn several_paths_and_tags() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, repo, out) =
+        (t.path().join("alpha"), t.path().join("beta"), t.path().join("repo"), t.path().join("out"));
+    write(&a.join("1.txt"), b"one");
+    write(&b.join("2.txt"), b"two");
+    let sophon = Sophon::new(t.path());
+    sophon.init(&repo);
+    sophon.ok(&[
+        "backup",
+        "create",
+        "--repo",
+        s(&repo),
+        "--path",
+        s(&a),
+        "--path",
+        s(&b),
+        "--tag",
+        "nightly",
+        "--tag",
+        "x",
+    ]);
+    let list: serde_json::Value =
+        serde_json::from_str(&sophon.ok(&["backup", "list", "--repo", s(&repo), "--json"])).unwrap();
+    assert_eq!(list[0]["tags"], serde_json::json!(["nightly", "x"]));
+    assert_eq!(list[0]["paths"].as_array().unwrap().len(), 2);
+    sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--target", s(&out)]);
+    assert_eq!(std::fs::read(out.join("alpha/1.txt")).unwrap(), b"one");
+    assert_eq!(std::fs::read(out.join("beta/2.txt")).unwrap(), b"two");
+
+    // Two paths with the same last name would collide in the snapshot: refused.
+    let c = t.path().join("other/alpha");
+    write(&c.join("3.txt"), b"three");
+    let out = sophon.run(&["backup", "create", "--repo", s(&repo), "--path", s(&a), "--path", s(&c)]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn demo_runs_the_main_job() {
+    let t = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("sophon")
+        .unwrap()
+        .args(["demo", "--dir", t.path().join("demo").to_str().unwrap(), "--size-mib", "4"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("identical to the source"), "{stdout}");
+    assert!(stdout.contains("no damage"), "{stdout}");
+}

@@ -314,8 +314,9 @@ impl Pipeline {
     fn start(shared: &Arc<Shared>, opts: &BackupOptions, level: i32) -> Result<Self> {
         let (file_tx, file_rx) = bounded::<FileJob>(256);
         let (blob_tx, blob_rx) = bounded::<RawBlob>(opts.sealer_threads * 2);
-        let (sealed_tx, sealed_rx) = bounded::<SealedBlob>(16);
-        let (pack_tx, pack_rx) = bounded::<FinishedPack>(opts.upload_threads.max(1));
+        let (sealed_tx, sealed_rx) = bounded::<SealedBlob>(4);
+        // One finished pack may wait while others upload: memory holds at most uploaders + 2 packs.
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
         let (done_tx, done_rx) = unbounded::<(PackId, Vec<PackEntry>)>();
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name.clone()).spawn(f).map_err(|e| Error::io(name, e))

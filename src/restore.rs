@@ -6,7 +6,8 @@
 //! sorted), files are created with `O_EXCL` so nothing is written through a symlink, and the target
 //! must be empty or absent.
 
-use std::fs::OpenOptions;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -18,9 +19,10 @@ use rayon::prelude::*;
 
 use crate::archive::Progress;
 use crate::error::{Error, Result};
+use crate::format::pack::PackEntry;
 use crate::format::tree::{Node, NodeKind};
-use crate::id::{BlobId, SnapshotId};
-use crate::index::BlobLocation;
+use crate::id::{BlobId, PackId, SnapshotId};
+use crate::pack;
 use crate::repo::Repository;
 
 #[derive(Clone, Debug)]
@@ -41,9 +43,8 @@ pub struct RestoreOutcome {
 
 /// Contents written in one parallel round are bounded by this many bytes (and files).
 const BATCH_BYTES: u64 = 512 * 1024 * 1024;
-const BATCH_FILES: usize = 4096;
-/// A file's chunks are written in ranges of this many chunks, so big files restore on every core.
-const CHUNKS_PER_UNIT: usize = 8;
+/// Files of a round are held open together, so this stays well under the usual 1024 descriptors.
+const BATCH_FILES: usize = 768;
 
 struct PendingFile {
     path: PathBuf,
@@ -151,12 +152,7 @@ impl Restorer<'_> {
                     self.outcome.symlinks += 1;
                 }
                 NodeKind::File => {
-                    let f =
-                        OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| Error::io(&path, e))?;
-                    if node.size > 0 {
-                        f.set_len(node.size).map_err(|e| Error::io(&path, e))?;
-                    }
-                    drop(f);
+                    // Created later, in parallel, by `flush`: file creation is the slow part on ext4.
                     self.outcome.files += 1;
                     self.outcome.bytes += node.size;
                     self.batch_bytes += node.size;
@@ -176,22 +172,27 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// Write the contents of every pending file, in parallel, then their modes and times.
+    /// Write the contents of every pending file, then their modes and times. Work is grouped by
+    /// pack: each pack's needed bytes are read once (in a few large ranges) and every blob is written
+    /// to each place that uses it, so small files cost no read of their own and big files restore on
+    /// every core.
     fn flush(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
-        let mut units: Vec<Unit> = Vec::new();
+        let mut by_pack: HashMap<PackId, BTreeMap<u32, Needed>> = HashMap::new();
         for (i, f) in batch.iter().enumerate() {
             let mut offset = 0u64;
-            for ids in f.content.chunks(CHUNKS_PER_UNIT) {
-                let mut locs = Vec::with_capacity(ids.len());
-                let start = offset;
-                for id in ids {
-                    let loc = self.repo.lookup_blob(id)?;
-                    offset += loc.entry.raw_len as u64;
-                    locs.push(loc);
-                }
-                units.push(Unit { file: i, offset: start, locs });
+            for id in &f.content {
+                let loc = self.repo.lookup_blob(id)?;
+                let len = loc.entry.raw_len as u64;
+                by_pack
+                    .entry(loc.pack)
+                    .or_default()
+                    .entry(loc.entry.offset)
+                    .or_insert_with(|| Needed { entry: loc.entry, places: Vec::new() })
+                    .places
+                    .push((i, offset));
+                offset += len;
             }
             if offset != f.size {
                 return Err(Error::malformed(
@@ -200,39 +201,83 @@ impl Restorer<'_> {
                 ));
             }
         }
+        let packs: Vec<(PackId, Vec<Needed>)> =
+            by_pack.into_iter().map(|(id, blobs)| (id, blobs.into_values().collect())).collect();
         let repo = self.repo;
         let progress = &self.progress;
         let batch_ref = &batch;
-        self.pool.install(|| units.par_iter().try_for_each(|u| write_unit(repo, &batch_ref[u.file], u, progress)))?;
-        for f in &batch {
-            set_meta(&f.path, f.mode, f.mtime_ns)?;
-            progress.files_done.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
+        self.pool.install(|| -> Result<()> {
+            let files: Vec<File> = batch_ref.par_iter().map(create_file).collect::<Result<_>>()?;
+            packs
+                .par_iter()
+                .try_for_each(|(pack, needed)| restore_from_pack(repo, pack, needed, &files, batch_ref, progress))?;
+            drop(files);
+            batch_ref.par_iter().try_for_each(|f| {
+                set_meta(&f.path, f.mode, f.mtime_ns)?;
+                progress.files_done.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+        })
     }
 }
 
-struct Unit {
-    file: usize,
-    offset: u64,
-    locs: Vec<BlobLocation>,
+/// A blob to restore and every (file, offset) that holds it.
+struct Needed {
+    entry: PackEntry,
+    places: Vec<(usize, u64)>,
 }
 
-/// Write one range of a file's chunks at its offset, checking every blob against its id.
-fn write_unit(repo: &Repository, f: &PendingFile, unit: &Unit, progress: &Progress) -> Result<()> {
-    let file = OpenOptions::new().write(true).open(&f.path).map_err(|e| Error::io(&f.path, e))?;
-    let mut offset = unit.offset;
-    for loc in &unit.locs {
-        let data = repo.read_blob_at(loc)?;
-        if repo.keys().blob_id(&data) != loc.entry.id {
-            return Err(Error::HashMismatch {
-                what: format!("blob {} in pack {}", loc.entry.id, loc.pack),
-                expected: loc.entry.id.to_hex(),
-            });
+/// Create a file exclusively (never through an existing symlink) at its final size.
+fn create_file(f: &PendingFile) -> Result<File> {
+    let file = OpenOptions::new().write(true).create_new(true).open(&f.path).map_err(|e| Error::io(&f.path, e))?;
+    if f.size > 0 {
+        file.set_len(f.size).map_err(|e| Error::io(&f.path, e))?;
+    }
+    Ok(file)
+}
+
+/// Blobs closer together than this are read in one range (the gap is read and discarded).
+const MAX_READ_GAP: u64 = 256 * 1024;
+
+/// Restore every needed blob of one pack (sorted by offset) into the files that use it.
+fn restore_from_pack(
+    repo: &Repository,
+    pack: &PackId,
+    needed: &[Needed],
+    files: &[File],
+    batch: &[PendingFile],
+    progress: &Progress,
+) -> Result<()> {
+    let path = pack::pack_path(pack);
+    let mut i = 0;
+    while i < needed.len() {
+        let start = needed[i].entry.offset as u64;
+        let mut end = start + needed[i].entry.sealed_len as u64;
+        let mut j = i + 1;
+        while j < needed.len() {
+            let next = &needed[j].entry;
+            if next.offset as u64 > end + MAX_READ_GAP {
+                break;
+            }
+            end = end.max(next.offset as u64 + next.sealed_len as u64);
+            j += 1;
         }
-        file.write_all_at(&data, offset).map_err(|e| Error::io(&f.path, e))?;
-        offset += data.len() as u64;
-        progress.bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let bytes = repo.backend().read_range(&path, start, end - start)?;
+        for n in &needed[i..j] {
+            let e = &n.entry;
+            let at = (e.offset as u64 - start) as usize;
+            let sealed = bytes[at..at + e.sealed_len as usize].to_vec();
+            let what = || format!("blob {} in pack {pack}", e.id);
+            let data = pack::open_blob(&repo.keys().seal, e, sealed, &what)?;
+            if repo.keys().blob_id(&data) != e.id {
+                return Err(Error::HashMismatch { what: what(), expected: e.id.to_hex() });
+            }
+            for &(f, offset) in &n.places {
+                files[f].write_all_at(&data, offset).map_err(|err| Error::io(&batch[f].path, err))?;
+                progress.bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        i = j;
     }
     Ok(())
 }

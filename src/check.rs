@@ -204,11 +204,21 @@ fn read_pack(
     let key = &repo.keys().seal;
     let object = format!("pack {id}");
     let mut pack_problem: Option<String> = None;
-    if let Err(e) = pack::parse_pack(key, Some(id), &bytes) {
-        pack_problem = Some(e.to_string());
+    let indexed = repo.index().pack_entries(id)?;
+    match pack::parse_pack(key, Some(id), &bytes) {
+        Ok(header) => {
+            if header != indexed {
+                pack_problem = Some(format!(
+                    "its header lists {} blob(s) that differ from the {} the index records",
+                    header.len(),
+                    indexed.len()
+                ));
+            }
+        }
+        Err(e) => pack_problem = Some(e.to_string()),
     }
     // Check blob by blob against the index, so a damaged pack still tells which blobs survive.
-    for entry in repo.index().pack_entries(id)? {
+    for entry in indexed {
         report.blobs_read += 1;
         let start = entry.offset as usize;
         let end = start.saturating_add(entry.sealed_len as usize);

@@ -207,15 +207,13 @@ impl Repository {
                 continue;
             }
             match unwrap_key(&bytes, &id, passphrase) {
-                Ok(Some(keys)) => {
-                    if keys.repo_id != config.id {
-                        return Err(Error::malformed(
-                            "config",
-                            format!("repository id {} does not match the id sealed in key {id}", config.id),
-                        ));
-                    }
-                    return Self::finish_open(backend, config, keys, id, cache_dir);
-                }
+                // A key of another repository (say, left by an interrupted `init`) is skipped, not fatal.
+                Ok(Some(keys)) if keys.repo_id != config.id => damaged.push(format!(
+                    "key {id} belongs to repository {}, not to this one ({})",
+                    keys.repo_id.short(),
+                    config.id.short()
+                )),
+                Ok(Some(keys)) => return Self::finish_open(backend, config, keys, id, cache_dir),
                 Ok(None) => {}
                 Err(e) => damaged.push(e.to_string()),
             }

@@ -335,3 +335,29 @@ fn demo_runs_the_main_job() {
     assert!(stdout.contains("identical to the source"), "{stdout}");
     assert!(stdout.contains("no damage"), "{stdout}");
 }
+
+#[test]
+fn a_foreign_key_file_does_not_lock_out_the_repository() {
+    // Regression: a key of another repository under the same passphrase (as an interrupted `init`
+    // leaves behind) made `open` fail instead of trying the next key. Keys are tried in name order,
+    // so make sure the foreign key sorts first.
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let key_name = |repo: &Path| {
+        std::fs::read_dir(repo.join("keys")).unwrap().next().unwrap().unwrap().file_name().into_string().unwrap()
+    };
+    let two = t.path().join("two");
+    sophon.init(&two);
+    let own = key_name(&two);
+    let foreign = (0..30)
+        .map(|i| {
+            let other = t.path().join(format!("other-{i}"));
+            sophon.init(&other);
+            other
+        })
+        .find(|other| key_name(other) < own)
+        .expect("some key sorts before another within 30 tries");
+    let name = key_name(&foreign);
+    std::fs::copy(foreign.join("keys").join(&name), two.join("keys").join(&name)).unwrap();
+    sophon.ok(&["backup", "list", "--repo", s(&two)]);
+}

@@ -8,6 +8,24 @@ use crate::error::{Error, Result};
 use crate::id::RepoId;
 
 pub const CONFIG_VERSION: u32 = 1;
+
+/// Read a JSON object's `version` before its other fields, so a newer object is reported as such
+/// (not as malformed because of fields this build does not know).
+fn check_version(bytes: &[u8], what: &str, supported: u32) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Probe {
+        version: u64,
+    }
+    let p: Probe = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
+    if p.version != supported as u64 {
+        return Err(Error::UnsupportedVersion {
+            what: what.into(),
+            found: p.version.min(u32::MAX as u64) as u32,
+            supported,
+        });
+    }
+    Ok(())
+}
 pub const KEYFILE_VERSION: u32 = 1;
 pub const LOCK_VERSION: u32 = 1;
 
@@ -79,10 +97,8 @@ impl KeyFile {
     }
 
     pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
+        check_version(bytes, what, KEYFILE_VERSION)?;
         let k: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
-        if k.version != KEYFILE_VERSION {
-            return Err(Error::UnsupportedVersion { what: what.into(), found: k.version, supported: KEYFILE_VERSION });
-        }
         if k.kdf != "argon2id" {
             return Err(Error::malformed(what, format!("unknown kdf {:?}", k.kdf)));
         }
@@ -138,10 +154,8 @@ impl Lock {
     }
 
     pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
+        check_version(bytes, what, LOCK_VERSION)?;
         let l: Lock = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
-        if l.version != LOCK_VERSION {
-            return Err(Error::UnsupportedVersion { what: what.into(), found: l.version, supported: LOCK_VERSION });
-        }
         chrono::DateTime::parse_from_rfc3339(&l.refreshed)
             .map_err(|e| Error::malformed(what, format!("refreshed: {e}")))?;
         Ok(l)

@@ -4,7 +4,7 @@
 //! Order: index segments (read and authenticated, independently of the cache) → pack listing
 //! against the index → pack contents (with `read_data`) → every snapshot's trees and blobs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobType, PackId, SnapshotId};
@@ -80,71 +80,71 @@ pub fn check(repo: &Repository, opts: &CheckOptions, on_progress: &mut dyn FnMut
     }
     repo.sync_index(&mut |_| {})?;
 
-    // 2. Packs present versus packs indexed.
+    // 2. Packs present versus packs indexed (the listing goes to SQLite, not memory).
     on_progress("listing packs");
-    let mut listed: HashMap<PackId, u64> = HashMap::new();
+    let index = repo.index();
+    index.scratch_reset()?;
+    let mut page: Vec<(PackId, u64)> = Vec::with_capacity(4096);
     repo.backend().list("data", &mut |o| {
         let name = o.name.rsplit('/').next().unwrap_or("");
         if let Ok(id) = name.parse::<PackId>() {
-            listed.insert(id, o.size);
+            page.push((id, o.size));
+            if page.len() == page.capacity() {
+                index.scratch_add_listed(&page)?;
+                page.clear();
+            }
         }
         Ok(())
     })?;
-    let mut damaged_packs: HashMap<PackId, String> = HashMap::new();
-    let mut indexed: HashSet<PackId> = HashSet::new();
-    repo.index().for_each_pack(&mut |id, blob_bytes| {
-        indexed.insert(id);
-        match listed.get(&id) {
-            None => {
-                damaged_packs
-                    .insert(id, findings.add(format!("pack {id}"), "indexed but missing from the repository".into()));
-            }
-            Some(&size) if size < blob_bytes => {
-                damaged_packs.insert(
-                    id,
-                    findings.add(
-                        format!("pack {id}"),
-                        format!("{size} bytes, but its indexed blobs alone take {blob_bytes}"),
-                    ),
-                );
-            }
-            Some(_) => {}
-        }
-        Ok(())
-    })?;
-    report.packs = listed.len() as u64;
-    let unindexed = listed.keys().filter(|id| !indexed.contains(id)).count();
+    index.scratch_add_listed(&page)?;
+    drop(page);
+    report.packs = index.scratch_listed_count()?;
+    let unindexed = index.scratch_unindexed_count()?;
     if unindexed > 0 {
         report.warnings.push(format!(
             "{unindexed} pack(s) are not in any index segment (left by an interrupted backup; prune removes them, repo repair-index indexes them)"
         ));
     }
 
-    // 3. Pack contents.
+    // 3. Every indexed pack, a page at a time: missing or short ones are damage; with `read_data`,
+    //    the picked ones are read whole and every blob authenticated.
+    let mut damaged_packs: HashMap<PackId, String> = HashMap::new();
     let mut damaged_blobs: HashMap<BlobId, String> = HashMap::new();
-    if let Some(percent) = opts.read_data_percent {
-        let seed = u64::from_le_bytes(crate::crypto::random_array()?);
-        let mut ids: Vec<(PackId, u64)> = listed
-            .iter()
-            .filter(|(id, _)| indexed.contains(id) && !damaged_packs.contains_key(id))
-            .map(|(id, s)| (*id, *s))
-            .collect();
-        ids.sort();
-        let total = ids.len();
-        for (n, (id, _size)) in ids.into_iter().enumerate() {
-            let pick = u64::from_le_bytes(id.0[..8].try_into().unwrap_or([0; 8])) ^ seed;
-            if percent < 100.0 && (pick % 1_000_000) as f64 >= percent * 10_000.0 {
-                continue;
+    let read_seed = u64::from_le_bytes(crate::crypto::random_array()?);
+    let mut after: Option<PackId> = None;
+    loop {
+        let page = index.scratch_indexed_packs(after.as_ref(), 1024)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.0);
+        for (id, blob_bytes, listed) in page {
+            match listed {
+                None => {
+                    let o = findings.add(format!("pack {id}"), "indexed but missing from the repository".into());
+                    damaged_packs.insert(id, o);
+                }
+                Some(size) if size < blob_bytes => {
+                    let o = findings.add(
+                        format!("pack {id}"),
+                        format!("{size} bytes, but its indexed blobs alone take {blob_bytes}"),
+                    );
+                    damaged_packs.insert(id, o);
+                }
+                Some(_) => {
+                    let Some(percent) = opts.read_data_percent else { continue };
+                    let pick = u64::from_le_bytes(id.0[..8].try_into().unwrap_or([0; 8])) ^ read_seed;
+                    if percent < 100.0 && ((pick % 1_000_000) as f64) >= percent * 10_000.0 {
+                        continue;
+                    }
+                    report.packs_read += 1;
+                    on_progress(&format!("reading pack {} ({})", report.packs_read, id.short()));
+                    read_pack(repo, &id, &mut report, &mut findings, &mut damaged_packs, &mut damaged_blobs)?;
+                }
             }
-            on_progress(&format!("reading pack {} of {total}", n + 1));
-            report.packs_read += 1;
-            read_pack(repo, &id, &mut report, &mut findings, &mut damaged_packs, &mut damaged_blobs)?;
         }
     }
 
     // 4. Snapshots and their trees.
     on_progress("checking snapshots");
-    let mut tree_memo: HashMap<BlobId, Vec<String>> = HashMap::new();
     for snap_id in repo.snapshot_ids()? {
         report.snapshots += 1;
         let snap = match repo.load_snapshot(&snap_id) {
@@ -161,7 +161,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, on_progress: &mut dyn FnMut
             findings: &mut findings,
             damaged_packs: &damaged_packs,
             damaged_blobs: &damaged_blobs,
-            memo: &mut tree_memo,
+
             trees: 0,
         };
         let objects = ctx.tree(&snap.tree)?;
@@ -256,15 +256,14 @@ struct Walk<'a> {
     findings: &'a mut Findings,
     damaged_packs: &'a HashMap<PackId, String>,
     damaged_blobs: &'a HashMap<BlobId, String>,
-    memo: &'a mut HashMap<BlobId, Vec<String>>,
     trees: u64,
 }
 
 impl Walk<'_> {
-    /// The damaged objects reachable from tree `id` (memoized: shared subtrees are walked once).
+    /// The damaged objects reachable from tree `id` (memoized in SQLite: shared subtrees are walked once).
     fn tree(&mut self, id: &BlobId) -> Result<Vec<String>> {
-        if let Some(found) = self.memo.get(id) {
-            return Ok(found.clone());
+        if let Some(found) = self.repo.index().scratch_walked(id)? {
+            return Ok(found);
         }
         self.trees += 1;
         let mut found = BTreeSet::new();
@@ -291,7 +290,7 @@ impl Walk<'_> {
             }
         }
         let found: Vec<String> = found.into_iter().collect();
-        self.memo.insert(*id, found.clone());
+        self.repo.index().scratch_set_walked(id, &found)?;
         Ok(found)
     }
 

@@ -247,3 +247,95 @@ impl IndexCache {
 fn sql(path: &Path, source: rusqlite::Error) -> Error {
     Error::Sqlite { path: path.to_path_buf(), source }
 }
+
+/// Scratch tables for `verify`: the repository's pack listing and the trees already walked, kept
+/// in SQLite (temporary tables, spilled to disk by SQLite when large) rather than in memory.
+impl IndexCache {
+    pub fn scratch_reset(&self) -> Result<()> {
+        self.conn()
+            .execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS listed (id BLOB PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TEMP TABLE IF NOT EXISTS walked (id BLOB PRIMARY KEY, findings TEXT NOT NULL) WITHOUT ROWID;
+                 DELETE FROM listed; DELETE FROM walked;",
+            )
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    pub fn scratch_add_listed(&self, packs: &[(PackId, u64)]) -> Result<()> {
+        let mut conn = self.conn();
+        let p = self.path.clone();
+        let tx = conn.transaction().map_err(|e| sql(&p, e))?;
+        {
+            let mut st = tx
+                .prepare_cached("INSERT OR REPLACE INTO listed (id, size) VALUES (?1, ?2)")
+                .map_err(|e| sql(&p, e))?;
+            for (id, size) in packs {
+                st.execute(params![&id.0[..], *size as i64]).map_err(|e| sql(&p, e))?;
+            }
+        }
+        tx.commit().map_err(|e| sql(&p, e))
+    }
+
+    /// Up to `limit` indexed packs after `after` (in id order), each with its indexed blob bytes and
+    /// its listed size (`None`: not in the repository). Paging keeps memory bounded.
+    pub fn scratch_indexed_packs(
+        &self,
+        after: Option<&PackId>,
+        limit: usize,
+    ) -> Result<Vec<(PackId, u64, Option<u64>)>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT p.id, p.blob_bytes, l.size FROM packs p LEFT JOIN listed l ON l.id = p.id
+                 WHERE p.id > ?1 ORDER BY p.id LIMIT ?2",
+            )
+            .map_err(|e| sql(&self.path, e))?;
+        let start: &[u8] = after.map(|a| &a.0[..]).unwrap_or(&[]);
+        let rows = st
+            .query_map(params![start, limit as i64], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?))
+            })
+            .map_err(|e| sql(&self.path, e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, bytes, size) = row.map_err(|e| sql(&self.path, e))?;
+            if let Some(id) = PackId::from_slice(&id) {
+                out.push((id, bytes as u64, size.map(|s| s as u64)));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn scratch_unindexed_count(&self) -> Result<u64> {
+        self.conn()
+            .query_row("SELECT COUNT(*) FROM listed WHERE id NOT IN (SELECT id FROM packs)", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    pub fn scratch_listed_count(&self) -> Result<u64> {
+        self.conn()
+            .query_row("SELECT COUNT(*) FROM listed", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// The findings recorded for an already walked tree (newline-separated object names).
+    pub fn scratch_walked(&self, id: &BlobId) -> Result<Option<Vec<String>>> {
+        let conn = self.conn();
+        let mut st =
+            conn.prepare_cached("SELECT findings FROM walked WHERE id = ?1").map_err(|e| sql(&self.path, e))?;
+        let found: Option<String> =
+            st.query_row(params![&id.0[..]], |r| r.get(0)).optional().map_err(|e| sql(&self.path, e))?;
+        Ok(found.map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()))
+    }
+
+    pub fn scratch_set_walked(&self, id: &BlobId, findings: &[String]) -> Result<()> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached("INSERT OR REPLACE INTO walked (id, findings) VALUES (?1, ?2)")
+            .map_err(|e| sql(&self.path, e))?;
+        st.execute(params![&id.0[..], findings.join("\n")]).map_err(|e| sql(&self.path, e))?;
+        Ok(())
+    }
+}

@@ -665,20 +665,14 @@ impl Repository {
     /// are reported and left out.
     pub fn repair_index(&self, on_problem: &mut dyn FnMut(Error)) -> Result<RepairOutcome> {
         let old = self.index_segment_ids()?;
-        let mut packs = Vec::new();
-        self.backend.list("data", &mut |o| {
-            let name = o.name.rsplit('/').next().unwrap_or("").to_string();
-            if let Ok(id) = name.parse::<crate::id::PackId>() {
-                packs.push((id, o.size));
-            }
-            Ok(())
-        })?;
-        packs.sort();
         let mut outcome = RepairOutcome::default();
         let mut segment = IndexSegment { superseded: old.clone(), packs: Vec::new() };
         let mut written = Vec::new();
-        for (id, size) in packs {
-            match pack::read_pack_header(self.backend.as_ref(), &self.keys.seal, &id, size) {
+        // Headers are read as the listing streams by, so no list of all packs is ever held.
+        self.backend.list("data", &mut |o| {
+            let name = o.name.rsplit('/').next().unwrap_or("");
+            let Ok(id) = name.parse::<crate::id::PackId>() else { return Ok(()) };
+            match pack::read_pack_header(self.backend.as_ref(), &self.keys.seal, &id, o.size) {
                 Ok(entries) => {
                     outcome.packs += 1;
                     outcome.blobs += entries.len() as u64;
@@ -694,7 +688,8 @@ impl Repository {
                 let full = std::mem::replace(&mut segment, IndexSegment { superseded: old.clone(), packs: Vec::new() });
                 written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
             }
-        }
+            Ok(())
+        })?;
         if !segment.packs.is_empty() || written.is_empty() {
             written.push(IndexId(self.save_object(ObjectKind::Index, &segment.encode())?));
         }

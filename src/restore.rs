@@ -103,11 +103,6 @@ pub fn restore(
     };
     r.restore_tree(&snap.tree, target)?;
     r.flush()?;
-    // Deepest folders first, so setting a parent's mtime comes after its children are final.
-    r.dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
-    for d in &r.dirs {
-        set_meta(&d.path, d.mode, d.mtime_ns)?;
-    }
     let mut outcome = r.outcome;
     outcome.snapshot = snapshot.to_hex();
     outcome.seconds = started.elapsed().as_secs_f64();
@@ -217,7 +212,13 @@ impl Restorer<'_> {
                 progress.files_done.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             })
-        })
+        })?;
+        // Folders finished so far (pushed after their whole subtree, so children come first) now
+        // hold every entry they will get: set their modes and times, and forget them.
+        for d in self.dirs.drain(..) {
+            set_meta(&d.path, d.mode, d.mtime_ns)?;
+        }
+        Ok(())
     }
 }
 

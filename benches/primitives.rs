@@ -8,7 +8,7 @@ use std::hint::black_box;
 use sophon::chunk::{Chunker, ChunkerParams};
 use sophon::compress::Compressor;
 use sophon::crypto::{MasterKeys, SealKey};
-use sophon::pack::{seal_blob, PackBuilder};
+use sophon::pack::{compress_blob, PackBuilder};
 use sophon::{BlobId, BlobType, RepoId};
 
 fn random(n: usize) -> Vec<u8> {
@@ -110,7 +110,8 @@ fn pack_writing(c: &mut Criterion) {
         b.iter(|| {
             let mut p = PackBuilder::new();
             for (i, d) in blobs.iter().enumerate() {
-                p.add(seal_blob(&key, &mut comp, BlobType::Data, BlobId([i as u8; 32]), d.clone()).unwrap()).unwrap();
+                p.add(&key, &compress_blob(&mut comp, BlobType::Data, BlobId([i as u8; 32]), d.clone()).unwrap())
+                    .unwrap();
             }
             black_box(p.finish(&key).unwrap())
         })

@@ -32,7 +32,7 @@ use crate::format::pack::PackEntry;
 use crate::format::snapshot::{Snapshot, SnapshotError, SnapshotSummary, VERSION as SNAPSHOT_VERSION};
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::{BlobId, BlobType, IndexId, PackId, SnapshotId};
-use crate::pack::{self, PackBuilder, SealedBlob};
+use crate::pack::{self, CompressedBlob, PackBuilder};
 use crate::repo::Repository;
 
 /// Packs listed per index segment before a new segment is started.
@@ -70,7 +70,7 @@ impl BackupOptions {
             compression: None,
             reader_threads: cpus.clamp(2, 8),
             sealer_threads: cpus.clamp(2, 16),
-            upload_threads: 2,
+            upload_threads: 1,
         }
     }
 }
@@ -110,6 +110,46 @@ struct FileContent {
     size: u64,
 }
 
+/// A fixed set of chunk-sized buffers that circulate reader → sealer → packer → back. Reusing them
+/// keeps peak memory independent of how much data a backup reads (glibc's arenas otherwise fragment
+/// under millions of 1-4 MiB allocations), and an empty pool is the readers' backpressure.
+struct BufferPool {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+    capacity: usize,
+}
+
+impl BufferPool {
+    fn new(count: usize, capacity: usize) -> Self {
+        let (tx, rx) = bounded(count);
+        for _ in 0..count {
+            let _ = tx.try_send(Vec::with_capacity(capacity));
+        }
+        BufferPool { tx, rx, capacity }
+    }
+
+    /// A cleared buffer, or `None` once the backup is aborted.
+    fn take(&self, aborted: &AtomicBool) -> Option<Vec<u8>> {
+        loop {
+            match self.rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(mut b) => {
+                    b.clear();
+                    return Some(b);
+                }
+                Err(_) if aborted.load(Ordering::Relaxed) => return None,
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Return a buffer; small ones (trees) and any beyond the pool's size are dropped.
+    fn give(&self, b: Vec<u8>) {
+        if b.capacity() >= self.capacity {
+            let _ = self.tx.try_send(b);
+        }
+    }
+}
+
 /// What every stage shares.
 struct Shared {
     repo: Arc<Repository>,
@@ -119,6 +159,7 @@ struct Shared {
     fatal: Mutex<Option<Error>>,
     aborted: AtomicBool,
     progress: Arc<Progress>,
+    pool: BufferPool,
     blobs_added: AtomicU64,
     bytes_added: AtomicU64,
     bytes_stored: AtomicU64,
@@ -146,6 +187,11 @@ impl Shared {
     fn take_fatal(&self) -> Option<Error> {
         self.fatal.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
+}
+
+/// Room for one chunk of the largest size, compressed or not.
+fn buffer_capacity(max_chunk: usize) -> usize {
+    crate::compress::compress_bound(max_chunk).max(max_chunk)
 }
 
 fn time_ns(secs: i64, nsec: i64) -> i64 {
@@ -223,6 +269,10 @@ pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progre
         fatal: Mutex::new(None),
         aborted: AtomicBool::new(false),
         progress,
+        pool: BufferPool::new(
+            opts.reader_threads + 2 * opts.sealer_threads + 2,
+            buffer_capacity(repo.config().chunker.max_size as usize),
+        ),
         blobs_added: AtomicU64::new(0),
         bytes_added: AtomicU64::new(0),
         bytes_stored: AtomicU64::new(0),
@@ -313,8 +363,8 @@ struct FinishedPack {
 impl Pipeline {
     fn start(shared: &Arc<Shared>, opts: &BackupOptions, level: i32) -> Result<Self> {
         let (file_tx, file_rx) = bounded::<FileJob>(256);
-        let (blob_tx, blob_rx) = bounded::<RawBlob>(opts.sealer_threads * 2);
-        let (sealed_tx, sealed_rx) = bounded::<SealedBlob>(4);
+        let (blob_tx, blob_rx) = bounded::<RawBlob>(opts.sealer_threads);
+        let (sealed_tx, sealed_rx) = bounded::<CompressedBlob>(opts.sealer_threads);
         // One finished pack may wait while others upload: memory holds at most uploaders + 2 packs.
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
         let (done_tx, done_rx) = unbounded::<(PackId, Vec<PackEntry>)>();
@@ -408,8 +458,11 @@ fn read_file(
         shared.progress.bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         match shared.claim(&id) {
             Ok(true) => {
-                let raw = RawBlob { blob_type: BlobType::Data, id, data: chunk.to_vec() };
-                if blobs.send(raw).is_err() {
+                let Some(mut data) = shared.pool.take(&shared.aborted) else {
+                    return Err("backup aborted".into());
+                };
+                data.extend_from_slice(chunk);
+                if blobs.send(RawBlob { blob_type: BlobType::Data, id, data }).is_err() {
                     return Err("backup aborted".into());
                 }
             }
@@ -424,34 +477,48 @@ fn read_file(
     Ok(FileContent { content, size })
 }
 
-fn sealer_loop(shared: &Shared, level: i32, blobs: Receiver<RawBlob>, sealed: Sender<SealedBlob>) {
+fn sealer_loop(shared: &Shared, level: i32, blobs: Receiver<RawBlob>, sealed: Sender<CompressedBlob>) {
     let mut compressor = match Compressor::new(level) {
         Ok(c) => c,
         Err(e) => return shared.fail(e),
     };
-    let key = &shared.repo.keys().seal;
+    let mut spare = Vec::with_capacity(shared.pool.capacity);
     for blob in blobs {
         if shared.aborted.load(Ordering::Relaxed) {
+            shared.pool.give(blob.data);
             continue;
         }
-        let raw_len = blob.data.len() as u64;
-        match pack::seal_blob(key, &mut compressor, blob.blob_type, blob.id, blob.data) {
-            Ok(s) => {
-                shared.blobs_added.fetch_add(1, Ordering::Relaxed);
-                shared.bytes_added.fetch_add(raw_len, Ordering::Relaxed);
-                shared.bytes_stored.fetch_add(s.sealed.len() as u64, Ordering::Relaxed);
-                if sealed.send(s).is_err() {
-                    return;
-                }
+        let raw_len = match u32::try_from(blob.data.len()) {
+            Ok(n) => n,
+            Err(_) => {
+                shared.fail(Error::invalid("blob larger than 4 GiB"));
+                continue;
             }
-            Err(e) => shared.fail(e),
+        };
+        // Compress into the spare buffer; whichever of the two is not sent on becomes the spare.
+        let compression = compressor.compress_into(&blob.data, &mut spare);
+        let payload = match compression {
+            crate::compress::Compression::Zstd => std::mem::replace(&mut spare, blob.data),
+            crate::compress::Compression::None => blob.data,
+        };
+        if spare.capacity() < shared.pool.capacity {
+            spare = Vec::with_capacity(shared.pool.capacity);
+        }
+        shared.blobs_added.fetch_add(1, Ordering::Relaxed);
+        shared.bytes_added.fetch_add(raw_len as u64, Ordering::Relaxed);
+        let c = CompressedBlob { blob_type: blob.blob_type, compression, id: blob.id, raw_len, payload };
+        if sealed.send(c).is_err() {
+            return;
         }
     }
 }
 
-fn packer_loop(shared: &Shared, target: usize, sealed: Receiver<SealedBlob>, packs: Sender<FinishedPack>) {
+fn packer_loop(shared: &Shared, target: usize, sealed: Receiver<CompressedBlob>, packs: Sender<FinishedPack>) {
     let key = &shared.repo.keys().seal;
-    let mut data = PackBuilder::with_capacity(target + target / 8);
+    // Room for the target, one more blob of the largest size, and the header: the buffer never
+    // reallocates (a reallocation would briefly double a 16 MiB pack).
+    let capacity = target + shared.repo.config().chunker.max_size as usize + 1024 * 1024;
+    let mut data = PackBuilder::with_capacity(capacity);
     let mut trees = PackBuilder::new();
     let flush = |b: PackBuilder| -> bool {
         match b.finish(key) {
@@ -464,12 +531,19 @@ fn packer_loop(shared: &Shared, target: usize, sealed: Receiver<SealedBlob>, pac
     };
     for blob in sealed {
         let builder = if blob.blob_type == BlobType::Tree { &mut trees } else { &mut data };
-        if let Err(e) = builder.add(blob) {
-            shared.fail(e);
-            continue;
+        let added = builder.add(key, &blob);
+        shared.pool.give(blob.payload);
+        match added {
+            Ok(sealed_len) => {
+                shared.bytes_stored.fetch_add(sealed_len as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                shared.fail(e);
+                continue;
+            }
         }
         if builder.len() >= target {
-            let full = std::mem::replace(builder, PackBuilder::with_capacity(target + target / 8));
+            let full = std::mem::replace(builder, PackBuilder::with_capacity(capacity));
             if !flush(full) {
                 return;
             }

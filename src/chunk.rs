@@ -80,7 +80,8 @@ impl Chunker {
     /// Begin a new input; the next calls to [`Chunker::next_chunk`] must pass the same reader.
     pub fn reset(&mut self) {
         if self.buf.is_empty() {
-            self.buf = vec![0u8; 3 * self.params.max_size as usize];
+            // Two windows: compaction moves less than one window per window consumed.
+            self.buf = vec![0u8; 2 * self.params.max_size as usize];
         }
         self.start = 0;
         self.end = 0;

@@ -32,6 +32,11 @@ impl Compression {
 /// ceiling); trees are capped at this size too (format-spec/repository.md, "Trees").
 pub const MAX_BLOB_SIZE: usize = 64 * 1024 * 1024;
 
+/// The most bytes zstd can produce from `len` input bytes.
+pub fn compress_bound(len: usize) -> usize {
+    zstd::zstd_safe::compress_bound(len)
+}
+
 /// A reusable zstd context: one per worker thread avoids re-allocating zstd's tables per blob.
 pub struct Compressor {
     level: i32,
@@ -58,12 +63,24 @@ impl Compressor {
 
     /// Compress `data`, or hand it back raw when compression would not shrink it.
     pub fn compress(&mut self, data: Vec<u8>) -> (Compression, Vec<u8>) {
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(data.len()));
+        match self.compress_into(&data, &mut out) {
+            Compression::Zstd => (Compression::Zstd, out),
+            Compression::None => (Compression::None, data),
+        }
+    }
+
+    /// Compress `data` into `out` (cleared first; no allocation when `out` has room for
+    /// [`compress_bound`]). Returns `None` when the result would not be smaller, and then `out`
+    /// holds nothing useful.
+    pub fn compress_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> Compression {
+        out.clear();
         let Some(ctx) = self.ctx.as_mut() else {
-            return (Compression::None, data);
+            return Compression::None;
         };
-        match ctx.compress(&data) {
-            Ok(c) if c.len() < data.len() => (Compression::Zstd, c),
-            _ => (Compression::None, data),
+        match ctx.compress_to_buffer(data, out) {
+            Ok(n) if n < data.len() => Compression::Zstd,
+            _ => Compression::None,
         }
     }
 }

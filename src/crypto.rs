@@ -49,15 +49,22 @@ impl SealKey {
     /// Seal `plaintext` with a fresh random nonce; returns `nonce || ciphertext || tag`.
     pub fn seal(&self, plaintext: &[u8], ad: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+        self.seal_append(plaintext, ad, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seal `plaintext` onto the end of `out` (`nonce || ciphertext || tag`), encrypting in place.
+    pub fn seal_append(&self, plaintext: &[u8], ad: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let nonce: [u8; NONCE_SIZE] = random_array()?;
         out.extend_from_slice(&nonce);
+        let start = out.len();
         out.extend_from_slice(plaintext);
         let tag = self
             .key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(ad), &mut out[NONCE_SIZE..])
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(ad), &mut out[start..])
             .map_err(|_| Error::invalid("sealing failed"))?;
         out.extend_from_slice(tag.as_ref());
-        Ok(out)
+        Ok(())
     }
 
     /// Open a sealed value in place; on success `sealed` holds the plaintext.

@@ -13,28 +13,25 @@ pub fn pack_path(id: &PackId) -> String {
     format!("data/{}/{}", &h[..2], h)
 }
 
-/// A blob already compressed and sealed, ready to be appended to a pack.
-pub struct SealedBlob {
+/// A blob compressed (or kept raw) and ready to be sealed into a pack.
+pub struct CompressedBlob {
     pub blob_type: BlobType,
     pub compression: Compression,
     pub id: BlobId,
     pub raw_len: u32,
-    pub sealed: Vec<u8>,
+    pub payload: Vec<u8>,
 }
 
-/// Compress and seal one blob's plaintext.
-pub fn seal_blob(
-    key: &SealKey,
+/// Compress one blob's plaintext (kept raw when that does not shrink it).
+pub fn compress_blob(
     compressor: &mut compress::Compressor,
     blob_type: BlobType,
     id: BlobId,
     plaintext: Vec<u8>,
-) -> Result<SealedBlob> {
+) -> Result<CompressedBlob> {
     let raw_len = u32::try_from(plaintext.len()).map_err(|_| Error::invalid("blob larger than 4 GiB"))?;
     let (compression, payload) = compressor.compress(plaintext);
-    let ad = fmt::blob_ad(blob_type, compression, &id, raw_len);
-    let sealed = key.seal(&payload, &ad)?;
-    Ok(SealedBlob { blob_type, compression, id, raw_len, sealed })
+    Ok(CompressedBlob { blob_type, compression, id, raw_len, payload })
 }
 
 /// Open, decompress and (optionally) re-hash one blob read from a pack.
@@ -77,10 +74,13 @@ impl PackBuilder {
         self.entries.is_empty()
     }
 
-    pub fn add(&mut self, blob: SealedBlob) -> Result<()> {
+    /// Seal `blob` straight into the pack (no intermediate copy); returns the sealed length.
+    pub fn add(&mut self, key: &SealKey, blob: &CompressedBlob) -> Result<u32> {
         let offset = u32::try_from(self.bytes.len()).map_err(|_| Error::invalid("pack larger than 4 GiB"))?;
-        let sealed_len = u32::try_from(blob.sealed.len()).map_err(|_| Error::invalid("blob larger than 4 GiB"))?;
-        self.bytes.extend_from_slice(&blob.sealed);
+        let ad = fmt::blob_ad(blob.blob_type, blob.compression, &blob.id, blob.raw_len);
+        key.seal_append(&blob.payload, &ad, &mut self.bytes)?;
+        let sealed_len =
+            u32::try_from(self.bytes.len() - offset as usize).map_err(|_| Error::invalid("blob larger than 4 GiB"))?;
         self.entries.push(PackEntry {
             blob_type: blob.blob_type,
             compression: blob.compression,
@@ -89,7 +89,7 @@ impl PackBuilder {
             sealed_len,
             raw_len: blob.raw_len,
         });
-        Ok(())
+        Ok(sealed_len)
     }
 
     /// Seal the header, append it and the trailer; returns the pack's id, bytes and entries.
@@ -153,7 +153,7 @@ mod tests {
         let blobs: Vec<Vec<u8>> = vec![b"alpha".repeat(100), vec![], b"gamma".to_vec()];
         for (i, data) in blobs.iter().enumerate() {
             let id = BlobId([i as u8; 32]);
-            b.add(seal_blob(&key, &mut comp, BlobType::Data, id, data.clone()).unwrap()).unwrap();
+            b.add(&key, &compress_blob(&mut comp, BlobType::Data, id, data.clone()).unwrap()).unwrap();
         }
         let (id, bytes, entries) = b.finish(&key).unwrap();
         let parsed = parse_pack(&key, Some(&id), &bytes).unwrap();

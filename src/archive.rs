@@ -101,8 +101,67 @@ struct RawBlob {
 }
 
 struct FileJob {
-    path: PathBuf,
+    source: JobSource,
     reply: Sender<std::result::Result<FileContent, String>>,
+}
+
+enum JobSource {
+    Path(PathBuf),
+    Bytes(Arc<Vec<u8>>),
+}
+
+/// A folder whose entries do not come from walking a folder on disk: a gateway's backup layout,
+/// made of generated files and real files read at backup time. Entries are kept sorted by name.
+#[derive(Clone, Debug, Default)]
+pub struct VirtualDir {
+    pub mode: u32,
+    pub mtime_ns: i64,
+    pub entries: std::collections::BTreeMap<Vec<u8>, VirtualEntry>,
+}
+
+#[derive(Clone, Debug)]
+pub enum VirtualEntry {
+    Dir(VirtualDir),
+    /// Generated content.
+    Bytes {
+        data: Arc<Vec<u8>>,
+        mode: u32,
+        mtime_ns: i64,
+    },
+    /// A real file, read (or, unchanged since the parent snapshot, reused) when archived.
+    File(PathBuf),
+}
+
+impl VirtualDir {
+    pub fn new(mode: u32, mtime_ns: i64) -> Self {
+        VirtualDir { mode, mtime_ns, entries: Default::default() }
+    }
+
+    /// Put `entry` at the slash-separated `path`, making folders on the way (with this folder's
+    /// mode and time). Refuses unsafe names and a path that runs through a file.
+    pub fn insert(&mut self, path: &str, entry: VirtualEntry) -> Result<()> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut dir = self;
+        for (i, part) in parts.iter().enumerate() {
+            if !Node::is_safe_name(part.as_bytes()) {
+                return Err(Error::invalid(format!("virtual path {path:?}: unsafe component {part:?}")));
+            }
+            if i + 1 == parts.len() {
+                dir.entries.insert(part.as_bytes().to_vec(), entry);
+                return Ok(());
+            }
+            let (mode, mtime_ns) = (dir.mode, dir.mtime_ns);
+            let next = dir
+                .entries
+                .entry(part.as_bytes().to_vec())
+                .or_insert_with(|| VirtualEntry::Dir(VirtualDir::new(mode, mtime_ns)));
+            dir = match next {
+                VirtualEntry::Dir(d) => d,
+                _ => return Err(Error::invalid(format!("virtual path {path:?}: {part:?} is a file"))),
+            };
+        }
+        Ok(())
+    }
 }
 
 struct FileContent {
@@ -198,6 +257,26 @@ fn time_ns(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
+fn virtual_node(name: &[u8], kind: NodeKind, mode: u32, mtime_ns: i64) -> Node {
+    let mut n = Node {
+        name: None,
+        name_hex: None,
+        kind,
+        mode: mode & 0o7777,
+        mtime_ns,
+        ctime_ns: 0,
+        inode: 0,
+        device: 0,
+        size: 0,
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+        target_hex: None,
+    };
+    n.set_name(name);
+    n
+}
+
 fn base_node(name: &[u8], kind: NodeKind, meta: &Metadata) -> Node {
     let mut n = Node {
         name: None,
@@ -220,8 +299,6 @@ fn base_node(name: &[u8], kind: NodeKind, meta: &Metadata) -> Node {
 
 /// Run a backup of `opts.paths` into `repo`.
 pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
-    let started = Instant::now();
-    let time = opts.time.unwrap_or_else(chrono::Utc::now);
     if opts.paths.is_empty() {
         return Err(Error::invalid("nothing to back up: give at least one --path"));
     }
@@ -241,7 +318,33 @@ pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progre
     }
     roots.sort_by(|a, b| a.1.cmp(&b.1));
     let path_strings: Vec<String> = roots.iter().map(|r| r.0.to_string_lossy().into_owned()).collect();
+    if progress.files_total.load(Ordering::Relaxed) == 0 {
+        spawn_scanner(roots.iter().map(|r| r.0.clone()).collect(), Arc::clone(&progress));
+    }
+    run(repo, opts, progress, path_strings, |walker, parent| walker.archive_roots(&roots, parent))
+}
 
+/// Back up a virtual tree; `label` stands in the snapshot's `paths` (and picks the parent).
+pub fn backup_virtual(
+    repo: &Arc<Repository>,
+    label: &str,
+    root: &VirtualDir,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<BackupOutcome> {
+    run(repo, opts, progress, vec![label.to_string()], |walker, parent| walker.archive_virtual(root, parent))
+}
+
+/// Choose the parent, lock, run the pipeline around `walk`, and save the snapshot.
+fn run(
+    repo: &Arc<Repository>,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+    path_strings: Vec<String>,
+    walk: impl FnOnce(&mut Walker<'_>, Option<&Tree>) -> Result<BlobId>,
+) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let time = opts.time.unwrap_or_else(chrono::Utc::now);
     let hostname = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
     let parent = match &opts.parent {
         ParentChoice::None => None,
@@ -257,10 +360,6 @@ pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progre
     };
 
     let _lock = repo.lock(false, "backup")?;
-    if progress.files_total.load(Ordering::Relaxed) == 0 {
-        spawn_scanner(roots.iter().map(|r| r.0.clone()).collect(), Arc::clone(&progress));
-    }
-
     let level = opts.compression.unwrap_or(repo.config().compression);
     Compressor::new(level)?;
     let shared = Arc::new(Shared {
@@ -286,12 +385,12 @@ pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progre
         errors: Vec::new(),
         summary: SnapshotSummary::default(),
     };
-    let walk = walker.archive_roots(&roots, parent_tree.as_ref());
+    let walked = walk(&mut walker, parent_tree.as_ref());
     let Walker { errors, mut summary, file_tx, blob_tx, .. } = walker;
     // The pipeline ends when every sender is gone, these included.
     drop((file_tx, blob_tx));
     let segments = pipeline.finish(&shared);
-    let root = walk?;
+    let root = walked?;
     let segments = segments?;
     if let Some(e) = shared.take_fatal() {
         return Err(e);
@@ -435,24 +534,29 @@ fn reader_loop(shared: &Shared, jobs: Receiver<FileJob>, blobs: Sender<RawBlob>)
             let _ = job.reply.send(Err("backup aborted".into()));
             continue;
         }
-        let result = read_file(shared, &mut chunker, &job.path, &blobs);
+        let result = match &job.source {
+            JobSource::Path(path) => match File::open(path) {
+                Ok(mut f) => read_content(shared, &mut chunker, &mut f, &blobs),
+                Err(e) => Err(e.to_string()),
+            },
+            JobSource::Bytes(data) => read_content(shared, &mut chunker, &mut &data[..], &blobs),
+        };
         let _ = job.reply.send(result);
     }
 }
 
 /// Chunk one file and hand its new chunks on. `Err` is an unreadable file (reported, not fatal).
-fn read_file(
+fn read_content(
     shared: &Shared,
     chunker: &mut Chunker,
-    path: &Path,
+    file: &mut dyn std::io::Read,
     blobs: &Sender<RawBlob>,
 ) -> std::result::Result<FileContent, String> {
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
     chunker.reset();
     let mut content = Vec::new();
     let mut size = 0u64;
     let keys = shared.repo.keys();
-    while let Some(chunk) = chunker.next_chunk(&mut file).map_err(|e| e.to_string())? {
+    while let Some(chunk) = chunker.next_chunk(file).map_err(|e| e.to_string())? {
         let id = keys.blob_id(chunk);
         size += chunk.len() as u64;
         shared.progress.bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -637,6 +741,45 @@ impl Walker<'_> {
         self.finish_tree(pending)
     }
 
+    fn archive_virtual(&mut self, dir: &VirtualDir, parent: Option<&Tree>) -> Result<BlobId> {
+        let mut pending = Vec::with_capacity(dir.entries.len());
+        for (name, entry) in &dir.entries {
+            let prev = find(parent, name);
+            match entry {
+                VirtualEntry::Dir(sub) => {
+                    self.summary.dirs += 1;
+                    let sub_parent = match prev {
+                        Some(p) if p.kind == NodeKind::Dir => {
+                            p.subtree.and_then(|id| self.shared.repo.load_tree(&id).ok())
+                        }
+                        _ => None,
+                    };
+                    let mut node = virtual_node(name, NodeKind::Dir, sub.mode, sub.mtime_ns);
+                    node.subtree = Some(self.archive_virtual(sub, sub_parent.as_ref())?);
+                    pending.push(Pending::Ready(node));
+                }
+                VirtualEntry::Bytes { data, mode, mtime_ns } => {
+                    self.summary.files += 1;
+                    self.summary.bytes += data.len() as u64;
+                    self.summary.files_new += 1;
+                    let mut node = virtual_node(name, NodeKind::File, *mode, *mtime_ns);
+                    node.size = data.len() as u64;
+                    let (tx, rx) = bounded(1);
+                    if self.file_tx.send(FileJob { source: JobSource::Bytes(Arc::clone(data)), reply: tx }).is_err() {
+                        return Err(self.shared.take_fatal().unwrap_or_else(|| Error::invalid("backup aborted")));
+                    }
+                    pending.push(Pending::File(node, rx, PathBuf::from(String::from_utf8_lossy(name).into_owned())));
+                }
+                VirtualEntry::File(path) => match std::fs::symlink_metadata(path) {
+                    Ok(meta) if meta.is_file() => pending.push(self.entry(path, name, &meta, prev)?),
+                    Ok(_) => self.record(path, "not a regular file"),
+                    Err(e) => self.record(path, e),
+                },
+            }
+        }
+        self.finish_tree(pending)
+    }
+
     fn archive_dir(&mut self, dir: &Path, parent: Option<&Tree>) -> Result<Option<BlobId>> {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
@@ -699,7 +842,7 @@ impl Walker<'_> {
                 self.summary.files_new += 1;
             }
             let (tx, rx) = bounded(1);
-            if self.file_tx.send(FileJob { path: path.to_path_buf(), reply: tx }).is_err() {
+            if self.file_tx.send(FileJob { source: JobSource::Path(path.to_path_buf()), reply: tx }).is_err() {
                 return Err(self.shared.take_fatal().unwrap_or_else(|| Error::invalid("backup aborted")));
             }
             Ok(Pending::File(node, rx, path.to_path_buf()))

@@ -13,6 +13,7 @@ pub mod compress;
 pub mod crypto;
 pub mod error;
 pub mod format;
+pub mod gateway;
 pub mod id;
 pub mod index;
 pub mod pack;

@@ -2,6 +2,7 @@
 
 pub mod backup_cmd;
 pub mod demo;
+pub mod gateway_cmd;
 pub mod output;
 pub mod progress;
 pub mod repo_cmd;
@@ -48,6 +49,9 @@ pub enum Command {
     Backup(backup_cmd::BackupCommand),
     /// Run the main job on an embedded sample: back up, change, back up again, restore, verify.
     Demo(demo::DemoArgs),
+    /// Create a gateway data home (empty, or a realistic demo) and count what it holds.
+    #[command(subcommand)]
+    Gateway(gateway_cmd::GatewayCommand),
 }
 
 /// Where the repository is and how to open it; shared by every command that uses one.
@@ -114,5 +118,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Repo(c) => repo_cmd::run(c),
         Command::Backup(c) => backup_cmd::run(c),
         Command::Demo(a) => demo::run(a),
+        Command::Gateway(c) => gateway_cmd::run(c),
     }
 }

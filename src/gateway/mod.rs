@@ -1,0 +1,92 @@
+//! The Sophon gateway's data home: the folder a gateway keeps its records and files in, which a
+//! gateway backup reads and a gateway restore writes. The layout is specified in
+//! `format-spec/gateway.md`; this module owns it.
+//!
+//! - [`schema`]: the SQL schema of `gateway.db`, opening a home (refusing unknown schema versions) and
+//!   creating an empty one.
+//! - [`demo`]: a deterministic generator of realistic demo gateways (every category, several tenants,
+//!   planted secrets) at three scales.
+//! - [`stats`]: records and bytes per category and per tenant.
+//!
+//! Layer 4 (a source): it knows nothing of packs, backends or the repository.
+
+pub mod category;
+pub mod demo;
+pub mod redact;
+pub mod schema;
+pub mod stats;
+
+use std::path::{Path, PathBuf};
+
+pub use category::{Category, SecretField, SECRET_FIELDS};
+pub use demo::{generate, DemoScale, DemoSummary};
+pub use schema::{create_home, open_home, SCHEMA_VERSION};
+pub use stats::{stats, Count, GatewayStats, TenantStats};
+
+/// The database file inside a home.
+pub const DB_FILE: &str = "gateway.db";
+/// The license key file inside a home.
+pub const LICENSE_FILE: &str = "license.key";
+
+pub type GatewayResult<T> = std::result::Result<T, GatewayError>;
+
+/// Everything that can go wrong with a gateway home. Each variant names the home or file, so the
+/// message alone tells an operator what to fix. Converts into [`crate::Error`].
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("gateway home {0} does not exist (create one with `sophon gateway init --home {0}`)")]
+    HomeNotFound(PathBuf),
+
+    #[error("{0} is not a gateway home: it has no {DB_FILE}")]
+    NotAHome(PathBuf),
+
+    #[error("gateway home {0} is not empty: init needs an empty or absent folder")]
+    NotEmpty(PathBuf),
+
+    #[error(
+        "gateway database {path}: schema version {found} is not supported (this build reads version {supported}); upgrade sophon"
+    )]
+    UnsupportedSchema { path: PathBuf, found: i64, supported: u32 },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("gateway database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl GatewayError {
+    pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        GatewayError::Io { path: path.as_ref().to_path_buf(), source }
+    }
+
+    pub(crate) fn sql(path: impl AsRef<Path>, source: rusqlite::Error) -> Self {
+        GatewayError::Sqlite { path: path.as_ref().to_path_buf(), source }
+    }
+}
+
+impl From<GatewayError> for crate::Error {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Io { path, source } => crate::Error::Io { path, source },
+            GatewayError::UnsupportedSchema { path, found, supported } => crate::Error::UnsupportedVersion {
+                what: format!("gateway database {}", path.display()),
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+                supported,
+            },
+            GatewayError::HomeNotFound(_) | GatewayError::NotAHome(_) => crate::Error::NotFound(e.to_string()),
+            other => crate::Error::Invalid(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Secret redaction: nothing secret leaves in a backup in plain form.
+//!
+//! Two layers. The per-category rules (the dump code) name the fields that are secrets by design:
+//! webhook signing secrets, connection tokens, channel tokens, MCP tokens, node pairing secrets.
+//! Behind them, [`redact_json`] scans every value of every JSON document the backup writes and
+//! replaces anything secret-shaped: values under secret-sounding keys, values that look like
+//! well-known credentials, and connection strings or URLs that carry a password. A redacted value
+//! becomes [`REDACTED`], which restore recognises: it keeps the value already present, or marks the
+//! field as needing re-configuration.
+
+use serde_json::Value;
+
+/// What a secret is replaced by. Restore treats exactly this string as "needs re-configuration".
+pub const REDACTED: &str = "<redacted by sophon backup: re-configure after restore>";
+
+/// Key names (lowercased, with `_`, `-`, `.` and `:` removed) that hold secrets, matched as substrings.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "signingkey",
+    "encryptionkey",
+    "credential",
+    "authorization",
+    "bearer",
+    "cookie",
+    "sessionkey",
+    "connectionstring",
+    "totp",
+    "licensekey",
+    "webhookurl",
+];
+
+/// Exact key names that are secrets but too short to match as substrings safely.
+const SECRET_KEYS_EXACT: &[&str] = &["pwd", "pass", "auth", "key", "sas", "dsn", "otp", "pin"];
+
+/// Prefixes of well-known credential formats.
+const SECRET_PREFIXES: &[&str] = &[
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "pk_live_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xoxs-",
+    "xapp-",
+    "whsec_",
+    "AIza",
+    "ya29.",
+    "AKIA",
+    "ASIA",
+    "hf_",
+    "npm_",
+    "pypi-",
+    "shpat_",
+    "SG.",
+    "-----BEGIN",
+];
+
+fn normalise_key(key: &str) -> String {
+    key.chars().filter(|c| !matches!(c, '_' | '-' | '.' | ':' | ' ')).flat_map(char::to_lowercase).collect()
+}
+
+/// True for a key whose value is a secret by its name.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = normalise_key(key);
+    // Public halves and references are not secrets.
+    if k.ends_with("publickey") || k.ends_with("tokenurl") || k.ends_with("tokenendpoint") || k == "tokentype" {
+        return false;
+    }
+    // "token" names a credential, "tokens" a count (LLM usage): `prompt_tokens` stays.
+    let token = k.contains("token") && !k.contains("tokens");
+    token || SECRET_KEYS_EXACT.contains(&k.as_str()) || SECRET_KEY_PARTS.iter().any(|p| k.contains(p))
+}
+
+/// True for a value that looks like a credential whatever its key.
+pub fn is_secret_value(v: &str) -> bool {
+    let t = v.trim();
+    if SECRET_PREFIXES.iter().any(|p| t.starts_with(p) && t.len() >= p.len() + 8) {
+        return true;
+    }
+    // A JSON Web Token: three base64url parts, the first two starting with `eyJ`.
+    if t.starts_with("eyJ") && t.matches('.').count() == 2 && t.len() > 30 {
+        return true;
+    }
+    has_embedded_credentials(t)
+}
+
+/// Connection strings (`…;Password=…;`) and URLs with a password (`scheme://user:pass@host`).
+fn has_embedded_credentials(v: &str) -> bool {
+    let lower = v.to_ascii_lowercase();
+    for part in lower.split(';') {
+        if let Some((k, val)) = part.split_once('=') {
+            let k = normalise_key(k);
+            if !val.trim().is_empty()
+                && matches!(
+                    k.as_str(),
+                    "password"
+                        | "pwd"
+                        | "accountkey"
+                        | "sharedaccesskey"
+                        | "sharedaccesssignature"
+                        | "secret"
+                        | "apikey"
+                )
+            {
+                return true;
+            }
+        }
+    }
+    if let Some((_, rest)) = v.split_once("://") {
+        if let Some((userinfo, _)) = rest.split_once('@') {
+            if !userinfo.contains('/') && userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty()) {
+                return true;
+            }
+        }
+    }
+    // Query-string credentials in URLs.
+    ["?key=", "&key=", "?token=", "&token=", "?sig=", "&sig=", "access_token=", "api_key=", "apikey="]
+        .iter()
+        .any(|p| lower.contains(p))
+}
+
+/// Replace every secret in `value`; `path` is where the document sits (for the report), and every
+/// redacted location is pushed onto `redacted` as `path#json/pointer`.
+pub fn redact_json(value: &mut Value, path: &str, redacted: &mut Vec<String>) {
+    walk(value, &mut String::new(), false, path, redacted);
+}
+
+fn walk(value: &mut Value, pointer: &mut String, under_secret_key: bool, path: &str, redacted: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                walk(v, pointer, under_secret_key || is_secret_key(k), path, redacted);
+                pointer.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                walk(v, pointer, under_secret_key, path, redacted);
+                pointer.truncate(len);
+            }
+        }
+        Value::String(s) => {
+            if s == REDACTED || s.is_empty() {
+                return;
+            }
+            if under_secret_key || is_secret_value(s) {
+                *s = REDACTED.to_string();
+                redacted.push(format!("{path}#{pointer}"));
+            } else if let Some(r) = redact_text(s) {
+                // A credential inside prose: replace the word, keep the sentence.
+                *s = r;
+                redacted.push(format!("{path}#{pointer}"));
+            }
+        }
+        Value::Number(_) if under_secret_key => {
+            *value = Value::String(REDACTED.to_string());
+            redacted.push(format!("{path}#{pointer}"));
+        }
+        _ => {}
+    }
+}
+
+/// Redact one line of free text (logs, memory entries): secret-shaped words are replaced.
+pub fn redact_text(text: &str) -> Option<String> {
+    let mut changed = false;
+    let out: Vec<String> = text
+        .split(' ')
+        .map(|w| {
+            let word = w.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | '(' | ')' | '[' | ']' | '\n' | '\t'));
+            if !word.is_empty() && word != REDACTED && is_secret_value(word) {
+                changed = true;
+                w.replace(word, REDACTED)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    changed.then(|| out.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secret_keys_values_and_connection_strings_are_redacted() {
+        let mut v = json!({
+            "Logging": {"Level": "Info"},
+            "ConnectionStrings": {"Main": "Server=db;Database=x;User Id=sa;Password=hunter2;"},
+            "Sophon": {"Llm": {"ApiKey": "anything-at-all", "Endpoint": "https://api.example.com"},
+                       "Smtp": {"Port": 587, "Pass": "p@ss"}},
+            "Custom": {"MyOwnSecretThing": 12345, "note": "uses ghp_abcdefghijklmnopqrstuvwxyz0123456789"},
+            "Webhook": "https://user:pw@hooks.example.com/x",
+            "Token list": ["a", "b"],
+            "PublicKey": "ssh-ed25519 AAAA",
+            "Jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc",
+        });
+        let mut report = Vec::new();
+        redact_json(&mut v, "config/appsettings.backup.json", &mut report);
+        let s = v.to_string();
+        for secret in ["hunter2", "anything-at-all", "p@ss", "12345", "ghp_abc", "user:pw", "eyJhbGci"] {
+            assert!(!s.contains(secret), "{secret} leaked: {s}");
+        }
+        assert_eq!(v["Logging"]["Level"], "Info");
+        assert_eq!(v["Sophon"]["Llm"]["Endpoint"], "https://api.example.com");
+        assert_eq!(v["Sophon"]["Smtp"]["Port"], 587);
+        assert_eq!(v["PublicKey"], "ssh-ed25519 AAAA");
+        assert_eq!(v["Custom"]["note"], format!("uses {REDACTED}"));
+        assert_eq!(v["Token list"][1], REDACTED);
+        assert!(report.contains(&"config/appsettings.backup.json#/Sophon/Llm/ApiKey".to_string()));
+        // Idempotent: redacting again changes nothing and reports nothing.
+        let mut again = Vec::new();
+        let before = v.clone();
+        redact_json(&mut v, "x", &mut again);
+        assert_eq!(v, before);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn ordinary_values_survive() {
+        for ok in ["hello world", "sk", "https://example.com/path?q=1", "Server=db;Database=x", "token budget exceeded"]
+        {
+            assert!(!is_secret_value(ok), "{ok}");
+        }
+        for key in ["name", "author", "tokens_used", "prompt_tokens", "keyboard", "TokenUrl", "description"] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+        for key in ["auth_token", "refreshToken", "bot-token", "client_secret", "Password", "pairing_secret", "pwd"] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        assert_eq!(redact_text("call with sk-abcdefghijklmnop now").unwrap(), format!("call with {REDACTED} now"));
+        assert!(redact_text("nothing to see").is_none());
+    }
+}

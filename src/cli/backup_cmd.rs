@@ -30,9 +30,27 @@ pub enum BackupCommand {
 pub struct CreateArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// A folder (or file) to back up; repeat for several.
-    #[arg(long = "path", value_name = "DIR", required = true)]
+    /// A folder (or file) to back up; repeat for several. Without it, the gateway at --home is backed up.
+    #[arg(long = "path", value_name = "DIR")]
     pub paths: Vec<PathBuf>,
+    /// The gateway's data home (when no --path is given).
+    #[arg(long, env = "SOPHON_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Gateway categories to include, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub categories: Vec<String>,
+    /// Only this tenant's records.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Include the license key (default: the config's Sophon:Backups:Default:IncludeLicense, else no).
+    #[arg(long)]
+    pub include_license: bool,
+    /// Audit log rows at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub audit_since: Option<String>,
+    /// Audit log rows before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub audit_until: Option<String>,
     /// A tag to attach to the snapshot; repeat for several.
     #[arg(long = "tag", value_name = "T")]
     pub tags: Vec<String>,
@@ -97,7 +115,53 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<u8> {
     }
 }
 
+/// The gateway's `Sophon:Backups:Default` settings from `config/appsettings*.json`.
+fn gateway_backup_settings(home: &std::path::Path) -> serde_json::Value {
+    let mut out = serde_json::Value::Null;
+    for name in ["appsettings.json", "appsettings.Production.json"] {
+        let Ok(text) = std::fs::read_to_string(home.join("config").join(name)) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let d = &v["Sophon"]["Backups"]["Default"];
+        if !d.is_null() {
+            out = d.clone();
+        }
+    }
+    out
+}
+
+/// The repository of a gateway backup: --repo / SOPHON_REPOSITORY, else the config's
+/// `Sophon:Backups:Default:Repository`, else `<home>/backups/repository`, created on first use.
+fn gateway_repository(args: &RepoArgs, home: &std::path::Path) -> anyhow::Result<Arc<sophon::Repository>> {
+    if args.repo.is_some() {
+        return args.open();
+    }
+    let settings = gateway_backup_settings(home);
+    let url = match settings["Repository"].as_str() {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => home.join("backups").join("repository").to_string_lossy().into_owned(),
+    };
+    let mut with_url = args.clone();
+    with_url.repo = Some(url.clone());
+    let default_local = !url.contains("://") && !std::path::Path::new(&url).join("config").exists();
+    if default_local {
+        let backend = sophon::backend::open_url(&url, true)?;
+        let repo = sophon::Repository::init(
+            backend,
+            &args.passphrase()?,
+            &sophon::InitOptions::default(),
+            Some(args.cache_dir()),
+        )
+        .with_context(|| format!("creating the gateway's repository {url}"))?;
+        eprintln!("created repository {} at {url}", repo.config().id.short());
+        return Ok(Arc::new(repo));
+    }
+    with_url.open()
+}
+
 fn create(a: CreateArgs) -> anyhow::Result<u8> {
+    if a.paths.is_empty() {
+        return create_gateway(a);
+    }
     let repo = a.repo.open()?;
     let mut opts = BackupOptions::new(a.paths.clone());
     opts.tags = a.tags.clone();
@@ -114,19 +178,82 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
     let outcome = archive::backup(&repo, &opts, progress)?;
     drop(display);
+    report_backup(&a, &outcome, None)
+}
+
+fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
+    use sophon::gateway::dump::{dump, DumpOptions};
+    let home =
+        a.home.clone().context("nothing to back up: give --path DIR, or --home DIR (or SOPHON_HOME) for a gateway")?;
+    if !home.join(sophon::gateway::DB_FILE).exists() {
+        anyhow::bail!("{} is not a gateway home (no {})", home.display(), sophon::gateway::DB_FILE);
+    }
+    let categories = a
+        .categories
+        .iter()
+        .map(|c| c.trim().parse::<sophon::gateway::Category>().map_err(|e| anyhow::anyhow!("--categories: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = gateway_backup_settings(&home);
+    let repo = gateway_repository(&a.repo, &home)?;
+    let dump_opts = DumpOptions {
+        categories,
+        tenant: a.tenant.clone(),
+        include_license: a.include_license || settings["IncludeLicense"].as_bool().unwrap_or(false),
+        audit_since: a.audit_since.clone(),
+        audit_until: a.audit_until.clone(),
+        passphrase: Some(a.repo.passphrase()?),
+    };
+    let d = dump(&home, &dump_opts)?;
+    let abs = std::path::absolute(&home).unwrap_or(home.clone());
+    let mut label = format!("gateway:{}", abs.display());
+    if let Some(t) = &a.tenant {
+        label.push_str(&format!("?tenant={t}"));
+    }
+    let mut opts = BackupOptions::new(vec![]);
+    opts.tags = a.tags.clone();
+    opts.compression = a.compression;
+    if a.force {
+        opts.parent = ParentChoice::None;
+    }
+    if let Some(t) = &a.time {
+        let t =
+            chrono::DateTime::parse_from_rfc3339(t).with_context(|| format!("--time {t:?} is not an RFC 3339 time"))?;
+        opts.time = Some(t.with_timezone(&chrono::Utc));
+    }
+    let progress = Arc::new(Progress::default());
+    let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
+    let outcome = archive::backup_virtual(&repo, &label, &d.root, &opts, progress)?;
+    drop(display);
+    report_backup(&a, &outcome, Some(&d))
+}
+
+fn report_backup(
+    a: &CreateArgs,
+    outcome: &archive::BackupOutcome,
+    gateway: Option<&sophon::gateway::dump::Dump>,
+) -> anyhow::Result<u8> {
     let s = &outcome.snapshot;
     for e in &s.errors {
         eprintln!("warning: {}: {}", e.path, e.error);
     }
     if a.json {
-        json(&serde_json::json!({
+        let mut v = serde_json::json!({
             "snapshot": outcome.snapshot_id,
             "parent": outcome.parent,
             "partial": s.partial,
             "errors": s.errors,
             "summary": s.summary,
             "seconds": outcome.seconds,
-        }))?;
+        });
+        if let Some(d) = gateway {
+            v["gateway"] = serde_json::json!({
+                "categories": d.categories.iter().map(|c| c.id()).collect::<Vec<_>>(),
+                "records": d.records,
+                "redacted": d.redacted.len(),
+                "users_to_reenrol": d.reenrol,
+            });
+        }
+        json(&v)?;
     } else {
         let m = &s.summary;
         line(format!(
@@ -143,6 +270,14 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
             bytes(m.bytes_stored),
             outcome.seconds
         ));
+        if let Some(d) = gateway {
+            let counts: Vec<String> = d.records.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            line(format!("gateway records: {}", counts.join(", ")));
+            line(format!(
+                "{} secret value(s) redacted; 2FA secrets sealed with the backup passphrase",
+                d.redacted.len()
+            ));
+        }
     }
     Ok(if s.partial { exit::PARTIAL } else { exit::OK })
 }

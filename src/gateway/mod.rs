@@ -12,8 +12,10 @@
 
 pub mod category;
 pub mod demo;
+pub mod dump;
 pub mod redact;
 pub mod schema;
+pub mod sealed;
 pub mod stats;
 
 use std::path::{Path, PathBuf};

@@ -184,11 +184,20 @@ fn walk(value: &mut Value, pointer: &mut String, under_secret_key: bool, path: &
 /// Redact one line of free text (logs, memory entries): secret-shaped words are replaced.
 pub fn redact_text(text: &str) -> Option<String> {
     let mut changed = false;
+    // The word after an authorization scheme (`Bearer x`, `Basic x`) or after a secret-named
+    // key (`token=x` is caught as a word; `--password x` as the next word) is a secret whatever its shape.
+    let mut next_is_secret = false;
     let out: Vec<String> = text
         .split(' ')
         .map(|w| {
             let word = w.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | '(' | ')' | '[' | ']' | '\n' | '\t'));
-            if !word.is_empty() && word != REDACTED && is_secret_value(word) {
+            let secret = !word.is_empty()
+                && word != REDACTED
+                && (next_is_secret || is_secret_value(word) || key_value_secret(word));
+            let lower = word.to_ascii_lowercase();
+            next_is_secret = matches!(lower.as_str(), "bearer" | "basic" | "token" | "authorization:bearer")
+                || (lower.starts_with("--") && is_secret_key(lower.trim_start_matches('-')));
+            if secret {
                 changed = true;
                 w.replace(word, REDACTED)
             } else {
@@ -197,6 +206,11 @@ pub fn redact_text(text: &str) -> Option<String> {
         })
         .collect();
     changed.then(|| out.join(" "))
+}
+
+/// `name=value` or `name:value` where the name is a secret's.
+fn key_value_secret(word: &str) -> bool {
+    word.split_once(['=', ':']).is_some_and(|(k, v)| !v.is_empty() && !k.is_empty() && is_secret_key(k))
 }
 
 #[cfg(test)]
@@ -252,5 +266,11 @@ mod tests {
         }
         assert_eq!(redact_text("call with sk-abcdefghijklmnop now").unwrap(), format!("call with {REDACTED} now"));
         assert!(redact_text("nothing to see").is_none());
+        let cmd = "curl -H 'Authorization: Bearer CANARY123abc' --password hunter2 https://x api_key=zzz9";
+        let r = redact_text(cmd).unwrap();
+        for leaked in ["CANARY123abc", "hunter2", "zzz9"] {
+            assert!(!r.contains(leaked), "{leaked} in {r}");
+        }
+        assert!(r.contains("https://x"));
     }
 }

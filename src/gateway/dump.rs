@@ -1,0 +1,484 @@
+//! Reading a gateway home into the product page's backup layout (a [`VirtualDir`]): the records of
+//! `gateway.db` read inside one read transaction (so the backup is a state that existed at one
+//! instant), the category files beside them, every secret redacted, 2FA secrets sealed under the
+//! backup passphrase or left out, then `metadata.json` and `manifest.json`.
+//!
+//! Documents' raw files are not read here: they go into the tree as real files, so the backup reads
+//! them once, in parallel, and reuses unchanged ones from the parent snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+use serde_json::{json, Map, Value};
+
+use super::category::{Category, SECRET_FIELDS};
+use super::redact::{redact_json, redact_text, REDACTED};
+use super::{open_home, GatewayError, GatewayResult, DB_FILE, LICENSE_FILE};
+use crate::archive::{VirtualDir, VirtualEntry};
+
+/// The layout version written into `metadata.json`.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Columns whose text is JSON and is emitted as JSON, not as a string.
+const JSON_COLUMNS: &[&str] = &["roles", "tool_allowlist", "config", "definition", "events", "detail"];
+
+#[derive(Clone, Debug, Default)]
+pub struct DumpOptions {
+    /// Categories to include; empty means all.
+    pub categories: Vec<Category>,
+    /// Only this tenant's records (gateway-wide files are still included); `None` is every tenant.
+    pub tenant: Option<String>,
+    pub include_license: bool,
+    /// Audit rows at or after / before these RFC 3339 times.
+    pub audit_since: Option<String>,
+    pub audit_until: Option<String>,
+    /// Seals `users/2fa-secrets.json.enc`; without it 2FA secrets are left out.
+    pub passphrase: Option<zeroize::Zeroizing<Vec<u8>>>,
+}
+
+/// The backup tree and what the operator must know about it.
+#[derive(Debug)]
+pub struct Dump {
+    pub root: VirtualDir,
+    pub categories: Vec<Category>,
+    /// Every redacted location, `file#/json/pointer`.
+    pub redacted: Vec<String>,
+    /// Users whose 2FA secret was left out (no passphrase): they must re-enrol after a restore.
+    pub reenrol: Vec<String>,
+    pub records: BTreeMap<String, u64>,
+    pub tier: String,
+}
+
+struct Builder {
+    root: VirtualDir,
+    mtime_ns: i64,
+    redacted: Vec<String>,
+    /// path → (size, sha256) for the manifest.
+    manifest: BTreeMap<String, (u64, String)>,
+}
+
+impl Builder {
+    fn bytes(&mut self, path: &str, data: Vec<u8>) -> GatewayResult<()> {
+        let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &data));
+        self.manifest.insert(path.to_string(), (data.len() as u64, digest));
+        let entry = VirtualEntry::Bytes { data: Arc::new(data), mode: 0o600, mtime_ns: self.mtime_ns };
+        self.root.insert(path, entry).map_err(|e| GatewayError::Invalid(e.to_string()))
+    }
+
+    /// A JSON document, scanned for secrets first.
+    fn json(&mut self, path: &str, mut value: Value) -> GatewayResult<()> {
+        redact_json(&mut value, path, &mut self.redacted);
+        let mut data = serde_json::to_vec_pretty(&value).map_err(|e| GatewayError::Invalid(e.to_string()))?;
+        data.push(b'\n');
+        self.bytes(path, data)
+    }
+
+    /// JSON Lines, each line scanned for secrets.
+    fn jsonl(&mut self, path: &str, rows: Vec<Value>) -> GatewayResult<()> {
+        let mut data = Vec::new();
+        for (i, mut row) in rows.into_iter().enumerate() {
+            redact_json(&mut row, &format!("{path}:{}", i + 1), &mut self.redacted);
+            serde_json::to_writer(&mut data, &row).map_err(|e| GatewayError::Invalid(e.to_string()))?;
+            data.push(b'\n');
+        }
+        self.bytes(path, data)
+    }
+
+    /// A text file, secret-shaped words replaced line by line.
+    fn text(&mut self, path: &str, text: &str) -> GatewayResult<()> {
+        let mut out = String::with_capacity(text.len());
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            match redact_text(line) {
+                Some(r) => {
+                    self.redacted.push(format!("{path}:{}", i + 1));
+                    out.push_str(&r);
+                }
+                None => out.push_str(line),
+            }
+        }
+        self.bytes(path, out.into_bytes())
+    }
+
+    /// A real file of the home, read at backup time; `size` and `sha256` as the database records them.
+    fn file(&mut self, path: &str, real: PathBuf, size: u64, sha256: String) -> GatewayResult<()> {
+        self.manifest.insert(path.to_string(), (size, sha256));
+        self.root.insert(path, VirtualEntry::File(real)).map_err(|e| GatewayError::Invalid(e.to_string()))
+    }
+}
+
+fn sql_err(home: &Path) -> impl Fn(rusqlite::Error) -> GatewayError + '_ {
+    move |e| GatewayError::Sqlite { path: home.join(DB_FILE), source: e }
+}
+
+/// Rows of a query as JSON objects, JSON columns parsed.
+fn rows(conn: &Connection, home: &Path, sql: &str, params: &[&dyn rusqlite::ToSql]) -> GatewayResult<Vec<Value>> {
+    let err = sql_err(home);
+    let mut st = conn.prepare(sql).map_err(&err)?;
+    let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
+    let mut q = st.query(params).map_err(&err)?;
+    let mut out = Vec::new();
+    while let Some(r) = q.next().map_err(&err)? {
+        let mut m = Map::new();
+        for (i, name) in names.iter().enumerate() {
+            let v = match r.get_ref(i).map_err(&err)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(n) => json!(n),
+                ValueRef::Real(f) => json!(f),
+                ValueRef::Text(t) => {
+                    let s = String::from_utf8_lossy(t).into_owned();
+                    if JSON_COLUMNS.contains(&name.as_str()) {
+                        serde_json::from_str(&s).unwrap_or(Value::String(s))
+                    } else {
+                        Value::String(s)
+                    }
+                }
+                ValueRef::Blob(b) => Value::String(hex::encode(b)),
+            };
+            m.insert(name.clone(), v);
+        }
+        out.push(Value::Object(m));
+    }
+    Ok(out)
+}
+
+/// Replace the whole-column secrets of `table` (the per-category rules of `format-spec/gateway.md`).
+fn redact_columns(table: &str, rows: &mut [Value], file: &str, redacted: &mut Vec<String>) {
+    for f in SECRET_FIELDS {
+        let Some((t, col)) = f.location.split_once('.') else { continue };
+        // Password hashes are part of a backup by design (the product page); 2FA is sealed apart.
+        if t != table || !f.json_path.is_empty() || col == "password_hash" || col == "totp_secret" {
+            continue;
+        }
+        for (i, row) in rows.iter_mut().enumerate() {
+            if let Some(v) = row.get_mut(col) {
+                if !v.is_null() && v.as_str() != Some(REDACTED) {
+                    *v = Value::String(REDACTED.into());
+                    redacted.push(format!("{file}#/{i}/{col}"));
+                }
+            }
+        }
+    }
+}
+
+/// Group child rows by a key column, removing that column from each child.
+fn group(children: Vec<Value>, key: &str) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for mut c in children {
+        let k = c.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        if let Some(m) = c.as_object_mut() {
+            m.remove(key);
+        }
+        out.entry(k).or_default().push(c);
+    }
+    out
+}
+
+fn read_text(path: &Path) -> GatewayResult<Option<String>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(GatewayError::io(path, e)),
+    }
+}
+
+/// Every value under `env` and `headers` of every MCP server is a secret by design.
+fn redact_mcp(v: &mut Value, file: &str, redacted: &mut Vec<String>) {
+    for servers_key in ["mcpServers", "servers"] {
+        let Some(servers) = v.get_mut(servers_key).and_then(Value::as_object_mut) else { continue };
+        for (name, server) in servers.iter_mut() {
+            for section in ["env", "headers"] {
+                if let Some(map) = server.get_mut(section).and_then(Value::as_object_mut) {
+                    for (k, val) in map.iter_mut() {
+                        if val.as_str() != Some(REDACTED) {
+                            *val = Value::String(REDACTED.into());
+                            redacted.push(format!("{file}#/{servers_key}/{name}/{section}/{k}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Read the gateway at `home` into its backup tree.
+pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
+    let mut conn = open_home(home)?;
+    let err = sql_err(home);
+    let categories: Vec<Category> =
+        if opts.categories.is_empty() { Category::ALL.to_vec() } else { opts.categories.clone() };
+    let wants = |c: Category| categories.contains(&c);
+    let now = chrono::Utc::now();
+    let mut b = Builder {
+        root: VirtualDir::new(0o700, now.timestamp_nanos_opt().unwrap_or(0)),
+        mtime_ns: now.timestamp_nanos_opt().unwrap_or(0),
+        redacted: Vec::new(),
+        manifest: BTreeMap::new(),
+    };
+    let mut records: BTreeMap<String, u64> = BTreeMap::new();
+    let mut reenrol = Vec::new();
+
+    // One read transaction: every query below sees the same instant, whatever writers do meanwhile.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred).map_err(&err)?;
+    let tenant_filter = opts.tenant.clone().unwrap_or_default();
+    let scoped = |table: &str, extra: &str| -> String {
+        format!("SELECT * FROM {table} WHERE (?1 = '' OR tenant_id = ?1){extra}")
+    };
+    let tenants = rows(&tx, home, "SELECT * FROM tenants WHERE (?1 = '' OR id = ?1) ORDER BY id", &[&tenant_filter])?;
+    if let Some(t) = &opts.tenant {
+        if tenants.is_empty() {
+            return Err(GatewayError::Invalid(format!("tenant {t:?} does not exist in {}", home.display())));
+        }
+    }
+    let tier = tenants
+        .iter()
+        .filter_map(|t| t.get("tier").and_then(Value::as_str))
+        .max_by_key(|t| match *t {
+            "enterprise" => 2,
+            "pro" => 1,
+            _ => 0,
+        })
+        .unwrap_or("community")
+        .to_string();
+    let q = |sql: &str| rows(&tx, home, sql, &[&tenant_filter]);
+
+    if wants(Category::Users) {
+        let mut users = q(&scoped("users", " ORDER BY id"))?;
+        let mut secrets = BTreeMap::new();
+        for u in &mut users {
+            let id = u.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let secret = u.as_object_mut().and_then(|m| m.remove("totp_secret")).filter(|v| !v.is_null());
+            if let Some(s) = secret {
+                u["totp_enrolled"] = json!(true);
+                secrets.insert(id, s);
+            } else {
+                u["totp_enrolled"] = json!(false);
+            }
+        }
+        records.insert("users".into(), users.len() as u64);
+        b.json("users/users.json", json!({ "tenants": tenants, "users": users }))?;
+        if !secrets.is_empty() {
+            match &opts.passphrase {
+                Some(pass) => {
+                    let plain = serde_json::to_vec(&secrets).map_err(|e| GatewayError::Invalid(e.to_string()))?;
+                    let sealed = super::sealed::seal(&plain, pass).map_err(|e| GatewayError::Invalid(e.to_string()))?;
+                    b.bytes("users/2fa-secrets.json.enc", sealed)?;
+                }
+                None => reenrol.extend(secrets.into_keys()),
+            }
+        }
+    }
+
+    if wants(Category::Agents) {
+        let mut agents = q(&scoped("agents", " ORDER BY id"))?;
+        redact_columns("agents", &mut agents, "agents/agents.json", &mut b.redacted);
+        for a in &agents {
+            let id = a.get("id").and_then(Value::as_str).unwrap_or_default();
+            let dir = home.join("agents").join(id);
+            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+            let mut names: Vec<String> = rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+            names.sort();
+            for name in names {
+                let p = dir.join(&name);
+                let Some(text) = read_text(&p)? else { continue };
+                let rel = format!("agents/{id}/{name}");
+                if name.ends_with(".json") {
+                    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    b.json(&rel, v)?;
+                } else {
+                    b.text(&rel, &text)?;
+                }
+            }
+        }
+        records.insert("agents".into(), agents.len() as u64);
+        b.json("agents/agents.json", Value::Array(agents))?;
+    }
+
+    if wants(Category::Workflows) {
+        let workflows = q(&scoped("workflows", " ORDER BY id"))?;
+        let mut versions = group(q(&scoped("workflow_versions", " ORDER BY workflow_id, version"))?, "workflow_id");
+        records.insert("workflows".into(), workflows.len() as u64);
+        for mut w in workflows {
+            let id = w.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            w["versions"] = Value::Array(versions.remove(&id).unwrap_or_default());
+            b.json(&format!("workflows/{id}.json"), w)?;
+        }
+    }
+
+    if wants(Category::Memory) {
+        let entries = q(&scoped("memory_entries", " ORDER BY created_at, id"))?;
+        records.insert("memory".into(), entries.len() as u64);
+        b.jsonl("memory/entries.jsonl", entries)?;
+        // Daily logs: one file per day across tenants, each line tagged with its tenant.
+        let logs = home.join("memory/daily-logs");
+        let mut days: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for t in &tenants {
+            let tid = t.get("id").and_then(Value::as_str).unwrap_or_default();
+            let Ok(rd) = std::fs::read_dir(logs.join(tid)) else { continue };
+            let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            files.sort();
+            for f in files {
+                let Some(day) = f.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+                let Some(text) = read_text(&f)? else { continue };
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    let mut v: Value = serde_json::from_str(line).unwrap_or_else(|_| json!({ "text": line }));
+                    if let Some(m) = v.as_object_mut() {
+                        m.insert("tenant_id".into(), json!(tid));
+                    }
+                    days.entry(day.clone()).or_default().push(v);
+                }
+            }
+        }
+        for (day, lines) in days {
+            b.jsonl(&format!("memory/daily-logs/{day}"), lines)?;
+        }
+    }
+
+    if wants(Category::Documents) {
+        let docs = q(&scoped("documents", " ORDER BY id"))?;
+        records.insert("documents".into(), docs.len() as u64);
+        for d in &docs {
+            let (id, ext) = (d["id"].as_str().unwrap_or_default(), d["ext"].as_str().unwrap_or_default());
+            let name = format!("{id}.{ext}");
+            let size = d["size"].as_u64().unwrap_or(0);
+            let sha = d["sha256"].as_str().unwrap_or_default().to_string();
+            b.file(&format!("documents/files/{name}"), home.join("documents/files").join(&name), size, sha)?;
+        }
+        let hints = json!({
+            "table": "documents_fts",
+            "content": "documents.extracted_text",
+            "rebuild": "INSERT INTO documents_fts(documents_fts) VALUES ('rebuild')",
+        });
+        b.json("documents/index.json", json!({ "documents": docs, "fts_rebuild": hints }))?;
+    }
+
+    let simple: &[(Category, &str, &str, &str)] = &[
+        (Category::Webhooks, "webhooks", "webhooks/webhooks.json", " ORDER BY id"),
+        (Category::Connections, "connections", "connections/connections.json", " ORDER BY id"),
+        (Category::Channels, "channels", "channels/channels.json", " ORDER BY id"),
+        (Category::Nodes, "nodes", "nodes/nodes.json", " ORDER BY id"),
+        (Category::Insights, "insights", "insights/insights.json", " ORDER BY id"),
+        (Category::Approvals, "approvals", "approvals/approvals.json", " ORDER BY id"),
+    ];
+    for (cat, table, file, order) in simple {
+        if wants(*cat) {
+            let mut r = q(&scoped(table, order))?;
+            redact_columns(table, &mut r, file, &mut b.redacted);
+            records.insert(cat.id().into(), r.len() as u64);
+            b.json(file, Value::Array(r))?;
+        }
+    }
+
+    let nested: &[(Category, &str, &str, &str, &str, &str)] = &[
+        (Category::Cron, "cron_jobs", "cron_runs", "job_id", "runs", "cron/jobs.json"),
+        (
+            Category::Discussions,
+            "discussions",
+            "discussion_messages",
+            "discussion_id",
+            "messages",
+            "discussions/discussions.json",
+        ),
+        (Category::Tasks, "tasks", "task_events", "task_id", "events", "tasks/tasks.json"),
+        (Category::Skills, "skills", "agent_skills", "skill_id", "agents", "skills/installed.json"),
+    ];
+    for (cat, parent, child, key, field, file) in nested {
+        if wants(*cat) {
+            let parents = q(&scoped(parent, " ORDER BY id"))?;
+            let order = if *child == "agent_skills" { " ORDER BY skill_id, agent_id" } else { " ORDER BY rowid" };
+            let mut children = group(q(&scoped(child, order))?, key);
+            records.insert(cat.id().into(), parents.len() as u64);
+            let out: Vec<Value> = parents
+                .into_iter()
+                .map(|mut p| {
+                    let id = p.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                    p[*field] = Value::Array(children.remove(&id).unwrap_or_default());
+                    p
+                })
+                .collect();
+            b.json(file, Value::Array(out))?;
+        }
+    }
+
+    if wants(Category::Audit) {
+        let since = opts.audit_since.clone().unwrap_or_default();
+        let until = opts.audit_until.clone().unwrap_or_default();
+        let r = rows(
+            &tx,
+            home,
+            "SELECT * FROM audit_log WHERE (?1 = '' OR tenant_id = ?1) AND (?2 = '' OR at >= ?2) AND (?3 = '' OR at < ?3)
+             ORDER BY at, id",
+            &[&tenant_filter, &since, &until],
+        )?;
+        records.insert("audit".into(), r.len() as u64);
+        b.jsonl("audit/entries.jsonl", r)?;
+    }
+    tx.finish().map_err(&err)?;
+
+    // Gateway-wide files.
+    if wants(Category::Mcp) {
+        for name in ["mcp.json", "mcp-server.json"] {
+            if let Some(text) = read_text(&home.join("config").join(name))? {
+                let path = format!("mcp/{name}");
+                let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                redact_mcp(&mut v, &path, &mut b.redacted);
+                b.json(&path, v)?;
+            }
+        }
+    }
+    if wants(Category::License) && opts.include_license {
+        if let Some(text) = read_text(&home.join(LICENSE_FILE))? {
+            b.bytes("license/license.key", text.into_bytes())?;
+        }
+    }
+    if wants(Category::Config) {
+        let dir = home.join("config");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map(|rd| rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        names.sort();
+        for name in names.iter().filter(|n| n.starts_with("appsettings") && n.ends_with(".json")) {
+            let Some(text) = read_text(&dir.join(name))? else { continue };
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            let out = format!("config/{}.backup.json", name.trim_end_matches(".json"));
+            b.json(&out, v)?;
+        }
+    }
+
+    let metadata = json!({
+        "layout_version": LAYOUT_VERSION,
+        "sophon_version": env!("CARGO_PKG_VERSION"),
+        "gateway_schema_version": super::SCHEMA_VERSION,
+        "tier": tier,
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "tenant_scope": opts.tenant.clone().map(Value::String).unwrap_or(json!("all")),
+        "tenants": tenants.iter().filter_map(|t| t.get("id").cloned()).collect::<Vec<_>>(),
+        "categories": categories.iter().map(|c| c.id()).collect::<Vec<_>>(),
+        "records": records,
+        "license_included": opts.include_license && wants(Category::License),
+        "audit_range": { "since": opts.audit_since, "until": opts.audit_until },
+        "two_factor": if reenrol.is_empty() { "sealed or none" } else { "left out: no passphrase" },
+        "users_to_reenrol": reenrol,
+        "redacted_marker": REDACTED,
+        "redacted": b.redacted.len(),
+    });
+    b.json("metadata.json", metadata)?;
+    let files: Vec<Value> =
+        b.manifest.iter().map(|(p, (size, sha))| json!({ "path": p, "size": size, "sha256": sha })).collect();
+    let manifest =
+        serde_json::to_vec_pretty(&json!({ "files": files })).map_err(|e| GatewayError::Invalid(e.to_string()))?;
+    b.bytes("manifest.json", manifest)?;
+    b.manifest.remove("manifest.json");
+
+    let categories_seen: BTreeSet<Category> = categories.iter().copied().collect();
+    Ok(Dump {
+        root: b.root,
+        categories: categories_seen.into_iter().collect(),
+        redacted: b.redacted,
+        reenrol,
+        records,
+        tier,
+    })
+}

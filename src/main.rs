@@ -20,7 +20,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(cli::exit::FAILURE)
+            let usage = e.downcast_ref::<cli::UsageError>().is_some();
+            ExitCode::from(if usage { cli::exit::USAGE } else { cli::exit::FAILURE })
         }
     }
 }

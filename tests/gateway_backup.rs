@@ -194,6 +194,6 @@ fn categories_and_default_repository() {
 
     // An unknown category is a usage error with the known ones listed.
     let bad = sophon.run(&["backup", "create", "--home", s(&home), "--categories", "memory,bogus"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown category"));
 }

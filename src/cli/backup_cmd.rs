@@ -183,15 +183,20 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
 
 fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
     use sophon::gateway::dump::{dump, DumpOptions};
-    let home =
-        a.home.clone().context("nothing to back up: give --path DIR, or --home DIR (or SOPHON_HOME) for a gateway")?;
+    let home = a.home.clone().ok_or_else(|| {
+        super::UsageError("nothing to back up: give --path DIR, or --home DIR (or SOPHON_HOME) for a gateway".into())
+    })?;
     if !home.join(sophon::gateway::DB_FILE).exists() {
         anyhow::bail!("{} is not a gateway home (no {})", home.display(), sophon::gateway::DB_FILE);
     }
     let categories = a
         .categories
         .iter()
-        .map(|c| c.trim().parse::<sophon::gateway::Category>().map_err(|e| anyhow::anyhow!("--categories: {e}")))
+        .map(|c| {
+            c.trim()
+                .parse::<sophon::gateway::Category>()
+                .map_err(|e| super::UsageError(format!("--categories: {e}")).into())
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let settings = gateway_backup_settings(&home);
     let repo = gateway_repository(&a.repo, &home)?;

@@ -54,6 +54,18 @@ pub enum Command {
     Gateway(gateway_cmd::GatewayCommand),
 }
 
+/// A mistake in how the command was called (not a failure of the work): exits with [`exit::USAGE`].
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// Where the repository is and how to open it; shared by every command that uses one.
 #[derive(Args, Debug, Clone)]
 pub struct RepoArgs {

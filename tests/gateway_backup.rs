@@ -197,3 +197,68 @@ fn categories_and_default_repository() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown category"));
 }
+
+#[test]
+fn a_backup_during_writes_holds_whole_transactions_only() {
+    let t = tempfile::tempdir().unwrap();
+    let (home, repo, target) = (t.path().join("home"), t.path().join("repo"), t.path().join("restored"));
+    let sophon = Sophon::new(t.path());
+    sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small"]);
+    sophon.init(&repo);
+
+    // A writer commits (memory entry, audit row) pairs as fast as it can until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db_path, stop) = (home.join("gateway.db"), stop.clone());
+        std::thread::spawn(move || {
+            let mut db = rusqlite::Connection::open(db_path).unwrap();
+            db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            let (tenant, agent): (String, String) =
+                db.query_row("SELECT tenant_id, id FROM agents LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let tx = db.transaction().unwrap();
+                tx.execute(
+                    "INSERT INTO memory_entries (id, tenant_id, agent_id, kind, content, created_at)
+                     VALUES (?1, ?2, ?3, 'fact', 'written during the backup', '2025-10-01T00:00:00Z')",
+                    rusqlite::params![format!("pit-mem-{n}"), tenant, agent],
+                )
+                .unwrap();
+                tx.execute(
+                    "INSERT INTO audit_log (id, tenant_id, at, actor, action, target, detail)
+                     VALUES (?1, ?2, '2025-10-01T00:00:00Z', 'writer', 'memory.add', ?3, '{}')",
+                    rusqlite::params![format!("pit-audit-{n}"), tenant, format!("pit-mem-{n}")],
+                )
+                .unwrap();
+                tx.commit().unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    sophon.ok(&["backup", "create", "--home", s(&home), "--repo", s(&repo)]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+
+    sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--target", s(&target)]);
+    let ids = |file: &str, prefix: &str| -> std::collections::BTreeSet<String> {
+        std::fs::read_to_string(target.join(file))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter_map(|v| v["id"].as_str().map(str::to_string))
+            .filter(|id| id.starts_with(prefix))
+            .map(|id| id.rsplit('-').next().unwrap().to_string())
+            .collect()
+    };
+    let mem = ids("memory/entries.jsonl", "pit-mem-");
+    let audit = ids("audit/entries.jsonl", "pit-audit-");
+    assert!(
+        !mem.is_empty() && (mem.len() as u64) < written,
+        "the backup fell inside the writes: {} of {written}",
+        mem.len()
+    );
+    let half: Vec<&String> = mem.symmetric_difference(&audit).take(5).collect();
+    assert!(half.is_empty(), "transactions half present in the backup (first few): {half:?}");
+}

@@ -89,6 +89,10 @@ pub fn is_secret_key(key: &str) -> bool {
 /// True for a value that looks like a credential whatever its key.
 pub fn is_secret_value(v: &str) -> bool {
     let t = v.trim();
+    // The shortest credential recognised is a prefix plus 8 characters; most prose words are shorter.
+    if t.len() < 10 {
+        return false;
+    }
     if SECRET_PREFIXES.iter().any(|p| t.starts_with(p) && t.len() >= p.len() + 8) {
         return true;
     }
@@ -101,6 +105,9 @@ pub fn is_secret_value(v: &str) -> bool {
 
 /// Connection strings (`…;Password=…;`) and URLs with a password (`scheme://user:pass@host`).
 fn has_embedded_credentials(v: &str) -> bool {
+    if !v.contains(['=', '@']) {
+        return false;
+    }
     let lower = v.to_ascii_lowercase();
     for part in lower.split(';') {
         if let Some((k, val)) = part.split_once('=') {
@@ -183,34 +190,41 @@ fn walk(value: &mut Value, pointer: &mut String, under_secret_key: bool, path: &
 
 /// Redact one line of free text (logs, memory entries): secret-shaped words are replaced.
 pub fn redact_text(text: &str) -> Option<String> {
-    let mut changed = false;
     // The word after an authorization scheme (`Bearer x`, `Basic x`) or after a secret-named
-    // key (`token=x` is caught as a word; `--password x` as the next word) is a secret whatever its shape.
+    // flag (`--password x`) is a secret whatever its shape. Nothing is allocated unless a secret is
+    // found: this runs over every string of a backup.
+    let mut out: Option<String> = None;
     let mut next_is_secret = false;
-    let out: Vec<String> = text
-        .split(' ')
-        .map(|w| {
-            let word = w.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | '(' | ')' | '[' | ']' | '\n' | '\t'));
-            let secret = !word.is_empty()
-                && word != REDACTED
-                && (next_is_secret || is_secret_value(word) || key_value_secret(word));
+    let mut copied = 0;
+    let mut offset = 0;
+    for w in text.split(' ') {
+        let start = offset;
+        offset += w.len() + 1;
+        let word = w.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | '(' | ')' | '[' | ']' | '\n' | '\t'));
+        let secret =
+            !word.is_empty() && word != REDACTED && (next_is_secret || is_secret_value(word) || key_value_secret(word));
+        next_is_secret = word.len() <= 24 && {
             let lower = word.to_ascii_lowercase();
-            next_is_secret = matches!(lower.as_str(), "bearer" | "basic" | "token" | "authorization:bearer")
-                || (lower.starts_with("--") && is_secret_key(lower.trim_start_matches('-')));
-            if secret {
-                changed = true;
-                w.replace(word, REDACTED)
-            } else {
-                w.to_string()
-            }
-        })
-        .collect();
-    changed.then(|| out.join(" "))
+            matches!(lower.as_str(), "bearer" | "basic")
+                || (lower.starts_with("--") && is_secret_key(lower.trim_start_matches('-')))
+        };
+        if secret {
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            o.push_str(&text[copied..start]);
+            o.push_str(&w.replace(word, REDACTED));
+            copied = start + w.len();
+        }
+    }
+    out.map(|mut o| {
+        o.push_str(&text[copied..]);
+        o
+    })
 }
 
 /// `name=value` or `name:value` where the name is a secret's.
 fn key_value_secret(word: &str) -> bool {
-    word.split_once(['=', ':']).is_some_and(|(k, v)| !v.is_empty() && !k.is_empty() && is_secret_key(k))
+    word.len() > 4
+        && word.split_once(['=', ':']).is_some_and(|(k, v)| !v.is_empty() && !k.is_empty() && is_secret_key(k))
 }
 
 #[cfg(test)]
@@ -266,6 +280,7 @@ mod tests {
         }
         assert_eq!(redact_text("call with sk-abcdefghijklmnop now").unwrap(), format!("call with {REDACTED} now"));
         assert!(redact_text("nothing to see").is_none());
+        assert!(redact_text("the token limit was hit after 4096 tokens").is_none(), "prose about tokens stays");
         let cmd = "curl -H 'Authorization: Bearer CANARY123abc' --password hunter2 https://x api_key=zzz9";
         let r = redact_text(cmd).unwrap();
         for leaked in ["CANARY123abc", "hunter2", "zzz9"] {

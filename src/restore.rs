@@ -293,3 +293,83 @@ fn set_meta(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
     filetime::set_file_times(path, t, t).map_err(|e| Error::io(path, e))?;
     Ok(())
 }
+
+/// Read access to the files of a snapshot by path, for restores that interpret a backup (a gateway
+/// restore) instead of writing it out as files.
+pub struct SnapshotFiles<'a> {
+    repo: &'a Repository,
+    files: std::collections::BTreeMap<String, (u64, Vec<BlobId>)>,
+}
+
+impl<'a> SnapshotFiles<'a> {
+    /// Index the files of `snapshot` (names and chunk lists only; no content is read).
+    pub fn open(repo: &'a Repository, snapshot: &SnapshotId) -> Result<Self> {
+        let snap = repo.load_snapshot(snapshot)?;
+        let mut files = std::collections::BTreeMap::new();
+        let mut stack = vec![(String::new(), snap.tree)];
+        while let Some((prefix, id)) = stack.pop() {
+            for node in repo.load_tree(&id)?.nodes {
+                let name = String::from_utf8(node.name_bytes()?)
+                    .map_err(|_| Error::malformed(format!("tree {id}"), "a gateway backup has UTF-8 names only"))?;
+                let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+                match node.kind {
+                    NodeKind::Dir => {
+                        if let Some(sub) = node.subtree {
+                            stack.push((path, sub));
+                        }
+                    }
+                    NodeKind::File => {
+                        files.insert(path, (node.size, node.content));
+                    }
+                    NodeKind::Symlink => {}
+                }
+            }
+        }
+        Ok(SnapshotFiles { repo, files })
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
+
+    pub fn size(&self, path: &str) -> Option<u64> {
+        self.files.get(path).map(|f| f.0)
+    }
+
+    /// A whole (small) file; `None` when the backup does not hold it.
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some((size, content)) = self.files.get(path) else { return Ok(None) };
+        let mut out = Vec::with_capacity(*size as usize);
+        for id in content {
+            out.extend_from_slice(&self.repo.read_blob(id)?);
+        }
+        Ok(Some(out))
+    }
+
+    /// Stream a file into `dest` (created), chunk by chunk.
+    pub fn copy_to(&self, path: &str, dest: &Path) -> Result<()> {
+        use std::io::Write;
+        let (_, content) =
+            self.files.get(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the backup")))?;
+        let mut f = File::create(dest).map_err(|e| Error::io(dest, e))?;
+        for id in content {
+            f.write_all(&self.repo.read_blob(id)?).map_err(|e| Error::io(dest, e))?;
+        }
+        f.sync_all().map_err(|e| Error::io(dest, e))
+    }
+}
+
+impl crate::gateway::restore::BackupSource for SnapshotFiles<'_> {
+    fn paths(&self) -> Vec<String> {
+        self.files.keys().cloned().collect()
+    }
+    fn size(&self, path: &str) -> Option<u64> {
+        SnapshotFiles::size(self, path)
+    }
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        SnapshotFiles::read(self, path)
+    }
+    fn copy_to(&self, path: &str, dest: &Path) -> Result<()> {
+        SnapshotFiles::copy_to(self, path, dest)
+    }
+}

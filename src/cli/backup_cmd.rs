@@ -86,9 +86,28 @@ pub struct RestoreArgs {
     /// A snapshot id (or a unique prefix of at least 4 hex digits), or `latest`.
     #[arg(long, value_name = "ID|latest")]
     pub snapshot: String,
-    /// Folder to restore into; must be empty or absent.
-    #[arg(long, value_name = "DIR")]
-    pub target: PathBuf,
+    /// Folder to write the snapshot's files into; must be empty or absent.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["home", "mode", "only", "into_tenant", "dry_run"])]
+    pub target: Option<PathBuf>,
+    /// Restore a gateway backup into the gateway at this home (default when no --target: SOPHON_HOME).
+    #[arg(long, env = "SOPHON_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// additive (default: keep what is present, quarantine what differs) or replace (wipe the
+    /// tenant-scoped data of the categories in scope first).
+    #[arg(long, value_parser = ["additive", "replace"])]
+    pub mode: Option<String>,
+    /// Only these categories, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "a,b")]
+    pub only: Vec<String>,
+    /// Re-home every restored record into this tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub into_tenant: Option<String>,
+    /// Show what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for the typed confirmation that --mode replace needs.
+    #[arg(long)]
+    pub yes: bool,
     #[arg(long)]
     pub json: bool,
     #[arg(long, short)]
@@ -322,12 +341,15 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
 }
 
 fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
+    let Some(target) = a.target.clone() else {
+        return restore_gateway(a);
+    };
     let repo = a.repo.open()?;
     let id = repo.resolve_snapshot(&a.snapshot)?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) * 2;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "restore", a.quiet || a.json);
-    let out = restore::restore(&repo, &id, &RestoreOptions { target: a.target.clone(), threads }, progress)?;
+    let out = restore::restore(&repo, &id, &RestoreOptions { target: target.clone(), threads }, progress)?;
     drop(display);
     if a.json {
         json(&out)?;
@@ -335,13 +357,114 @@ fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
         line(format!(
             "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {:.2}s",
             id.short(),
-            a.target.display(),
+            target.display(),
             out.files,
             out.dirs,
             out.symlinks,
             bytes(out.bytes),
             out.seconds
         ));
+    }
+    Ok(exit::OK)
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
+    use sophon::gateway::restore::{restore as gateway_restore, Mode, RestoreOptions as GatewayRestore};
+    let home = a.home.clone().ok_or_else(|| {
+        super::UsageError(
+            "restore where? give --target DIR for files, or --home DIR (or SOPHON_HOME) for a gateway".into(),
+        )
+    })?;
+    let only = a
+        .only
+        .iter()
+        .map(|c| {
+            c.trim().parse::<sophon::gateway::Category>().map_err(|e| super::UsageError(format!("--only: {e}")).into())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mode = if a.mode.as_deref() == Some("replace") { Mode::Replace } else { Mode::Additive };
+    let repo = if a.repo.repo.is_some() {
+        a.repo.open()?
+    } else {
+        let mut r = a.repo.clone();
+        r.repo = Some(home.join("backups").join("repository").to_string_lossy().into_owned());
+        r.open()?
+    };
+    let id = repo.resolve_snapshot(&a.snapshot)?;
+    let snap = repo.load_snapshot(&id)?;
+    if !snap.paths.iter().any(|p| p.starts_with("gateway:")) {
+        anyhow::bail!("snapshot {} is a folder backup, not a gateway backup: restore it with --target DIR", id.short());
+    }
+    if mode == Mode::Replace && !a.dry_run && !a.yes {
+        let scope = a.into_tenant.clone().unwrap_or_else(|| "all tenants in the backup".into());
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            anyhow::bail!("--mode replace wipes the data of {scope} first: confirm with --yes when not at a terminal");
+        }
+        let expected = a.into_tenant.clone().unwrap_or_else(|| "replace".into());
+        eprint!("--mode replace wipes the existing data of {scope} for the categories restored. Type {expected:?} to go on: ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != expected {
+            anyhow::bail!("not confirmed; nothing changed");
+        }
+    }
+    let files = restore::SnapshotFiles::open(&repo, &id)?;
+    let opts = GatewayRestore {
+        mode,
+        only,
+        into_tenant: a.into_tenant.clone(),
+        dry_run: a.dry_run,
+        passphrase: Some(a.repo.passphrase()?),
+    };
+    let report = gateway_restore(&home, &files, &opts)?;
+    if a.json {
+        json(&report)?;
+        return Ok(exit::OK);
+    }
+    line(if a.dry_run { "Would restore:" } else { "Restored:" });
+    for c in &report.categories {
+        let verb = if a.dry_run { "would go" } else { "went" };
+        let conflicts = if mode == Mode::Additive && c.conflicts > 0 {
+            format!(" ({} conflicts — {verb} to quarantine)", thousands(c.conflicts))
+        } else {
+            String::new()
+        };
+        let what = match c.category.as_str() {
+            "memory" => format!("{} entries ({} conflicts)", thousands(c.records), thousands(c.conflicts)),
+            "documents" => format!("{} files, {}{conflicts}", thousands(c.files), bytes(c.bytes)),
+            "mcp" | "config" | "license" => format!("{} file(s){conflicts}", c.files),
+            _ => format!("{}{conflicts}", thousands(c.records)),
+        };
+        line(format!("  {}: {what}", c.category));
+    }
+    line(format!("Total size: {}", bytes(report.total_bytes)));
+    if let Some(q) = &report.quarantine {
+        line(format!("Quarantine: {q}"));
+    }
+    let todo: Vec<(&str, &Vec<String>)> = vec![
+        ("connections to re-authenticate", &report.connections_to_reauthenticate),
+        ("Sophon Nodes to re-pair", &report.nodes_to_repair),
+        ("webhooks whose signing secrets were redacted", &report.webhooks_with_redacted_secrets),
+        ("channels whose tokens were redacted", &report.channels_with_redacted_secrets),
+        ("users to re-enrol in 2FA", &report.users_to_reenrol),
+    ];
+    if todo.iter().any(|(_, v)| !v.is_empty()) {
+        line(if a.dry_run { "Would need action:" } else { "Needs action:" });
+        for (what, ids) in todo.into_iter().filter(|(_, v)| !v.is_empty()) {
+            line(format!("  {what}: {}", ids.join(", ")));
+        }
     }
     Ok(exit::OK)
 }

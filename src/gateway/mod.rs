@@ -14,6 +14,7 @@ pub mod category;
 pub mod demo;
 pub mod dump;
 pub mod redact;
+pub mod restore;
 pub mod schema;
 pub mod sealed;
 pub mod stats;

@@ -77,8 +77,14 @@ fn normalise_key(key: &str) -> String {
 /// True for a key whose value is a secret by its name.
 pub fn is_secret_key(key: &str) -> bool {
     let k = normalise_key(key);
-    // Public halves and references are not secrets.
-    if k.ends_with("publickey") || k.ends_with("tokenurl") || k.ends_with("tokenendpoint") || k == "tokentype" {
+    // Public halves and references are not secrets; nor are password hashes, which the product page
+    // puts in every backup (users could not sign in after a restore without them).
+    if k.ends_with("hash")
+        || k.ends_with("publickey")
+        || k.ends_with("tokenurl")
+        || k.ends_with("tokenendpoint")
+        || k == "tokentype"
+    {
         return false;
     }
     // "token" names a credential, "tokens" a count (LLM usage): `prompt_tokens` stays.
@@ -141,6 +147,30 @@ fn has_embedded_credentials(v: &str) -> bool {
         .any(|p| lower.contains(p))
 }
 
+/// A value that only refers to a secret kept elsewhere (`Bearer {{secrets.CRM_TOKEN}}`,
+/// `${GITHUB_TOKEN}`): what is left outside the template markers holds no credential.
+fn is_reference(v: &str) -> bool {
+    let mut rest = String::new();
+    let mut found = false;
+    let mut s = v;
+    loop {
+        let open = [s.find("{{"), s.find("${")].into_iter().flatten().min();
+        let Some(i) = open else {
+            rest.push_str(s);
+            break;
+        };
+        let close = if s[i..].starts_with("{{") { "}}" } else { "}" };
+        let Some(j) = s[i..].find(close) else {
+            rest.push_str(s);
+            break;
+        };
+        found = true;
+        rest.push_str(&s[..i]);
+        s = &s[i + j + close.len()..];
+    }
+    found && rest.split_whitespace().all(|w| w.len() < 8 || !w.chars().any(|c| c.is_ascii_digit()))
+}
+
 /// Replace every secret in `value`; `path` is where the document sits (for the report), and every
 /// redacted location is pushed onto `redacted` as `path#json/pointer`.
 pub fn redact_json(value: &mut Value, path: &str, redacted: &mut Vec<String>) {
@@ -171,7 +201,8 @@ fn walk(value: &mut Value, pointer: &mut String, under_secret_key: bool, path: &
             if s == REDACTED || s.is_empty() {
                 return;
             }
-            if under_secret_key || is_secret_value(s) {
+            let literal = !is_reference(s);
+            if (under_secret_key && literal) || is_secret_value(s) {
                 *s = REDACTED.to_string();
                 redacted.push(format!("{path}#{pointer}"));
             } else if let Some(r) = redact_text(s) {
@@ -201,8 +232,10 @@ pub fn redact_text(text: &str) -> Option<String> {
         let start = offset;
         offset += w.len() + 1;
         let word = w.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | '(' | ')' | '[' | ']' | '\n' | '\t'));
-        let secret =
-            !word.is_empty() && word != REDACTED && (next_is_secret || is_secret_value(word) || key_value_secret(word));
+        let secret = !word.is_empty()
+            && word != REDACTED
+            && !is_reference(word)
+            && (next_is_secret || is_secret_value(word) || key_value_secret(word));
         next_is_secret = word.len() <= 24 && {
             let lower = word.to_ascii_lowercase();
             matches!(lower.as_str(), "bearer" | "basic")
@@ -272,7 +305,9 @@ mod tests {
         {
             assert!(!is_secret_value(ok), "{ok}");
         }
-        for key in ["name", "author", "tokens_used", "prompt_tokens", "keyboard", "TokenUrl", "description"] {
+        for key in
+            ["name", "author", "tokens_used", "prompt_tokens", "keyboard", "TokenUrl", "description", "password_hash"]
+        {
             assert!(!is_secret_key(key), "{key}");
         }
         for key in ["auth_token", "refreshToken", "bot-token", "client_secret", "Password", "pairing_secret", "pwd"] {
@@ -280,6 +315,13 @@ mod tests {
         }
         assert_eq!(redact_text("call with sk-abcdefghijklmnop now").unwrap(), format!("call with {REDACTED} now"));
         assert!(redact_text("nothing to see").is_none());
+        let mut refs = json!({"Authorization": "Bearer {{secrets.CRM_TOKEN}}", "token": "${GITHUB_TOKEN}",
+                              "password": "{{x}} hunter2secret99"});
+        let mut rep = Vec::new();
+        redact_json(&mut refs, "t", &mut rep);
+        assert_eq!(refs["Authorization"], "Bearer {{secrets.CRM_TOKEN}}", "a reference is not a secret");
+        assert_eq!(refs["token"], "${GITHUB_TOKEN}");
+        assert_eq!(refs["password"], REDACTED, "a literal beside a reference still is");
         assert!(redact_text("the token limit was hit after 4096 tokens").is_none(), "prose about tokens stays");
         let cmd = "curl -H 'Authorization: Bearer CANARY123abc' --password hunter2 https://x api_key=zzz9";
         let r = redact_text(cmd).unwrap();

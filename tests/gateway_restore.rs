@@ -1,0 +1,277 @@
+//! Restoring gateway backups: round trip into a fresh gateway, and the restore modes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+const REDACTED: &str = sophon::gateway::redact::REDACTED;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every row of every record table, keyed by table and primary key, values as text.
+fn records(home: &Path) -> BTreeMap<(String, String), BTreeMap<String, String>> {
+    let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'documents_fts%' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'sophon_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let pk: Vec<String> = db
+            .prepare(&format!("PRAGMA table_info({t})"))
+            .unwrap()
+            .query_map([], |r| Ok((r.get::<_, i64>(5)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|(k, _)| *k > 0)
+            .map(|(_, n)| n)
+            .collect();
+        let mut st = db.prepare(&format!("SELECT * FROM {t}")).unwrap();
+        let cols: Vec<String> = st.column_names().map(str::to_string).collect();
+        let mut q = st.query([]).unwrap();
+        while let Some(r) = q.next().unwrap() {
+            let mut row = BTreeMap::new();
+            for (i, c) in cols.iter().enumerate() {
+                let v: rusqlite::types::Value = r.get(i).unwrap();
+                row.insert(c.clone(), format!("{v:?}"));
+            }
+            let key = pk.iter().map(|c| row[c].clone()).collect::<Vec<_>>().join("|");
+            out.insert((t.clone(), key), row);
+        }
+    }
+    out
+}
+
+fn stats(sophon: &Sophon, home: &Path) -> Value {
+    serde_json::from_str(&sophon.ok(&["gateway", "stats", "--home", s(home), "--json"])).unwrap()
+}
+
+fn record_counts(v: &Value) -> BTreeMap<String, (u64, u64)> {
+    v["categories"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, c)| (k.clone(), (c["records"].as_u64().unwrap(), c["rows"].as_u64().unwrap())))
+        .collect()
+}
+
+/// A demo gateway and a repository with one backup of it.
+fn setup(t: &Path, extra: &[&str]) -> (Sophon, std::path::PathBuf, std::path::PathBuf) {
+    let (home, repo) = (t.join("source"), t.join("repo"));
+    let sophon = Sophon::new(t);
+    sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small"]);
+    sophon.init(&repo);
+    let mut args = vec!["backup", "create", "--home", s(&home), "--repo", s(&repo), "--include-license"];
+    args.extend_from_slice(extra);
+    sophon.ok(&args);
+    (sophon, home, repo)
+}
+
+fn restore(sophon: &Sophon, repo: &Path, home: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["backup", "restore", "--repo", s(repo), "--snapshot", "latest", "--home", s(home)];
+    args.extend_from_slice(extra);
+    sophon.ok(&args)
+}
+
+#[test]
+fn round_trip_into_a_fresh_gateway_equals_the_source_but_for_redacted_fields() {
+    let t = tempfile::tempdir().unwrap();
+    let (sophon, source, repo) = setup(t.path(), &[]);
+    let fresh = t.path().join("fresh");
+    sophon.ok(&["gateway", "init", "--home", s(&fresh)]);
+    let out = restore(&sophon, &repo, &fresh, &["--mode", "replace", "--yes"]);
+    assert!(out.contains("connections to re-authenticate"), "{out}");
+    assert!(out.contains("Sophon Nodes to re-pair"), "{out}");
+
+    assert_eq!(record_counts(&stats(&sophon, &source)), record_counts(&stats(&sophon, &fresh)));
+    let (a, b) = (records(&source), records(&fresh));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "the same records");
+    let mut redacted = 0;
+    for (key, row) in &a {
+        for (col, v) in row {
+            let w = &b[key][col];
+            if v != w {
+                assert!(w.contains(REDACTED), "{key:?}.{col}: {v} became {w}, which is not a redaction");
+                redacted += 1;
+            }
+        }
+    }
+    assert!(redacted > 20, "webhook, connection, channel and node secrets are marked for re-configuration");
+    // 2FA secrets come back (sealed with the passphrase), and so do the documents' bytes.
+    let totp = |h: &Path| -> i64 {
+        rusqlite::Connection::open(h.join("gateway.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(totp_secret) FROM users", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert!(totp(&source) > 0);
+    assert_eq!(totp(&source), totp(&fresh));
+    for e in std::fs::read_dir(source.join("documents/files")).unwrap() {
+        let e = e.unwrap();
+        assert_eq!(
+            std::fs::read(e.path()).unwrap(),
+            std::fs::read(fresh.join("documents/files").join(e.file_name())).unwrap()
+        );
+    }
+    // The full-text index is rebuilt.
+    let fts = |h: &Path| -> i64 {
+        rusqlite::Connection::open(h.join("gateway.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM documents_fts WHERE documents_fts MATCH 'the'", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(fts(&source), fts(&fresh));
+}
+
+#[test]
+fn additive_restore_quarantines_exactly_the_changed_records() {
+    let t = tempfile::tempdir().unwrap();
+    let (sophon, home, repo) = setup(t.path(), &[]);
+    let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
+    let changed: Vec<String> = db
+        .prepare("SELECT id FROM users ORDER BY id LIMIT 3")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for id in &changed {
+        db.execute("UPDATE users SET display_name = display_name || ' (edited)' WHERE id = ?1", [id]).unwrap();
+    }
+    let gone: String = db.query_row("SELECT id FROM memory_entries ORDER BY id LIMIT 1", [], |r| r.get(0)).unwrap();
+    db.execute("DELETE FROM memory_entries WHERE id = ?1", [&gone]).unwrap();
+    drop(db);
+
+    let out = restore(&sophon, &repo, &home, &["--only", "users,memory"]);
+    assert!(out.contains("users: 42 (3 conflicts"), "{out}");
+    let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
+    let edited: i64 =
+        db.query_row("SELECT COUNT(*) FROM users WHERE display_name LIKE '% (edited)'", [], |r| r.get(0)).unwrap();
+    assert_eq!(edited, 3, "the present versions are kept");
+    let back: i64 = db.query_row("SELECT COUNT(*) FROM memory_entries WHERE id = ?1", [&gone], |r| r.get(0)).unwrap();
+    assert_eq!(back, 1, "an absent record is added");
+    let quarantine = std::fs::read_dir(home.join("quarantine")).unwrap().next().unwrap().unwrap().path();
+    let mut q: Vec<String> = std::fs::read_dir(quarantine.join("users/users"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap().trim_end_matches(".json").to_string())
+        .collect();
+    q.sort();
+    assert_eq!(q, changed, "exactly the changed records are quarantined");
+    assert!(!quarantine.join("memory").exists());
+}
+
+#[test]
+fn replace_restores_one_tenant_and_leaves_the_others() {
+    let t = tempfile::tempdir().unwrap();
+    let (sophon, home, repo) = setup(t.path(), &["--tenant", "acme"]);
+    let before = records(&home);
+    let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
+    db.execute("UPDATE tasks SET title = 'changed' WHERE tenant_id = 'acme'", []).unwrap();
+    db.execute("UPDATE tasks SET title = 'changed too' WHERE tenant_id = 'globex'", []).unwrap();
+    db.execute("DELETE FROM insights WHERE tenant_id = 'acme'", []).unwrap();
+    drop(db);
+
+    // Not at a terminal and no --yes: refused, nothing changed.
+    let refused = sophon.run(&[
+        "backup",
+        "restore",
+        "--repo",
+        s(&repo),
+        "--snapshot",
+        "latest",
+        "--home",
+        s(&home),
+        "--mode",
+        "replace",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+
+    restore(&sophon, &repo, &home, &["--mode", "replace", "--yes", "--only", "tasks,insights"]);
+    let after = records(&home);
+    for ((table, id), row) in &before {
+        if table != "tasks" && table != "task_events" && table != "insights" {
+            continue;
+        }
+        let tenant = &row["tenant_id"];
+        if tenant.contains("acme") {
+            assert_eq!(after.get(&(table.clone(), id.clone())), Some(row), "acme's {table} {id} is the backup's again");
+        }
+    }
+    let globex_changed = after
+        .iter()
+        .filter(|((t, _), r)| t == "tasks" && r["tenant_id"].contains("globex") && r["title"].contains("changed too"))
+        .count();
+    assert!(globex_changed > 0, "globex is untouched by a restore of acme");
+}
+
+#[test]
+fn into_tenant_rehomes_every_record() {
+    let t = tempfile::tempdir().unwrap();
+    let (sophon, _home, repo) = setup(t.path(), &["--tenant", "globex"]);
+    let fresh = t.path().join("fresh");
+    sophon.ok(&["gateway", "init", "--home", s(&fresh)]);
+    restore(&sophon, &repo, &fresh, &["--into-tenant", "newco", "--only", "users,agents,memory,workflows"]);
+    let db = rusqlite::Connection::open(fresh.join("gateway.db")).unwrap();
+    for table in ["users", "agents", "memory_entries", "workflows", "workflow_versions"] {
+        let (all, newco): (i64, i64) = db
+            .query_row(&format!("SELECT COUNT(*), SUM(tenant_id = 'newco') FROM {table}"), [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert!(all > 0, "{table} restored");
+        assert_eq!(all, newco, "every {table} row is in tenant newco");
+    }
+    let tenants: i64 = db.query_row("SELECT COUNT(*) FROM tenants WHERE id = 'newco'", [], |r| r.get(0)).unwrap();
+    assert_eq!(tenants, 1);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_no_byte() {
+    let t = tempfile::tempdir().unwrap();
+    let (sophon, home, repo) = setup(t.path(), &[]);
+    let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
+    db.execute("UPDATE users SET display_name = 'x' WHERE id IN (SELECT id FROM users LIMIT 3)", []).unwrap();
+    drop(db);
+    let target = t.path().join("fresh");
+    sophon.ok(&["gateway", "init", "--home", s(&target)]);
+    let hash_all = |dir: &Path| -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    let b = std::fs::read(e.path()).unwrap();
+                    out.insert(
+                        e.path().display().to_string(),
+                        hex::encode(ring::digest::digest(&ring::digest::SHA256, &b)),
+                    );
+                }
+            }
+        }
+        out
+    };
+    for home in [&home, &target] {
+        let before = hash_all(home);
+        let out = restore(&sophon, &repo, home, &["--dry-run"]);
+        assert!(out.starts_with("Would restore:"), "{out}");
+        assert!(out.contains("memory: 8,471 entries"), "{out}");
+        assert!(out.contains("documents: 189 files"), "{out}");
+        assert!(out.contains("Total size:"), "{out}");
+        assert_eq!(before, hash_all(home), "a dry run changes no byte of {}", home.display());
+    }
+    let out = restore(&sophon, &repo, &home, &["--dry-run"]);
+    assert!(out.contains("users: 42 (3 conflicts — would go to quarantine)"), "{out}");
+}

@@ -275,3 +275,85 @@ fn dry_run_prints_the_plan_and_changes_no_byte() {
     let out = restore(&sophon, &repo, &home, &["--dry-run"]);
     assert!(out.contains("users: 42 (3 conflicts — would go to quarantine)"), "{out}");
 }
+
+#[test]
+fn a_restore_killed_at_any_moment_leaves_the_gateway_untouched_or_fully_restored() {
+    let t = tempfile::tempdir().unwrap();
+    let (sophon, _source, repo) = setup(t.path(), &[]);
+    // The reference: a restore that ran to the end.
+    let reference = t.path().join("reference");
+    sophon.ok(&["gateway", "init", "--home", s(&reference)]);
+    let started = std::time::Instant::now();
+    restore(&sophon, &repo, &reference, &["--mode", "replace", "--yes"]);
+    let full = started.elapsed();
+    let restored = records(&reference);
+    let file_list = |h: &Path| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![h.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                let e = e.unwrap();
+                let rel = e.path().strip_prefix(h).unwrap().display().to_string();
+                if rel.starts_with("gateway.db") || rel.starts_with("quarantine") {
+                    continue;
+                }
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let reference_files = file_list(&reference);
+
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let delays = pseudo_random(8 * 12, seed);
+    let (mut untouched, mut complete) = (0, 0);
+    for round in 0..12 {
+        let home = t.path().join(format!("victim-{round}"));
+        sophon.ok(&["gateway", "init", "--home", s(&home)]);
+        let empty = records(&home);
+        let empty_files = file_list(&home);
+        let frac = u64::from_le_bytes(delays[round * 8..round * 8 + 8].try_into().unwrap()) % 1000;
+        let mut child = sophon
+            .std_cmd()
+            .args([
+                "backup",
+                "restore",
+                "--repo",
+                s(&repo),
+                "--snapshot",
+                "latest",
+                "--home",
+                s(&home),
+                "--mode",
+                "replace",
+                "--yes",
+                "-q",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Start-up (key derivation) takes the first fifth; spread the kills over the work itself.
+        std::thread::sleep(full.mul_f64(0.2 + 0.9 * frac as f64 / 1000.0));
+        let _ = child.kill();
+        let _ = child.wait();
+        sophon.ok(&["gateway", "recover", "--home", s(&home)]);
+        let now = records(&home);
+        let files = file_list(&home);
+        if now == empty && files == empty_files {
+            untouched += 1;
+        } else {
+            assert_eq!(now.len(), restored.len(), "round {round} (seed {seed}): records half restored");
+            assert!(now == restored, "round {round} (seed {seed}): records differ from a complete restore");
+            assert_eq!(files, reference_files, "round {round} (seed {seed}): files half restored");
+            complete += 1;
+        }
+        assert!(!home.join(".sophon-restore").exists(), "no stage is left behind");
+    }
+    eprintln!("killed restores: {untouched} untouched, {complete} complete (seed {seed})");
+}

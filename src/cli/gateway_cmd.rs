@@ -18,6 +18,9 @@ pub enum GatewayCommand {
     Init(InitArgs),
     /// Count records and bytes per category and per tenant.
     Stats(StatsArgs),
+    /// Finish a restore that was interrupted: roll a committed one forward, discard an uncommitted
+    /// one. Restores and backups do this first by themselves.
+    Recover(HomeArg),
 }
 
 /// The gateway's data home.
@@ -85,6 +88,12 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<u8> {
     match cmd {
         GatewayCommand::Init(a) => init(a),
         GatewayCommand::Stats(a) => stats(a),
+        GatewayCommand::Recover(a) => {
+            let home = a.get()?;
+            sophon::gateway::restore::recover(home)?;
+            super::output::line(format!("{}: no interrupted restore is pending", home.display()));
+            Ok(super::exit::OK)
+        }
     }
 }
 

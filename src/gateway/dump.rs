@@ -205,6 +205,8 @@ fn redact_mcp(v: &mut Value, file: &str, redacted: &mut Vec<String>) {
 
 /// Read the gateway at `home` into its backup tree.
 pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
+    // Never back up a half-finished restore.
+    super::restore::recover(home)?;
     let mut conn = open_home(home)?;
     let err = sql_err(home);
     let categories: Vec<Category> =

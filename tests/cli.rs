@@ -325,15 +325,22 @@ fn several_paths_and_tags() {
 #[test]
 fn demo_runs_the_main_job() {
     let t = tempfile::tempdir().unwrap();
-    let out = assert_cmd::Command::cargo_bin("sophon")
-        .unwrap()
-        .args(["demo", "--dir", t.path().join("demo").to_str().unwrap(), "--size-mib", "4"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("identical to the source"), "{stdout}");
-    assert!(stdout.contains("no damage"), "{stdout}");
+    let run = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("sophon").unwrap().args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    // The gateway flow (the default): backup, change, incremental, dry run, restore into a fresh gateway.
+    let out = run(&["demo", "--dir", t.path().join("gateway").to_str().unwrap()]);
+    assert!(out.contains("unchanged documents reused"), "{out}");
+    assert!(out.contains("nothing written"), "{out}");
+    assert!(out.contains("every category's record count matches the source;"), "{out}");
+    assert!(out.contains("no damage"), "{out}");
+    // The folder flow.
+    let out = run(&["demo", "--folder", "--dir", t.path().join("folder").to_str().unwrap(), "--size-mib", "4"]);
+    assert!(out.contains("identical to the source"), "{out}");
+    assert!(out.contains("no damage"), "{out}");
 }
 
 #[test]

@@ -22,9 +22,13 @@ pub struct DemoArgs {
     /// Work folder (default: a new folder under the system's temp folder). Must not exist yet.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Approximate size of the sample folder in MiB.
+    /// Approximate size of the sample folder in MiB (with --folder).
     #[arg(long, default_value_t = 64)]
     pub size_mib: u64,
+    /// Run the folder flow (back up, change, back up, restore, verify a sample folder) instead of the
+    /// gateway flow.
+    #[arg(long)]
+    pub folder: bool,
 }
 
 /// Deterministic bytes: xorshift, so the sample is the same on every machine.
@@ -128,9 +132,12 @@ fn compare(a: &Path, b: &Path) -> anyhow::Result<u64> {
 }
 
 pub fn run(a: DemoArgs) -> anyhow::Result<u8> {
-    let dir = a.dir.unwrap_or_else(|| std::env::temp_dir().join(format!("sophon-demo-{}", std::process::id())));
+    let dir = a.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("sophon-demo-{}", std::process::id())));
     if dir.exists() {
         bail!("{} already exists; give a new --dir", dir.display());
+    }
+    if !a.folder {
+        return run_gateway(&dir);
     }
     let (sample, repo_dir, target) = (dir.join("sample"), dir.join("repository"), dir.join("restored"));
     line(format!("sophon demo in {}", dir.display()));
@@ -195,5 +202,109 @@ pub fn run(a: DemoArgs) -> anyhow::Result<u8> {
         return Ok(exit::DAMAGE);
     }
     line(format!("done; remove {} when finished", dir.display()));
+    Ok(exit::OK)
+}
+
+/// The gateway flow: the main job of Sophon Backup on a demo gateway.
+fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
+    use sophon::gateway::dump::{dump, DumpOptions};
+    use sophon::gateway::restore::{restore as gateway_restore, Mode, RestoreOptions as GatewayRestore};
+    use sophon::gateway::{generate, stats, DemoScale};
+
+    let (home, fresh, repo_dir) = (dir.join("gateway"), dir.join("fresh-gateway"), dir.join("repository"));
+    let passphrase = zeroize::Zeroizing::new(b"sophon-demo-passphrase".to_vec());
+    line(format!("sophon demo in {}", dir.display()));
+    let summary = generate(&home, DemoScale::Small, 1)?;
+    let before = stats(&home)?;
+    line(format!(
+        "1. demo gateway: {} tenants, {} records, {} documents",
+        summary.tenants,
+        before.categories.values().map(|c| c.records).sum::<u64>(),
+        before.categories.get(&sophon::gateway::Category::Documents).map(|c| c.records).unwrap_or(0)
+    ));
+
+    let backend = open_url(&repo_dir.to_string_lossy(), true)?;
+    let repo = Arc::new(Repository::init(backend, &passphrase, &InitOptions::default(), Some(dir.join("cache")))?);
+    let label = format!("gateway:{}", home.display());
+    let dump_opts = DumpOptions { passphrase: Some(passphrase.clone()), ..Default::default() };
+    let opts = BackupOptions::new(vec![]);
+    let d = dump(&home, &dump_opts)?;
+    let first = archive::backup_virtual(&repo, &label, &d.root, &opts, Arc::new(Progress::default()))?;
+    let s = &first.snapshot.summary;
+    line(format!(
+        "2. full backup {}: {} files, {} read, {} stored; {} secrets redacted, 2FA sealed; {:.2}s",
+        first.snapshot_id.short(),
+        s.files,
+        bytes(s.bytes),
+        bytes(s.bytes_stored),
+        d.redacted.len(),
+        first.seconds
+    ));
+
+    let db = rusqlite::Connection::open(home.join(sophon::gateway::DB_FILE))?;
+    db.execute_batch(
+        "INSERT INTO memory_entries (id, tenant_id, agent_id, kind, content, created_at)
+           SELECT 'demo-new-' || id, tenant_id, agent_id, 'fact', 'learned after the full backup', created_at
+           FROM memory_entries LIMIT 25;
+         UPDATE workflows SET name = name || ' (v2)' WHERE id IN (SELECT id FROM workflows LIMIT 1);",
+    )?;
+    drop(db);
+    let d = dump(&home, &dump_opts)?;
+    let second = archive::backup_virtual(&repo, &label, &d.root, &opts, Arc::new(Progress::default()))?;
+    let s = &second.snapshot.summary;
+    line(format!(
+        "3. 25 memory entries added, a workflow renamed; incremental backup {}: {} unchanged documents reused, {} new data stored, {:.2}s",
+        second.snapshot_id.short(),
+        s.files_unmodified,
+        bytes(s.bytes_stored),
+        second.seconds
+    ));
+
+    sophon::gateway::create_home(&fresh)?;
+    let files = sophon::restore::SnapshotFiles::open(&repo, &second.snapshot_id)?;
+    let mut ropts = GatewayRestore {
+        mode: Mode::Replace,
+        only: vec![],
+        into_tenant: None,
+        dry_run: true,
+        passphrase: Some(passphrase),
+    };
+    let plan = gateway_restore(&fresh, &files, &ropts)?;
+    line(format!(
+        "4. dry run into a fresh gateway: would restore {} records and {} files ({}); nothing written",
+        plan.categories.iter().map(|c| c.records).sum::<u64>(),
+        plan.categories.iter().map(|c| c.files).sum::<u64>(),
+        bytes(plan.total_bytes)
+    ));
+    ropts.dry_run = false;
+    let done = gateway_restore(&fresh, &files, &ropts)?;
+    let after = stats(&fresh)?;
+    let same = before.categories.iter().all(|(cat, c)| {
+        let n = after.categories.get(cat).map(|c| c.records).unwrap_or(0);
+        let expected = if *cat == sophon::gateway::Category::Memory { c.records + 25 } else { c.records };
+        *cat == sophon::gateway::Category::License || n == expected
+    });
+    line(format!(
+        "5. restored into {}: every category's record count matches the source{}; to re-configure: {} connections, {} nodes, {} webhooks, {} channels",
+        fresh.display(),
+        if same { "" } else { " (MISMATCH)" },
+        done.connections_to_reauthenticate.len(),
+        done.nodes_to_repair.len(),
+        done.webhooks_with_redacted_secrets.len(),
+        done.channels_with_redacted_secrets.len()
+    ));
+
+    let report = check::check(&repo, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {})?;
+    line(format!(
+        "6. verify --read-data: {} snapshots, {} packs, {} blobs read: {}",
+        report.snapshots,
+        report.packs,
+        report.blobs_read,
+        if report.is_clean() { "no damage" } else { "DAMAGE FOUND" }
+    ));
+    if !report.is_clean() || !same {
+        return Ok(exit::DAMAGE);
+    }
+    line(format!("done; remove {} when finished (sophon demo --folder runs the folder flow)", dir.display()));
     Ok(exit::OK)
 }

@@ -151,7 +151,18 @@ fn additive_restore_quarantines_exactly_the_changed_records() {
     db.execute("DELETE FROM memory_entries WHERE id = ?1", [&gone]).unwrap();
     drop(db);
 
+    let others = |r: &BTreeMap<(String, String), BTreeMap<String, String>>| {
+        r.iter()
+            .filter(|((t, _), _)| t != "users" && t != "memory_entries")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    let untouched_before = others(&records(&home));
+    let files_before: Vec<_> = std::fs::read_dir(home.join("agents")).unwrap().map(|e| e.unwrap().path()).collect();
     let out = restore(&sophon, &repo, &home, &["--only", "users,memory"]);
+    assert_eq!(others(&records(&home)), untouched_before, "--only touches no other category");
+    let files_after: Vec<_> = std::fs::read_dir(home.join("agents")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files_before, files_after);
     assert!(out.contains("users: 42 (3 conflicts"), "{out}");
     let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
     let edited: i64 =

@@ -277,23 +277,12 @@ fn virtual_node(name: &[u8], kind: NodeKind, mode: u32, mtime_ns: i64) -> Node {
     n
 }
 
+/// A node for a filesystem entry: mode and times, plus ctime, inode and device for change detection.
 fn base_node(name: &[u8], kind: NodeKind, meta: &Metadata) -> Node {
-    let mut n = Node {
-        name: None,
-        name_hex: None,
-        kind,
-        mode: meta.mode() & 0o7777,
-        mtime_ns: time_ns(meta.mtime(), meta.mtime_nsec()),
-        ctime_ns: time_ns(meta.ctime(), meta.ctime_nsec()),
-        inode: meta.ino(),
-        device: meta.dev(),
-        size: 0,
-        content: Vec::new(),
-        subtree: None,
-        target: None,
-        target_hex: None,
-    };
-    n.set_name(name);
+    let mut n = virtual_node(name, kind, meta.mode(), time_ns(meta.mtime(), meta.mtime_nsec()));
+    n.ctime_ns = time_ns(meta.ctime(), meta.ctime_nsec());
+    n.inode = meta.ino();
+    n.device = meta.dev();
     n
 }
 

@@ -177,12 +177,9 @@ fn gateway_repository(args: &RepoArgs, home: &std::path::Path) -> anyhow::Result
     with_url.open()
 }
 
-fn create(a: CreateArgs) -> anyhow::Result<u8> {
-    if a.paths.is_empty() {
-        return create_gateway(a);
-    }
-    let repo = a.repo.open()?;
-    let mut opts = BackupOptions::new(a.paths.clone());
+/// The pipeline options both kinds of backup take from the command line.
+fn backup_options(a: &CreateArgs, paths: Vec<PathBuf>) -> anyhow::Result<BackupOptions> {
+    let mut opts = BackupOptions::new(paths);
     opts.tags = a.tags.clone();
     opts.compression = a.compression;
     if a.force {
@@ -193,6 +190,15 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
             chrono::DateTime::parse_from_rfc3339(t).with_context(|| format!("--time {t:?} is not an RFC 3339 time"))?;
         opts.time = Some(t.with_timezone(&chrono::Utc));
     }
+    Ok(opts)
+}
+
+fn create(a: CreateArgs) -> anyhow::Result<u8> {
+    if a.paths.is_empty() {
+        return create_gateway(a);
+    }
+    let repo = a.repo.open()?;
+    let opts = backup_options(&a, a.paths.clone())?;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
     let outcome = archive::backup(&repo, &opts, progress)?;
@@ -233,17 +239,7 @@ fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
     if let Some(t) = &a.tenant {
         label.push_str(&format!("?tenant={t}"));
     }
-    let mut opts = BackupOptions::new(vec![]);
-    opts.tags = a.tags.clone();
-    opts.compression = a.compression;
-    if a.force {
-        opts.parent = ParentChoice::None;
-    }
-    if let Some(t) = &a.time {
-        let t =
-            chrono::DateTime::parse_from_rfc3339(t).with_context(|| format!("--time {t:?} is not an RFC 3339 time"))?;
-        opts.time = Some(t.with_timezone(&chrono::Utc));
-    }
+    let opts = backup_options(&a, vec![])?;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
     let outcome = archive::backup_virtual(&repo, &label, &d.root, &opts, progress)?;

@@ -150,6 +150,10 @@ fn has_embedded_credentials(v: &str) -> bool {
 /// A value that only refers to a secret kept elsewhere (`Bearer {{secrets.CRM_TOKEN}}`,
 /// `${GITHUB_TOKEN}`): what is left outside the template markers holds no credential.
 fn is_reference(v: &str) -> bool {
+    // Almost no value has a brace: decide those with one byte scan.
+    if !v.as_bytes().contains(&b'{') {
+        return false;
+    }
     let mut rest = String::new();
     let mut found = false;
     let mut s = v;
@@ -174,17 +178,45 @@ fn is_reference(v: &str) -> bool {
 /// Replace every secret in `value`; `path` is where the document sits (for the report), and every
 /// redacted location is pushed onto `redacted` as `path#json/pointer`.
 pub fn redact_json(value: &mut Value, path: &str, redacted: &mut Vec<String>) {
-    walk(value, &mut String::new(), false, path, redacted);
+    Redactor::default().redact_json(value, path, redacted);
 }
 
-fn walk(value: &mut Value, pointer: &mut String, under_secret_key: bool, path: &str, redacted: &mut Vec<String>) {
+/// Redacts many documents with the same keys (the rows of a table) and remembers its verdict on
+/// each key name, which [`is_secret_key`] would otherwise work out again for every row.
+#[derive(Default)]
+pub struct Redactor {
+    keys: std::collections::HashMap<String, bool>,
+}
+
+impl Redactor {
+    pub fn redact_json(&mut self, value: &mut Value, path: &str, redacted: &mut Vec<String>) {
+        walk(value, &mut String::new(), false, path, redacted, &mut self.keys);
+    }
+}
+
+fn walk(
+    value: &mut Value,
+    pointer: &mut String,
+    under_secret_key: bool,
+    path: &str,
+    redacted: &mut Vec<String>,
+    keys: &mut std::collections::HashMap<String, bool>,
+) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 let len = pointer.len();
                 pointer.push('/');
                 pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
-                walk(v, pointer, under_secret_key || is_secret_key(k), path, redacted);
+                let secret = match keys.get(k.as_str()) {
+                    Some(&s) => s,
+                    None => {
+                        let s = is_secret_key(k);
+                        keys.insert(k.clone(), s);
+                        s
+                    }
+                };
+                walk(v, pointer, under_secret_key || secret, path, redacted, keys);
                 pointer.truncate(len);
             }
         }
@@ -193,7 +225,7 @@ fn walk(value: &mut Value, pointer: &mut String, under_secret_key: bool, path: &
                 let len = pointer.len();
                 pointer.push('/');
                 pointer.push_str(&i.to_string());
-                walk(v, pointer, under_secret_key, path, redacted);
+                walk(v, pointer, under_secret_key, path, redacted, keys);
                 pointer.truncate(len);
             }
         }
@@ -236,11 +268,10 @@ pub fn redact_text(text: &str) -> Option<String> {
             && word != REDACTED
             && !is_reference(word)
             && (next_is_secret || is_secret_value(word) || key_value_secret(word));
-        next_is_secret = word.len() <= 24 && {
-            let lower = word.to_ascii_lowercase();
-            matches!(lower.as_str(), "bearer" | "basic")
-                || (lower.starts_with("--") && is_secret_key(lower.trim_start_matches('-')))
-        };
+        // No allocation here: this runs for every word of every string in a backup.
+        next_is_secret = word.eq_ignore_ascii_case("bearer")
+            || word.eq_ignore_ascii_case("basic")
+            || (word.starts_with("--") && word.len() > 4 && is_secret_key(word.trim_start_matches('-')));
         if secret {
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
             o.push_str(&text[copied..start]);

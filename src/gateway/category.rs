@@ -289,3 +289,71 @@ mod tests {
         assert_eq!(sorted, Category::ALL);
     }
 }
+
+/// A category kept in the backup as one JSON array of its table's rows.
+#[derive(Clone, Copy, Debug)]
+pub struct TableFile {
+    pub category: Category,
+    pub table: &'static str,
+    /// Path inside the backup layout.
+    pub file: &'static str,
+}
+
+/// Categories kept as one JSON array of parent rows, each holding its child rows (history) in `field`.
+#[derive(Clone, Copy, Debug)]
+pub struct NestedFile {
+    pub category: Category,
+    pub parent: &'static str,
+    pub child: &'static str,
+    /// The child's column naming its parent's `id` (left out of the nested rows).
+    pub key: &'static str,
+    /// The parent's field that holds the children.
+    pub field: &'static str,
+    pub file: &'static str,
+}
+
+/// The backup layout's one-table files; backup writes and restore reads exactly these.
+pub const TABLE_FILES: &[TableFile] = &[
+    TableFile { category: Category::Webhooks, table: "webhooks", file: "webhooks/webhooks.json" },
+    TableFile { category: Category::Connections, table: "connections", file: "connections/connections.json" },
+    TableFile { category: Category::Channels, table: "channels", file: "channels/channels.json" },
+    TableFile { category: Category::Nodes, table: "nodes", file: "nodes/nodes.json" },
+    TableFile { category: Category::Insights, table: "insights", file: "insights/insights.json" },
+    TableFile { category: Category::Approvals, table: "approvals", file: "approvals/approvals.json" },
+];
+
+/// The backup layout's parent-with-history files; backup writes and restore reads exactly these.
+pub const NESTED_FILES: &[NestedFile] = &[
+    NestedFile {
+        category: Category::Cron,
+        parent: "cron_jobs",
+        child: "cron_runs",
+        key: "job_id",
+        field: "runs",
+        file: "cron/jobs.json",
+    },
+    NestedFile {
+        category: Category::Discussions,
+        parent: "discussions",
+        child: "discussion_messages",
+        key: "discussion_id",
+        field: "messages",
+        file: "discussions/discussions.json",
+    },
+    NestedFile {
+        category: Category::Tasks,
+        parent: "tasks",
+        child: "task_events",
+        key: "task_id",
+        field: "events",
+        file: "tasks/tasks.json",
+    },
+    NestedFile {
+        category: Category::Skills,
+        parent: "skills",
+        child: "agent_skills",
+        key: "skill_id",
+        field: "agents",
+        file: "skills/installed.json",
+    },
+];

@@ -14,7 +14,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
-use super::category::{Category, SECRET_FIELDS};
+use super::category::{Category, NestedFile, TableFile, NESTED_FILES, SECRET_FIELDS, TABLE_FILES};
 use super::redact::{redact_json, redact_text, REDACTED};
 use super::{open_home, GatewayError, GatewayResult, DB_FILE, LICENSE_FILE};
 use crate::archive::{VirtualDir, VirtualEntry};
@@ -374,47 +374,26 @@ pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
         b.json("documents/index.json", json!({ "documents": docs, "fts_rebuild": hints }))?;
     }
 
-    let simple: &[(Category, &str, &str, &str)] = &[
-        (Category::Webhooks, "webhooks", "webhooks/webhooks.json", " ORDER BY id"),
-        (Category::Connections, "connections", "connections/connections.json", " ORDER BY id"),
-        (Category::Channels, "channels", "channels/channels.json", " ORDER BY id"),
-        (Category::Nodes, "nodes", "nodes/nodes.json", " ORDER BY id"),
-        (Category::Insights, "insights", "insights/insights.json", " ORDER BY id"),
-        (Category::Approvals, "approvals", "approvals/approvals.json", " ORDER BY id"),
-    ];
-    for (cat, table, file, order) in simple {
-        if wants(*cat) {
-            let mut r = q(&scoped(table, order))?;
+    for &TableFile { category: cat, table, file } in TABLE_FILES {
+        if wants(cat) {
+            let mut r = q(&scoped(table, " ORDER BY id"))?;
             redact_columns(table, &mut r, file, &mut b.redacted);
             records.insert(cat.id().into(), r.len() as u64);
             b.json(file, Value::Array(r))?;
         }
     }
 
-    let nested: &[(Category, &str, &str, &str, &str, &str)] = &[
-        (Category::Cron, "cron_jobs", "cron_runs", "job_id", "runs", "cron/jobs.json"),
-        (
-            Category::Discussions,
-            "discussions",
-            "discussion_messages",
-            "discussion_id",
-            "messages",
-            "discussions/discussions.json",
-        ),
-        (Category::Tasks, "tasks", "task_events", "task_id", "events", "tasks/tasks.json"),
-        (Category::Skills, "skills", "agent_skills", "skill_id", "agents", "skills/installed.json"),
-    ];
-    for (cat, parent, child, key, field, file) in nested {
-        if wants(*cat) {
+    for &NestedFile { category: cat, parent, child, key, field, file } in NESTED_FILES {
+        if wants(cat) {
             let parents = q(&scoped(parent, " ORDER BY id"))?;
-            let order = if *child == "agent_skills" { " ORDER BY skill_id, agent_id" } else { " ORDER BY rowid" };
+            let order = if child == "agent_skills" { " ORDER BY skill_id, agent_id" } else { " ORDER BY rowid" };
             let mut children = group(q(&scoped(child, order))?, key);
             records.insert(cat.id().into(), parents.len() as u64);
             let out: Vec<Value> = parents
                 .into_iter()
                 .map(|mut p| {
                     let id = p.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-                    p[*field] = Value::Array(children.remove(&id).unwrap_or_default());
+                    p[field] = Value::Array(children.remove(&id).unwrap_or_default());
                     p
                 })
                 .collect();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params_from_iter, Connection, OpenFlags, Transaction};
 use serde_json::{Map, Value};
 
-use super::category::Category;
+use super::category::{Category, NestedFile, TableFile, NESTED_FILES, TABLE_FILES};
 use super::redact::REDACTED;
 use super::{open_home, GatewayError, GatewayResult, DB_FILE, LICENSE_FILE};
 
@@ -201,36 +201,15 @@ fn backup_rows(
         let idx = json_file(src, "documents/index.json")?.unwrap_or(Value::Null);
         t.insert("documents", array(idx.get("documents").cloned()));
     }
-    let nested: &[(Category, &str, &str, &str, &str, &str)] = &[
-        (Category::Cron, "cron/jobs.json", "cron_jobs", "cron_runs", "runs", "job_id"),
-        (
-            Category::Discussions,
-            "discussions/discussions.json",
-            "discussions",
-            "discussion_messages",
-            "messages",
-            "discussion_id",
-        ),
-        (Category::Tasks, "tasks/tasks.json", "tasks", "task_events", "events", "task_id"),
-        (Category::Skills, "skills/installed.json", "skills", "agent_skills", "agents", "skill_id"),
-    ];
-    for (cat, file, parent, child, field, key) in nested {
-        if wants(*cat) {
+    for &NestedFile { category: cat, parent, child, key, field, file } in NESTED_FILES {
+        if wants(cat) {
             let mut parents = array(json_file(src, file)?);
             t.insert(child, unnest(&mut parents, field, key));
             t.insert(parent, parents);
         }
     }
-    let simple: &[(Category, &str, &str)] = &[
-        (Category::Webhooks, "webhooks/webhooks.json", "webhooks"),
-        (Category::Connections, "connections/connections.json", "connections"),
-        (Category::Channels, "channels/channels.json", "channels"),
-        (Category::Nodes, "nodes/nodes.json", "nodes"),
-        (Category::Insights, "insights/insights.json", "insights"),
-        (Category::Approvals, "approvals/approvals.json", "approvals"),
-    ];
-    for (cat, file, table) in simple {
-        if wants(*cat) {
+    for &TableFile { category: cat, table, file } in TABLE_FILES {
+        if wants(cat) {
             t.insert(table, array(json_file(src, file)?));
         }
     }

@@ -11,7 +11,7 @@
 //! Nothing is referenced before it is stored: the snapshot is written only after every pack and
 //! every index segment that lists them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::os::unix::ffi::OsStrExt;
@@ -130,6 +130,14 @@ pub enum VirtualEntry {
     },
     /// A real file, read (or, unchanged since the parent snapshot, reused) when archived.
     File(PathBuf),
+    /// Generated content too big to hold in memory, written to a temporary file; it takes this
+    /// entry's mode and time, not the temporary file's.
+    Spooled {
+        path: PathBuf,
+        size: u64,
+        mode: u32,
+        mtime_ns: i64,
+    },
 }
 
 impl VirtualDir {
@@ -324,6 +332,74 @@ pub fn backup_virtual(
     run(repo, opts, progress, vec![label.to_string()], |walker, parent| walker.archive_virtual(root, parent))
 }
 
+/// Back up a virtual tree that `build` makes on another thread, while this one already queues for
+/// reading the real files that `build` announces (virtual path, real path) before the tree is
+/// done: a gateway's documents are read while its database is still being dumped. Every announced
+/// file must appear in the finished tree as a [`VirtualEntry::File`] at that path.
+pub fn backup_virtual_streamed(
+    repo: &Arc<Repository>,
+    label: &str,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+    build: impl FnOnce(&mut dyn FnMut(&str, PathBuf)) -> Result<VirtualDir> + Send,
+) -> Result<BackupOutcome> {
+    run(repo, opts, progress, vec![label.to_string()], |walker, parent| {
+        let (tx, rx) = unbounded::<(String, PathBuf)>();
+        std::thread::scope(|scope| {
+            let builder = std::thread::Builder::new()
+                .name("sophon-source".into())
+                .spawn_scoped(scope, move || {
+                    build(&mut |virtual_path, real| drop(tx.send((virtual_path.into(), real))))
+                })
+                .map_err(|e| Error::io("sophon-source", e))?;
+            let mut early = Ok(());
+            let mut parents = ParentDirs::new(parent);
+            // Runs until `build` returns (its sender is gone), however prefetching went.
+            for (virtual_path, real) in rx {
+                if early.is_ok() {
+                    early = walker.prefetch(&virtual_path, real, &mut parents);
+                }
+            }
+            let root = builder.join().map_err(|_| Error::invalid("the backup source thread panicked"))??;
+            early?;
+            walker.archive_virtual(&root, parent)
+        })
+    })
+}
+
+/// The parent snapshot's folders along virtual paths, each loaded once.
+struct ParentDirs<'t> {
+    root: Option<&'t Tree>,
+    loaded: HashMap<String, Option<Tree>>,
+}
+
+impl<'t> ParentDirs<'t> {
+    fn new(root: Option<&'t Tree>) -> Self {
+        ParentDirs { root, loaded: HashMap::new() }
+    }
+
+    /// The parent's node at `path` (slash-separated), if the parent has one.
+    fn node(&mut self, repo: &Repository, path: &str) -> Option<Node> {
+        let (dir, name) = match path.rsplit_once('/') {
+            Some((d, n)) => (d, n),
+            None => return find(self.root, path.as_bytes()).cloned(),
+        };
+        if !self.loaded.contains_key(dir) {
+            let tree = self.load(repo, dir);
+            self.loaded.insert(dir.to_string(), tree);
+        }
+        find(self.loaded.get(dir).and_then(Option::as_ref), name.as_bytes()).cloned()
+    }
+
+    fn load(&mut self, repo: &Repository, dir: &str) -> Option<Tree> {
+        let node = self.node(repo, dir)?;
+        if node.kind != NodeKind::Dir {
+            return None;
+        }
+        repo.load_tree(&node.subtree?).ok()
+    }
+}
+
 /// Choose the parent, lock, run the pipeline around `walk`, and save the snapshot.
 fn run(
     repo: &Arc<Repository>,
@@ -373,6 +449,7 @@ fn run(
         blob_tx: pipeline.blob_tx.clone(),
         errors: Vec::new(),
         summary: SnapshotSummary::default(),
+        prefetched: HashMap::new(),
     };
     let walked = walk(&mut walker, parent_tree.as_ref());
     let Walker { errors, mut summary, file_tx, blob_tx, .. } = walker;
@@ -707,6 +784,8 @@ struct Walker<'a> {
     blob_tx: Sender<RawBlob>,
     errors: Vec<SnapshotError>,
     summary: SnapshotSummary,
+    /// Real files of a virtual tree queued before the tree was done, by real path.
+    prefetched: HashMap<PathBuf, Pending>,
 }
 
 /// A node waiting for its file's chunks.
@@ -748,16 +827,14 @@ impl Walker<'_> {
                     pending.push(Pending::Ready(node));
                 }
                 VirtualEntry::Bytes { data, mode, mtime_ns } => {
-                    self.summary.files += 1;
-                    self.summary.bytes += data.len() as u64;
-                    self.summary.files_new += 1;
-                    let mut node = virtual_node(name, NodeKind::File, *mode, *mtime_ns);
-                    node.size = data.len() as u64;
-                    let (tx, rx) = bounded(1);
-                    if self.file_tx.send(FileJob { source: JobSource::Bytes(Arc::clone(data)), reply: tx }).is_err() {
-                        return Err(self.shared.take_fatal().unwrap_or_else(|| Error::invalid("backup aborted")));
-                    }
-                    pending.push(Pending::File(node, rx, PathBuf::from(String::from_utf8_lossy(name).into_owned())));
+                    let source = JobSource::Bytes(Arc::clone(data));
+                    pending.push(self.generated(name, data.len() as u64, *mode, *mtime_ns, source)?);
+                }
+                VirtualEntry::Spooled { path, size, mode, mtime_ns } => {
+                    pending.push(self.generated(name, *size, *mode, *mtime_ns, JobSource::Path(path.clone()))?);
+                }
+                VirtualEntry::File(path) if self.prefetched.contains_key(path) => {
+                    pending.extend(self.prefetched.remove(path));
                 }
                 VirtualEntry::File(path) => match std::fs::symlink_metadata(path) {
                     Ok(meta) if meta.is_file() => pending.push(self.entry(path, name, &meta, prev)?),
@@ -767,6 +844,35 @@ impl Walker<'_> {
             }
         }
         self.finish_tree(pending)
+    }
+
+    /// Queue generated content for reading; it is always new (it has no change time to compare).
+    fn generated(&mut self, name: &[u8], size: u64, mode: u32, mtime_ns: i64, source: JobSource) -> Result<Pending> {
+        self.summary.files += 1;
+        self.summary.bytes += size;
+        self.summary.files_new += 1;
+        let mut node = virtual_node(name, NodeKind::File, mode, mtime_ns);
+        node.size = size;
+        let (tx, rx) = bounded(1);
+        if self.file_tx.send(FileJob { source, reply: tx }).is_err() {
+            return Err(self.shared.take_fatal().unwrap_or_else(|| Error::invalid("backup aborted")));
+        }
+        Ok(Pending::File(node, rx, PathBuf::from(String::from_utf8_lossy(name).into_owned())))
+    }
+
+    /// Queue the real file `real`, which will sit at `virtual_path` of a virtual tree, for reading
+    /// now (or reuse it from the parent snapshot). Anything but a regular file is left to the walk,
+    /// which reports it.
+    fn prefetch(&mut self, virtual_path: &str, real: PathBuf, parents: &mut ParentDirs<'_>) -> Result<()> {
+        let Ok(meta) = std::fs::symlink_metadata(&real) else { return Ok(()) };
+        if !meta.is_file() || self.prefetched.contains_key(&real) {
+            return Ok(());
+        }
+        let name = virtual_path.rsplit('/').next().unwrap_or(virtual_path).as_bytes().to_vec();
+        let prev = parents.node(&self.shared.repo, virtual_path);
+        let pending = self.entry(&real, &name, &meta, prev.as_ref())?;
+        self.prefetched.insert(real, pending);
+        Ok(())
     }
 
     fn archive_dir(&mut self, dir: &Path, parent: Option<&Tree>) -> Result<Option<BlobId>> {

@@ -262,3 +262,39 @@ fn a_backup_during_writes_holds_whole_transactions_only() {
     let half: Vec<&String> = mem.symmetric_difference(&audit).take(5).collect();
     assert!(half.is_empty(), "transactions half present in the backup (first few): {half:?}");
 }
+
+#[test]
+fn an_incremental_gateway_backup_reuses_documents_and_leaves_no_spool_behind() {
+    let t = tempfile::tempdir().unwrap();
+    let (home, repo) = (t.path().join("home"), t.path().join("repo"));
+    let sophon = Sophon::new(t.path());
+    sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small"]);
+    sophon.init(&repo);
+    let backup = || -> Value {
+        serde_json::from_str(&sophon.ok(&["backup", "create", "--home", s(&home), "--repo", s(&repo), "--json"]))
+            .unwrap()
+    };
+    let spools = || -> Vec<String> {
+        match std::fs::read_dir(sophon.cache.join("spool")) {
+            Ok(rd) => rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    let first = backup();
+    let documents = first["gateway"]["records"]["documents"].as_u64().unwrap();
+    assert_eq!(spools(), Vec::<String>::new(), "the spool goes with the backup");
+
+    // A spool of a process that no longer runs (a killed backup) is cleared by the next backup.
+    let abandoned = sophon.cache.join("spool/spool-4294967295-1");
+    std::fs::create_dir_all(&abandoned).unwrap();
+    std::fs::write(abandoned.join("000001"), b"left behind").unwrap();
+    let second = backup();
+    assert_eq!(spools(), Vec::<String>::new());
+    // The documents were queued while the database was dumped, and still compared with the parent.
+    assert!(
+        second["summary"]["files_unmodified"].as_u64().unwrap() >= documents,
+        "unchanged documents are reused: {}",
+        second["summary"]
+    );
+    assert_eq!(second["summary"]["files"], first["summary"]["files"]);
+}

@@ -207,7 +207,7 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
 }
 
 fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
-    use sophon::gateway::dump::{dump, DumpOptions};
+    use sophon::gateway::dump::DumpOptions;
     let home = a.home.clone().ok_or_else(|| {
         super::UsageError("nothing to back up: give --path DIR, or --home DIR (or SOPHON_HOME) for a gateway".into())
     })?;
@@ -232,17 +232,12 @@ fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
         audit_since: a.audit_since.clone(),
         audit_until: a.audit_until.clone(),
         passphrase: Some(a.repo.passphrase()?),
+        spool_dir: Some(a.repo.cache_dir().join("spool")),
     };
-    let d = dump(&home, &dump_opts)?;
-    let abs = std::path::absolute(&home).unwrap_or(home.clone());
-    let mut label = format!("gateway:{}", abs.display());
-    if let Some(t) = &a.tenant {
-        label.push_str(&format!("?tenant={t}"));
-    }
     let opts = backup_options(&a, vec![])?;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
-    let outcome = archive::backup_virtual(&repo, &label, &d.root, &opts, progress)?;
+    let (outcome, d) = sophon::gateway::backup::backup(&repo, &home, &dump_opts, &opts, progress)?;
     drop(display);
     report_backup(&a, &outcome, Some(&d))
 }

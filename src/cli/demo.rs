@@ -207,7 +207,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<u8> {
 
 /// The gateway flow: the main job of Sophon Backup on a demo gateway.
 fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
-    use sophon::gateway::dump::{dump, DumpOptions};
+    use sophon::gateway::dump::DumpOptions;
     use sophon::gateway::restore::{restore as gateway_restore, Mode, RestoreOptions as GatewayRestore};
     use sophon::gateway::{generate, stats, DemoScale};
 
@@ -225,11 +225,9 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
 
     let backend = open_url(&repo_dir.to_string_lossy(), true)?;
     let repo = Arc::new(Repository::init(backend, &passphrase, &InitOptions::default(), Some(dir.join("cache")))?);
-    let label = format!("gateway:{}", home.display());
     let dump_opts = DumpOptions { passphrase: Some(passphrase.clone()), ..Default::default() };
     let opts = BackupOptions::new(vec![]);
-    let d = dump(&home, &dump_opts)?;
-    let first = archive::backup_virtual(&repo, &label, &d.root, &opts, Arc::new(Progress::default()))?;
+    let (first, d) = sophon::gateway::backup::backup(&repo, &home, &dump_opts, &opts, Arc::new(Progress::default()))?;
     let s = &first.snapshot.summary;
     line(format!(
         "2. full backup {}: {} files, {} read, {} stored; {} secrets redacted, 2FA sealed; {:.2}s",
@@ -249,8 +247,7 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
          UPDATE workflows SET name = name || ' (v2)' WHERE id IN (SELECT id FROM workflows LIMIT 1);",
     )?;
     drop(db);
-    let d = dump(&home, &dump_opts)?;
-    let second = archive::backup_virtual(&repo, &label, &d.root, &opts, Arc::new(Progress::default()))?;
+    let (second, _) = sophon::gateway::backup::backup(&repo, &home, &dump_opts, &opts, Arc::new(Progress::default()))?;
     let s = &second.snapshot.summary;
     line(format!(
         "3. 25 memory entries added, a workflow renamed; incremental backup {}: {} unchanged documents reused, {} new data stored, {:.2}s",

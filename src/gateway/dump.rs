@@ -7,6 +7,7 @@
 //! them once, in parallel, and reuses unchanged ones from the parent snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,8 +17,13 @@ use serde_json::{json, Map, Value};
 
 use super::category::{Category, NestedFile, TableFile, NESTED_FILES, SECRET_FIELDS, TABLE_FILES};
 use super::redact::{redact_json, redact_text, REDACTED};
+use super::rowjson::{query_json, ColumnRule};
+use super::spool::Spool;
 use super::{open_home, GatewayError, GatewayResult, DB_FILE, LICENSE_FILE};
 use crate::archive::{VirtualDir, VirtualEntry};
+
+/// Generated files from this size on are spooled to disk rather than kept in memory.
+const SPOOL_FROM_BYTES: usize = 1 << 20;
 
 /// The layout version written into `metadata.json`.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -37,12 +43,17 @@ pub struct DumpOptions {
     pub audit_until: Option<String>,
     /// Seals `users/2fa-secrets.json.enc`; without it 2FA secrets are left out.
     pub passphrase: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// Where the big generated files wait for the backup (default: `spool/` in the cache folder,
+    /// on disk, unlike a temporary folder that may live in memory).
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// The backup tree and what the operator must know about it.
 #[derive(Debug)]
 pub struct Dump {
     pub root: VirtualDir,
+    /// Holds the tree's spooled files; they are removed when the dump is dropped.
+    pub spool: Spool,
     pub categories: Vec<Category>,
     /// Every redacted location, `file#/json/pointer`.
     pub redacted: Vec<String>,
@@ -54,6 +65,7 @@ pub struct Dump {
 
 struct Builder {
     root: VirtualDir,
+    spool: Spool,
     mtime_ns: i64,
     redacted: Vec<String>,
     /// path → (size, sha256) for the manifest.
@@ -62,6 +74,13 @@ struct Builder {
 
 impl Builder {
     fn bytes(&mut self, path: &str, data: Vec<u8>) -> GatewayResult<()> {
+        // The tree stays in memory until the backup has read it all: big files wait on disk.
+        if data.len() >= SPOOL_FROM_BYTES {
+            return self.spooled(path, |out| {
+                out.write_all(&data).map_err(|e| GatewayError::Invalid(format!("{path}: writing: {e}")))?;
+                Ok(Vec::new())
+            });
+        }
         let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &data));
         self.manifest.insert(path.to_string(), (data.len() as u64, digest));
         let entry = VirtualEntry::Bytes { data: Arc::new(data), mode: 0o600, mtime_ns: self.mtime_ns };
@@ -103,6 +122,21 @@ impl Builder {
             self.redacted.extend(r);
         }
         self.bytes(path, data)
+    }
+
+    /// A big file, written by `write` to the spool rather than held in memory.
+    fn spooled(
+        &mut self,
+        path: &str,
+        write: impl FnOnce(&mut dyn Write) -> GatewayResult<Vec<String>>,
+    ) -> GatewayResult<()> {
+        let mut f = self.spool.file()?;
+        let redacted = write(&mut f)?;
+        let (real, size, sha256) = f.finish()?;
+        self.redacted.extend(redacted);
+        self.manifest.insert(path.to_string(), (size, sha256));
+        let entry = VirtualEntry::Spooled { path: real, size, mode: 0o600, mtime_ns: self.mtime_ns };
+        self.root.insert(path, entry).map_err(|e| GatewayError::Invalid(e.to_string()))
     }
 
     /// A text file, secret-shaped words replaced line by line.
@@ -160,6 +194,23 @@ fn rows(conn: &Connection, home: &Path, sql: &str, params: &[&dyn rusqlite::ToSq
         out.push(Value::Object(m));
     }
     Ok(out)
+}
+
+/// JSON Lines end with a newline after the last row.
+fn end_lines(out: &mut dyn Write, rows: u64, file: &str) -> GatewayResult<()> {
+    if rows > 0 {
+        out.write_all(b"\n").map_err(|e| GatewayError::Invalid(format!("{file}: writing: {e}")))?;
+    }
+    Ok(())
+}
+
+/// JSON columns written as JSON, every other column scanned.
+fn json_or_scan(column: &str) -> ColumnRule {
+    if JSON_COLUMNS.contains(&column) {
+        ColumnRule::Json
+    } else {
+        ColumnRule::Scan
+    }
 }
 
 /// Replace the whole-column secrets of `table` (the per-category rules of `format-spec/gateway.md`).
@@ -223,6 +274,17 @@ fn redact_mcp(v: &mut Value, file: &str, redacted: &mut Vec<String>) {
 
 /// Read the gateway at `home` into its backup tree.
 pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
+    dump_announcing(home, opts, &mut |_, _| {})
+}
+
+/// [`dump`], telling `announce` about every real file of the tree (its path in the tree and on
+/// disk) as soon as it is known, before the rest of the tree is ready, so that a backup can read
+/// the documents while the database is still being dumped.
+pub fn dump_announcing(
+    home: &Path,
+    opts: &DumpOptions,
+    announce: &mut dyn FnMut(&str, PathBuf),
+) -> GatewayResult<Dump> {
     // Never back up a half-finished restore.
     super::restore::recover(home)?;
     let mut conn = open_home(home)?;
@@ -231,8 +293,10 @@ pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
         if opts.categories.is_empty() { Category::ALL.to_vec() } else { opts.categories.clone() };
     let wants = |c: Category| categories.contains(&c);
     let now = chrono::Utc::now();
+    let spool_root = opts.spool_dir.clone().unwrap_or_else(|| crate::repo::default_cache_dir().join("spool"));
     let mut b = Builder {
         root: VirtualDir::new(0o700, now.timestamp_nanos_opt().unwrap_or(0)),
+        spool: Spool::create(&spool_root)?,
         mtime_ns: now.timestamp_nanos_opt().unwrap_or(0),
         redacted: Vec::new(),
         manifest: BTreeMap::new(),
@@ -263,6 +327,23 @@ pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
         .unwrap_or("community")
         .to_string();
     let q = |sql: &str| rows(&tx, home, sql, &[&tenant_filter]);
+
+    // The documents' raw files first: they are most of a gateway's bytes, and the backup can read
+    // them while the rest is dumped.
+    if wants(Category::Documents) {
+        let sql = "SELECT id, ext, size, sha256 FROM documents WHERE (?1 = '' OR tenant_id = ?1) ORDER BY id";
+        let files = rows(&tx, home, sql, &[&tenant_filter])?;
+        records.insert("documents".into(), files.len() as u64);
+        for d in &files {
+            let (id, ext) = (d["id"].as_str().unwrap_or_default(), d["ext"].as_str().unwrap_or_default());
+            let name = format!("{id}.{ext}");
+            let size = d["size"].as_u64().unwrap_or(0);
+            let sha = d["sha256"].as_str().unwrap_or_default().to_string();
+            let (virtual_path, real) = (format!("documents/files/{name}"), home.join("documents/files").join(&name));
+            announce(&virtual_path, real.clone());
+            b.file(&virtual_path, real, size, sha)?;
+        }
+    }
 
     if wants(Category::Users) {
         let mut users = q(&scoped("users", " ORDER BY id"))?;
@@ -327,10 +408,23 @@ pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
         }
     }
 
+    // The big tables go straight from SQLite to JSON. Insertion order (rowid) needs no sort and
+    // puts new rows at the end, where they cost the next backup the fewest new chunks.
+    let big = |sql: &str,
+               params: &[&dyn rusqlite::ToSql],
+               file: &str,
+               sep: &[u8],
+               rule: &dyn Fn(&str) -> ColumnRule,
+               out: &mut dyn Write| { query_json(&tx, sql, params, file, sep, rule, sql_err(home), out) };
     if wants(Category::Memory) {
-        let entries = q(&scoped("memory_entries", " ORDER BY created_at, id"))?;
-        records.insert("memory".into(), entries.len() as u64);
-        b.jsonl("memory/entries.jsonl", entries)?;
+        let file = "memory/entries.jsonl";
+        let sql = scoped("memory_entries", " ORDER BY rowid");
+        b.spooled(file, |out| {
+            let w = big(&sql, &[&tenant_filter], file, b"\n", &json_or_scan, out)?;
+            end_lines(out, w.rows, file)?;
+            records.insert("memory".into(), w.rows);
+            Ok(w.redacted)
+        })?;
         // Daily logs: one file per day across tenants, each line tagged with its tenant.
         let logs = home.join("memory/daily-logs");
         let mut days: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -357,21 +451,22 @@ pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
     }
 
     if wants(Category::Documents) {
-        let docs = q(&scoped("documents", " ORDER BY id"))?;
-        records.insert("documents".into(), docs.len() as u64);
-        for d in &docs {
-            let (id, ext) = (d["id"].as_str().unwrap_or_default(), d["ext"].as_str().unwrap_or_default());
-            let name = format!("{id}.{ext}");
-            let size = d["size"].as_u64().unwrap_or(0);
-            let sha = d["sha256"].as_str().unwrap_or_default().to_string();
-            b.file(&format!("documents/files/{name}"), home.join("documents/files").join(&name), size, sha)?;
-        }
+        let file = "documents/index.json";
         let hints = json!({
             "table": "documents_fts",
             "content": "documents.extracted_text",
             "rebuild": "INSERT INTO documents_fts(documents_fts) VALUES ('rebuild')",
         });
-        b.json("documents/index.json", json!({ "documents": docs, "fts_rebuild": hints }))?;
+        let sql = scoped("documents", " ORDER BY id");
+        // The extracted text is the text of the raw file, which the backup carries byte for byte.
+        let rule = |c: &str| if c == "extracted_text" { ColumnRule::Verbatim } else { ColumnRule::Scan };
+        b.spooled(file, |out| {
+            let io = |e| GatewayError::Invalid(format!("{file}: writing: {e}"));
+            out.write_all(b"{\n  \"documents\": [\n    ").map_err(io)?;
+            let w = big(&sql, &[&tenant_filter], file, b",\n    ", &rule, out)?;
+            write!(out, "\n  ],\n  \"fts_rebuild\": {hints}\n}}\n").map_err(io)?;
+            Ok(w.redacted)
+        })?;
     }
 
     for &TableFile { category: cat, table, file } in TABLE_FILES {
@@ -404,15 +499,15 @@ pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
     if wants(Category::Audit) {
         let since = opts.audit_since.clone().unwrap_or_default();
         let until = opts.audit_until.clone().unwrap_or_default();
-        let r = rows(
-            &tx,
-            home,
-            "SELECT * FROM audit_log WHERE (?1 = '' OR tenant_id = ?1) AND (?2 = '' OR at >= ?2) AND (?3 = '' OR at < ?3)
-             ORDER BY at, id",
-            &[&tenant_filter, &since, &until],
-        )?;
-        records.insert("audit".into(), r.len() as u64);
-        b.jsonl("audit/entries.jsonl", r)?;
+        let file = "audit/entries.jsonl";
+        let sql = "SELECT * FROM audit_log WHERE (?1 = '' OR tenant_id = ?1) AND (?2 = '' OR at >= ?2)
+                   AND (?3 = '' OR at < ?3) ORDER BY rowid";
+        b.spooled(file, |out| {
+            let w = big(sql, &[&tenant_filter, &since, &until], file, b"\n", &json_or_scan, out)?;
+            end_lines(out, w.rows, file)?;
+            records.insert("audit".into(), w.rows);
+            Ok(w.redacted)
+        })?;
     }
     tx.finish().map_err(&err)?;
 
@@ -474,6 +569,7 @@ pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
     let categories_seen: BTreeSet<Category> = categories.iter().copied().collect();
     Ok(Dump {
         root: b.root,
+        spool: b.spool,
         categories: categories_seen.into_iter().collect(),
         redacted: b.redacted,
         reenrol,

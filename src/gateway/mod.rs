@@ -10,13 +10,16 @@
 //!
 //! Layer 4 (a source): it knows nothing of packs, backends or the repository.
 
+pub mod backup;
 pub mod category;
 pub mod demo;
 pub mod dump;
 pub mod redact;
 pub mod restore;
+pub mod rowjson;
 pub mod schema;
 pub mod sealed;
+pub mod spool;
 pub mod stats;
 
 use std::path::{Path, PathBuf};

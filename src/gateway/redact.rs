@@ -70,7 +70,14 @@ const SECRET_PREFIXES: &[&str] = &[
     "-----BEGIN",
 ];
 
+/// The first bytes of [`SECRET_PREFIXES`]: one comparison rules out most words.
+const PREFIX_FIRST_BYTES: &[u8] = b"sSrpgxwAyhn-";
+
 fn normalise_key(key: &str) -> String {
+    if key.is_ascii() {
+        let kept = key.bytes().filter(|b| !matches!(b, b'_' | b'-' | b'.' | b':' | b' '));
+        return kept.map(|b| char::from(b.to_ascii_lowercase())).collect();
+    }
     key.chars().filter(|c| !matches!(c, '_' | '-' | '.' | ':' | ' ')).flat_map(char::to_lowercase).collect()
 }
 
@@ -99,7 +106,9 @@ pub fn is_secret_value(v: &str) -> bool {
     if t.len() < 10 {
         return false;
     }
-    if SECRET_PREFIXES.iter().any(|p| t.starts_with(p) && t.len() >= p.len() + 8) {
+    if PREFIX_FIRST_BYTES.contains(&t.as_bytes()[0])
+        && SECRET_PREFIXES.iter().any(|p| t.starts_with(p) && t.len() >= p.len() + 8)
+    {
         return true;
     }
     // A JSON Web Token: three base64url parts, the first two starting with `eyJ`.
@@ -111,7 +120,7 @@ pub fn is_secret_value(v: &str) -> bool {
 
 /// Connection strings (`…;Password=…;`) and URLs with a password (`scheme://user:pass@host`).
 fn has_embedded_credentials(v: &str) -> bool {
-    if !v.contains(['=', '@']) {
+    if memchr::memchr2(b'=', b'@', v.as_bytes()).is_none() {
         return false;
     }
     let lower = v.to_ascii_lowercase();
@@ -230,15 +239,7 @@ fn walk(
             }
         }
         Value::String(s) => {
-            if s == REDACTED || s.is_empty() {
-                return;
-            }
-            let literal = !is_reference(s);
-            if (under_secret_key && literal) || is_secret_value(s) {
-                *s = REDACTED.to_string();
-                redacted.push(format!("{path}#{pointer}"));
-            } else if let Some(r) = redact_text(s) {
-                // A credential inside prose: replace the word, keep the sentence.
+            if let Some(r) = redact_str(s, under_secret_key) {
                 *s = r;
                 redacted.push(format!("{path}#{pointer}"));
             }
@@ -251,32 +252,59 @@ fn walk(
     }
 }
 
+/// What one string value becomes in a backup: `None` when it stays as it is. Under a secret key a
+/// literal is replaced whole (a reference such as `{{secrets.X}}` stays); anywhere, a value shaped
+/// like a credential is replaced whole and a credential inside prose is replaced word by word.
+pub fn redact_str(s: &str, under_secret_key: bool) -> Option<String> {
+    if s == REDACTED || s.is_empty() {
+        return None;
+    }
+    if (under_secret_key && !is_reference(s)) || is_secret_value(s) {
+        return Some(REDACTED.to_string());
+    }
+    redact_text(s)
+}
+
 /// Redact one line of free text (logs, memory entries): secret-shaped words are replaced.
 pub fn redact_text(text: &str) -> Option<String> {
     // The word after an authorization scheme (`Bearer x`, `Basic x`) or after a secret-named
     // flag (`--password x`) is a secret whatever its shape. Nothing is allocated unless a secret is
-    // found: this runs over every string of a backup.
+    // found, and most words are decided by their length alone: this runs over every string of a
+    // backup (hundreds of megabytes for a large gateway).
     let mut out: Option<String> = None;
     let mut next_is_secret = false;
     let mut copied = 0;
-    let mut offset = 0;
-    for w in text.split(' ') {
-        let start = offset;
-        offset += w.len() + 1;
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    // Words are split at ASCII spaces, so every cut is a char boundary.
+    let ends = memchr::memchr_iter(b' ', bytes).chain(std::iter::once(bytes.len()));
+    for end in ends {
+        let w = text.get(start..end).unwrap_or_default();
+        let word_start = start;
+        start = end + 1;
+        let kv = w.len() > 4 && memchr::memchr2(b'=', b':', w.as_bytes()).is_some();
+        // A word can only hold a credential if it follows `Bearer`/`Basic`/a secret flag, is long
+        // enough to carry a known prefix, or is `name=value`/`name:value`.
+        let candidate = next_is_secret || w.len() >= 10 || kv;
+        // Shorter than `Basic`, it is neither a candidate nor does it make the next word one.
+        if !candidate && w.len() < 5 {
+            next_is_secret = false;
+            continue;
+        }
         let word = w.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | '(' | ')' | '[' | ']' | '\n' | '\t'));
-        let secret = !word.is_empty()
+        let secret = candidate
+            && !word.is_empty()
             && word != REDACTED
             && !is_reference(word)
-            && (next_is_secret || is_secret_value(word) || key_value_secret(word));
-        // No allocation here: this runs for every word of every string in a backup.
+            && (next_is_secret || is_secret_value(word) || (kv && key_value_secret(word)));
         next_is_secret = word.eq_ignore_ascii_case("bearer")
             || word.eq_ignore_ascii_case("basic")
             || (word.starts_with("--") && word.len() > 4 && is_secret_key(word.trim_start_matches('-')));
         if secret {
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-            o.push_str(&text[copied..start]);
+            o.push_str(&text[copied..word_start]);
             o.push_str(&w.replace(word, REDACTED));
-            copied = start + w.len();
+            copied = word_start + w.len();
         }
     }
     out.map(|mut o| {
@@ -287,8 +315,11 @@ pub fn redact_text(text: &str) -> Option<String> {
 
 /// `name=value` or `name:value` where the name is a secret's.
 fn key_value_secret(word: &str) -> bool {
+    // Secret names have at least three characters and a letter (`12:30` is a time, not a name).
     word.len() > 4
-        && word.split_once(['=', ':']).is_some_and(|(k, v)| !v.is_empty() && !k.is_empty() && is_secret_key(k))
+        && word.split_once(['=', ':']).is_some_and(|(k, v)| {
+            !v.is_empty() && k.len() >= 3 && k.bytes().any(|b| b.is_ascii_alphabetic()) && is_secret_key(k)
+        })
 }
 
 #[cfg(test)]
@@ -328,6 +359,16 @@ mod tests {
         redact_json(&mut v, "x", &mut again);
         assert_eq!(v, before);
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn the_first_byte_filter_covers_every_prefix() {
+        for p in SECRET_PREFIXES {
+            assert!(PREFIX_FIRST_BYTES.contains(&p.as_bytes()[0]), "{p}");
+        }
+        for text in ["x \"Bearer\" CANARYabc", "(--password) hunter", "a pwd=x b", "tok: ghp_0123456789abc."] {
+            assert!(redact_text(text).is_some(), "{text}");
+        }
     }
 
     #[test]

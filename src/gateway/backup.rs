@@ -1,0 +1,39 @@
+//! A gateway backup: the dump streamed into the backup pipeline, so the documents' raw files are
+//! read, chunked and sealed while the database is still being dumped.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::dump::{dump_announcing, Dump, DumpOptions};
+use crate::archive::{self, BackupOptions, BackupOutcome, Progress};
+use crate::repo::Repository;
+
+/// What a gateway backup's snapshot names as its source: the home's absolute path and, for a
+/// tenant-scoped backup, the tenant. Parents are chosen by it, so each scope has its own chain.
+pub fn source_label(home: &Path, tenant: Option<&str>) -> String {
+    let abs = std::path::absolute(home).unwrap_or_else(|_| home.to_path_buf());
+    match tenant {
+        Some(t) => format!("gateway:{}?tenant={t}", abs.display()),
+        None => format!("gateway:{}", abs.display()),
+    }
+}
+
+/// Back up the gateway at `home` into `repo`.
+pub fn backup(
+    repo: &Arc<Repository>,
+    home: &Path,
+    dump_opts: &DumpOptions,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> crate::Result<(BackupOutcome, Dump)> {
+    let label = source_label(home, dump_opts.tenant.as_deref());
+    let mut dumped = None;
+    let outcome = archive::backup_virtual_streamed(repo, &label, opts, progress, |announce| {
+        let mut d = dump_announcing(home, dump_opts, announce)?;
+        let root = std::mem::take(&mut d.root);
+        dumped = Some(d);
+        Ok(root)
+    })?;
+    let d = dumped.ok_or_else(|| crate::Error::invalid("the gateway dump ended without a result"))?;
+    Ok((outcome, d))
+}

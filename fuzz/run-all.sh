@@ -10,7 +10,7 @@ secs="${1:-300}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(pack_header index_segment tree snapshot key_file config envelope blob)
+  targets=(pack_header index_segment tree snapshot key_file config envelope blob seal export_archive)
 fi
 mkdir -p fuzz/logs
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"

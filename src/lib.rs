@@ -12,6 +12,7 @@ pub mod chunk;
 pub mod compress;
 pub mod crypto;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod gateway;
 pub mod id;

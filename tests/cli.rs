@@ -337,6 +337,7 @@ fn demo_runs_the_main_job() {
     assert!(out.contains("nothing written"), "{out}");
     assert!(out.contains("every category's record count matches the source;"), "{out}");
     assert!(out.contains("no damage"), "{out}");
+    assert!(out.contains("sealed zip export") && out.ends_with("flow)\n") && !out.contains("DAMAGE"), "{out}");
     // The folder flow.
     let out = run(&["demo", "--folder", "--dir", t.path().join("folder").to_str().unwrap(), "--size-mib", "4"]);
     assert!(out.contains("identical to the source"), "{out}");

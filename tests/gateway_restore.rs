@@ -5,64 +5,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use common::gateway::*;
 use common::*;
-use serde_json::Value;
 
 const REDACTED: &str = sophon::gateway::redact::REDACTED;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Every row of every record table, keyed by table and primary key, values as text.
-fn records(home: &Path) -> BTreeMap<(String, String), BTreeMap<String, String>> {
-    let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
-    let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'documents_fts%' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'sophon_%'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let pk: Vec<String> = db
-            .prepare(&format!("PRAGMA table_info({t})"))
-            .unwrap()
-            .query_map([], |r| Ok((r.get::<_, i64>(5)?, r.get::<_, String>(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .filter(|(k, _)| *k > 0)
-            .map(|(_, n)| n)
-            .collect();
-        let mut st = db.prepare(&format!("SELECT * FROM {t}")).unwrap();
-        let cols: Vec<String> = st.column_names().map(str::to_string).collect();
-        let mut q = st.query([]).unwrap();
-        while let Some(r) = q.next().unwrap() {
-            let mut row = BTreeMap::new();
-            for (i, c) in cols.iter().enumerate() {
-                let v: rusqlite::types::Value = r.get(i).unwrap();
-                row.insert(c.clone(), format!("{v:?}"));
-            }
-            let key = pk.iter().map(|c| row[c].clone()).collect::<Vec<_>>().join("|");
-            out.insert((t.clone(), key), row);
-        }
-    }
-    out
-}
-
-fn stats(sophon: &Sophon, home: &Path) -> Value {
-    serde_json::from_str(&sophon.ok(&["gateway", "stats", "--home", s(home), "--json"])).unwrap()
-}
-
-fn record_counts(v: &Value) -> BTreeMap<String, (u64, u64)> {
-    v["categories"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, c)| (k.clone(), (c["records"].as_u64().unwrap(), c["rows"].as_u64().unwrap())))
-        .collect()
-}
 
 /// A demo gateway and a repository with one backup of it.
 fn setup(t: &Path, extra: &[&str]) -> (Sophon, std::path::PathBuf, std::path::PathBuf) {
@@ -255,33 +201,14 @@ fn dry_run_prints_the_plan_and_changes_no_byte() {
     drop(db);
     let target = t.path().join("fresh");
     sophon.ok(&["gateway", "init", "--home", s(&target)]);
-    let hash_all = |dir: &Path| -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(p) = stack.pop() {
-            for e in std::fs::read_dir(&p).unwrap() {
-                let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    let b = std::fs::read(e.path()).unwrap();
-                    out.insert(
-                        e.path().display().to_string(),
-                        hex::encode(ring::digest::digest(&ring::digest::SHA256, &b)),
-                    );
-                }
-            }
-        }
-        out
-    };
     for home in [&home, &target] {
-        let before = hash_all(home);
+        let before = hash_tree(home);
         let out = restore(&sophon, &repo, home, &["--dry-run"]);
         assert!(out.starts_with("Would restore:"), "{out}");
         assert!(out.contains("memory: 8,471 entries"), "{out}");
         assert!(out.contains("documents: 189 files"), "{out}");
         assert!(out.contains("Total size:"), "{out}");
-        assert_eq!(before, hash_all(home), "a dry run changes no byte of {}", home.display());
+        assert_eq!(before, hash_tree(home), "a dry run changes no byte of {}", home.display());
     }
     let out = restore(&sophon, &repo, &home, &["--dry-run"]);
     assert!(out.contains("users: 42 (3 conflicts — would go to quarantine)"), "{out}");

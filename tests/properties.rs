@@ -4,9 +4,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::sync::Arc;
 
+use common::Jittery;
 use proptest::prelude::*;
 use sophon::archive::{backup, BackupOptions, Progress};
 use sophon::chunk::{Chunker, ChunkerParams};
@@ -30,24 +30,6 @@ fn cheap_repo(dir: &std::path::Path, chunker: ChunkerParams) -> Arc<Repository> 
         ..InitOptions::default()
     };
     Arc::new(Repository::init(backend, b"pw", &opts, None).unwrap())
-}
-
-/// A reader that hands out data in irregular short reads, as pipes and network files do.
-struct Jittery<'a> {
-    data: &'a [u8],
-    sizes: Vec<usize>,
-    i: usize,
-}
-
-impl Read for Jittery<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = self.sizes[self.i % self.sizes.len()].max(1);
-        self.i += 1;
-        let n = want.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
 }
 
 fn file_tree() -> impl Strategy<Value = Vec<(Vec<String>, Vec<u8>)>> {

@@ -22,8 +22,11 @@ pub enum BackupCommand {
     List(ListArgs),
     /// Restore a snapshot into a folder.
     Restore(RestoreArgs),
-    /// Check the repository; with --read-data also read and authenticate the stored data.
+    /// Check the repository (with --read-data also read and authenticate the stored data), or an
+    /// exported archive with --in.
     Verify(VerifyArgs),
+    /// Render a snapshot as a zip or tar.gz archive (optionally sealed).
+    Export(super::export_cmd::ExportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -63,6 +66,8 @@ pub struct CreateArgs {
     /// zstd level for this backup (default: the repository's).
     #[arg(long)]
     pub compression: Option<i32>,
+    #[command(flatten)]
+    pub archive: super::export_cmd::ArchiveOutArgs,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
@@ -80,14 +85,19 @@ pub struct ListArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["snapshot", "input"])))]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
     /// A snapshot id (or a unique prefix of at least 4 hex digits), or `latest`.
     #[arg(long, value_name = "ID|latest")]
-    pub snapshot: String,
+    pub snapshot: Option<String>,
+    /// An exported archive (zip, tar.gz, sealed or not); the newest of an incremental chain
+    /// brings in the others from its folder.
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
     /// Folder to write the snapshot's files into; must be empty or absent.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["home", "mode", "only", "into_tenant", "dry_run"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["home", "mode", "only", "into_tenant", "dry_run", "input"])]
     pub target: Option<PathBuf>,
     /// Restore a gateway backup into the gateway at this home (default when no --target: SOPHON_HOME).
     #[arg(long, env = "SOPHON_HOME", value_name = "DIR")]
@@ -118,6 +128,10 @@ pub struct RestoreArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    /// Verify an exported archive instead of a repository: manifest, checksums, metadata,
+    /// version, and (sealed) the passphrase and every segment.
+    #[arg(long = "in", value_name = "FILE", conflicts_with = "read_data")]
+    pub input: Option<PathBuf>,
     /// Also read the data: all of it, or the given percentage of packs (e.g. --read-data=10).
     #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100", require_equals = true)]
     pub read_data: Option<String>,
@@ -130,7 +144,9 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<u8> {
         BackupCommand::Create(a) => create(a),
         BackupCommand::List(a) => list(a),
         BackupCommand::Restore(a) => restore_cmd(a),
+        BackupCommand::Verify(a) if a.input.is_some() => super::archive_in::verify_in(a),
         BackupCommand::Verify(a) => verify(a),
+        BackupCommand::Export(a) => super::export_cmd::export_cmd(a),
     }
 }
 
@@ -203,7 +219,21 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
     let outcome = archive::backup(&repo, &opts, progress)?;
     drop(display);
-    report_backup(&a, &outcome, None)
+    let export = export_after(&a, &repo, &outcome)?;
+    report_backup(&a, &outcome, None, export.as_ref())
+}
+
+/// `backup create --out`: render the snapshot just taken.
+fn export_after(
+    a: &CreateArgs,
+    repo: &sophon::Repository,
+    outcome: &archive::BackupOutcome,
+) -> anyhow::Result<Option<sophon::export::ExportSummary>> {
+    if a.archive.out.is_none() {
+        return Ok(None);
+    }
+    let s = super::export_cmd::write_archive(repo, &outcome.snapshot_id, &a.archive, &a.repo)?;
+    Ok(Some(s))
 }
 
 fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
@@ -239,13 +269,15 @@ fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
     let (outcome, d) = sophon::gateway::backup::backup(&repo, &home, &dump_opts, &opts, progress)?;
     drop(display);
-    report_backup(&a, &outcome, Some(&d))
+    let export = export_after(&a, &repo, &outcome)?;
+    report_backup(&a, &outcome, Some(&d), export.as_ref())
 }
 
 fn report_backup(
     a: &CreateArgs,
     outcome: &archive::BackupOutcome,
     gateway: Option<&sophon::gateway::dump::Dump>,
+    export: Option<&sophon::export::ExportSummary>,
 ) -> anyhow::Result<u8> {
     let s = &outcome.snapshot;
     for e in &s.errors {
@@ -268,7 +300,17 @@ fn report_backup(
                 "users_to_reenrol": d.reenrol,
             });
         }
-        json(&v)?;
+        if let Some(e) = export {
+            v["export"] = serde_json::json!(e);
+        }
+        if a.archive.out.as_deref() == Some(std::path::Path::new("-")) {
+            // Standard output carries the archive.
+            eprintln!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            json(&v)?;
+        }
+    } else if a.archive.out.as_deref() == Some(std::path::Path::new("-")) {
+        eprintln!("snapshot {} saved; archive written to standard output", outcome.snapshot_id.short());
     } else {
         let m = &s.summary;
         line(format!(
@@ -292,6 +334,9 @@ fn report_backup(
                 "{} secret value(s) redacted; 2FA secrets sealed with the backup passphrase",
                 d.redacted.len()
             ));
+        }
+        if let Some(e) = export {
+            super::export_cmd::report(e, a.archive.out.as_deref(), false)?;
         }
     }
     Ok(if s.partial { exit::PARTIAL } else { exit::OK })
@@ -332,11 +377,14 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
 }
 
 fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
+    if a.input.is_some() {
+        return super::archive_in::restore_in(a);
+    }
     let Some(target) = a.target.clone() else {
         return restore_gateway(a);
     };
     let repo = a.repo.open()?;
-    let id = repo.resolve_snapshot(&a.snapshot)?;
+    let id = repo.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) * 2;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "restore", a.quiet || a.json);
@@ -371,13 +419,42 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
-    use sophon::gateway::restore::{restore as gateway_restore, Mode, RestoreOptions as GatewayRestore};
-    let home = a.home.clone().ok_or_else(|| {
+/// The gateway home a restore goes to.
+pub(super) fn restore_home(a: &RestoreArgs) -> anyhow::Result<PathBuf> {
+    a.home.clone().ok_or_else(|| {
         super::UsageError(
             "restore where? give --target DIR for files, or --home DIR (or SOPHON_HOME) for a gateway".into(),
         )
-    })?;
+        .into()
+    })
+}
+
+fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
+    let home = restore_home(&a)?;
+    let repo = if a.repo.repo.is_some() {
+        a.repo.open()?
+    } else {
+        let mut r = a.repo.clone();
+        r.repo = Some(home.join("backups").join("repository").to_string_lossy().into_owned());
+        r.open()?
+    };
+    let id = repo.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
+    let snap = repo.load_snapshot(&id)?;
+    if !snap.paths.iter().any(|p| p.starts_with("gateway:")) {
+        anyhow::bail!("snapshot {} is a folder backup, not a gateway backup: restore it with --target DIR", id.short());
+    }
+    let files = restore::SnapshotFiles::open(&repo, &id)?;
+    restore_into_gateway(&a, &home, &files, Some(a.repo.passphrase()?))
+}
+
+/// Restore a gateway backup from `src` (a snapshot or an archive) into `home`, as `a` asks.
+pub(super) fn restore_into_gateway(
+    a: &RestoreArgs,
+    home: &std::path::Path,
+    src: &dyn sophon::gateway::restore::BackupSource,
+    passphrase: Option<zeroize::Zeroizing<Vec<u8>>>,
+) -> anyhow::Result<u8> {
+    use sophon::gateway::restore::{restore as gateway_restore, Mode, RestoreOptions as GatewayRestore};
     let only = a
         .only
         .iter()
@@ -386,18 +463,6 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mode = if a.mode.as_deref() == Some("replace") { Mode::Replace } else { Mode::Additive };
-    let repo = if a.repo.repo.is_some() {
-        a.repo.open()?
-    } else {
-        let mut r = a.repo.clone();
-        r.repo = Some(home.join("backups").join("repository").to_string_lossy().into_owned());
-        r.open()?
-    };
-    let id = repo.resolve_snapshot(&a.snapshot)?;
-    let snap = repo.load_snapshot(&id)?;
-    if !snap.paths.iter().any(|p| p.starts_with("gateway:")) {
-        anyhow::bail!("snapshot {} is a folder backup, not a gateway backup: restore it with --target DIR", id.short());
-    }
     if mode == Mode::Replace && !a.dry_run && !a.yes {
         let scope = a.into_tenant.clone().unwrap_or_else(|| "all tenants in the backup".into());
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -411,15 +476,8 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
             anyhow::bail!("not confirmed; nothing changed");
         }
     }
-    let files = restore::SnapshotFiles::open(&repo, &id)?;
-    let opts = GatewayRestore {
-        mode,
-        only,
-        into_tenant: a.into_tenant.clone(),
-        dry_run: a.dry_run,
-        passphrase: Some(a.repo.passphrase()?),
-    };
-    let report = gateway_restore(&home, &files, &opts)?;
+    let opts = GatewayRestore { mode, only, into_tenant: a.into_tenant.clone(), dry_run: a.dry_run, passphrase };
+    let report = gateway_restore(home, src, &opts)?;
     if a.json {
         json(&report)?;
         return Ok(exit::OK);

@@ -264,7 +264,7 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
         only: vec![],
         into_tenant: None,
         dry_run: true,
-        passphrase: Some(passphrase),
+        passphrase: Some(passphrase.clone()),
     };
     let plan = gateway_restore(&fresh, &files, &ropts)?;
     line(format!(
@@ -299,7 +299,25 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
         report.blobs_read,
         if report.is_clean() { "no damage" } else { "DAMAGE FOUND" }
     ));
-    if !report.is_clean() || !same {
+    // The portable form: a sealed zip of the latest snapshot, checked like `backup verify --in`.
+    let zip = dir.join("export.zip");
+    let mut xopts = sophon::export::ExportOptions::new(sophon::export::Format::Zip);
+    xopts.seal = Some((passphrase.clone(), sophon::export::seal::Kdf::default_argon2id()));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&zip)?);
+    let x = sophon::export::export_snapshot(&repo, &second.snapshot_id, &mut f, &xopts)?;
+    std::io::Write::flush(&mut f)?;
+    drop(f);
+    let opened = sophon::export::reader::ExportArchive::open(&zip, Some(&passphrase), &dir.join("staging"))?;
+    let findings = opened.verify()?;
+    line(format!(
+        "7. sealed zip export {}: {} files, {} ({:.1}% of the content); verify: {}",
+        zip.display(),
+        x.files,
+        bytes(x.bytes_out),
+        100.0 * x.bytes_out as f64 / x.bytes_in.max(1) as f64,
+        if findings.is_empty() { "no damage" } else { "DAMAGE FOUND" }
+    ));
+    if !report.is_clean() || !same || !findings.is_empty() {
         return Ok(exit::DAMAGE);
     }
     line(format!("done; remove {} when finished (sophon demo --folder runs the folder flow)", dir.display()));

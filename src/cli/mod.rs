@@ -1,7 +1,9 @@
 //! The command line: clap definitions, passphrase and repository resolution, exit codes.
 
+pub mod archive_in;
 pub mod backup_cmd;
 pub mod demo;
+pub mod export_cmd;
 pub mod gateway_cmd;
 pub mod output;
 pub mod progress;
@@ -39,6 +41,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create and manage repositories and their keys.

@@ -20,7 +20,7 @@ impl Spool {
     /// A fresh spool under `root` (created if absent).
     pub fn create(root: &Path) -> GatewayResult<Spool> {
         std::fs::create_dir_all(root).map_err(|e| GatewayError::io(root, e))?;
-        remove_abandoned(root);
+        remove_abandoned(root, "spool-");
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos());
         let dir = root.join(format!("spool-{}-{}", std::process::id(), nanos.unwrap_or(0)));
         std::fs::create_dir(&dir).map_err(|e| GatewayError::io(&dir, e))?;
@@ -47,8 +47,9 @@ impl Drop for Spool {
     }
 }
 
-/// Spools named after a process that is gone. Only decidable where `/proc` lists processes.
-fn remove_abandoned(root: &Path) {
+/// Remove the folders in `root` named `<prefix><pid>-…` whose process is gone (left by a killed
+/// backup or restore). Only decidable where `/proc` lists processes.
+pub fn remove_abandoned(root: &Path, prefix: &str) {
     let proc = Path::new("/proc");
     if !proc.join("self").exists() {
         return;
@@ -56,7 +57,7 @@ fn remove_abandoned(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("spool-").and_then(|r| r.split('-').next()) else { continue };
+        let Some(pid) = name.strip_prefix(prefix).and_then(|r| r.split('-').next()) else { continue };
         if pid.parse::<u32>().is_ok() && pid != std::process::id().to_string() && !proc.join(pid).exists() {
             let _ = std::fs::remove_dir_all(e.path());
         }

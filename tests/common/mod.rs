@@ -2,12 +2,32 @@
 //! comparing folders.
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
 
 pub const PASSPHRASE: &str = "integration-test-passphrase";
+
+/// A reader that hands out data in irregular short reads, as pipes and network files do.
+pub struct Jittery<'a> {
+    pub data: &'a [u8],
+    pub sizes: Vec<usize>,
+    pub i: usize,
+}
+
+impl std::io::Read for Jittery<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = self.sizes[self.i % self.sizes.len()].max(1);
+        self.i += 1;
+        let n = want.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
 
 /// Deterministic pseudo-random bytes (xorshift64).
 pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
@@ -92,6 +112,23 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
             assert!(std::fs::read(&pa).unwrap() == std::fs::read(&pb).unwrap(), "{}: content differs", rel.display());
         }
     }
+}
+
+/// Every file (not folder) below `dir`.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
 }
 
 /// The size in bytes of everything below `dir`.

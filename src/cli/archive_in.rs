@@ -1,0 +1,177 @@
+//! Archives given with `--in`: verify, restore (an incremental chain as a whole), and finding the
+//! export that an incremental one follows.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use sophon::export::chain::{archives_in, peek_metadata, Chain};
+use sophon::export::{seal, Previous};
+use sophon::{Repository, SnapshotId};
+
+use super::backup_cmd::{restore_home, restore_into_gateway, RestoreArgs, VerifyArgs};
+use super::output::{json, line};
+use super::{exit, RepoArgs};
+
+/// The passphrase if one was given (a plain archive needs none).
+fn optional_passphrase(args: &RepoArgs) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    args.passphrase().ok()
+}
+
+fn staging(args: &RepoArgs) -> PathBuf {
+    args.cache_dir().join("spool")
+}
+
+/// Open the chain ending in `input` and check every archive of it (for a sealed one, every
+/// segment): the findings, one per line.
+fn open_and_check(input: &Path, args: &RepoArgs) -> anyhow::Result<(Chain, Vec<String>)> {
+    let pass = optional_passphrase(args);
+    let chain = Chain::open(input, pass.as_ref().map(|p| p.as_slice()), &staging(args))?;
+    let mut findings = Vec::new();
+    for a in &chain.archives {
+        if a.sealed {
+            let f = std::fs::File::open(&a.path).with_context(|| format!("opening {}", a.path.display()))?;
+            if let Err(e) =
+                seal::verify_all(std::io::BufReader::new(f), pass.as_ref().map(|p| p.as_slice()).unwrap_or_default())
+            {
+                findings.push(format!("{}: {e}", a.path.display()));
+            }
+        }
+    }
+    findings.extend(chain.verify()?);
+    Ok((chain, findings))
+}
+
+pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
+    let input = a.input.clone().unwrap_or_default();
+    let (chain, findings) = match open_and_check(&input, &a.repo) {
+        Ok(x) => x,
+        // An archive that cannot even be opened (wrong passphrase, truncated, not an export) is a finding.
+        Err(e) if is_damage(&e) => {
+            if a.json {
+                json(&serde_json::json!({ "archive": input, "clean": false, "findings": [e.to_string()] }))?;
+            } else {
+                line(format!("damaged: {e}"));
+                line("DAMAGE FOUND");
+            }
+            return Ok(exit::DAMAGE);
+        }
+        Err(e) => return Err(e),
+    };
+    let newest = chain.archives.last();
+    if a.json {
+        json(&serde_json::json!({
+            "archive": input,
+            "clean": findings.is_empty(),
+            "findings": findings,
+            "archives": chain.archives.iter().map(|x| serde_json::json!({
+                "path": x.path, "export": x.export_id(), "format": x.format.name(), "sealed": x.sealed,
+                "files": x.manifest.len(),
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for f in &findings {
+            line(format!("damaged: {f}"));
+        }
+        let version = newest.and_then(|x| x.metadata["sophon_version"].as_str()).unwrap_or("?");
+        line(format!(
+            "{}: {} archive(s), {} file(s) checked against their manifests; made by sophon {version}{}",
+            if findings.is_empty() { "no damage found" } else { "DAMAGE FOUND" },
+            chain.archives.len(),
+            chain.archives.iter().map(|x| x.manifest.len()).sum::<usize>(),
+            if chain.archives.iter().any(|x| x.sealed) { "; sealed, passphrase correct" } else { "" }
+        ));
+    }
+    Ok(if findings.is_empty() { exit::OK } else { exit::DAMAGE })
+}
+
+/// Damage, a wrong passphrase, a refused entry or an unsupported version: what verify reports as
+/// findings rather than as a failure to run.
+fn is_damage(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<sophon::Error>().is_some_and(|e| {
+        e.is_damage()
+            || matches!(
+                e,
+                sophon::Error::UnsafePath(_)
+                    | sophon::Error::UnsupportedVersion { .. }
+                    | sophon::Error::WrongPassphrase { .. }
+                    | sophon::Error::NotFound(_)
+            )
+    })
+}
+
+pub fn restore_in(a: RestoreArgs) -> anyhow::Result<u8> {
+    let input = a.input.clone().unwrap_or_default();
+    let home = restore_home(&a)?;
+    // Everything is checked before a byte reaches the home.
+    let (chain, findings) = match open_and_check(&input, &a.repo) {
+        Ok(x) => x,
+        Err(e) if is_damage(&e) => {
+            eprintln!("error: {e:#}");
+            eprintln!("restore refused: nothing was written to {}", home.display());
+            return Ok(exit::DAMAGE);
+        }
+        Err(e) => return Err(e),
+    };
+    if !findings.is_empty() {
+        for f in &findings {
+            eprintln!("damaged: {f}");
+        }
+        eprintln!("restore refused: {} is damaged; nothing was written to {}", input.display(), home.display());
+        return Ok(exit::DAMAGE);
+    }
+    let layout = chain.archives.last().map(|x| x.metadata["layout"].as_str().unwrap_or("gateway").to_string());
+    if layout.as_deref() == Some("files") {
+        anyhow::bail!(
+            "{} is an export of a folder backup, not of a gateway: unpack it with unzip or tar",
+            input.display()
+        );
+    }
+    restore_into_gateway(&a, &home, &chain, optional_passphrase(&a.repo))
+}
+
+/// The export an incremental one of snapshot `id` follows: the newest export of the same scope
+/// in `out`'s folder.
+pub fn previous_export(repo: &Repository, id: &SnapshotId, out: &Path, args: &RepoArgs) -> anyhow::Result<Previous> {
+    if out.as_os_str() == "-" {
+        return Err(super::UsageError(
+            "--incremental needs --out FILE: the earlier exports are looked for beside it".into(),
+        )
+        .into());
+    }
+    let scope = repo.load_snapshot(id)?.paths.join(" ");
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let pass = optional_passphrase(args);
+    let mut best: Option<(String, serde_json::Value)> = None;
+    for p in archives_in(dir) {
+        let Ok(m) = peek_metadata(&p, pass.as_ref().map(|p| p.as_slice())) else { continue };
+        let e = &m["export"];
+        if e["scope"].as_str() != Some(scope.as_str()) {
+            continue;
+        }
+        let created = e["created"].as_str().unwrap_or_default().to_string();
+        let seq = e["incremental"]["sequence"].as_u64().unwrap_or(0);
+        let key = format!("{created}#{seq:020}");
+        if best.as_ref().is_none_or(|(k, _)| key > *k) {
+            best = Some((key, m));
+        }
+    }
+    let Some((_, m)) = best else {
+        anyhow::bail!(
+            "no earlier export of {scope} in {}: make a full export first (without --incremental)",
+            dir.display()
+        );
+    };
+    let e = &m["export"];
+    let export_id = e["id"].as_str().unwrap_or_default().to_string();
+    let snapshot: SnapshotId = e["snapshot"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("export {export_id}: its metadata names no snapshot"))?;
+    Ok(Previous {
+        base_id: e["incremental"]["base"].as_str().map(str::to_string).unwrap_or_else(|| export_id.clone()),
+        sequence: e["incremental"]["sequence"].as_u64().unwrap_or(0),
+        export_id,
+        snapshot,
+    })
+}

@@ -1,0 +1,173 @@
+//! Incremental chains: a full export and the incrementals after it, each naming the export it
+//! follows. Given the newest, the others are found beside it; restoring applies them in order
+//! (files added or replaced, deletions removed) as one source.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::reader::ExportArchive;
+use super::seal;
+use crate::error::{Error, Result};
+
+/// Archive files in `dir` (by extension), sorted by name.
+pub fn archives_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+            !n.starts_with('.') && (n.ends_with(".zip") || n.ends_with(".tar.gz") || n.ends_with(".tgz")) && p.is_file()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// An archive's `metadata.json` without unpacking it: a zip's from its central directory, a
+/// tar.gz's by streaming through it (nothing written).
+pub fn peek_metadata(path: &Path, passphrase: Option<&[u8]>) -> Result<Value> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut head = [0u8; 8];
+    let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
+    let sealed = seal::is_sealed(&head[..n]);
+    let is_zip = if sealed {
+        let pass = passphrase
+            .ok_or_else(|| Error::invalid(format!("{} is sealed: a passphrase is needed", path.display())))?;
+        let mut sf = seal::SealedFile::open(std::fs::File::open(path).map_err(|e| Error::io(path, e))?, pass)?;
+        let mut h = [0u8; 2];
+        sf.read_exact(&mut h).map_err(|e| Error::io(path, e))?;
+        &h == b"PK"
+    } else {
+        head.starts_with(b"PK")
+    };
+    if is_zip {
+        // Opening a zip reads only its central directory and the two small files.
+        let scratch = std::env::temp_dir();
+        return Ok(ExportArchive::open(path, passphrase, &scratch)?.metadata.clone());
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let plain: Box<dyn Read> = match (sealed, passphrase) {
+        (true, Some(p)) => Box::new(seal::SealReader::new(std::io::BufReader::new(file), p)?),
+        _ => Box::new(std::io::BufReader::new(file)),
+    };
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(plain));
+    let entries = tar.entries().map_err(|e| Error::malformed(path.display().to_string(), e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| Error::malformed(path.display().to_string(), e.to_string()))?;
+        let name = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        if name == format!("{}/metadata.json", super::ROOT) && entry.size() < (64 << 20) {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(|e| Error::malformed(path.display().to_string(), e.to_string()))?;
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| Error::malformed(format!("{}: metadata.json", path.display()), e.to_string()));
+        }
+    }
+    Err(Error::malformed(path.display().to_string(), "no backup/metadata.json: not a Sophon export"))
+}
+
+/// A chain opened for restoring: the archives, full first, and which one holds each file.
+pub struct Chain {
+    pub archives: Vec<ExportArchive>,
+    files: BTreeMap<String, usize>,
+}
+
+impl Chain {
+    /// Open `newest` and, if it is an incremental, the exports it follows from the same folder.
+    pub fn open(newest: &Path, passphrase: Option<&[u8]>, staging: &Path) -> Result<Chain> {
+        let meta = peek_metadata(newest, passphrase)?;
+        let mut order = vec![newest.to_path_buf()];
+        if let Some(mut follows) = meta["export"]["incremental"]["follows"].as_str().map(str::to_string) {
+            let dir = newest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let mut by_id: BTreeMap<String, (PathBuf, Value)> = BTreeMap::new();
+            let mut unreadable = Vec::new();
+            for p in archives_in(dir) {
+                if p == newest {
+                    continue;
+                }
+                match peek_metadata(&p, passphrase) {
+                    Ok(m) => {
+                        if let Some(id) = m["export"]["id"].as_str() {
+                            by_id.insert(id.to_string(), (p, m));
+                        }
+                    }
+                    Err(e) => unreadable.push(format!("{} ({e})", p.display())),
+                }
+            }
+            loop {
+                let Some((p, m)) = by_id.remove(&follows) else {
+                    let also = if unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; unreadable there: {}", unreadable.join(", "))
+                    };
+                    return Err(Error::NotFound(format!(
+                        "incremental chain of {} is broken: export {follows}, which {} follows, is not in {}{also}",
+                        newest.display(),
+                        order.last().map(|p| p.display().to_string()).unwrap_or_default(),
+                        dir.display()
+                    )));
+                };
+                order.push(p);
+                match m["export"]["incremental"]["follows"].as_str() {
+                    Some(f) => follows = f.to_string(),
+                    None => break,
+                }
+            }
+        }
+        order.reverse();
+        let mut archives = Vec::with_capacity(order.len());
+        for p in &order {
+            archives.push(ExportArchive::open(p, passphrase, staging)?);
+        }
+        let mut files = BTreeMap::new();
+        for (i, a) in archives.iter().enumerate() {
+            if let Some(deleted) = a.export_info()["incremental"]["deleted"].as_array() {
+                for d in deleted.iter().filter_map(Value::as_str) {
+                    files.remove(d);
+                }
+            }
+            for p in a.paths() {
+                files.insert(p.to_string(), i);
+            }
+        }
+        Ok(Chain { archives, files })
+    }
+
+    /// Every archive's findings, each prefixed with its file.
+    pub fn verify(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for a in &self.archives {
+            for f in a.verify()? {
+                out.push(format!("{}: {f}", a.path.display()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn holder(&self, path: &str) -> Option<&ExportArchive> {
+        self.files.get(path).map(|&i| &self.archives[i])
+    }
+}
+
+impl crate::gateway::restore::BackupSource for Chain {
+    fn paths(&self) -> Vec<String> {
+        self.files.keys().cloned().collect()
+    }
+    fn size(&self, path: &str) -> Option<u64> {
+        self.holder(path).and_then(|a| a.size(path))
+    }
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        match self.holder(path) {
+            Some(a) => a.read(path),
+            None => Ok(None),
+        }
+    }
+    fn copy_to(&self, path: &str, dest: &Path) -> Result<()> {
+        let a = self.holder(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the archives")))?;
+        crate::gateway::restore::BackupSource::copy_to(a, path, dest)
+    }
+}

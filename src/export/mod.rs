@@ -1,0 +1,229 @@
+//! Portable exports: a snapshot rendered as a zip or tar.gz archive laid out like the product
+//! page's backup structure (`backup/…`, with `metadata.json` and `manifest.json`), optionally
+//! sealed in a streaming envelope; and the way back (verify, restore from an archive).
+//! `format-spec/export.md` specifies the archive, `format-spec/export-seal.md` the envelope.
+
+pub mod chain;
+pub mod ordered;
+pub mod plan;
+pub mod reader;
+pub mod render;
+pub mod seal;
+pub mod targz;
+pub mod zip;
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::id::SnapshotId;
+use crate::repo::Repository;
+pub use plan::ROOT;
+use plan::{Entry, EntryKind};
+use render::{Extra, RenderOptions};
+pub use render::{Format, ManifestFile};
+
+/// The version of the archive layout and of the `export` object in `metadata.json`.
+pub const EXPORT_FORMAT_VERSION: u32 = 1;
+/// The deflate level: as small as `zip -6`/`pigz -6` output within a few percent, and faster.
+pub const DEFAULT_LEVEL: u32 = 6;
+
+/// The export an incremental one follows: what its archive's metadata says.
+#[derive(Clone, Debug)]
+pub struct Previous {
+    pub export_id: String,
+    /// The full export the chain starts with.
+    pub base_id: String,
+    /// 0 for the full export, then 1, 2, …
+    pub sequence: u64,
+    pub snapshot: SnapshotId,
+}
+
+pub struct ExportOptions {
+    pub format: Format,
+    pub level: u32,
+    pub workers: usize,
+    /// Seal with this passphrase and key derivation.
+    pub seal: Option<(zeroize::Zeroizing<Vec<u8>>, seal::Kdf)>,
+    pub previous: Option<Previous>,
+}
+
+impl ExportOptions {
+    pub fn new(format: Format) -> Self {
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        ExportOptions { format, level: DEFAULT_LEVEL, workers, seal: None, previous: None }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExportSummary {
+    pub export_id: String,
+    pub snapshot: String,
+    pub format: Format,
+    pub sealed: bool,
+    /// Files in the archive (the generated metadata.json and manifest.json included).
+    pub files: u64,
+    /// Bytes of file content rendered.
+    pub bytes_in: u64,
+    /// Bytes written (the archive's size).
+    pub bytes_out: u64,
+    pub follows: Option<String>,
+    pub deleted: u64,
+}
+
+/// Counts what passes through to the output.
+struct Counting<'a> {
+    inner: &'a mut dyn Write,
+    n: u64,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A random export id, `exp_` and 16 hex digits.
+fn new_export_id() -> Result<String> {
+    Ok(format!("exp_{}", hex::encode(crate::crypto::random_array::<8>()?)))
+}
+
+/// Render snapshot `id` of `repo` to `out`.
+pub fn export_snapshot(
+    repo: &Repository,
+    id: &SnapshotId,
+    out: &mut dyn Write,
+    opts: &ExportOptions,
+) -> Result<ExportSummary> {
+    let snapshot = repo.load_snapshot(id)?;
+    let gateway = plan::is_gateway(&snapshot);
+    let mut entries = plan::entries(repo, &snapshot, id)?;
+    // The snapshot's own metadata (a gateway's) is the base of the export's; both files are
+    // written anew after the tree so they describe this archive.
+    let mut base_metadata = None;
+    if gateway {
+        if let Some(e) = entries.iter().find(|e| e.path == "metadata.json") {
+            if let EntryKind::File { content, .. } = &e.kind {
+                let mut bytes = Vec::new();
+                for b in content {
+                    bytes.extend_from_slice(&repo.read_blob(b)?);
+                }
+                let v: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::malformed(format!("snapshot {} metadata.json", id.short()), e.to_string()))?;
+                base_metadata = Some(v);
+            }
+        }
+        entries.retain(|e| e.path != "metadata.json" && e.path != "manifest.json");
+    } else if let Some(e) = entries.iter().find(|e| e.path == "metadata.json" || e.path == "manifest.json") {
+        return Err(Error::invalid(format!(
+            "snapshot {}: a backed-up root is named {}, which the export's own file needs; \
+             restore it with `backup restore --target` instead",
+            id.short(),
+            e.path
+        )));
+    }
+
+    let mut deleted = Vec::new();
+    if let Some(prev) = &opts.previous {
+        let prev_snapshot = repo.load_snapshot(&prev.snapshot).map_err(|e| {
+            Error::NotFound(format!(
+                "the previous export {} was made from snapshot {}, which the repository no longer holds ({e}); \
+                 make a full export instead",
+                prev.export_id,
+                prev.snapshot.short()
+            ))
+        })?;
+        let mut prev_entries = plan::entries(repo, &prev_snapshot, &prev.snapshot)?;
+        prev_entries.retain(|e| e.path != "metadata.json" && e.path != "manifest.json");
+        deleted = plan::keep_changed(&mut entries, &plan::file_index(&prev_entries));
+    }
+
+    let export_id = new_export_id()?;
+    let now = chrono::Utc::now();
+    let export = json!({
+        "format_version": EXPORT_FORMAT_VERSION,
+        "id": export_id,
+        "format": opts.format,
+        "created": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "snapshot": id.to_hex(),
+        "snapshot_time": snapshot.time,
+        "scope": snapshot.paths.join(" "),
+        "sealed": opts.seal.is_some(),
+        "incremental": opts.previous.as_ref().map(|p| json!({
+            "follows": p.export_id,
+            "base": p.base_id,
+            "sequence": p.sequence + 1,
+            "previous_snapshot": p.snapshot.to_hex(),
+            "deleted": deleted,
+        })),
+    });
+    let metadata = match base_metadata {
+        Some(mut m) => {
+            m["export"] = export;
+            m
+        }
+        None => json!({
+            "layout": if gateway { "gateway" } else { "files" },
+            "layout_version": crate::gateway::dump::LAYOUT_VERSION,
+            "sophon_version": env!("CARGO_PKG_VERSION"),
+            "timestamp": snapshot.time,
+            "paths": snapshot.paths,
+            "hostname": snapshot.hostname,
+            "tags": snapshot.tags,
+            "export": export,
+        }),
+    };
+    let mtime = now.timestamp();
+    let extras = move |files: &[ManifestFile]| -> Result<Vec<Extra>> {
+        let meta = serde_json::to_vec_pretty(&metadata).map_err(|e| Error::invalid(e.to_string()))?;
+        let mut listed = files.to_vec();
+        listed.push(ManifestFile {
+            path: "metadata.json".into(),
+            size: meta.len() as u64,
+            sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, &meta)),
+        });
+        listed.sort_by(|a, b| a.path.cmp(&b.path));
+        let manifest =
+            serde_json::to_vec_pretty(&json!({ "files": listed })).map_err(|e| Error::invalid(e.to_string()))?;
+        Ok(vec![
+            Extra { path: "metadata.json".into(), data: meta, mtime },
+            Extra { path: "manifest.json".into(), data: manifest, mtime },
+        ])
+    };
+
+    let ropts = RenderOptions { format: opts.format, level: opts.level, workers: opts.workers };
+    let mut counting = Counting { inner: out, n: 0 };
+    let rendered = match &opts.seal {
+        Some((pass, kdf)) => {
+            let mut sealer = seal::SealWriter::new(&mut counting, pass, *kdf)?;
+            let r = render::render(repo, &entries, extras, &mut sealer, &ropts)?;
+            sealer.finish()?;
+            r
+        }
+        None => render::render(repo, &entries, extras, &mut counting, &ropts)?,
+    };
+    counting.flush().map_err(|e| Error::io("export output", e))?;
+    Ok(ExportSummary {
+        export_id,
+        snapshot: id.to_hex(),
+        format: opts.format,
+        sealed: opts.seal.is_some(),
+        files: rendered.files.len() as u64 + 2,
+        bytes_in: rendered.bytes_in,
+        bytes_out: counting.n,
+        follows: opts.previous.as_ref().map(|p| p.export_id.clone()),
+        deleted: deleted.len() as u64,
+    })
+}
+
+/// The entries an export of `id` would hold (for tests and `--dry-run`).
+pub fn planned_entries(repo: &Repository, id: &SnapshotId) -> Result<Vec<Entry>> {
+    let snapshot = repo.load_snapshot(id)?;
+    plan::entries(repo, &snapshot, id)
+}

@@ -554,7 +554,9 @@ impl Pipeline {
             spawn("sophon-pack".into(), Box::new(move || packer_loop(&sh, target, sealed_rx, pack_tx)))?
         };
         let mut uploaders = Vec::new();
-        for i in 0..opts.upload_threads.max(1) {
+        // A remote store hides its latency behind parallel uploads; a local disk needs one.
+        let upload_threads = opts.upload_threads.max(shared.repo.backend().parallel_writes()).max(1);
+        for i in 0..upload_threads {
             let (rx, tx, sh) = (pack_rx.clone(), done_tx.clone(), Arc::clone(shared));
             uploaders.push(spawn(format!("sophon-upload-{i}"), Box::new(move || uploader_loop(&sh, rx, tx)))?);
         }

@@ -169,11 +169,14 @@ impl Repository {
             pack_size: opts.pack_size,
             compression: opts.compression,
         };
+        // Refuse now what `open` would refuse later (the decoder holds the limits).
+        let encoded = config.encode()?;
+        Config::decode(&encoded).map_err(|e| Error::invalid(format!("repository options: {e}")))?;
         // Keys first: a config without a key would be a repository nobody can open.
         let keyfile = wrap_keys(&keys, passphrase, opts.argon2)?;
         let key_id = KeyId(content_hash(&keyfile));
         backend.write(&key_path(&key_id), keyfile)?;
-        backend.write("config", config.encode()?)?;
+        backend.write("config", encoded)?;
         Self::finish_open(backend, config, keys, key_id, cache_dir)
     }
 

@@ -5,11 +5,14 @@
 //! objects are never modified after they are written; `list` streams names, so no listing is ever
 //! held in memory whole.
 
+pub mod fault;
 mod opendal_backend;
+mod remote;
+pub mod retry;
 mod url;
 
 pub use opendal_backend::OpendalBackend;
-pub use url::open_url;
+pub use url::{open_url, open_url_with};
 
 use std::fmt;
 
@@ -76,6 +79,11 @@ pub trait Backend: Send + Sync {
 
     /// Call `f` for every object below `dir` (recursively), with names relative to `dir`.
     fn list(&self, dir: &str, f: &mut dyn FnMut(ObjectInfo) -> crate::Result<()>) -> crate::Result<()>;
+
+    /// How many writes are worth running at once (bounded concurrency for uploads).
+    fn parallel_writes(&self) -> usize {
+        1
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {

@@ -23,13 +23,39 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 pub struct OpendalBackend {
     op: Arc<blocking::Operator>,
     location: String,
+    /// Write under a temporary name and rename: for stores whose writes are visible while they
+    /// run (SFTP).
+    rename_writes: bool,
+    parallel_writes: usize,
 }
 
 impl OpendalBackend {
     pub fn new(op: Operator, location: String) -> BackendResult<Self> {
         let _guard = runtime().enter();
         let op = blocking::Operator::new(op).map_err(|e| convert("open", &location, "", e))?;
-        Ok(OpendalBackend { op: Arc::new(op), location })
+        Ok(OpendalBackend { op: Arc::new(op), location, rename_writes: false, parallel_writes: 1 })
+    }
+
+    /// Up to `n` uploads at once (remote stores).
+    pub fn with_parallel_writes(mut self, n: usize) -> Self {
+        self.parallel_writes = n.max(1);
+        self
+    }
+
+    pub fn with_rename_writes(mut self) -> Self {
+        self.rename_writes = true;
+        self
+    }
+
+    /// One listing call on the root: fails when the store is unreachable, refuses the
+    /// credentials, or its bucket, container or folder does not exist.
+    pub fn probe(&self) -> BackendResult<()> {
+        let opts = opendal::options::ListOptions { limit: Some(1), ..Default::default() };
+        let lister = self.op.lister_options("/", opts).map_err(|e| self.err("list", "", e))?;
+        if let Some(first) = lister.into_iter().next() {
+            first.map_err(|e| self.err("list", "", e))?;
+        }
+        Ok(())
     }
 
     fn loc(&self, path: &str) -> String {
@@ -79,7 +105,18 @@ impl Backend for OpendalBackend {
     }
 
     fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
-        self.op.write(path, data).map(|_| ()).map_err(|e| self.err("write", path, e))
+        if !self.rename_writes {
+            return self.op.write(path, data).map(|_| ()).map_err(|e| self.err("write", path, e));
+        }
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let nonce = hex::encode(crate::crypto::random_array::<6>().unwrap_or_default());
+        let tmp = if dir.is_empty() { format!(".{name}.{nonce}.tmp") } else { format!("{dir}/.{name}.{nonce}.tmp") };
+        self.op.write(&tmp, data).map_err(|e| self.err("write", &tmp, e))?;
+        if let Err(e) = self.op.rename(&tmp, path) {
+            let _ = self.op.delete(&tmp);
+            return Err(self.err("write", path, e));
+        }
+        Ok(())
     }
 
     fn delete(&self, path: &str) -> BackendResult<()> {
@@ -92,6 +129,10 @@ impl Backend for OpendalBackend {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.err("stat", path, e)),
         }
+    }
+
+    fn parallel_writes(&self) -> usize {
+        self.parallel_writes
     }
 
     fn list(&self, dir: &str, f: &mut dyn FnMut(ObjectInfo) -> crate::Result<()>) -> crate::Result<()> {

@@ -3,12 +3,40 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::retry::{RetryBackend, RetryPolicy};
 use super::{Backend, BackendError, BackendErrorKind, OpendalBackend};
 use crate::error::{Error, Result};
 
-/// Open `url`: a plain path or `file://PATH` (local disk), or `memory://NAME` (tests; lives as long
-/// as the process). `create` makes a missing local folder.
+/// Open `url`: a plain path or `file://PATH` (local disk), `s3://BUCKET/PREFIX`,
+/// `azblob://CONTAINER/PREFIX`, `sftp://USER@HOST:PORT/PATH`, or `memory://NAME` (tests; lives as
+/// long as the process). `create` makes a missing local folder. Remote stores are checked at once
+/// (a wrong credential, bucket or host key fails here, naming the URL), and their transient
+/// errors are retried with backoff and jitter.
 pub fn open_url(url: &str, create: bool) -> Result<Arc<dyn Backend>> {
+    open_url_with(url, create, |b| b)
+}
+
+/// [`open_url`] with `layer` between the store and the retries: tests put fault injection there,
+/// so that what they exercise is the retry policy every command runs with.
+pub fn open_url_with(
+    url: &str,
+    create: bool,
+    layer: impl FnOnce(Arc<dyn Backend>) -> Arc<dyn Backend>,
+) -> Result<Arc<dyn Backend>> {
+    let raw = open_raw(url, create)?;
+    Ok(Arc::new(RetryBackend::new(layer(raw), RetryPolicy::default())))
+}
+
+fn open_raw(url: &str, create: bool) -> Result<Arc<dyn Backend>> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        return super::remote::s3(url, rest);
+    }
+    if let Some(rest) = url.strip_prefix("azblob://") {
+        return super::remote::azblob(url, rest);
+    }
+    if let Some(rest) = url.strip_prefix("sftp://") {
+        return super::remote::sftp(url, rest);
+    }
     if url.starts_with("memory://") {
         // One store per URL for the life of the process, so reopening finds what was written.
         static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn Backend>>>> = OnceLock::new();
@@ -25,7 +53,7 @@ pub fn open_url(url: &str, create: bool) -> Result<Arc<dyn Backend>> {
     if let Some((scheme, _)) = url.split_once("://") {
         if scheme != "file" {
             return Err(Error::invalid(format!(
-                "repository URL {url:?}: scheme {scheme}:// is not supported by this build (use a path, file:// or memory://)"
+                "URL {url:?}: scheme {scheme}:// is not supported (use a path, file://, s3://, azblob://, sftp:// or memory://)"
             )));
         }
     }
@@ -47,6 +75,6 @@ pub fn open_url(url: &str, create: bool) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(OpendalBackend::new(op, root)?))
 }
 
-fn config_error(url: &str, message: String) -> Error {
+pub(super) fn config_error(url: &str, message: String) -> Error {
     Error::Backend(BackendError { kind: BackendErrorKind::Config, op: "open", location: url.to_string(), message })
 }

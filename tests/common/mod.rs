@@ -201,16 +201,12 @@ impl Sophon {
 
     /// `repo init` with cheap Argon2 parameters (the defaults are tested separately).
     pub fn init(&self, repo: &Path) {
-        self.ok(&[
-            "repo",
-            "init",
-            "--repo",
-            repo.to_str().unwrap(),
-            "--kdf-memory-kib",
-            "1024",
-            "--kdf-iterations",
-            "1",
-        ]);
+        self.init_url(repo.to_str().unwrap());
+    }
+
+    /// [`Sophon::init`] for any repository URL.
+    pub fn init_url(&self, url: &str) {
+        self.ok(&["repo", "init", "--repo", url, "--kdf-memory-kib", "1024", "--kdf-iterations", "1"]);
     }
 
     pub fn backup_json(&self, repo: &Path, path: &Path) -> serde_json::Value {

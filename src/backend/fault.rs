@@ -1,0 +1,132 @@
+//! Fault injection, for tests of everything above the storage layer: a decorator that fails a
+//! share of calls (transient or permanent errors, chosen by a seeded generator so a failing run can
+//! be replayed), or fails every call from the N-th on, or cuts a write part-way (the object is
+//! left half-written where the store allows that, as a dying client would leave it).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fault {
+    /// Fail this share (0..=1) of calls with a transient error.
+    Transient(f64),
+    /// Fail this share of calls with a permanent error.
+    Permanent(f64),
+    /// Succeed for the first N calls, then fail every call permanently.
+    PermanentAfter(u64),
+    /// The N-th write of a pack (an object under `data/`, counting from 1) stores only the first
+    /// half of its bytes and fails: an upload cut part-way.
+    CutWrite(u64),
+}
+
+pub struct FaultyBackend {
+    inner: Arc<dyn Backend>,
+    fault: Fault,
+    rng: Mutex<u64>,
+    calls: AtomicU64,
+    writes: AtomicU64,
+    injected: AtomicU64,
+}
+
+impl FaultyBackend {
+    pub fn new(inner: Arc<dyn Backend>, fault: Fault, seed: u64) -> Self {
+        FaultyBackend {
+            inner,
+            fault,
+            rng: Mutex::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            calls: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+        }
+    }
+
+    /// Calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Faults injected so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
+
+    fn chance(&self) -> f64 {
+        let mut x = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        (*x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn error(&self, op: &'static str, path: &str, kind: BackendErrorKind) -> BackendError {
+        self.injected.fetch_add(1, Ordering::Relaxed);
+        BackendError {
+            kind,
+            op,
+            location: format!("{}/{path}", self.inner.location()),
+            message: format!(
+                "injected {} fault",
+                if kind == BackendErrorKind::Transient { "transient" } else { "permanent" }
+            ),
+        }
+    }
+
+    /// The fault for this call, if any.
+    fn check(&self, op: &'static str, path: &str) -> BackendResult<()> {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        match self.fault {
+            Fault::Transient(p) if self.chance() < p => Err(self.error(op, path, BackendErrorKind::Transient)),
+            Fault::Permanent(p) if self.chance() < p => Err(self.error(op, path, BackendErrorKind::Other)),
+            Fault::PermanentAfter(after) if n > after => Err(self.error(op, path, BackendErrorKind::Other)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Backend for FaultyBackend {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn read(&self, path: &str) -> BackendResult<Vec<u8>> {
+        self.check("read", path)?;
+        self.inner.read(path)
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>> {
+        self.check("read", path)?;
+        self.inner.read_range(path, offset, len)
+    }
+
+    fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+        self.check("write", path)?;
+        let n = if path.starts_with("data/") { self.writes.fetch_add(1, Ordering::Relaxed) + 1 } else { 0 };
+        if n > 0 && self.fault == Fault::CutWrite(n) {
+            let half = data[..data.len() / 2].to_vec();
+            let _ = self.inner.write(path, half);
+            return Err(self.error("write", path, BackendErrorKind::Other));
+        }
+        self.inner.write(path, data)
+    }
+
+    fn delete(&self, path: &str) -> BackendResult<()> {
+        self.check("delete", path)?;
+        self.inner.delete(path)
+    }
+
+    fn stat(&self, path: &str) -> BackendResult<Option<u64>> {
+        self.check("stat", path)?;
+        self.inner.stat(path)
+    }
+
+    fn list(&self, dir: &str, f: &mut dyn FnMut(ObjectInfo) -> crate::Result<()>) -> crate::Result<()> {
+        self.check("list", dir)?;
+        self.inner.list(dir, f)
+    }
+
+    fn parallel_writes(&self) -> usize {
+        self.inner.parallel_writes()
+    }
+}

@@ -1,0 +1,135 @@
+//! Resilience, with faults injected under the retry policy every command uses
+//! (`backend::open_url_with`): transient faults are retried until backups and verifies succeed;
+//! a permanent fault or a write cut part-way fails the backup with a clear error, writes no
+//! snapshot, and leaves a repository that verifies clean.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use sophon::archive::{backup, BackupOptions, Progress};
+use sophon::backend::fault::{Fault, FaultyBackend};
+use sophon::backend::{open_url_with, Backend};
+use sophon::check::{check, CheckOptions};
+use sophon::crypto::Argon2Params;
+use sophon::restore::{restore, RestoreOptions};
+use sophon::{InitOptions, Repository};
+
+const PASS: &[u8] = b"pw";
+
+fn init(url: &str) {
+    let backend = sophon::backend::open_url(url, true).unwrap();
+    let opts = InitOptions {
+        argon2: Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 },
+        pack_size: 1024 * 1024,
+        ..InitOptions::default()
+    };
+    Repository::init(backend, PASS, &opts, None).unwrap();
+}
+
+/// The repository at `url` with `fault` injected below the retries; the decorator is kept so the
+/// test can count what it injected.
+fn open_faulty(url: &str, cache: &std::path::Path, fault: Fault, seed: u64) -> (Arc<Repository>, Arc<FaultyBackend>) {
+    let kept: Mutex<Option<Arc<FaultyBackend>>> = Mutex::new(None);
+    let backend = open_url_with(url, false, |raw| {
+        let f = Arc::new(FaultyBackend::new(raw, fault, seed));
+        *kept.lock().unwrap() = Some(Arc::clone(&f));
+        f as Arc<dyn Backend>
+    })
+    .unwrap();
+    let repo = Repository::open(backend, PASS, Some(cache.to_path_buf())).unwrap();
+    (Arc::new(repo), kept.into_inner().unwrap().unwrap())
+}
+
+fn clean_open(url: &str, cache: &std::path::Path) -> Arc<Repository> {
+    Arc::new(Repository::open(sophon::backend::open_url(url, false).unwrap(), PASS, Some(cache.to_path_buf())).unwrap())
+}
+
+fn verify_clean(repo: &Repository) {
+    let r = check(repo, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {}).unwrap();
+    assert!(r.is_clean(), "findings: {:?}", r.findings);
+}
+
+fn runs_under_transient_faults(url: &str, runs: u64) {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    init(url);
+    let mut injected = 0;
+    for run in 0..runs {
+        common::sample_tree(&src.join(format!("run{run}")), 512, run);
+        // A fresh cache each run, so the index is read through the faults too.
+        let cache = t.path().join(format!("cache{run}"));
+        let (repo, faults) = open_faulty(url, &cache, Fault::Transient(0.10), run + 1);
+        let out = backup(&repo, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default()))
+            .unwrap_or_else(|e| panic!("run {run}: {e}"));
+        assert!(!out.snapshot.partial);
+        verify_clean(&repo);
+        let target = t.path().join(format!("out{run}"));
+        restore(
+            &repo,
+            &out.snapshot_id,
+            &RestoreOptions { target: target.clone(), threads: 3 },
+            Arc::new(Progress::default()),
+        )
+        .unwrap();
+        common::assert_same_tree(&src, &target.join("src"));
+        injected += faults.injected();
+    }
+    assert!(injected > runs * 3, "faults were injected ({injected} in {runs} runs)");
+}
+
+#[test]
+fn twenty_backups_and_verifies_succeed_under_ten_percent_transient_faults() {
+    let t = tempfile::tempdir().unwrap();
+    runs_under_transient_faults(t.path().join("repo").to_str().unwrap(), 20);
+}
+
+#[test]
+fn transient_faults_on_s3_are_retried_too() {
+    if let Ok(url) = std::env::var("SOPHON_TEST_S3_URL") {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        runs_under_transient_faults(&format!("{url}/faults-{nanos}"), 3);
+    } else {
+        assert!(std::env::var_os("SOPHON_REQUIRE_SERVERS").is_none(), "SOPHON_TEST_S3_URL is not set");
+    }
+}
+
+/// A backup that fails with `fault`; afterwards the repository has no new snapshot and verifies clean.
+fn fails_cleanly(fault_for: impl Fn(u64) -> Fault, expect: &str) {
+    let t = tempfile::tempdir().unwrap();
+    let url = t.path().join("repo").to_str().unwrap().to_string();
+    init(&url);
+    let src = t.path().join("src");
+    common::sample_tree(&src, 2048, 5);
+    // Count the calls of a clean backup, to put the fault in its middle.
+    let (repo, probe) = open_faulty(&url, &t.path().join("c0"), Fault::Transient(0.0), 1);
+    backup(&repo, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())).unwrap();
+    let calls = probe.calls();
+    drop(repo);
+    let before = clean_open(&url, &t.path().join("c1")).snapshot_ids().unwrap().len();
+
+    common::write(&src.join("new.bin"), &common::pseudo_random(3 << 20, 77));
+    let (repo, faults) = open_faulty(&url, &t.path().join("c2"), fault_for(calls), 9);
+    let Err(err) = backup(&repo, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())) else {
+        panic!("the backup must fail");
+    };
+    assert!(faults.injected() > 0);
+    let msg = err.to_string();
+    assert!(msg.contains(expect) && msg.contains(&url), "a clear error naming the store: {msg}");
+    drop(repo);
+
+    let repo = clean_open(&url, &t.path().join("c3"));
+    assert_eq!(repo.snapshot_ids().unwrap().len(), before, "no snapshot was written");
+    verify_clean(&repo);
+}
+
+#[test]
+fn a_permanent_fault_mid_backup_fails_it_and_the_repository_still_verifies() {
+    fails_cleanly(|calls| Fault::PermanentAfter(calls / 2), "injected permanent fault");
+}
+
+#[test]
+fn a_write_cut_part_way_fails_the_backup_and_the_repository_still_verifies() {
+    // The second pack of the backup is cut: the first is already stored.
+    fails_cleanly(|_| Fault::CutWrite(2), "injected permanent fault");
+}

@@ -1,0 +1,84 @@
+//! Repositories on real S3 (moto), Azure Blob (Azurite) and SFTP (sshd) servers on 127.0.0.1:
+//! `repo init` → backup → `verify --read-data` → restore, for a folder and for a gateway.
+//! The servers come from `scripts/test-servers` (see tests/backend_conformance.rs for the variables).
+
+mod common;
+
+use common::gateway::*;
+use common::*;
+
+fn remote(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            Some(format!("{}/remote-{}-{nanos}", url.trim_end_matches('/'), std::process::id()))
+        }
+        _ => {
+            assert!(std::env::var_os("SOPHON_REQUIRE_SERVERS").is_none(), "{var} is not set");
+            eprintln!("skipped: {var} is not set (scripts/test-servers start DIR; source DIR/env)");
+            None
+        }
+    }
+}
+
+fn round_trip(var: &str) {
+    let Some(url) = remote(var) else { return };
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let src = t.path().join("src");
+    sample_tree(&src, 3 * 1024, 21);
+    write(&src.join("big.bin"), &pseudo_random(12 << 20, 4));
+    sophon.init_url(&url);
+    sophon.ok(&["backup", "create", "--repo", &url, "--path", s(&src), "-q"]);
+    // A second backup reuses everything (the local cache answers, nothing is uploaded again).
+    let v: serde_json::Value =
+        serde_json::from_str(&sophon.ok(&["backup", "create", "--repo", &url, "--path", s(&src), "--json"])).unwrap();
+    assert_eq!(v["summary"]["bytes_added"], 0, "{v}");
+    let out = sophon.ok(&["backup", "verify", "--repo", &url, "--read-data"]);
+    assert!(out.contains("no damage found"), "{out}");
+    let target = t.path().join("out");
+    sophon.ok(&["backup", "restore", "--repo", &url, "--snapshot", "latest", "--target", s(&target)]);
+    assert_same_tree(&src, &target.join("src"));
+
+    // A gateway, into the same store, restored into a fresh gateway.
+    let home = t.path().join("gw");
+    sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small"]);
+    let gw_url = format!("{url}-gateway");
+    sophon.init_url(&gw_url);
+    sophon.ok(&["backup", "create", "--home", s(&home), "--repo", &gw_url, "-q"]);
+    let fresh = t.path().join("fresh");
+    sophon.ok(&["gateway", "init", "--home", s(&fresh)]);
+    sophon.ok(&[
+        "backup",
+        "restore",
+        "--repo",
+        &gw_url,
+        "--snapshot",
+        "latest",
+        "--home",
+        s(&fresh),
+        "--mode",
+        "replace",
+        "--yes",
+    ]);
+    let mut a = record_counts(&stats(&sophon, &home));
+    let mut b = record_counts(&stats(&sophon, &fresh));
+    a.remove("license");
+    b.remove("license");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn s3_round_trip() {
+    round_trip("SOPHON_TEST_S3_URL");
+}
+
+#[test]
+fn azure_blob_round_trip() {
+    round_trip("SOPHON_TEST_AZBLOB_URL");
+}
+
+#[test]
+fn sftp_round_trip() {
+    round_trip("SOPHON_TEST_SFTP_URL");
+}

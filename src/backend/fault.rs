@@ -129,4 +129,9 @@ impl Backend for FaultyBackend {
     fn parallel_writes(&self) -> usize {
         self.inner.parallel_writes()
     }
+
+    fn writer(&self, path: &str) -> BackendResult<Box<dyn super::ObjectWriter>> {
+        self.check("write", path)?;
+        self.inner.writer(path)
+    }
 }

@@ -84,6 +84,26 @@ pub trait Backend: Send + Sync {
     fn parallel_writes(&self) -> usize {
         1
     }
+
+    /// Stream a new object to `path` (exports): it appears under its name only when finished;
+    /// an aborted or dropped writer leaves nothing that looks complete.
+    fn writer(&self, path: &str) -> BackendResult<Box<dyn ObjectWriter>> {
+        Err(BackendError {
+            kind: BackendErrorKind::Config,
+            op: "write",
+            location: format!("{}/{path}", self.location()),
+            message: "this store cannot stream an object".into(),
+        })
+    }
+}
+
+/// An object being written as a stream; memory holds a bounded buffer (parts in flight).
+pub trait ObjectWriter: Send {
+    fn write(&mut self, buf: &[u8]) -> BackendResult<()>;
+    /// Complete the object: only now does it appear under its name.
+    fn finish(self: Box<Self>) -> BackendResult<()>;
+    /// Give up: a multipart upload is aborted, a temporary object removed.
+    fn abort(self: Box<Self>);
 }
 
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
@@ -107,5 +127,11 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn list(&self, dir: &str, f: &mut dyn FnMut(ObjectInfo) -> crate::Result<()>) -> crate::Result<()> {
         (**self).list(dir, f)
+    }
+    fn parallel_writes(&self) -> usize {
+        (**self).parallel_writes()
+    }
+    fn writer(&self, path: &str) -> BackendResult<Box<dyn ObjectWriter>> {
+        (**self).writer(path)
     }
 }

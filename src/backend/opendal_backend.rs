@@ -22,6 +22,8 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 #[derive(Clone)]
 pub struct OpendalBackend {
     op: Arc<blocking::Operator>,
+    /// The same store for streaming writers (with retries of each part on remote stores).
+    streaming: Operator,
     location: String,
     /// Write under a temporary name and rename: for stores whose writes are visible while they
     /// run (SFTP).
@@ -32,8 +34,15 @@ pub struct OpendalBackend {
 impl OpendalBackend {
     pub fn new(op: Operator, location: String) -> BackendResult<Self> {
         let _guard = runtime().enter();
+        let streaming = op.clone();
         let op = blocking::Operator::new(op).map_err(|e| convert("open", &location, "", e))?;
-        Ok(OpendalBackend { op: Arc::new(op), location, rename_writes: false, parallel_writes: 1 })
+        Ok(OpendalBackend { op: Arc::new(op), streaming, location, rename_writes: false, parallel_writes: 1 })
+    }
+
+    /// Streaming writers go through `layer` (a retry layer for the parts of an upload).
+    pub fn with_streaming(mut self, layer: impl FnOnce(Operator) -> Operator) -> Self {
+        self.streaming = layer(self.streaming);
+        self
     }
 
     /// Up to `n` uploads at once (remote stores).
@@ -108,9 +117,7 @@ impl Backend for OpendalBackend {
         if !self.rename_writes {
             return self.op.write(path, data).map(|_| ()).map_err(|e| self.err("write", path, e));
         }
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let nonce = hex::encode(crate::crypto::random_array::<6>().unwrap_or_default());
-        let tmp = if dir.is_empty() { format!(".{name}.{nonce}.tmp") } else { format!("{dir}/.{name}.{nonce}.tmp") };
+        let tmp = temp_name(path);
         self.op.write(&tmp, data).map_err(|e| self.err("write", &tmp, e))?;
         if let Err(e) = self.op.rename(&tmp, path) {
             let _ = self.op.delete(&tmp);
@@ -133,6 +140,15 @@ impl Backend for OpendalBackend {
 
     fn parallel_writes(&self) -> usize {
         self.parallel_writes
+    }
+
+    fn writer(&self, path: &str) -> BackendResult<Box<dyn super::ObjectWriter>> {
+        let target = if self.rename_writes { temp_name(path) } else { path.to_string() };
+        let future = self.streaming.writer_with(&target).chunk(STREAM_CHUNK).concurrent(STREAM_PARTS_IN_FLIGHT);
+        let w = runtime()
+            .block_on(std::future::IntoFuture::into_future(future))
+            .map_err(|e| self.err("write", &target, e))?;
+        Ok(Box::new(StreamWriter { w: Some(w), backend: self.clone(), target, path: path.to_string() }))
     }
 
     fn list(&self, dir: &str, f: &mut dyn FnMut(ObjectInfo) -> crate::Result<()>) -> crate::Result<()> {
@@ -166,4 +182,72 @@ impl Backend for OpendalBackend {
         }
         Ok(())
     }
+}
+
+/// Parts of a streamed upload: 8 MiB each, 4 in flight, so an export holds at most 32 MiB (plus
+/// the part being filled) whatever its size.
+const STREAM_CHUNK: usize = 8 << 20;
+const STREAM_PARTS_IN_FLIGHT: usize = 4;
+
+/// A hidden name beside `path` (listings skip names starting with a dot).
+fn temp_name(path: &str) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let nonce = hex::encode(crate::crypto::random_array::<6>().unwrap_or_default());
+    if dir.is_empty() {
+        format!(".{name}.{nonce}.tmp")
+    } else {
+        format!("{dir}/.{name}.{nonce}.tmp")
+    }
+}
+
+struct StreamWriter {
+    w: Option<opendal::Writer>,
+    backend: OpendalBackend,
+    /// Where the bytes go; `path` itself unless the store needs a rename at the end.
+    target: String,
+    path: String,
+}
+
+impl super::ObjectWriter for StreamWriter {
+    fn write(&mut self, buf: &[u8]) -> BackendResult<()> {
+        let Some(w) = self.w.as_mut() else { return Err(self.backend.err("write", &self.target, closed())) };
+        runtime().block_on(w.write(buf.to_vec())).map_err(|e| self.backend.err("write", &self.target, e))
+    }
+
+    fn finish(mut self: Box<Self>) -> BackendResult<()> {
+        let Some(mut w) = self.w.take() else { return Err(self.backend.err("write", &self.target, closed())) };
+        runtime().block_on(w.close()).map_err(|e| self.backend.err("write", &self.target, e))?;
+        if self.target != self.path {
+            if let Err(e) = self.backend.op.rename(&self.target, &self.path) {
+                let _ = self.backend.op.delete(&self.target);
+                return Err(self.backend.err("write", &self.path, e));
+            }
+        }
+        Ok(())
+    }
+
+    fn abort(mut self: Box<Self>) {
+        if let Some(mut w) = self.w.take() {
+            let _ = runtime().block_on(w.abort());
+        }
+        if self.target != self.path {
+            let _ = self.backend.op.delete(&self.target);
+        }
+    }
+}
+
+impl Drop for StreamWriter {
+    /// A writer dropped unfinished (an error unwinding past it) is aborted.
+    fn drop(&mut self) {
+        if let Some(mut w) = self.w.take() {
+            let _ = runtime().block_on(w.abort());
+            if self.target != self.path {
+                let _ = self.backend.op.delete(&self.target);
+            }
+        }
+    }
+}
+
+fn closed() -> opendal::Error {
+    opendal::Error::new(ErrorKind::Unexpected, "the writer was already finished")
 }

@@ -39,9 +39,23 @@ fn layered(op: Operator) -> Operator {
     op.layer(TimeoutLayer::new().with_timeout(Duration::from_secs(300)).with_io_timeout(Duration::from_secs(60)))
 }
 
+/// A streamed upload cannot be replayed from the start by `RetryBackend`, so its parts are
+/// retried where they are written.
+fn retry_parts(op: Operator) -> Operator {
+    op.layer(
+        opendal::layers::RetryLayer::new()
+            .with_jitter()
+            .with_max_times(8)
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(10)),
+    )
+}
+
 /// Open and check: list one entry of the root, so that configuration problems surface now.
 fn checked(url: &str, op: Operator, what: &str) -> Result<Arc<dyn Backend>> {
-    let backend = OpendalBackend::new(layered(op), url.to_string())?.with_parallel_writes(REMOTE_UPLOADS);
+    let backend = OpendalBackend::new(layered(op), url.to_string())?
+        .with_parallel_writes(REMOTE_UPLOADS)
+        .with_streaming(retry_parts);
     if let Err(e) = backend.probe() {
         let m = &e.message;
         let missing = ["NoSuchBucket", "ContainerNotFound", "does not exist"].iter().any(|k| m.contains(k));
@@ -140,8 +154,10 @@ pub(super) fn sftp(url: &str, rest: &str) -> Result<Arc<dyn Backend>> {
     }
     b = b.known_hosts_strategy(&env("SOPHON_SFTP_KNOWN_HOSTS").unwrap_or_else(|| "strict".into()));
     let op = Operator::new(b).map_err(|e| config_error(url, e.to_string()))?;
-    let backend =
-        OpendalBackend::new(layered(op), url.to_string())?.with_rename_writes().with_parallel_writes(REMOTE_UPLOADS);
+    let backend = OpendalBackend::new(layered(op), url.to_string())?
+        .with_rename_writes()
+        .with_parallel_writes(REMOTE_UPLOADS)
+        .with_streaming(retry_parts);
     if let Err(e) = backend.probe() {
         return Err(crate::Error::Backend(BackendError {
             kind: BackendErrorKind::Config,

@@ -103,4 +103,9 @@ impl Backend for RetryBackend {
     fn parallel_writes(&self) -> usize {
         self.inner.parallel_writes()
     }
+
+    /// A stream cannot be replayed from here; the store's own writer retries its parts.
+    fn writer(&self, path: &str) -> BackendResult<Box<dyn super::ObjectWriter>> {
+        self.run(|| self.inner.writer(path))
+    }
 }

@@ -22,6 +22,73 @@ fn staging(args: &RepoArgs) -> PathBuf {
     args.cache_dir().join("spool")
 }
 
+/// Archives downloaded for `--in URL`, removed when dropped.
+struct Downloaded(PathBuf);
+
+impl Drop for Downloaded {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const DOWNLOAD_PART: u64 = 8 << 20;
+
+/// Copy `name` of `store` to `to`, a range at a time (never a whole archive in memory).
+fn download(store: &dyn sophon::backend::Backend, name: &str, to: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let size = store.stat(name)?.ok_or_else(|| anyhow::anyhow!("{}/{name}: no such object", store.location()))?;
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(to).with_context(|| format!("creating {}", to.display()))?);
+    let mut at = 0;
+    while at < size {
+        let n = DOWNLOAD_PART.min(size - at);
+        f.write_all(&store.read_range(name, at, n)?).with_context(|| format!("writing {}", to.display()))?;
+        at += n;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+/// A local file for `input`: itself, or for a URL (`s3://…/name.zip`) a download into the cache's
+/// spool, with the other archives of its folder when it is an incremental (its chain).
+fn local_input(input: &Path, args: &RepoArgs) -> anyhow::Result<(PathBuf, Option<Downloaded>)> {
+    let text = input.to_string_lossy().into_owned();
+    let remote = text.contains("://") && !text.starts_with("file://");
+    if !remote {
+        return Ok((PathBuf::from(text.strip_prefix("file://").unwrap_or(&text)), None));
+    }
+    let (store_url, name) = text
+        .rsplit_once('/')
+        .filter(|(_, n)| !n.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("--in {text}: no archive name"))?;
+    let store = sophon::backend::open_url(store_url, false)?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let dir = staging(args).join(format!("download-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let guard = Downloaded(dir.clone());
+    let local = dir.join(name);
+    download(&*store, name, &local)?;
+    let pass = optional_passphrase(args);
+    let meta = peek_metadata(&local, pass.as_ref().map(|p| p.as_slice()))?;
+    if !meta["export"]["incremental"].is_null() {
+        let mut names = Vec::new();
+        store.list("", &mut |o| {
+            let n = o.name.to_lowercase();
+            if !o.name.contains('/')
+                && o.name != name
+                && (n.ends_with(".zip") || n.ends_with(".tar.gz") || n.ends_with(".tgz"))
+            {
+                names.push(o.name);
+            }
+            Ok(())
+        })?;
+        for n in names {
+            download(&*store, &n, &dir.join(&n))?;
+        }
+    }
+    Ok((local, Some(guard)))
+}
+
 /// Open the chain ending in `input` and check every archive of it (for a sealed one, every
 /// segment): the findings, one per line.
 fn open_and_check(input: &Path, args: &RepoArgs) -> anyhow::Result<(Chain, Vec<String>)> {
@@ -43,7 +110,8 @@ fn open_and_check(input: &Path, args: &RepoArgs) -> anyhow::Result<(Chain, Vec<S
 }
 
 pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
-    let input = a.input.clone().unwrap_or_default();
+    let given = a.input.clone().unwrap_or_default();
+    let (input, _downloaded) = local_input(&given, &a.repo)?;
     let (chain, findings) = match open_and_check(&input, &a.repo) {
         Ok(x) => x,
         // An archive that cannot even be opened (wrong passphrase, truncated, not an export) is a finding.
@@ -101,8 +169,9 @@ fn is_damage(e: &anyhow::Error) -> bool {
 }
 
 pub fn restore_in(a: RestoreArgs) -> anyhow::Result<u8> {
-    let input = a.input.clone().unwrap_or_default();
     let home = restore_home(&a)?;
+    let given = a.input.clone().unwrap_or_default();
+    let (input, _downloaded) = local_input(&given, &a.repo)?;
     // Everything is checked before a byte reaches the home.
     let (chain, findings) = match open_and_check(&input, &a.repo) {
         Ok(x) => x,

@@ -229,7 +229,7 @@ fn export_after(
     repo: &sophon::Repository,
     outcome: &archive::BackupOutcome,
 ) -> anyhow::Result<Option<sophon::export::ExportSummary>> {
-    if a.archive.out.is_none() {
+    if a.archive.out.is_none() && a.archive.dest.is_none() {
         return Ok(None);
     }
     let s = super::export_cmd::write_archive(repo, &outcome.snapshot_id, &a.archive, &a.repo)?;
@@ -336,7 +336,7 @@ fn report_backup(
             ));
         }
         if let Some(e) = export {
-            super::export_cmd::report(e, a.archive.out.as_deref(), false)?;
+            super::export_cmd::report(e, super::export_cmd::summary_target(&a.archive, e).as_deref(), false)?;
         }
     }
     Ok(if s.partial { exit::PARTIAL } else { exit::OK })

@@ -17,8 +17,13 @@ use super::{exit, RepoArgs, UsageError};
 pub struct ArchiveOutArgs {
     /// Render the snapshot to this archive (`-` for standard output). Written under a temporary
     /// name and renamed when complete.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "dest")]
     pub out: Option<PathBuf>,
+    /// Upload the archive to this URL while it is rendered (`s3://BUCKET/KEY.zip`,
+    /// `azblob://CONTAINER/NAME.zip`, `sftp://USER@HOST:PORT/PATH.zip`, or a path). `{date}`,
+    /// `{time}`, `{tenant}` and `{snapshot}` in it are expanded when the export runs.
+    #[arg(long, value_name = "URL")]
+    pub dest: Option<String>,
     /// zip or tar.gz (default: from the --out extension, else zip).
     #[arg(long, value_parser = ["zip", "tar.gz", "tgz"])]
     pub format: Option<String>,
@@ -53,13 +58,13 @@ pub struct ExportArgs {
 }
 
 pub fn export_cmd(a: ExportArgs) -> anyhow::Result<u8> {
-    if a.archive.out.is_none() {
-        return Err(UsageError("backup export needs --out FILE (or --out - for standard output)".into()).into());
+    if a.archive.out.is_none() && a.archive.dest.is_none() {
+        return Err(UsageError("backup export needs --out FILE (or - for standard output) or --dest URL".into()).into());
     }
     let repo = a.repo.open()?;
     let id = repo.resolve_snapshot(&a.snapshot)?;
     let summary = write_archive(&repo, &id, &a.archive, &a.repo)?;
-    report(&summary, a.archive.out.as_deref(), a.json)?;
+    report(&summary, summary_target(&a.archive, &summary).as_deref(), a.json)?;
     Ok(exit::OK)
 }
 
@@ -90,16 +95,113 @@ fn describe(s: &ExportSummary) -> String {
     )
 }
 
-fn format_of(args: &ArchiveOutArgs) -> Format {
+/// Where the archive went, for the report.
+pub fn summary_target(args: &ArchiveOutArgs, s: &ExportSummary) -> Option<PathBuf> {
+    match (&args.out, &s.destination) {
+        (Some(out), _) => Some(out.clone()),
+        (None, Some(dest)) => Some(PathBuf::from(dest)),
+        _ => None,
+    }
+}
+
+fn format_of(args: &ArchiveOutArgs, name: &str) -> Format {
     match args.format.as_deref() {
         Some("zip") => Format::Zip,
         Some(_) => Format::TarGz,
         None => {
-            let name = args.out.as_deref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_lowercase());
-            match name {
-                Some(n) if n.ends_with(".tar.gz") || n.ends_with(".tgz") => Format::TarGz,
-                _ => Format::Zip,
+            let n = name.to_lowercase();
+            if n.ends_with(".tar.gz") || n.ends_with(".tgz") {
+                Format::TarGz
+            } else {
+                Format::Zip
             }
+        }
+    }
+}
+
+/// `{date}` (YYYY-MM-DD), `{time}` (HHMMSS), both in the server's time zone, `{tenant}` (the
+/// backup's tenant, or `all`) and `{snapshot}` (the short id), expanded now: a cron job's command
+/// line keeps the braces and gets a fresh name on every run.
+pub fn expand_destination(dest: &str, repo: &Repository, id: &SnapshotId) -> anyhow::Result<String> {
+    let now = chrono::Local::now();
+    let snapshot = repo.load_snapshot(id)?;
+    let tenant = snapshot
+        .paths
+        .iter()
+        .find_map(|p| p.split_once("?tenant=").map(|(_, t)| t.to_string()))
+        .unwrap_or_else(|| "all".into());
+    Ok(dest
+        .replace("{date}", &now.format("%Y-%m-%d").to_string())
+        .replace("{time}", &now.format("%H%M%S").to_string())
+        .replace("{tenant}", &tenant)
+        .replace("{snapshot}", &id.short()))
+}
+
+/// Buffers the archive into parts for a streamed upload.
+struct Upload {
+    w: Option<Box<dyn sophon::backend::ObjectWriter>>,
+    buf: Vec<u8>,
+}
+
+const UPLOAD_PART: usize = 8 << 20;
+
+impl Write for Upload {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= UPLOAD_PART {
+            self.push()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Upload {
+    fn push(&mut self) -> std::io::Result<()> {
+        let Some(w) = self.w.as_mut() else { return Err(std::io::Error::other("the upload was closed")) };
+        w.write(&self.buf).map_err(std::io::Error::other)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// Render snapshot `id` and upload it to `dest` as it is rendered.
+fn upload_archive(
+    repo: &Repository,
+    id: &SnapshotId,
+    dest: &str,
+    opts: &mut ExportOptions,
+    args: &ArchiveOutArgs,
+) -> anyhow::Result<ExportSummary> {
+    let url = expand_destination(dest, repo, id)?;
+    let (store, name) = url
+        .rsplit_once('/')
+        .filter(|(store, name)| !name.is_empty() && !store.ends_with(':') && !store.ends_with("//"))
+        .ok_or_else(|| {
+            UsageError(format!("--dest {url}: give the archive's full name, e.g. s3://bucket/backup.zip"))
+        })?;
+    opts.format = format_of(args, name);
+    let backend = sophon::backend::open_url(store, true)?;
+    let writer = backend.writer(name)?;
+    let mut up = Upload { w: Some(writer), buf: Vec::with_capacity(UPLOAD_PART) };
+    let result = export::export_snapshot(repo, id, &mut up, opts).map_err(anyhow::Error::from).and_then(|s| {
+        up.push()?;
+        let w = up.w.take().ok_or_else(|| anyhow::anyhow!("the upload was closed"))?;
+        w.finish()?;
+        Ok(s)
+    });
+    match result {
+        Ok(mut s) => {
+            s.destination = Some(url);
+            Ok(s)
+        }
+        Err(e) => {
+            if let Some(w) = up.w.take() {
+                w.abort();
+            }
+            Err(e.context(format!("uploading {url} (nothing was left under that name)")))
         }
     }
 }
@@ -111,8 +213,8 @@ pub fn write_archive(
     args: &ArchiveOutArgs,
     repo_args: &RepoArgs,
 ) -> anyhow::Result<ExportSummary> {
-    let out = args.out.clone().ok_or_else(|| UsageError("no --out given".into()))?;
-    let mut opts = ExportOptions::new(format_of(args));
+    let name = args.out.as_deref().map(|p| p.to_string_lossy().into_owned()).or(args.dest.clone()).unwrap_or_default();
+    let mut opts = ExportOptions::new(format_of(args, &name));
     if let Some(level) = args.level {
         opts.level = level;
     }
@@ -123,6 +225,15 @@ pub fn write_archive(
         };
         opts.seal = Some((repo_args.passphrase()?, kdf));
     }
+    if let Some(dest) = &args.dest {
+        if args.incremental {
+            return Err(
+                UsageError("--incremental needs --out FILE: earlier exports are looked for beside it".into()).into()
+            );
+        }
+        return upload_archive(repo, id, dest, &mut opts, args);
+    }
+    let out = args.out.clone().ok_or_else(|| UsageError("no --out or --dest given".into()))?;
     if args.incremental {
         opts.previous = Some(super::archive_in::previous_export(repo, id, &out, repo_args)?);
     }

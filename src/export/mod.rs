@@ -70,6 +70,8 @@ pub struct ExportSummary {
     pub bytes_out: u64,
     pub follows: Option<String>,
     pub deleted: u64,
+    /// Where it was uploaded (`--dest`, templates expanded), if anywhere.
+    pub destination: Option<String>,
 }
 
 /// Counts what passes through to the output.
@@ -219,6 +221,7 @@ pub fn export_snapshot(
         bytes_out: counting.n,
         follows: opts.previous.as_ref().map(|p| p.export_id.clone()),
         deleted: deleted.len() as u64,
+        destination: None,
     })
 }
 

@@ -63,6 +63,11 @@ fn a_gateway_goes_through_a_sealed_zip_and_a_tar_gz_into_a_fresh_gateway() {
     assert_eq!(counts(&sophon, &source), counts(&sophon, &target));
     assert_same_records(&source, &target);
 
+    // The same archive through a pipe: `verify --in -` reads standard input.
+    let piped = sophon.cmd().args(["backup", "verify", "--in", "-"]).pipe_stdin(&zip).unwrap().output().unwrap();
+    assert_eq!(piped.status.code(), Some(0), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert!(String::from_utf8_lossy(&piped.stdout).contains("no damage found"));
+
     // tar.gz, rendered from the repository's latest snapshot with `backup export`.
     let tgz = t.path().join("out2/export.tar.gz");
     let repo = source.join("backups/repository");

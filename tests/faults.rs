@@ -133,3 +133,46 @@ fn a_write_cut_part_way_fails_the_backup_and_the_repository_still_verifies() {
     // The second pack of the backup is cut: the first is already stored.
     fails_cleanly(|_| Fault::CutWrite(2), "injected permanent fault");
 }
+
+/// An upload cut part-way and aborted leaves nothing under the archive's name, on every store.
+fn cut_upload_leaves_nothing(url: &str) {
+    let backend = open_url_with(url, true, |raw| {
+        Arc::new(FaultyBackend::new(raw, Fault::CutStream(20 << 20), 1)) as Arc<dyn Backend>
+    })
+    .unwrap();
+    let mut w = backend.writer("exports/big.zip").unwrap();
+    let piece = common::pseudo_random(1 << 20, 5);
+    let mut failed = false;
+    for _ in 0..64 {
+        if let Err(e) = w.write(&piece) {
+            assert!(e.to_string().contains("injected permanent fault"), "{e}");
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the stream was cut");
+    w.abort();
+    let clean = sophon::backend::open_url(url, false).unwrap();
+    assert_eq!(clean.stat("exports/big.zip").unwrap(), None, "{url}: no object under the name");
+    let mut visible = Vec::new();
+    clean
+        .list("exports", &mut |o| {
+            visible.push(o.name);
+            Ok(())
+        })
+        .unwrap();
+    assert!(visible.is_empty(), "{url}: nothing complete-looking left: {visible:?}");
+}
+
+#[test]
+fn an_upload_cut_part_way_leaves_no_object_on_any_store() {
+    let t = tempfile::tempdir().unwrap();
+    cut_upload_leaves_nothing(t.path().join("store").to_str().unwrap());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    for var in ["SOPHON_TEST_S3_URL", "SOPHON_TEST_AZBLOB_URL", "SOPHON_TEST_SFTP_URL"] {
+        match std::env::var(var) {
+            Ok(url) => cut_upload_leaves_nothing(&format!("{url}/cut-{nanos}")),
+            Err(_) => assert!(std::env::var_os("SOPHON_REQUIRE_SERVERS").is_none(), "{var} is not set"),
+        }
+    }
+}

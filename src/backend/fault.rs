@@ -19,6 +19,8 @@ pub enum Fault {
     /// The N-th write of a pack (an object under `data/`, counting from 1) stores only the first
     /// half of its bytes and fails: an upload cut part-way.
     CutWrite(u64),
+    /// A streamed upload fails once it has taken this many bytes (a connection lost mid-upload).
+    CutStream(u64),
 }
 
 pub struct FaultyBackend {
@@ -132,6 +134,49 @@ impl Backend for FaultyBackend {
 
     fn writer(&self, path: &str) -> BackendResult<Box<dyn super::ObjectWriter>> {
         self.check("write", path)?;
-        self.inner.writer(path)
+        let inner = self.inner.writer(path)?;
+        match self.fault {
+            Fault::CutStream(limit) => {
+                let error = self.error("write", path, BackendErrorKind::Other);
+                self.injected.fetch_sub(1, Ordering::Relaxed);
+                Ok(Box::new(CutStreamWriter { inner, left: limit, error, injected: false }))
+            }
+            _ => Ok(inner),
+        }
+    }
+}
+
+/// A stream that fails once `left` bytes have gone through.
+struct CutStreamWriter {
+    inner: Box<dyn super::ObjectWriter>,
+    left: u64,
+    error: BackendError,
+    injected: bool,
+}
+
+impl super::ObjectWriter for CutStreamWriter {
+    fn write(&mut self, buf: &[u8]) -> BackendResult<()> {
+        if buf.len() as u64 > self.left || self.injected {
+            let keep = self.left.min(buf.len() as u64) as usize;
+            if keep > 0 {
+                self.inner.write(&buf[..keep])?;
+            }
+            self.left = 0;
+            self.injected = true;
+            return Err(self.error.clone());
+        }
+        self.left -= buf.len() as u64;
+        self.inner.write(buf)
+    }
+
+    fn finish(self: Box<Self>) -> BackendResult<()> {
+        if self.injected {
+            return Err(self.error.clone());
+        }
+        self.inner.finish()
+    }
+
+    fn abort(self: Box<Self>) {
+        self.inner.abort()
     }
 }

@@ -53,6 +53,25 @@ fn download(store: &dyn sophon::backend::Backend, name: &str, to: &Path) -> anyh
 /// spool, with the other archives of its folder when it is an incremental (its chain).
 fn local_input(input: &Path, args: &RepoArgs) -> anyhow::Result<(PathBuf, Option<Downloaded>)> {
     let text = input.to_string_lossy().into_owned();
+    if text == "-" {
+        // Standard input has no index and no neighbours: it is spooled, and must be a whole archive.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let dir = staging(args).join(format!("download-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let guard = Downloaded(dir.clone());
+        let local = dir.join("stdin-archive");
+        let mut f = std::fs::File::create(&local).with_context(|| format!("creating {}", local.display()))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut f).context("reading the archive from standard input")?;
+        let pass = optional_passphrase(args);
+        let meta = peek_metadata(&local, pass.as_ref().map(|p| p.as_slice()))?;
+        if !meta["export"]["incremental"].is_null() {
+            anyhow::bail!(
+                "an incremental archive on standard input cannot bring the exports it follows: give its file or URL"
+            );
+        }
+        return Ok((local, Some(guard)));
+    }
     let remote = text.contains("://") && !text.starts_with("file://");
     if !remote {
         return Ok((PathBuf::from(text.strip_prefix("file://").unwrap_or(&text)), None));

@@ -142,8 +142,33 @@ fn a_missing_bucket_or_container_fails_at_open_naming_the_url() {
         if remote(var).is_none() {
             continue;
         }
-        let e = open_url(&format!("{bad}/x"), true).err().expect("a missing bucket fails at open");
+        let Err(e) = open_url(&format!("{bad}/x"), true) else { panic!("a missing bucket fails at open") };
         let msg = e.to_string();
         assert!(msg.contains(bad) && msg.contains("does not exist"), "{msg}");
+    }
+}
+
+#[test]
+fn refused_credentials_and_unknown_hosts_fail_at_open_naming_the_url() {
+    // Azurite checks the account key (moto accepts any). Variables are per process, so this runs
+    // the binary with a wrong key rather than changing this process's environment.
+    if let Some(url) = remote("SOPHON_TEST_AZBLOB_URL") {
+        let t = tempfile::tempdir().unwrap();
+        let out = common::Sophon::new(t.path())
+            .cmd()
+            .env("AZURE_STORAGE_KEY", "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==")
+            .args(["repo", "init", "--repo", &url])
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&url) && err.contains("credentials were refused"), "{err}");
+    }
+    // An SFTP host that is not in known_hosts (the servers seed 127.0.0.1, not localhost).
+    if let Some(url) = remote("SOPHON_TEST_SFTP_URL") {
+        let other = url.replace("@127.0.0.1:", "@localhost:");
+        let Err(e) = open_url(&other, true) else { panic!("an unknown host key is refused") };
+        let msg = e.to_string();
+        assert!(msg.contains(&other) && msg.contains("known_hosts"), "{msg}");
     }
 }

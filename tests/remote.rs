@@ -39,6 +39,18 @@ fn round_trip(var: &str) {
     let target = t.path().join("out");
     sophon.ok(&["backup", "restore", "--repo", &url, "--snapshot", "latest", "--target", s(&target)]);
     assert_same_tree(&src, &target.join("src"));
+    // An export read from the remote repository (spans of packs, not one request per chunk).
+    let zip = t.path().join("from-remote.zip");
+    sophon.ok(&["backup", "export", "latest", "--repo", &url, "--out", s(&zip)]);
+    assert!(sophon.ok(&["backup", "verify", "--in", s(&zip)]).contains("no damage found"));
+    let unpacked = t.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let ok = std::process::Command::new("unzip").args(["-q", s(&zip), "-d", s(&unpacked)]).status().unwrap();
+    assert!(ok.success());
+    let rel = |root: &std::path::Path| -> Vec<(String, String)> {
+        hash_tree(root).into_iter().map(|(p, h)| (p[root.display().to_string().len()..].to_string(), h)).collect()
+    };
+    assert_eq!(rel(&src), rel(&unpacked.join("backup/src")));
 
     // A gateway, into the same store, restored into a fresh gateway.
     let home = t.path().join("gw");

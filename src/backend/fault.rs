@@ -132,6 +132,10 @@ impl Backend for FaultyBackend {
         self.inner.parallel_writes()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     fn writer(&self, path: &str) -> BackendResult<Box<dyn super::ObjectWriter>> {
         self.check("write", path)?;
         let inner = self.inner.writer(path)?;

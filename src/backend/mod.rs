@@ -85,6 +85,11 @@ pub trait Backend: Send + Sync {
         1
     }
 
+    /// Whether each request crosses a network (then fewer, larger reads pay).
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     /// Stream a new object to `path` (exports): it appears under its name only when finished;
     /// an aborted or dropped writer leaves nothing that looks complete.
     fn writer(&self, path: &str) -> BackendResult<Box<dyn ObjectWriter>> {
@@ -130,6 +135,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn parallel_writes(&self) -> usize {
         (**self).parallel_writes()
+    }
+    fn is_remote(&self) -> bool {
+        (**self).is_remote()
     }
     fn writer(&self, path: &str) -> BackendResult<Box<dyn ObjectWriter>> {
         (**self).writer(path)

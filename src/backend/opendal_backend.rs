@@ -142,6 +142,11 @@ impl Backend for OpendalBackend {
         self.parallel_writes
     }
 
+    /// Only remote stores are given parallel writes (`remote.rs`).
+    fn is_remote(&self) -> bool {
+        self.parallel_writes > 1
+    }
+
     fn writer(&self, path: &str) -> BackendResult<Box<dyn super::ObjectWriter>> {
         let target = if self.rename_writes { temp_name(path) } else { path.to_string() };
         let future = self.streaming.writer_with(&target).chunk(STREAM_CHUNK).concurrent(STREAM_PARTS_IN_FLIGHT);

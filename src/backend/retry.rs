@@ -104,6 +104,10 @@ impl Backend for RetryBackend {
         self.inner.parallel_writes()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     /// A stream cannot be replayed from here; the store's own writer retries its parts.
     fn writer(&self, path: &str) -> BackendResult<Box<dyn super::ObjectWriter>> {
         self.run(|| self.inner.writer(path))

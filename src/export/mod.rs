@@ -4,6 +4,7 @@
 //! `format-spec/export.md` specifies the archive, `format-spec/export-seal.md` the envelope.
 
 pub mod chain;
+mod fetch;
 pub mod ordered;
 pub mod plan;
 pub mod reader;

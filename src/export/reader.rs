@@ -140,7 +140,8 @@ impl ExportArchive {
         };
         let plain_head = sniff(&mut reader)?;
         reader.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
-        let (format, files, backing) = if plain_head.starts_with(b"PK\x03\x04") || plain_head.starts_with(b"PK\x05\x06")
+        let (format, files, links, backing) = if plain_head.starts_with(b"PK\x03\x04")
+            || plain_head.starts_with(b"PK\x05\x06")
         {
             open_zip(path, reader)?
         } else if plain_head.starts_with(&[0x1f, 0x8b]) {
@@ -159,6 +160,12 @@ impl ExportArchive {
         };
         a.metadata = a.json("metadata.json")?;
         check_metadata(path, &a.metadata)?;
+        if let Some(link) = links.first().filter(|_| a.metadata["layout"].as_str() != Some("files")) {
+            return Err(refused(
+                path,
+                format!("entry {link:?} is a symbolic link, which a gateway backup never holds"),
+            ));
+        }
         let manifest = a.json("manifest.json")?;
         a.manifest = serde_json::from_value(manifest["files"].clone())
             .map_err(|e| Error::malformed(format!("{}: manifest.json", path.display()), e.to_string()))?;
@@ -348,7 +355,8 @@ fn check_metadata(path: &Path, m: &Value) -> Result<()> {
     Ok(())
 }
 
-type Opened = (super::Format, BTreeMap<String, Member>, Backing);
+/// Format, files, symbolic links (paths), and where the bytes are.
+type Opened = (super::Format, BTreeMap<String, Member>, Vec<String>, Backing);
 
 /// The number of entries the end of central directory record declares (zip64's if present).
 /// The zip crate indexes entries by name, so duplicates would vanish silently without this count.
@@ -396,6 +404,7 @@ fn open_zip(path: &Path, mut reader: Box<dyn ReadSeek>) -> Result<Opened> {
         ));
     }
     let mut files = BTreeMap::new();
+    let mut links = Vec::new();
     let mut seen = HashSet::new();
     for i in 0..z.len() {
         let e = z.by_index_raw(i).map_err(|e| zip_err(path, e))?;
@@ -408,7 +417,9 @@ fn open_zip(path: &Path, mut reader: Box<dyn ReadSeek>) -> Result<Opened> {
             continue;
         }
         if e.is_symlink() {
-            return Err(refused(path, format!("entry {name:?} is a symbolic link, which a restore does not follow")));
+            // Allowed in a folder backup's export (checked against the layout once it is known).
+            links.push(rel);
+            continue;
         }
         let (size, packed) = (e.size(), e.compressed_size());
         if size > packed.saturating_mul(MAX_RATIO).max(1 << 20) {
@@ -421,7 +432,7 @@ fn open_zip(path: &Path, mut reader: Box<dyn ReadSeek>) -> Result<Opened> {
             return Err(refused(path, format!("entry {name:?} appears twice")));
         }
     }
-    Ok((super::Format::Zip, files, Backing::Zip(Mutex::new(z))))
+    Ok((super::Format::Zip, files, links, Backing::Zip(Mutex::new(z))))
 }
 
 /// Counts the compressed bytes a gzip decoder consumes (for the ratio limit).
@@ -446,7 +457,7 @@ fn open_targz(path: &Path, reader: Box<dyn ReadSeek>, staging: &Path) -> Result<
     std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
     let result = unpack(path, reader, &dir);
     match result {
-        Ok(files) => Ok((super::Format::TarGz, files, Backing::Staged(dir))),
+        Ok((files, links)) => Ok((super::Format::TarGz, files, links, Backing::Staged(dir))),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
             Err(e)
@@ -454,12 +465,13 @@ fn open_targz(path: &Path, reader: Box<dyn ReadSeek>, staging: &Path) -> Result<
     }
 }
 
-fn unpack(path: &Path, reader: Box<dyn ReadSeek>, dir: &Path) -> Result<BTreeMap<String, Member>> {
+fn unpack(path: &Path, reader: Box<dyn ReadSeek>, dir: &Path) -> Result<(BTreeMap<String, Member>, Vec<String>)> {
     let packed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counting = CountingRead { inner: reader, n: std::sync::Arc::clone(&packed) };
     let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counting));
     let mut tar = tar::Archive::new(gz);
     let mut files = BTreeMap::new();
+    let mut links = Vec::new();
     let mut unpacked = 0u64;
     let entries = tar.entries().map_err(|e| io_or_damage(path, e))?;
     for entry in entries {
@@ -474,6 +486,11 @@ fn unpack(path: &Path, reader: Box<dyn ReadSeek>, dir: &Path) -> Result<BTreeMap
         let kind = entry.header().entry_type();
         let Some(rel) = member_path(path, &name)? else { continue };
         if kind.is_dir() {
+            continue;
+        }
+        if kind.is_symlink() {
+            // Never materialised; allowed in a folder backup's export only (checked later).
+            links.push(rel);
             continue;
         }
         if !kind.is_file() {
@@ -500,7 +517,7 @@ fn unpack(path: &Path, reader: Box<dyn ReadSeek>, dir: &Path) -> Result<BTreeMap
         }
         files.insert(rel, Member { size, zip_index: 0 });
     }
-    Ok(files)
+    Ok((files, links))
 }
 
 fn io_or_damage(path: &Path, e: std::io::Error) -> Error {

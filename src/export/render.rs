@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use flate2::{Compress, Compression, FlushCompress};
 
+use super::fetch::BlobFetcher;
 use super::ordered::ordered_map;
 use super::plan::{Entry, EntryKind, ROOT};
 use super::zip::{Method, ZipWriter};
@@ -206,13 +207,14 @@ fn zip_pass(
     opts: &RenderOptions,
 ) -> Result<()> {
     let level = opts.level;
+    let blobs = BlobFetcher::new(repo);
     let work = |u: Unit| -> Result<Done> {
         Ok(match u {
             Unit::Dir(i) => Done::Dir(i),
             Unit::Symlink(i) => Done::Symlink(i),
             Unit::Empty(i) => Done::Empty(i),
             Unit::Piece(i, src, first, last) => {
-                let raw = fetch(repo, src, all.path(i))?;
+                let raw = fetch(&blobs, src, all.path(i))?;
                 let crc = crc32fast::hash(&raw);
                 let mut deflated = deflate_if_worth_it(&raw, level, last, None)?;
                 // A file of several pieces is always deflated (its first piece cannot speak for
@@ -299,9 +301,9 @@ fn zip_pass(
 
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-pub(crate) fn fetch(repo: &Repository, src: Source, path: &str) -> Result<Vec<u8>> {
+pub(crate) fn fetch(blobs: &BlobFetcher<'_>, src: Source, path: &str) -> Result<Vec<u8>> {
     match src {
-        Source::Blob(id) => repo.read_blob(&id).map_err(|e| match e {
+        Source::Blob(id) => blobs.read(&id).map_err(|e| match e {
             Error::NotFound(m) => Error::NotFound(format!("{path}: {m}")),
             other => other,
         }),

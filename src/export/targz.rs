@@ -117,10 +117,11 @@ fn write_entries(
         (0..pieces.max(1)).map(move |k| Ok((i, k, pieces)))
     });
     let path = |i: usize| entries.get(i).map(|e| e.path.as_str()).unwrap_or_else(|| &extras[i - entries.len()].path);
+    let blobs = super::fetch::BlobFetcher::new(repo);
     let fetch_piece = |(i, k, pieces): (usize, usize, usize)| -> Result<(usize, usize, usize, Vec<u8>)> {
         let data = match entries.get(i) {
             Some(Entry { kind: EntryKind::File { content, .. }, .. }) if pieces > 0 => {
-                fetch(repo, super::render::Source::Blob(content[k]), path(i))?
+                fetch(&blobs, super::render::Source::Blob(content[k]), path(i))?
             }
             Some(_) => Vec::new(),
             None => extras[i - entries.len()].data.clone(),

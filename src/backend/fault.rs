@@ -29,7 +29,7 @@ pub struct FaultyBackend {
     rng: Mutex<u64>,
     calls: AtomicU64,
     writes: AtomicU64,
-    injected: AtomicU64,
+    injected: Arc<AtomicU64>,
 }
 
 impl FaultyBackend {
@@ -40,7 +40,7 @@ impl FaultyBackend {
             rng: Mutex::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
             calls: AtomicU64::new(0),
             writes: AtomicU64::new(0),
-            injected: AtomicU64::new(0),
+            injected: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -140,11 +140,13 @@ impl Backend for FaultyBackend {
         self.check("write", path)?;
         let inner = self.inner.writer(path)?;
         match self.fault {
-            Fault::CutStream(limit) => {
-                let error = self.error("write", path, BackendErrorKind::Other);
-                self.injected.fetch_sub(1, Ordering::Relaxed);
-                Ok(Box::new(CutStreamWriter { inner, left: limit, error, injected: false }))
-            }
+            Fault::CutStream(limit) => Ok(Box::new(CutStreamWriter {
+                inner,
+                left: limit,
+                location: format!("{}/{path}", self.inner.location()),
+                counter: Arc::clone(&self.injected),
+                cut: false,
+            })),
             _ => Ok(inner),
         }
     }
@@ -154,28 +156,43 @@ impl Backend for FaultyBackend {
 struct CutStreamWriter {
     inner: Box<dyn super::ObjectWriter>,
     left: u64,
-    error: BackendError,
-    injected: bool,
+    location: String,
+    counter: Arc<AtomicU64>,
+    cut: bool,
+}
+
+impl CutStreamWriter {
+    fn error(&self) -> BackendError {
+        BackendError {
+            kind: BackendErrorKind::Other,
+            op: "write",
+            location: self.location.clone(),
+            message: "injected permanent fault".into(),
+        }
+    }
 }
 
 impl super::ObjectWriter for CutStreamWriter {
     fn write(&mut self, buf: &[u8]) -> BackendResult<()> {
-        if buf.len() as u64 > self.left || self.injected {
+        if buf.len() as u64 > self.left || self.cut {
             let keep = self.left.min(buf.len() as u64) as usize;
             if keep > 0 {
                 self.inner.write(&buf[..keep])?;
             }
             self.left = 0;
-            self.injected = true;
-            return Err(self.error.clone());
+            if !self.cut {
+                self.cut = true;
+                self.counter.fetch_add(1, Ordering::Relaxed);
+            }
+            return Err(self.error());
         }
         self.left -= buf.len() as u64;
         self.inner.write(buf)
     }
 
     fn finish(self: Box<Self>) -> BackendResult<()> {
-        if self.injected {
-            return Err(self.error.clone());
+        if self.cut {
+            return Err(self.error());
         }
         self.inner.finish()
     }

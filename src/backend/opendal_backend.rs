@@ -231,13 +231,8 @@ impl super::ObjectWriter for StreamWriter {
         Ok(())
     }
 
-    fn abort(mut self: Box<Self>) {
-        if let Some(mut w) = self.w.take() {
-            let _ = runtime().block_on(w.abort());
-        }
-        if self.target != self.path {
-            let _ = self.backend.op.delete(&self.target);
-        }
+    fn abort(self: Box<Self>) {
+        // Dropping an unfinished writer aborts it (below).
     }
 }
 

@@ -33,6 +33,14 @@ impl Drop for Downloaded {
 
 const DOWNLOAD_PART: u64 = 8 << 20;
 
+/// A fresh folder in the cache's spool for archives read from a URL or standard input.
+fn download_dir(args: &RepoArgs) -> anyhow::Result<(PathBuf, Downloaded)> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let dir = staging(args).join(format!("download-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok((dir.clone(), Downloaded(dir)))
+}
+
 /// Copy `name` of `store` to `to`, a range at a time (never a whole archive in memory).
 fn download(store: &dyn sophon::backend::Backend, name: &str, to: &Path) -> anyhow::Result<()> {
     use std::io::Write;
@@ -55,11 +63,7 @@ fn local_input(input: &Path, args: &RepoArgs) -> anyhow::Result<(PathBuf, Option
     let text = input.to_string_lossy().into_owned();
     if text == "-" {
         // Standard input has no index and no neighbours: it is spooled, and must be a whole archive.
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let dir = staging(args).join(format!("download-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let guard = Downloaded(dir.clone());
+        let (dir, guard) = download_dir(args)?;
         let local = dir.join("stdin-archive");
         let mut f = std::fs::File::create(&local).with_context(|| format!("creating {}", local.display()))?;
         std::io::copy(&mut std::io::stdin().lock(), &mut f).context("reading the archive from standard input")?;
@@ -81,10 +85,7 @@ fn local_input(input: &Path, args: &RepoArgs) -> anyhow::Result<(PathBuf, Option
         .filter(|(_, n)| !n.is_empty())
         .ok_or_else(|| anyhow::anyhow!("--in {text}: no archive name"))?;
     let store = sophon::backend::open_url(store_url, false)?;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let dir = staging(args).join(format!("download-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let guard = Downloaded(dir.clone());
+    let (dir, guard) = download_dir(args)?;
     let local = dir.join(name);
     download(&*store, name, &local)?;
     let pass = optional_passphrase(args);

@@ -440,7 +440,7 @@ fn id_hex(n: u8) -> String {
 // Every vector
 
 fn derive_vectors(out: &Path, repo_dir: &Path) -> Result<()> {
-    for kind in ["config", "key_file", "pack", "index", "tree", "snapshot", "envelope", "lock"] {
+    for kind in ["config", "key_file", "pack", "index", "tree", "snapshot", "envelope", "lock", "prune_record"] {
         let d = out.join(kind);
         if d.exists() {
             std::fs::remove_dir_all(&d)?;
@@ -570,6 +570,7 @@ fn derive_vectors(out: &Path, repo_dir: &Path) -> Result<()> {
     snapshot_vectors(&mut v, &key)?;
     envelope_vectors(&mut v, &key, &snap_rel, &snap_bytes)?;
     lock_vectors(&mut v, &key)?;
+    prune_record_vectors(&mut v, &key)?;
 
     let manifest = json!({
         "comment": "One line per vector: `file` is relative to this folder; `kind` names the decoder; `form` is \
@@ -1532,6 +1533,62 @@ fn envelope_vectors(v: &mut Vectors, key: &[u8; 32], snap_rel: &str, snap: &[u8]
         )
         .with("plaintext", "snapshot/ok-minimal.json"),
     )?;
+    Ok(())
+}
+
+fn prune_record_vectors(v: &mut Vectors, key: &[u8; 32]) -> Result<()> {
+    let record = json!({
+        "version": 1,
+        "created": "2024-01-01T03:10:00Z",
+        "hostname": "vector-host",
+        "pid": 4343,
+        "packs": [{ "id": id_hex(7), "size": 16_777_216 }, { "id": id_hex(8), "size": 1_048_576 }],
+        "holders": [{ "hostname": "web-1", "pid": 77, "created": "2024-01-01T03:00:00.123456789Z" }]
+    });
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = record.clone();
+        f(&mut c);
+        c
+    };
+    let bytes = serde_json::to_vec(&record)?;
+    let plain = |e: serde_json::Map<String, Value>| e.with("form", "plain");
+    v.add(
+        "prune_record/ok.json",
+        &bytes,
+        plain(ok("prune_record", "two condemned packs, waiting for one client that held a lock")),
+    )?;
+    v.add_json(
+        "prune_record/ok-no-holders.json",
+        &with(&|c| c["holders"] = json!([])),
+        plain(ok("prune_record", "nothing else ran: ripe at once")),
+    )?;
+    v.add(
+        "prune_record/sealed-ok.bin",
+        &envelope_fixed(key, "prune record sealed", ObjectKind::PruneRecord, true, &bytes),
+        ok("prune_record", "prune_record/ok.json in an envelope of kind 4, zstd-compressed")
+            .with("form", "sealed")
+            .with("plaintext", "prune_record/ok.json"),
+    )?;
+    let cases: Vec<(&str, &str, &str, Value)> = vec![
+        ("version-2.json", "UnsupportedVersion", "prune record version 2", with(&|c| c["version"] = json!(2))),
+        (
+            "unknown-field.json",
+            "Malformed",
+            "a reader must not delete packs on a record it does not fully understand",
+            with(&|c| c["grace"] = json!("1h")),
+        ),
+        (
+            "bad-pack-id.json",
+            "Malformed",
+            "pack ids are 64 hex digits",
+            with(&|c| c["packs"][0]["id"] = json!("data/ab/cd")),
+        ),
+        ("bad-created.json", "Malformed", "created must be RFC 3339", with(&|c| c["created"] = json!("yesterday"))),
+        ("missing-holders.json", "Malformed", "holders is required", with(&|c| remove(c, "holders"))),
+    ];
+    for (file, error, why, r) in cases {
+        v.add_json(&format!("prune_record/{file}"), &r, plain(reject("prune_record", error, why)))?;
+    }
     Ok(())
 }
 

@@ -33,7 +33,7 @@ use crate::format::snapshot::{Snapshot, SnapshotError, SnapshotSummary, VERSION 
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::{BlobId, BlobType, IndexId, PackId, SnapshotId};
 use crate::pack::{self, CompressedBlob, PackBuilder};
-use crate::repo::Repository;
+use crate::repo::{LockGuard, LockMode, Repository};
 
 /// Packs listed per index segment before a new segment is started.
 const PACKS_PER_SEGMENT: usize = 128;
@@ -220,6 +220,8 @@ impl BufferPool {
 /// What every stage shares.
 struct Shared {
     repo: Arc<Repository>,
+    /// Checked before anything that makes this run's packs reachable (index segments, snapshot).
+    lock: LockGuard,
     /// Blobs claimed by this run and not yet in the index cache.
     session: Mutex<HashSet<BlobId>>,
     /// The first fatal error (a failed upload, a full disk); every stage stops soon after.
@@ -411,6 +413,10 @@ fn run(
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(chrono::Utc::now);
     let hostname = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    // Lock first, then read the index and the parent: a prune that starts later sees this lock
+    // and keeps every pack this backup may deduplicate against (format-spec/prune.md).
+    let lock = repo.lock(LockMode::Shared, "backup")?;
+    repo.sync_index(&mut |_| {})?;
     let parent = match &opts.parent {
         ParentChoice::None => None,
         ParentChoice::Snapshot(id) => Some(*id),
@@ -419,16 +425,21 @@ fn run(
             snaps.iter().rev().find(|(_, s)| s.paths == path_strings && s.hostname == hostname).map(|(id, _)| *id)
         }
     };
-    let parent_tree = match parent {
-        Some(id) => Some(repo.load_tree(&repo.load_snapshot(&id)?.tree)?),
-        None => None,
+    // A parent forgotten (and pruned) since it was listed is no parent: every file is read.
+    let (parent, parent_tree) = match parent {
+        Some(id) => match repo.load_snapshot(&id).and_then(|s| repo.load_tree(&s.tree)) {
+            Ok(tree) => (Some(id), Some(tree)),
+            Err(Error::NotFound(_)) if matches!(opts.parent, ParentChoice::Auto) => (None, None),
+            Err(e) => return Err(e),
+        },
+        None => (None, None),
     };
 
-    let _lock = repo.lock(false, "backup")?;
     let level = opts.compression.unwrap_or(repo.config().compression);
     Compressor::new(level)?;
     let shared = Arc::new(Shared {
         repo: Arc::clone(repo),
+        lock,
         session: Mutex::new(HashSet::new()),
         fatal: Mutex::new(None),
         aborted: AtomicBool::new(false),
@@ -478,6 +489,7 @@ fn run(
         errors,
         summary,
     };
+    shared.lock.ensure_held()?;
     let snapshot_id = repo.save_snapshot(&snapshot)?;
     Ok(BackupOutcome {
         snapshot_id,
@@ -755,6 +767,7 @@ fn collector_loop(shared: &Shared, done: Receiver<(PackId, Vec<PackEntry>)>) -> 
             return Ok(());
         }
         let seg = std::mem::take(pending);
+        shared.lock.ensure_held()?;
         written.push(repo.save_index_segment(&seg)?);
         // Blobs now in the cache no longer need the in-memory claim.
         let mut session = shared.session.lock().unwrap_or_else(|p| p.into_inner());

@@ -102,8 +102,23 @@ pub fn check(repo: &Repository, opts: &CheckOptions, on_progress: &mut dyn FnMut
     let unindexed = index.scratch_unindexed_count()?;
     if unindexed > 0 {
         report.warnings.push(format!(
-            "{unindexed} pack(s) are not in any index segment (left by an interrupted backup; prune removes them, repo repair-index indexes them)"
+            "{unindexed} pack(s) are not in any index segment (condemned by a prune that waits for clients \
+             that were running, or left by an interrupted backup; prune removes them, repo repair-index indexes them)"
         ));
+    }
+    match repo.prune_records() {
+        Ok(records) if !records.is_empty() => {
+            let packs: usize = records.iter().map(|(_, r)| r.packs.len()).sum();
+            report.warnings.push(format!(
+                "{} prune record(s) hold {packs} pack(s) for deletion once the clients named in them have finished",
+                records.len()
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.is_damage() => {
+            findings.add("prune records".into(), e.to_string());
+        }
+        Err(e) => return Err(e),
     }
 
     // 3. Every indexed pack, a page at a time: missing or short ones are damage; with `read_data`,

@@ -95,6 +95,10 @@ id_type!(
     LockId, "lock"
 );
 id_type!(
+    /// A prune record's id: unkeyed BLAKE3 of the stored record object.
+    PruneId, "prune record"
+);
+id_type!(
     /// The repository's random id, stored in `config` and inside every key.
     RepoId, "repository"
 );

@@ -27,6 +27,9 @@ pub struct BlobLocation {
     pub entry: PackEntry,
 }
 
+/// Adds one segment inside [`IndexCache::replace_all`]'s transaction.
+pub type AddSegment<'a> = dyn FnMut(&IndexId, &IndexSegment) -> Result<()> + 'a;
+
 pub struct IndexCache {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -108,21 +111,37 @@ impl IndexCache {
         let mut conn = self.conn();
         let p = self.path.clone();
         let tx = conn.transaction().map_err(|e| sql(&p, e))?;
+        Self::insert_segment(&tx, &p, id, segment)?;
+        tx.commit().map_err(|e| sql(&p, e))
+    }
+
+    /// Replace the whole cache in one transaction: `fill` is handed a function that adds one segment.
+    /// Other processes sharing the cache see the old index or the new one, never an empty one.
+    pub fn replace_all(&self, fill: &mut dyn FnMut(&mut AddSegment<'_>) -> Result<()>) -> Result<()> {
+        let mut conn = self.conn();
+        let p = self.path.clone();
+        let tx = conn.transaction().map_err(|e| sql(&p, e))?;
+        tx.execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments;").map_err(|e| sql(&p, e))?;
+        fill(&mut |id, seg| Self::insert_segment(&tx, &p, id, seg))?;
+        tx.commit().map_err(|e| sql(&p, e))
+    }
+
+    fn insert_segment(tx: &rusqlite::Transaction, p: &Path, id: &IndexId, segment: &IndexSegment) -> Result<()> {
         {
             let mut seg =
-                tx.prepare_cached("INSERT OR IGNORE INTO segments (id) VALUES (?1)").map_err(|e| sql(&p, e))?;
-            seg.execute(params![&id.0[..]]).map_err(|e| sql(&p, e))?;
+                tx.prepare_cached("INSERT OR IGNORE INTO segments (id) VALUES (?1)").map_err(|e| sql(p, e))?;
+            seg.execute(params![&id.0[..]]).map_err(|e| sql(p, e))?;
             let mut pack = tx
                 .prepare_cached("INSERT OR IGNORE INTO packs (id, segment, blob_bytes) VALUES (?1, ?2, ?3)")
-                .map_err(|e| sql(&p, e))?;
+                .map_err(|e| sql(p, e))?;
             let mut blob = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
-                .map_err(|e| sql(&p, e))?;
+                .map_err(|e| sql(p, e))?;
             for pk in &segment.packs {
-                pack.execute(params![&pk.id.0[..], &id.0[..], pk.blob_bytes() as i64]).map_err(|e| sql(&p, e))?;
+                pack.execute(params![&pk.id.0[..], &id.0[..], pk.blob_bytes() as i64]).map_err(|e| sql(p, e))?;
                 for e in &pk.entries {
                     blob.execute(params![
                         &e.id.0[..],
@@ -133,11 +152,11 @@ impl IndexCache {
                         e.sealed_len,
                         e.raw_len
                     ])
-                    .map_err(|e| sql(&p, e))?;
+                    .map_err(|e| sql(p, e))?;
                 }
             }
         }
-        tx.commit().map_err(|e| sql(&p, e))
+        Ok(())
     }
 
     pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
@@ -195,6 +214,40 @@ impl IndexCache {
             if let Some(id) = PackId::from_slice(&id) {
                 f(id, bytes as u64)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Every indexed blob with its pack, streamed pack by pack (one query, not one per pack).
+    pub fn for_each_blob(&self, f: &mut dyn FnMut(PackId, PackEntry) -> Result<()>) -> Result<()> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached("SELECT id, type, compression, offset, sealed_len, raw_len, pack FROM blobs ORDER BY pack")
+            .map_err(|e| sql(&self.path, e))?;
+        let mut rows = st.query([]).map_err(|e| sql(&self.path, e))?;
+        let bad = || Error::malformed(format!("index cache {}", self.path.display()), "invalid row; delete the cache");
+        while let Some(r) = rows.next().map_err(|e| sql(&self.path, e))? {
+            let get = |r: &rusqlite::Row| -> rusqlite::Result<_> {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u32>(5)?,
+                    r.get::<_, Vec<u8>>(6)?,
+                ))
+            };
+            let (id, t, c, offset, sealed_len, raw_len, pack) = get(r).map_err(|e| sql(&self.path, e))?;
+            let entry = PackEntry {
+                blob_type: BlobType::from_code(t).ok_or_else(bad)?,
+                compression: Compression::from_code(c).ok_or_else(bad)?,
+                id: BlobId::from_slice(&id).ok_or_else(bad)?,
+                offset,
+                sealed_len,
+                raw_len,
+            };
+            f(PackId::from_slice(&pack).ok_or_else(bad)?, entry)?;
         }
         Ok(())
     }

@@ -92,6 +92,18 @@ impl PackBuilder {
         Ok(sealed_len)
     }
 
+    /// Append a blob sealed elsewhere (prune's repack): a blob's seal binds its id, type and
+    /// lengths, not its pack or offset, so it moves between packs byte for byte.
+    pub fn add_sealed(&mut self, entry: &PackEntry, sealed: &[u8]) -> Result<()> {
+        let offset = u32::try_from(self.bytes.len()).map_err(|_| Error::invalid("pack larger than 4 GiB"))?;
+        if sealed.len() != entry.sealed_len as usize {
+            return Err(Error::invalid(format!("blob {}: sealed length does not match its entry", entry.id)));
+        }
+        self.bytes.extend_from_slice(sealed);
+        self.entries.push(PackEntry { offset, ..*entry });
+        Ok(())
+    }
+
     /// Seal the header, append it and the trailer; returns the pack's id, bytes and entries.
     pub fn finish(mut self, key: &SealKey) -> Result<(PackId, Vec<u8>, Vec<PackEntry>)> {
         let header = key.seal(&fmt::encode_header(&self.entries), fmt::HEADER_AD)?;

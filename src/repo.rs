@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
@@ -17,12 +17,13 @@ use crate::chunk::ChunkerParams;
 use crate::compress;
 use crate::crypto::{self, Argon2Params, MasterKeys, SealKey};
 use crate::error::{Error, Result};
-use crate::format::config::{Config, KeyFile, Lock, CONFIG_VERSION, KEYFILE_VERSION, KEY_AD, LOCK_VERSION};
+use crate::format::config::{Config, KeyFile, Lock, LockHolder, CONFIG_VERSION, KEYFILE_VERSION, KEY_AD, LOCK_VERSION};
 use crate::format::envelope::{self, ObjectKind};
-use crate::format::index::IndexSegment;
+use crate::format::index::{IndexSegment, IndexedPack};
+use crate::format::prune::PruneRecord;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
-use crate::id::{content_hash, BlobId, BlobType, IndexId, KeyId, LockId, RepoId, SnapshotId};
+use crate::id::{content_hash, BlobId, BlobType, IndexId, KeyId, LockId, PackId, PruneId, RepoId, SnapshotId};
 use crate::index::{BlobLocation, IndexCache};
 use crate::pack;
 
@@ -327,6 +328,7 @@ impl Repository {
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshots",
             ObjectKind::Lock => "locks",
+            ObjectKind::PruneRecord => "prune",
         };
         format!("{dir}/{}", hex::encode(id))
     }
@@ -402,6 +404,11 @@ impl Repository {
         Snapshot::decode(&plain, &format!("snapshot {id}"))
     }
 
+    /// Delete a snapshot object (forget). Its data stays until prune.
+    pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        Ok(self.backend.delete(&Self::object_path(ObjectKind::Snapshot, &id.0))?)
+    }
+
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         Ok(self.list_ids("snapshots")?.into_iter().map(SnapshotId).collect())
     }
@@ -413,6 +420,8 @@ impl Repository {
         for id in self.snapshot_ids()? {
             match self.load_snapshot(&id) {
                 Ok(s) => ok.push((id, s)),
+                // Forgotten between the listing and the read.
+                Err(Error::NotFound(_)) => {}
                 Err(e) if e.is_damage() => bad.push((id, e)),
                 Err(e) => return Err(e),
             }
@@ -453,6 +462,43 @@ impl Repository {
         let id = IndexId(self.save_object(ObjectKind::Index, &segment.encode())?);
         self.index.add_segment(&id, segment)?;
         Ok(id)
+    }
+
+    /// Write `packs` as new index segments that supersede `superseded`, then delete those. Readers
+    /// that see old and new segments at once ignore the old (the superseded list), so a crash at
+    /// any point leaves a complete index.
+    pub fn replace_index(
+        &self,
+        packs: &mut dyn Iterator<Item = Result<IndexedPack>>,
+        superseded: &[IndexId],
+    ) -> Result<Vec<IndexId>> {
+        const PACKS_PER_SEGMENT: usize = 1024;
+        let mut written = Vec::new();
+        let mut segment = IndexSegment { superseded: superseded.to_vec(), packs: Vec::new() };
+        for p in packs {
+            segment.packs.push(p?);
+            if segment.packs.len() >= PACKS_PER_SEGMENT {
+                let next = IndexSegment { superseded: superseded.to_vec(), packs: Vec::new() };
+                let full = std::mem::replace(&mut segment, next);
+                written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
+            }
+        }
+        if !segment.packs.is_empty() || written.is_empty() {
+            written.push(IndexId(self.save_object(ObjectKind::Index, &segment.encode())?));
+        }
+        for id in superseded {
+            if !written.contains(id) {
+                self.delete_object(ObjectKind::Index, &id.0)?;
+            }
+        }
+        Ok(written)
+    }
+
+    fn delete_object(&self, kind: ObjectKind, id: &[u8; 32]) -> Result<()> {
+        match self.backend.delete(&Self::object_path(kind, id)) {
+            Err(e) if e.kind != BackendErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     pub fn load_index_segment(&self, id: &IndexId) -> Result<IndexSegment> {
@@ -504,18 +550,19 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        self.index.clear()?;
-        for id in remote {
-            if superseded.contains(id) {
-                continue;
+        self.index.replace_all(&mut |add| {
+            for id in remote {
+                if superseded.contains(id) {
+                    continue;
+                }
+                match self.load_index_segment(id) {
+                    Ok(seg) => add(id, &seg)?,
+                    Err(e) if e.is_damage() => on_damage(e),
+                    Err(e) => return Err(e),
+                }
             }
-            match self.load_index_segment(id) {
-                Ok(seg) => self.index.add_segment(id, &seg)?,
-                Err(e) if e.is_damage() => on_damage(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     // ---------------------------------------------------------------- blobs
@@ -547,12 +594,34 @@ impl Repository {
         Tree::decode(&bytes, &format!("tree {id}"))
     }
 
+    // ---------------------------------------------------------------- prune records
+
+    pub fn save_prune_record(&self, record: &PruneRecord) -> Result<PruneId> {
+        Ok(PruneId(self.save_object(ObjectKind::PruneRecord, &record.encode()?)?))
+    }
+
+    /// Every prune record; an unreadable one is an error (its packs must not be guessed at).
+    pub fn prune_records(&self) -> Result<Vec<(PruneId, PruneRecord)>> {
+        let mut out = Vec::new();
+        for id in self.list_ids("prune")? {
+            let id = PruneId(id);
+            let plain = self.load_object(ObjectKind::PruneRecord, &id.0)?;
+            out.push((id, PruneRecord::decode(&plain, &format!("prune record {id}"))?));
+        }
+        Ok(out)
+    }
+
+    pub fn remove_prune_record(&self, id: &PruneId) -> Result<()> {
+        self.delete_object(ObjectKind::PruneRecord, &id.0)
+    }
+
     // ---------------------------------------------------------------- locks
 
-    fn write_lock(&self, exclusive: bool, operation: &str, created: &str) -> Result<LockId> {
+    fn write_lock(&self, mode: LockMode, operation: &str, created: &str) -> Result<LockId> {
         let lock = Lock {
             version: LOCK_VERSION,
-            exclusive,
+            exclusive: mode == LockMode::Exclusive,
+            prune: mode == LockMode::Prune,
             hostname: host(),
             pid: std::process::id(),
             operation: operation.to_string(),
@@ -587,14 +656,21 @@ impl Repository {
         Ok(out)
     }
 
-    /// Take a lock: shared ones coexist; an exclusive one needs the repository to itself.
-    pub fn lock(self: &Arc<Self>, exclusive: bool, operation: &str) -> Result<LockGuard> {
+    /// Who holds the live locks other than `mine`.
+    pub fn live_holders(&self, mine: Option<&LockGuard>) -> Result<HashSet<LockHolder>> {
+        let mine = mine.map(|g| g.holder.clone());
+        Ok(self.live_locks(None)?.into_iter().map(|(_, l)| l.holder()).filter(|h| Some(h) != mine.as_ref()).collect())
+    }
+
+    /// Take a lock: shared ones coexist, and coexist with one prune; an exclusive one needs the
+    /// repository to itself.
+    pub fn lock(self: &Arc<Self>, mode: LockMode, operation: &str) -> Result<LockGuard> {
         let created = now_rfc3339();
         let conflict = |locks: &[(LockId, Lock)]| {
-            locks.iter().find(|(_, l)| exclusive || l.exclusive).map(|(id, l)| {
+            locks.iter().find(|(_, l)| LockMode::of(l).conflicts_with(mode)).map(|(id, l)| {
                 format!(
                     "{} lock {} held by pid {} on {} ({}) since {}",
-                    if l.exclusive { "exclusive" } else { "shared" },
+                    LockMode::of(l).name(),
                     id.short(),
                     l.pid,
                     l.hostname,
@@ -606,18 +682,21 @@ impl Repository {
         if let Some(detail) = conflict(&self.live_locks(None)?) {
             return Err(Error::Locked { repo: self.backend.location(), detail });
         }
-        let id = self.write_lock(exclusive, operation, &created)?;
+        let id = self.write_lock(mode, operation, &created)?;
         // Check again: two clients may have raced between the check and the write.
         if let Some(detail) = conflict(&self.live_locks(Some(&id))?) {
             let _ = self.backend.delete(&Self::object_path(ObjectKind::Lock, &id.0));
             return Err(Error::Locked { repo: self.backend.location(), detail });
         }
+        let holder = LockHolder { hostname: host(), pid: std::process::id(), created: created.clone() };
         let current = Arc::new(Mutex::new(id));
         let stop = Arc::new(AtomicBool::new(false));
+        let refreshed = Arc::new(Mutex::new(Instant::now()));
         let refresher = {
             let repo = Arc::clone(self);
             let current = Arc::clone(&current);
             let stop = Arc::clone(&stop);
+            let refreshed = Arc::clone(&refreshed);
             let operation = operation.to_string();
             std::thread::Builder::new()
                 .name("sophon-lock".into())
@@ -630,7 +709,8 @@ impl Repository {
                             continue;
                         }
                         waited = Duration::ZERO;
-                        if let Ok(new_id) = repo.write_lock(exclusive, &operation, &created) {
+                        if let Ok(new_id) = repo.write_lock(mode, &operation, &created) {
+                            *refreshed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                             let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
                             let old = std::mem::replace(&mut *cur, new_id);
                             let _ = repo.backend.delete(&Self::object_path(ObjectKind::Lock, &old.0));
@@ -639,16 +719,74 @@ impl Repository {
                 })
                 .map_err(|e| Error::io("lock refresher thread", e))?
         };
-        Ok(LockGuard { repo: Arc::clone(self), current, stop, refresher: Some(refresher) })
+        Ok(LockGuard { repo: Arc::clone(self), holder, current, stop, refreshed, refresher: Some(refresher) })
+    }
+}
+
+/// What a lock allows beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    /// Backups, restores, exports, checks, forget: any number side by side, and beside one prune.
+    Shared,
+    /// Prune: beside shared locks (its two-phase delete protects them), never beside another prune.
+    Prune,
+    /// Key changes and repairs: the repository to itself.
+    Exclusive,
+}
+
+impl LockMode {
+    fn of(l: &Lock) -> LockMode {
+        if l.exclusive {
+            LockMode::Exclusive
+        } else if l.prune {
+            LockMode::Prune
+        } else {
+            LockMode::Shared
+        }
+    }
+
+    fn conflicts_with(self, other: LockMode) -> bool {
+        use LockMode::*;
+        matches!((self, other), (Exclusive, _) | (_, Exclusive) | (Prune, Prune))
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            LockMode::Shared => "shared",
+            LockMode::Prune => "prune",
+            LockMode::Exclusive => "exclusive",
+        }
     }
 }
 
 /// Holds a lock and refreshes it; dropping it removes the lock.
 pub struct LockGuard {
     repo: Arc<Repository>,
+    holder: LockHolder,
     current: Arc<Mutex<LockId>>,
     stop: Arc<AtomicBool>,
+    refreshed: Arc<Mutex<Instant>>,
     refresher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LockGuard {
+    /// Fail if the lock may have looked stale to other clients (it was not refreshed for most of
+    /// the stale age: the process was suspended, or the repository unreachable). A prune may then
+    /// have deleted data this client relies on, so it must not write a snapshot.
+    pub fn ensure_held(&self) -> Result<()> {
+        let since = self.refreshed.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+        if since + LOCK_REFRESH_EVERY >= LOCK_STALE_AFTER {
+            return Err(Error::Locked {
+                repo: self.repo.backend.location(),
+                detail: format!(
+                    "this client's lock was last refreshed {} s ago and may have been taken for stale; \
+                     nothing was saved, run the operation again",
+                    since.as_secs()
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Drop for LockGuard {
@@ -669,38 +807,30 @@ impl Repository {
     pub fn repair_index(&self, on_problem: &mut dyn FnMut(Error)) -> Result<RepairOutcome> {
         let old = self.index_segment_ids()?;
         let mut outcome = RepairOutcome::default();
-        let mut segment = IndexSegment { superseded: old.clone(), packs: Vec::new() };
-        let mut written = Vec::new();
-        // Headers are read as the listing streams by, so no list of all packs is ever held.
+        let mut listed = Vec::new();
         self.backend.list("data", &mut |o| {
-            let name = o.name.rsplit('/').next().unwrap_or("");
-            let Ok(id) = name.parse::<crate::id::PackId>() else { return Ok(()) };
-            match pack::read_pack_header(self.backend.as_ref(), &self.keys.seal, &id, o.size) {
-                Ok(entries) => {
-                    outcome.packs += 1;
-                    outcome.blobs += entries.len() as u64;
-                    segment.packs.push(crate::format::index::IndexedPack { id, entries });
-                }
-                Err(e) if e.is_damage() => {
-                    outcome.unreadable += 1;
-                    on_problem(e)
-                }
-                Err(e) => return Err(e),
-            }
-            if segment.packs.len() >= 1024 {
-                let full = std::mem::replace(&mut segment, IndexSegment { superseded: old.clone(), packs: Vec::new() });
-                written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
+            if let Ok(id) = o.name.rsplit('/').next().unwrap_or("").parse::<PackId>() {
+                listed.push((id, o.size));
             }
             Ok(())
         })?;
-        if !segment.packs.is_empty() || written.is_empty() {
-            written.push(IndexId(self.save_object(ObjectKind::Index, &segment.encode())?));
-        }
-        for id in &old {
-            if !written.contains(id) {
-                self.backend.delete(&Self::object_path(ObjectKind::Index, &id.0))?;
+        // Headers are read as the segments are written, so only one segment's packs are held.
+        let mut packs = listed.into_iter().filter_map(|(id, size)| {
+            match pack::read_pack_header(self.backend.as_ref(), &self.keys.seal, &id, size) {
+                Ok(entries) => {
+                    outcome.packs += 1;
+                    outcome.blobs += entries.len() as u64;
+                    Some(Ok(IndexedPack { id, entries }))
+                }
+                Err(e) if e.is_damage() => {
+                    outcome.unreadable += 1;
+                    on_problem(e);
+                    None
+                }
+                Err(e) => Some(Err(e)),
             }
-        }
+        });
+        let written = self.replace_index(&mut packs, &old)?;
         outcome.segments_written = written.len() as u64;
         outcome.segments_removed = old.len() as u64;
         self.sync_index(&mut |_| {})?;

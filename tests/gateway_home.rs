@@ -295,7 +295,7 @@ fn unknown_schema_version_is_refused_and_named() {
     drop(conn);
     let out = expect(1, &["gateway", "stats", "--home", s(&home)]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("schema version 99") && err.contains("version 1"), "{err}");
+    assert!(err.contains("schema version 99") && err.contains("version 2"), "{err}");
 }
 
 #[test]
@@ -307,7 +307,7 @@ fn empty_home_from_sophon_home_has_the_schema_and_a_default_config() {
     let conn = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
-    assert_eq!((version, mode.as_str()), (1, "wal"));
+    assert_eq!((version, mode.as_str()), (2, "wal"));
     drop(conn);
     let settings: Value =
         serde_json::from_str(&std::fs::read_to_string(home.join("config/appsettings.json")).unwrap()).unwrap();
@@ -316,8 +316,11 @@ fn empty_home_from_sophon_home_has_the_schema_and_a_default_config() {
     let out = sophon().env("SOPHON_HOME", &home).args(["gateway", "stats", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let st = json_of(&out);
-    assert_eq!(st["tenants"].as_array().unwrap().len(), 0);
-    assert_eq!(st["total"]["rows"], 0);
+    // Nothing but the default tenant and the scheduled `nightly-backup` job that owns it.
+    assert_eq!(st["tenants"].as_array().unwrap().len(), 1);
+    assert_eq!(st["tenants"][0]["id"], "default");
+    assert_eq!(st["total"]["rows"], 1);
+    assert_eq!(st["categories"]["cron"]["records"], 1);
     assert_eq!(st["categories"]["config"]["records"], 1);
 }
 

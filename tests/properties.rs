@@ -156,6 +156,31 @@ proptest! {
                            parent: None, partial: false, errors: vec![], summary: SnapshotSummary { files, ..Default::default() } };
         prop_assert_eq!(Snapshot::decode(&s.encode().unwrap(), "t").unwrap(), s);
     }
+
+    #[test]
+    fn prune_record_round_trips(packs in prop::collection::vec((any::<[u8; 32]>(), any::<u64>()), 0..20),
+                                holders in prop::collection::vec(("[a-z0-9.-]{0,20}", any::<u32>(), 0i64..4_000_000_000), 0..5),
+                                secs in 0i64..4_000_000_000) {
+        use sophon::format::config::LockHolder;
+        use sophon::format::prune::{CondemnedPack, PruneRecord};
+        let time = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap().to_rfc3339();
+        let r = PruneRecord {
+            version: 1,
+            created: time(secs),
+            hostname: "h".into(),
+            pid: 1,
+            packs: packs.into_iter().map(|(id, size)| CondemnedPack { id: sophon::PackId(id), size }).collect(),
+            holders: holders.into_iter().map(|(hostname, pid, t)| LockHolder { hostname, pid, created: time(t) }).collect(),
+        };
+        prop_assert_eq!(PruneRecord::decode(&r.encode().unwrap(), "t").unwrap(), r);
+    }
+
+    #[test]
+    fn retention_durations_round_trip(y in 0i32..100, m in 0i32..100, d in 0i32..1000, h in 0i32..10_000) {
+        prop_assume!(y + m + d + h > 0);
+        let w = sophon::retention::Within { years: y, months: m, days: d, hours: h };
+        prop_assert_eq!(w.to_string().parse::<sophon::retention::Within>().unwrap(), w);
+    }
 }
 
 #[test]

@@ -52,6 +52,28 @@ fn round_trip(var: &str) {
     };
     assert_eq!(rel(&src), rel(&unpacked.join("backup/src")));
 
+    // Forget and prune on the store: the forgotten snapshot's own data goes, the kept one verifies.
+    std::fs::remove_file(src.join("big.bin")).unwrap();
+    write(&src.join("other.bin"), &pseudo_random(3 << 20, 5));
+    sophon.ok(&["backup", "create", "--repo", &url, "--path", s(&src), "-q"]);
+    let v: serde_json::Value = serde_json::from_str(&sophon.ok(&[
+        "backup",
+        "forget",
+        "--repo",
+        &url,
+        "--keep-last",
+        "1",
+        "--prune",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(v["removed"], 2, "{v}");
+    assert!(v["prune"]["outcome"]["bytes_deleted"].as_u64().unwrap() >= 12 << 20, "{v}");
+    assert!(sophon.ok(&["backup", "verify", "--repo", &url, "--read-data"]).contains("no damage found"));
+    let target = t.path().join("after-prune");
+    sophon.ok(&["backup", "restore", "--repo", &url, "--snapshot", "latest", "--target", s(&target)]);
+    assert_same_tree(&src, &target.join("src"));
+
     // A gateway, into the same store, restored into a fresh gateway.
     let home = t.path().join("gw");
     sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small"]);
@@ -101,6 +123,33 @@ fn round_trip(var: &str) {
     sophon.ok(&["gateway", "init", "--home", s(&again)]);
     sophon.ok(&["backup", "restore", "--in", &uploaded, "--home", s(&again), "--mode", "replace", "--yes"]);
     assert_eq!(counts(&home), counts(&again));
+
+    // Archive retention at the store: a newer export of the same scope, then keep the last one.
+    let second = format!("{url}-exports/second.zip");
+    sophon.ok(&["backup", "create", "--home", s(&home), "--dest", &second, "--encrypt", "-q"]);
+    let v: serde_json::Value = serde_json::from_str(&sophon.ok(&[
+        "backup",
+        "forget",
+        "--dest",
+        &format!("{url}-exports"),
+        "--keep-last",
+        "1",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(v["removed"], 1, "{v}");
+    assert!(v["unreadable"].as_array().unwrap().is_empty(), "{v}");
+    let kept: Vec<&str> = v["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["keep"] == true)
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, ["second.zip"]);
+    assert!(sophon.ok(&["backup", "verify", "--in", &second]).contains("no damage found"));
+    let gone = sophon.run(&["backup", "verify", "--in", &uploaded]);
+    assert_ne!(gone.status.code(), Some(0), "the older export was removed");
 }
 
 #[test]

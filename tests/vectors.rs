@@ -27,7 +27,8 @@ use sophon::id::{BlobType, PackId};
 use sophon::restore::{restore, RestoreOptions};
 use sophon::{Error, Repository};
 
-const KINDS: [&str; 8] = ["config", "key_file", "pack", "index", "tree", "snapshot", "envelope", "lock"];
+const KINDS: [&str; 9] =
+    ["config", "key_file", "pack", "index", "tree", "snapshot", "envelope", "lock", "prune_record"];
 
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("format-spec").join("vectors")
@@ -206,6 +207,7 @@ fn object_kind(name: &str) -> ObjectKind {
         "index" => ObjectKind::Index,
         "snapshot" => ObjectKind::Snapshot,
         "lock" => ObjectKind::Lock,
+        "prune_record" => ObjectKind::PruneRecord,
         other => panic!("unknown object kind {other:?} in manifest.json"),
     }
 }
@@ -227,6 +229,7 @@ fn decode_plain(kind: ObjectKind, plain: &[u8], what: &str) -> sophon::Result<()
         ObjectKind::Index => IndexSegment::decode(plain, what).map(drop),
         ObjectKind::Snapshot => Snapshot::decode(plain, what).map(drop),
         ObjectKind::Lock => Lock::decode(plain, what).map(drop),
+        ObjectKind::PruneRecord => sophon::format::prune::PruneRecord::decode(plain, what).map(drop),
     }
 }
 
@@ -293,7 +296,10 @@ fn run(ctx: &Ctx, v: &Value) -> sophon::Result<()> {
         ("tree", "plain") => Tree::decode(&bytes, &format!("tree {file}")).map(drop),
         ("snapshot", "plain") => Snapshot::decode(&bytes, &format!("snapshot {file}")).map(drop),
         ("lock", "plain") => Lock::decode(&bytes, &format!("lock {file}")).map(drop),
-        ("index" | "snapshot" | "lock" | "envelope", "sealed") => {
+        ("prune_record", "plain") => {
+            sophon::format::prune::PruneRecord::decode(&bytes, &format!("prune record {file}")).map(drop)
+        }
+        ("index" | "snapshot" | "lock" | "prune_record" | "envelope", "sealed") => {
             let obj = object_kind(if kind == "envelope" { v["object_kind"].as_str().unwrap() } else { kind });
             let id: [u8; 32] = match v["name"].as_str() {
                 Some(n) => hex::decode(n).unwrap().try_into().unwrap(),
@@ -323,6 +329,7 @@ fn label(v: &Value) -> &'static str {
         "index" => "index segment",
         "snapshot" => "snapshot",
         "lock" => "lock",
+        "prune_record" => "prune record",
         "envelope" => object_kind(v["object_kind"].as_str().unwrap()).name(),
         k => panic!("unknown kind {k}"),
     }

@@ -1,9 +1,11 @@
-//! The plaintext `config` and locks: `Config::decode` and `Lock::decode` on hostile JSON, each with
-//! a round trip when it accepts.
+//! The plaintext `config`, locks and prune records: `Config::decode`, `Lock::decode` and
+//! `PruneRecord::decode` on hostile JSON, each with a round trip when it accepts; and retention's
+//! duration parser.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sophon::format::config::{Config, Lock};
+use sophon::format::prune::PruneRecord;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(c) = Config::decode(data) {
@@ -16,5 +18,16 @@ fuzz_target!(|data: &[u8]| {
         let enc = l.encode().expect("an accepted lock encodes");
         let back = Lock::decode(&enc, "fuzz re-encoded").expect("re-encoded lock must decode");
         assert_eq!(back, l);
+    }
+    if let Ok(r) = PruneRecord::decode(data, "fuzz") {
+        let enc = r.encode().expect("an accepted prune record encodes");
+        let back = PruneRecord::decode(&enc, "fuzz re-encoded").expect("re-encoded prune record must decode");
+        assert_eq!(back, r);
+    }
+    if let Ok(w) = std::str::from_utf8(data).map(str::parse::<sophon::retention::Within>) {
+        if let Ok(w) = w {
+            let again: sophon::retention::Within = w.to_string().parse().expect("a printed duration parses");
+            assert_eq!(again.to_string(), w.to_string());
+        }
     }
 });

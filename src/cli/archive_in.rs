@@ -42,7 +42,7 @@ fn download_dir(args: &RepoArgs) -> anyhow::Result<(PathBuf, Downloaded)> {
 }
 
 /// Copy `name` of `store` to `to`, a range at a time (never a whole archive in memory).
-fn download(store: &dyn sophon::backend::Backend, name: &str, to: &Path) -> anyhow::Result<()> {
+pub(super) fn download(store: &dyn sophon::backend::Backend, name: &str, to: &Path) -> anyhow::Result<()> {
     use std::io::Write;
     let size = store.stat(name)?.ok_or_else(|| anyhow::anyhow!("{}/{name}: no such object", store.location()))?;
     let mut f =

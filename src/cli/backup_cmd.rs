@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use sophon::archive::{self, BackupOptions, ParentChoice, Progress};
 use sophon::check::{self, CheckOptions};
+use sophon::repo::LockMode;
 use sophon::restore::{self, RestoreOptions};
 
 use super::output::{bytes, json, line};
@@ -27,6 +28,10 @@ pub enum BackupCommand {
     Verify(VerifyArgs),
     /// Render a snapshot as a zip or tar.gz archive (optionally sealed).
     Export(super::export_cmd::ExportArgs),
+    /// Remove snapshots (or, with --dest, export archives) that a retention policy does not keep.
+    Forget(super::forget_cmd::ForgetArgs),
+    /// Delete data no snapshot uses; repack mostly-unused and small packs.
+    Prune(super::forget_cmd::PruneArgs),
 }
 
 #[derive(Args, Debug)]
@@ -147,11 +152,13 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<u8> {
         BackupCommand::Verify(a) if a.input.is_some() => super::archive_in::verify_in(a),
         BackupCommand::Verify(a) => verify(a),
         BackupCommand::Export(a) => super::export_cmd::export_cmd(a),
+        BackupCommand::Forget(a) => super::forget_cmd::forget(a),
+        BackupCommand::Prune(a) => super::forget_cmd::prune_cmd(a),
     }
 }
 
 /// The gateway's `Sophon:Backups:Default` settings from `config/appsettings*.json`.
-fn gateway_backup_settings(home: &std::path::Path) -> serde_json::Value {
+pub(super) fn gateway_backup_settings(home: &std::path::Path) -> serde_json::Value {
     let mut out = serde_json::Value::Null;
     for name in ["appsettings.json", "appsettings.Production.json"] {
         let Ok(text) = std::fs::read_to_string(home.join("config").join(name)) else { continue };
@@ -226,7 +233,7 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
 /// `backup create --out`: render the snapshot just taken.
 fn export_after(
     a: &CreateArgs,
-    repo: &sophon::Repository,
+    repo: &Arc<sophon::Repository>,
     outcome: &archive::BackupOutcome,
 ) -> anyhow::Result<Option<sophon::export::ExportSummary>> {
     if a.archive.out.is_none() && a.archive.dest.is_none() {
@@ -384,6 +391,8 @@ fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
         return restore_gateway(a);
     };
     let repo = a.repo.open()?;
+    // Readers hold a shared lock too, so a prune does not delete packs they are reading.
+    let _lock = repo.lock(LockMode::Shared, "restore")?;
     let id = repo.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) * 2;
     let progress = Arc::new(Progress::default());
@@ -438,6 +447,7 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
         r.repo = Some(home.join("backups").join("repository").to_string_lossy().into_owned());
         r.open()?
     };
+    let _lock = repo.lock(LockMode::Shared, "restore")?;
     let id = repo.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
     let snap = repo.load_snapshot(&id)?;
     if !snap.paths.iter().any(|p| p.starts_with("gateway:")) {
@@ -531,6 +541,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
         }
     };
     let repo = a.repo.open()?;
+    let _lock = repo.lock(LockMode::Shared, "check")?;
     let quiet = a.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = check::check(&repo, &CheckOptions { read_data_percent: percent }, &mut |msg| {
         if !quiet {

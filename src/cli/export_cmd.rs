@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -208,11 +209,12 @@ fn upload_archive(
 
 /// Render snapshot `id` as `args` ask; a file appears under its name only once complete.
 pub fn write_archive(
-    repo: &Repository,
+    repo: &Arc<Repository>,
     id: &SnapshotId,
     args: &ArchiveOutArgs,
     repo_args: &RepoArgs,
 ) -> anyhow::Result<ExportSummary> {
+    let _lock = repo.lock(sophon::repo::LockMode::Shared, "export")?;
     let name = args.out.as_deref().map(|p| p.to_string_lossy().into_owned()).or(args.dest.clone()).unwrap_or_default();
     let mut opts = ExportOptions::new(format_of(args, &name));
     if let Some(level) = args.level {

@@ -101,11 +101,18 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
     let home = a.home.get()?;
     let started = Instant::now();
     if !a.demo {
-        drop(gateway::create_home(home)?);
+        let conn = gateway::create_home(home)?;
+        let job = default_job(&conn, home)?;
         if a.json {
-            json(&serde_json::json!({ "home": home, "schema_version": gateway::SCHEMA_VERSION, "demo": null }))?;
+            json(&serde_json::json!({
+                "home": home,
+                "schema_version": gateway::SCHEMA_VERSION,
+                "demo": null,
+                "default_job": job,
+            }))?;
         } else {
             line(format!("gateway home {} created (schema version {})", home.display(), gateway::SCHEMA_VERSION));
+            line(format!("  scheduled job {}/{} ({}): backup with retention", job.tenant_id, job.name, job.schedule));
         }
         return Ok(exit::OK);
     }
@@ -122,6 +129,8 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
             return Err(e.into());
         }
     };
+    // The demo plants the default job itself (with history); this only checks it is there.
+    default_job(&gateway::open_home(home)?, home)?;
     let seconds = started.elapsed().as_secs_f64();
     if a.json {
         json(&serde_json::json!({
@@ -156,6 +165,13 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
         line(format!("  see `sophon gateway stats --home {}`", home.display()));
     }
     Ok(exit::OK)
+}
+
+/// The `nightly-backup` job every new home gets (format-spec/gateway.md §3.4), on the config's
+/// `Sophon:Backups:Default:Schedule`.
+fn default_job(conn: &rusqlite::Connection, home: &std::path::Path) -> anyhow::Result<sophon::cron::Job> {
+    let schedule = sophon::cron::default_schedule(home);
+    Ok(sophon::cron::store::ensure_default_job(conn, &schedule, chrono::Utc::now())?)
 }
 
 fn stats(a: StatsArgs) -> anyhow::Result<u8> {

@@ -1,9 +1,12 @@
 //! The command line: clap definitions, passphrase and repository resolution, exit codes.
 
 pub mod archive_in;
+pub mod archive_retention;
 pub mod backup_cmd;
+pub mod cron_cmd;
 pub mod demo;
 pub mod export_cmd;
+pub mod forget_cmd;
 pub mod gateway_cmd;
 pub mod output;
 pub mod progress;
@@ -56,6 +59,9 @@ pub enum Command {
     /// Create a gateway data home (empty, or a realistic demo) and count what it holds.
     #[command(subcommand)]
     Gateway(gateway_cmd::GatewayCommand),
+    /// Scheduled jobs of a gateway home: nightly backups with retention, shell commands.
+    #[command(subcommand)]
+    Cron(cron_cmd::CronCommand),
 }
 
 /// A mistake in how the command was called (not a failure of the work): exits with [`exit::USAGE`].
@@ -135,5 +141,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Backup(c) => backup_cmd::run(c),
         Command::Demo(a) => demo::run(a),
         Command::Gateway(c) => gateway_cmd::run(c),
+        Command::Cron(c) => cron_cmd::run(c),
     }
 }

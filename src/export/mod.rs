@@ -9,6 +9,7 @@ pub mod ordered;
 pub mod plan;
 pub mod reader;
 pub mod render;
+pub mod retention;
 pub mod seal;
 pub mod targz;
 pub mod zip;

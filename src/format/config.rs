@@ -11,7 +11,7 @@ pub const CONFIG_VERSION: u32 = 1;
 
 /// Read a JSON object's `version` before its other fields, so a newer object is reported as such
 /// (not as malformed because of fields this build does not know).
-fn check_version(bytes: &[u8], what: &str, supported: u32) -> Result<()> {
+pub(crate) fn check_version(bytes: &[u8], what: &str, supported: u32) -> Result<()> {
     #[derive(Deserialize)]
     struct Probe {
         version: u64,
@@ -146,6 +146,24 @@ pub struct Lock {
     /// RFC 3339; a lock whose `refreshed` is older than the stale age is ignored.
     pub created: String,
     pub refreshed: String,
+    /// A prune's lock: coexists with shared locks, excludes other prunes and exclusive locks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prune: bool,
+}
+
+/// Who holds a lock, stable across its refreshes (each refresh writes a new lock object).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockHolder {
+    pub hostname: String,
+    pub pid: u32,
+    pub created: String,
+}
+
+impl Lock {
+    pub fn holder(&self) -> LockHolder {
+        LockHolder { hostname: self.hostname.clone(), pid: self.pid, created: self.created.clone() }
+    }
 }
 
 impl Lock {

@@ -1,4 +1,5 @@
-//! The envelope around every encrypted object that is not a pack: index segments, snapshots, locks.
+//! The envelope around every encrypted object that is not a pack: index segments, snapshots, locks,
+//! prune records.
 //!
 //! ```text
 //! magic "SOPHOBJ" (7) | version u8 = 1 | kind u8 | compression u8 | sealed payload (nonce, ciphertext, tag)
@@ -17,6 +18,7 @@ pub enum ObjectKind {
     Index = 1,
     Snapshot = 2,
     Lock = 3,
+    PruneRecord = 4,
 }
 
 impl ObjectKind {
@@ -25,6 +27,7 @@ impl ObjectKind {
             1 => Some(ObjectKind::Index),
             2 => Some(ObjectKind::Snapshot),
             3 => Some(ObjectKind::Lock),
+            4 => Some(ObjectKind::PruneRecord),
             _ => None,
         }
     }
@@ -34,6 +37,7 @@ impl ObjectKind {
             ObjectKind::Index => "index segment",
             ObjectKind::Snapshot => "snapshot",
             ObjectKind::Lock => "lock",
+            ObjectKind::PruneRecord => "prune record",
         }
     }
 }

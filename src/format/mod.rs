@@ -7,6 +7,7 @@ pub mod config;
 pub mod envelope;
 pub mod index;
 pub mod pack;
+pub mod prune;
 pub mod seal;
 pub mod snapshot;
 pub mod tree;

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use category::{Category, SecretField, SECRET_FIELDS};
 pub use demo::{generate, DemoScale, DemoSummary};
-pub use schema::{create_home, open_home, SCHEMA_VERSION};
+pub use schema::{create_home, open_home, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use stats::{stats, Count, GatewayStats, TenantStats};
 
 /// The database file inside a home.

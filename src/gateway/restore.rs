@@ -308,7 +308,9 @@ fn open_read_only(home: &Path) -> GatewayResult<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| GatewayError::sql(&db, e))?;
     let found: i64 =
         conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| GatewayError::sql(&db, e))?;
-    if found != i64::from(super::SCHEMA_VERSION) {
+    // A dry run writes nothing, so it cannot upgrade an older home: it reads it as it is (the
+    // upgrade only widens CHECKs and adds nullable columns, which the plan does not depend on).
+    if !(i64::from(super::MIN_SCHEMA_VERSION)..=i64::from(super::SCHEMA_VERSION)).contains(&found) {
         return Err(GatewayError::UnsupportedSchema { path: db, found, supported: super::SCHEMA_VERSION });
     }
     Ok(conn)
@@ -500,19 +502,49 @@ pub fn restore(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions) -> Ga
         }
     }
 
-    if opts.mode == Mode::Replace && !scope_tenants.is_empty() && !opts.dry_run {
-        let marks = scope_tenants.iter().map(|_| "?").collect::<Vec<_>>().join(", ");
+    // Replacing with a backup of the whole gateway makes the home hold what the backup holds: the
+    // categories in scope are cleared for every tenant of the home, not only the backup's (a fresh
+    // home's placeholder tenant and its default nightly job would otherwise stay beside the
+    // migrated ones and back the gateway up twice a night).
+    let mut wipe_tenants = scope_tenants.clone();
+    if opts.into_tenant.is_none() && meta["tenant_scope"].as_str() == Some("all") {
+        let mut st = tx.prepare("SELECT id FROM tenants").map_err(sqlerr)?;
+        let home_tenants = st.query_map([], |r| r.get::<_, String>(0)).map_err(sqlerr)?;
+        for t in home_tenants {
+            let t = t.map_err(sqlerr)?;
+            if !wipe_tenants.contains(&t) {
+                wipe_tenants.push(t);
+            }
+        }
+    }
+    if opts.mode == Mode::Replace && !wipe_tenants.is_empty() && !opts.dry_run {
+        let marks = wipe_tenants.iter().map(|_| "?").collect::<Vec<_>>().join(", ");
         for (table, cat) in TABLE_ORDER.iter().rev() {
             if wants(*cat) {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE tenant_id IN ({marks})"),
-                    params_from_iter(scope_tenants.iter()),
+                    params_from_iter(wipe_tenants.iter()),
                 )
                 .map_err(|e| {
                     invalid(format!(
                         "replace: clearing {table} failed ({e}); restore the categories that depend on it too"
                     ))
                 })?;
+            }
+        }
+        // A home tenant the backup does not have, left with nothing, goes too.
+        for t in wipe_tenants.iter().filter(|t| !scope_tenants.contains(t)) {
+            let mut empty = true;
+            for (table, _) in TABLE_ORDER.iter() {
+                let q = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = ?1");
+                if tx.query_row(&q, [t], |r| r.get::<_, i64>(0)).map_err(sqlerr)? > 0 {
+                    empty = false;
+                    break;
+                }
+            }
+            if empty {
+                // A row elsewhere that still names it (a foreign key) keeps it: not an error.
+                let _ = tx.execute("DELETE FROM tenants WHERE id = ?1", [t]);
             }
         }
     }

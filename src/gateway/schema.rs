@@ -1,8 +1,8 @@
 //! The schema of `gateway.db`, opening a gateway home and creating an empty one.
 //!
-//! Contract: [`open_home`] never creates or upgrades anything; it refuses a database whose
-//! `PRAGMA user_version` is not [`SCHEMA_VERSION`]. [`create_home`] never writes into a folder that
-//! has anything in it.
+//! Contract: [`open_home`] never creates anything; it upgrades a database of an older supported
+//! version ([`MIN_SCHEMA_VERSION`]) in place, in one transaction, and refuses any other
+//! `PRAGMA user_version`. [`create_home`] never writes into a folder that has anything in it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,12 +12,15 @@ use rusqlite::{Connection, OpenFlags};
 use super::{GatewayError, GatewayResult, DB_FILE};
 
 /// The version of the schema below, stored as `PRAGMA user_version`.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version [`open_home`] upgrades (and a read-only open accepts as it is).
+pub const MIN_SCHEMA_VERSION: u32 = 1;
 
 /// The folders of a home, created by [`create_home`].
 pub const HOME_DIRS: &[&str] = &["agents", "memory/daily-logs", "documents/files", "config"];
 
-/// The whole schema, version 1. Every table but `tenants` has a `tenant_id`; times are RFC 3339 UTC
+/// The whole schema, version 2. Every table but `tenants` has a `tenant_id`; times are RFC 3339 UTC
 /// text (`2025-09-30T08:15:00Z`); JSON columns hold UTF-8 JSON text.
 pub const SCHEMA_SQL: &str = r#"
 CREATE TABLE tenants (
@@ -109,7 +112,7 @@ CREATE TABLE cron_jobs (
     tenant_id   TEXT NOT NULL REFERENCES tenants(id),
     name        TEXT NOT NULL,
     schedule    TEXT NOT NULL,
-    action      TEXT NOT NULL CHECK (action IN ('agent', 'workflow', 'custom')),
+    action      TEXT NOT NULL CHECK (action IN ('agent', 'workflow', 'custom', 'backup')),
     command     TEXT NOT NULL,
     enabled     INTEGER NOT NULL CHECK (enabled IN (0, 1)),
     created_at  TEXT NOT NULL,
@@ -121,8 +124,10 @@ CREATE TABLE cron_runs (
     tenant_id    TEXT NOT NULL REFERENCES tenants(id),
     started_at   TEXT NOT NULL,
     finished_at  TEXT,
-    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'timeout', 'skipped')),
+    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'timeout', 'skipped', 'running')),
     summary      TEXT NOT NULL,
+    pid          INTEGER,
+    host         TEXT,
     PRIMARY KEY (job_id, started_at)
 );
 
@@ -284,6 +289,45 @@ CREATE INDEX approvals_tenant ON approvals (tenant_id);
 CREATE INDEX audit_log_tenant_at ON audit_log (tenant_id, at);
 "#;
 
+/// Version 1 → 2: `cron_jobs.action` gains `backup`, `cron_runs.status` gains `running`, and
+/// `cron_runs` gains `pid` and `host` (who claimed a run; NULL for older rows). SQLite cannot alter
+/// a CHECK constraint, so both tables are rebuilt (SQLite's documented 12-step procedure: new
+/// table, copy, drop, rename) with foreign-key enforcement off around the transaction.
+const MIGRATE_1_TO_2: &str = r#"
+CREATE TABLE cron_jobs_v2 (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    name        TEXT NOT NULL,
+    schedule    TEXT NOT NULL,
+    action      TEXT NOT NULL CHECK (action IN ('agent', 'workflow', 'custom', 'backup')),
+    command     TEXT NOT NULL,
+    enabled     INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+    created_at  TEXT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE cron_runs_v2 (
+    job_id       TEXT NOT NULL REFERENCES cron_jobs(id),
+    tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT,
+    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'timeout', 'skipped', 'running')),
+    summary      TEXT NOT NULL,
+    pid          INTEGER,
+    host         TEXT,
+    PRIMARY KEY (job_id, started_at)
+);
+INSERT INTO cron_jobs_v2 (id, tenant_id, name, schedule, action, command, enabled, created_at)
+    SELECT id, tenant_id, name, schedule, action, command, enabled, created_at FROM cron_jobs ORDER BY rowid;
+INSERT INTO cron_runs_v2 (job_id, tenant_id, started_at, finished_at, status, summary)
+    SELECT job_id, tenant_id, started_at, finished_at, status, summary FROM cron_runs ORDER BY rowid;
+DROP TABLE cron_runs;
+DROP TABLE cron_jobs;
+ALTER TABLE cron_jobs_v2 RENAME TO cron_jobs;
+ALTER TABLE cron_runs_v2 RENAME TO cron_runs;
+CREATE INDEX cron_jobs_tenant ON cron_jobs (tenant_id);
+CREATE INDEX cron_runs_tenant ON cron_runs (tenant_id, started_at);
+"#;
+
 /// Every record table, parents before children (insert in this order, delete in reverse). The FTS
 /// index `documents_fts` is not listed: it is derived from `documents` (see the spec).
 pub const RECORD_TABLES: &[&str] = &[
@@ -347,8 +391,9 @@ pub const DEFAULT_APPSETTINGS: &str = r#"{
 "#;
 
 /// Open an existing gateway home's database for reading and writing, with foreign keys enforced.
-/// Refuses a missing home, a folder without `gateway.db`, and any schema version but
-/// [`SCHEMA_VERSION`] (typed: [`GatewayError::UnsupportedSchema`]). Never creates or migrates.
+/// Refuses a missing home, a folder without `gateway.db`, and any schema version outside
+/// [`MIN_SCHEMA_VERSION`]..=[`SCHEMA_VERSION`] (typed: [`GatewayError::UnsupportedSchema`]); upgrades
+/// an older supported version in place (format-spec/gateway.md §3.3). Never creates anything.
 pub fn open_home(home: &Path) -> GatewayResult<Connection> {
     match std::fs::metadata(home) {
         Ok(m) if m.is_dir() => {}
@@ -368,10 +413,43 @@ pub fn open_home(home: &Path) -> GatewayResult<Connection> {
     let found: i64 =
         conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| GatewayError::sql(&db, e))?;
     if found != i64::from(SCHEMA_VERSION) {
-        return Err(GatewayError::UnsupportedSchema { path: db, found, supported: SCHEMA_VERSION });
+        if found < i64::from(MIN_SCHEMA_VERSION) || found > i64::from(SCHEMA_VERSION) {
+            return Err(GatewayError::UnsupportedSchema { path: db, found, supported: SCHEMA_VERSION });
+        }
+        migrate(&conn, &db)?;
     }
     conn.pragma_update(None, "foreign_keys", true).map_err(|e| GatewayError::sql(&db, e))?;
     Ok(conn)
+}
+
+/// Upgrade an older database to [`SCHEMA_VERSION`] in one `BEGIN IMMEDIATE` transaction, so that a
+/// crash leaves it at the old version, and two processes opening it at once upgrade it once (the
+/// second finds the new version after taking the write lock). Rows are kept as they are.
+fn migrate(conn: &Connection, db: &Path) -> GatewayResult<()> {
+    let s = |e| GatewayError::sql(db, e);
+    // The pragma is a no-op inside a transaction: turn enforcement off first (a fresh connection
+    // has it off already; this states the precondition the table rebuild needs).
+    conn.pragma_update(None, "foreign_keys", false).map_err(s)?;
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(s)?;
+    let result = (|| -> rusqlite::Result<()> {
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found == 1 {
+            conn.execute_batch(MIGRATE_1_TO_2)?;
+        }
+        if found < i64::from(SCHEMA_VERSION) {
+            // The rebuild must not have broken a reference (it copies rows, so it cannot, unless
+            // the old database already held dangling ones: those are kept, as before).
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(s),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(s(e))
+        }
+    }
 }
 
 /// Create an empty gateway home: the folders, `gateway.db` (WAL mode, the schema, `user_version` =
@@ -437,7 +515,7 @@ mod tests {
         conn.pragma_update(None, "user_version", 99).expect("set version");
         drop(conn);
         match open_home(&home) {
-            Err(GatewayError::UnsupportedSchema { found: 99, supported: 1, .. }) => {}
+            Err(GatewayError::UnsupportedSchema { found: 99, supported: 2, .. }) => {}
             other => panic!("expected UnsupportedSchema, got {other:?}"),
         }
         assert!(matches!(create_home(&home), Err(GatewayError::NotEmpty(_))));

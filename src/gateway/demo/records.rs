@@ -492,7 +492,7 @@ const CRON_FAILURES: &[&str] = &[
 
 pub(super) fn cron(g: &mut Gen, tx: &Transaction) -> GatewayResult<()> {
     let db = g.db.clone();
-    for t in &g.tenants {
+    for (k, t) in g.tenants.iter().enumerate() {
         let mut rng = Rng::new(g.seed, &format!("cron/{}", t.id));
         let extra = rng.range(g.plan.cron_jobs.0, g.plan.cron_jobs.1).saturating_sub(1).min(CRON.len() as u64) as usize;
         let offset = rng.below(CRON.len() as u64) as usize;
@@ -502,7 +502,7 @@ pub(super) fn cron(g: &mut Gen, tx: &Transaction) -> GatewayResult<()> {
             every_hours: 24,
             hour: 3,
             weekdays: false,
-            action: "custom",
+            action: "backup",
         };
         let mut jobs: Vec<&CronTemplate> = vec![&backup];
         jobs.extend((0..extra).map(|k| &CRON[(offset + k) % CRON.len()]));
@@ -510,9 +510,10 @@ pub(super) fn cron(g: &mut Gen, tx: &Transaction) -> GatewayResult<()> {
         for job in jobs {
             let id = rng.id("cron");
             let command = match job.name {
-                "nightly-backup" => {
-                    "sophon backup create --dest s3://sophon-backups/$(date +%Y-%m-%d).zip --encrypt".to_string()
-                }
+                // `sophon cron`'s backup action: the arguments of `backup create` (format-spec/gateway.md
+                // §3.4). The first tenant is the default one, whose job backs up the whole gateway.
+                "nightly-backup" if k == 0 => "[]".to_string(),
+                "nightly-backup" => json!(["--tenant", t.id]).to_string(),
                 "crm-sync" => format!(
                     "curl -fsS -X POST -H 'Authorization: Bearer sk_live_{}' https://crm.{}/api/v1/sync",
                     rng.alnum(32),
@@ -563,7 +564,7 @@ pub(super) fn cron(g: &mut Gen, tx: &Transaction) -> GatewayResult<()> {
                     insert(
                         tx,
                         &db,
-                        "INSERT INTO cron_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        "INSERT INTO cron_runs (job_id, tenant_id, started_at, finished_at, status, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         params![id, t.id, ts(started), ts(started + took), status, summary],
                     )?;
                 }

@@ -1,0 +1,380 @@
+//! `sophon backup forget` and `sophon backup prune`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use sophon::forget::{self, ForgetPlan};
+use sophon::prune::{self, PruneOptions, PrunePlan};
+use sophon::repo::LockMode;
+use sophon::retention::{Policy, Within};
+use sophon::Repository;
+
+use super::output::{bytes, json, line};
+use super::{RepoArgs, UsageError};
+
+#[derive(Args, Debug, Default)]
+pub struct PolicyArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest hours that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// … of each of the N newest days that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// … of each of the N newest ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// … of each of the N newest months that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// … of each of the N newest years that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot newer than the newest one minus this duration (e.g. 1y2m3d4h).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep snapshots that carry these tags (all of them: a,b); repeat for alternatives.
+    #[arg(long = "keep-tag", value_name = "T[,T…]")]
+    pub keep_tags: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The gateway home whose config gives the default policy (Sophon:Backups:Default:Lifecycle)
+    /// and, without --repo, the repository.
+    #[arg(long, env = "SOPHON_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Apply the policy to the export archives at this destination (a folder or URL) instead of a
+    /// repository's snapshots.
+    #[arg(long, value_name = "URL", conflicts_with = "prune")]
+    pub dest: Option<String>,
+    /// Run prune afterwards.
+    #[arg(long)]
+    pub prune: bool,
+    /// List what would be kept and removed, with the rule that keeps each; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub prune_opts: PruneFlags,
+    #[arg(long)]
+    pub json: bool,
+    /// Print only the summary, not every snapshot.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct PruneFlags {
+    /// Repack packs with more than this share unused (percent; default 5).
+    #[arg(long, value_name = "PERCENT")]
+    pub max_unused: Option<String>,
+    /// Repack at most this much per run (e.g. 500M, 2G; default unlimited).
+    #[arg(long, value_name = "SIZE")]
+    pub max_repack: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The gateway home whose repository to prune (without --repo).
+    #[arg(long, env = "SOPHON_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: PruneFlags,
+    /// Show the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// No plan or progress, only errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl PolicyArgs {
+    fn given(&self) -> bool {
+        self.keep_last.is_some()
+            || self.keep_hourly.is_some()
+            || self.keep_daily.is_some()
+            || self.keep_weekly.is_some()
+            || self.keep_monthly.is_some()
+            || self.keep_yearly.is_some()
+            || self.keep_within.is_some()
+            || !self.keep_tags.is_empty()
+    }
+
+    /// The policy from the flags; without any, the gateway's Lifecycle, else the product's default
+    /// (7 daily, 4 weekly, 12 monthly).
+    pub fn resolve(&self, home: Option<&Path>) -> anyhow::Result<(Policy, String)> {
+        if self.given() {
+            let within = match &self.keep_within {
+                Some(w) => Some(w.parse::<Within>().map_err(|e| UsageError(format!("--keep-within: {e}")))?),
+                None => None,
+            };
+            let policy = Policy {
+                last: self.keep_last.unwrap_or(0),
+                hourly: self.keep_hourly.unwrap_or(0),
+                daily: self.keep_daily.unwrap_or(0),
+                weekly: self.keep_weekly.unwrap_or(0),
+                monthly: self.keep_monthly.unwrap_or(0),
+                yearly: self.keep_yearly.unwrap_or(0),
+                within,
+                tags: self
+                    .keep_tags
+                    .iter()
+                    .map(|t| t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                    .filter(|l: &Vec<String>| !l.is_empty())
+                    .collect(),
+            };
+            if policy.is_empty() {
+                return Err(UsageError("every --keep-* given is zero: that would remove every snapshot".into()).into());
+            }
+            return Ok((policy, "the command line".into()));
+        }
+        if let Some(home) = home {
+            let settings = super::backup_cmd::gateway_backup_settings(home);
+            let l = &settings["Lifecycle"];
+            if l.is_object() {
+                let n = |k: &str| l[k].as_u64().map(|v| v.min(u32::MAX as u64) as u32).unwrap_or(0);
+                let within = match l["KeepWithin"].as_str() {
+                    Some(w) => Some(w.parse::<Within>().context("Sophon:Backups:Default:Lifecycle:KeepWithin")?),
+                    None => None,
+                };
+                let policy = Policy {
+                    last: n("KeepLast"),
+                    hourly: n("KeepHourly"),
+                    daily: n("KeepDaily"),
+                    weekly: n("KeepWeekly"),
+                    monthly: n("KeepMonthly"),
+                    yearly: n("KeepYearly"),
+                    within,
+                    tags: Vec::new(),
+                };
+                if !policy.is_empty() {
+                    return Ok((policy, format!("{}'s Sophon:Backups:Default:Lifecycle", home.display())));
+                }
+            }
+        }
+        Ok((Policy { daily: 7, weekly: 4, monthly: 12, ..Policy::default() }, "the default lifecycle".into()))
+    }
+}
+
+impl PruneFlags {
+    pub fn options(&self) -> anyhow::Result<PruneOptions> {
+        let mut o = PruneOptions::default();
+        if let Some(p) = &self.max_unused {
+            let v: f64 = p
+                .trim()
+                .trim_end_matches('%')
+                .parse()
+                .map_err(|_| UsageError(format!("--max-unused {p:?}: give a percentage such as 5 or 10%")))?;
+            if !(0.0..=100.0).contains(&v) {
+                return Err(UsageError(format!("--max-unused {p:?}: must be between 0 and 100")).into());
+            }
+            o.max_unused_percent = v;
+        }
+        if let Some(s) = &self.max_repack {
+            o.max_repack_bytes = Some(parse_size(s).ok_or_else(|| {
+                UsageError(format!("--max-repack {s:?}: give a size such as 500M or 2G (K, M, G, T: powers of 1024)"))
+            })?);
+        }
+        Ok(o)
+    }
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'B' => 1,
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return None,
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// The repository: --repo, else the gateway's (config's Repository, else `<home>/backups/repository`).
+fn open_repo(args: &RepoArgs, home: Option<&Path>) -> anyhow::Result<Arc<Repository>> {
+    if args.repo.is_some() {
+        return args.open();
+    }
+    let Some(home) = home else { return args.open() };
+    let settings = super::backup_cmd::gateway_backup_settings(home);
+    let url = match settings["Repository"].as_str() {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => home.join("backups").join("repository").to_string_lossy().into_owned(),
+    };
+    let mut with_url = args.clone();
+    with_url.repo = Some(url);
+    with_url.open()
+}
+
+pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
+    let (policy, from) = a.policy.resolve(a.home.as_deref())?;
+    if let Some(dest) = &a.dest {
+        return super::archive_retention::forget_archives(&a, dest, &policy, &from);
+    }
+    let repo = open_repo(&a.repo, a.home.as_deref())?;
+    let _lock = repo.lock(LockMode::Shared, "forget")?;
+    let plan = forget::plan(&repo, &policy)?;
+    if !a.json {
+        print_forget_plan(&plan, &from, a.dry_run, a.quiet);
+    }
+    let mut removed = 0;
+    if !a.dry_run {
+        removed = forget::execute(&repo, &plan, &mut |_| {})?;
+    }
+    drop(_lock);
+    let pruned = if a.prune && !a.dry_run {
+        let opts = a.prune_opts.options()?;
+        Some(run_prune(&repo, &opts, false, a.json || a.quiet)?)
+    } else {
+        None
+    };
+    if a.json {
+        json(&serde_json::json!({
+            "policy": plan.policy,
+            "policy_from": from,
+            "dry_run": a.dry_run,
+            "groups": plan.groups,
+            "kept": plan.kept(),
+            "removed": if a.dry_run { plan.to_remove().count() } else { removed },
+            "unreadable": plan.unreadable,
+            "prune": pruned,
+        }))?;
+    } else if !a.dry_run {
+        line(format!("removed {removed} snapshot(s), kept {}", plan.kept()));
+    }
+    Ok(super::exit::OK)
+}
+
+fn print_forget_plan(plan: &ForgetPlan, from: &str, dry_run: bool, quiet: bool) {
+    line(format!("policy ({from}): {}", plan.policy.describe()));
+    for g in &plan.groups {
+        let keep = g.snapshots.iter().filter(|s| s.keep).count();
+        line(format!(
+            "{} on {}: keep {keep}, remove {}",
+            g.key.paths.join(", "),
+            if g.key.hostname.is_empty() { "?" } else { &g.key.hostname },
+            g.snapshots.len() - keep
+        ));
+        if quiet {
+            continue;
+        }
+        for s in g.snapshots.iter().rev() {
+            let verdict = if s.keep {
+                "keep  "
+            } else if dry_run {
+                "would remove"
+            } else {
+                "remove"
+            };
+            let tags = if s.tags.is_empty() { String::new() } else { format!(" [{}]", s.tags.join(",")) };
+            line(format!("  {verdict} {} {}{tags}  {}", s.id.short(), s.time, s.reasons.join(", ")));
+        }
+    }
+    for u in &plan.unreadable {
+        eprintln!("warning: left alone: {u}");
+    }
+}
+
+pub fn prune_cmd(a: PruneArgs) -> anyhow::Result<u8> {
+    let repo = open_repo(&a.repo, a.home.as_deref())?;
+    let opts = a.flags.options()?;
+    let out = run_prune(&repo, &opts, a.dry_run, a.json || a.quiet)?;
+    if a.json {
+        json(&out)?;
+    }
+    Ok(super::exit::OK)
+}
+
+/// Plan, show, and (unless a dry run) execute a prune; returns the plan and outcome as JSON.
+fn run_prune(
+    repo: &Arc<Repository>,
+    opts: &PruneOptions,
+    dry_run: bool,
+    quiet: bool,
+) -> anyhow::Result<serde_json::Value> {
+    let lock = repo.lock(LockMode::Prune, "prune")?;
+    let mut progress = |s: &str| {
+        if !quiet {
+            eprintln!("prune: {s}");
+        }
+    };
+    let plan = prune::plan(repo, &lock, opts, &mut progress)?;
+    if !quiet {
+        print_prune_plan(&plan);
+    }
+    if dry_run {
+        return Ok(serde_json::json!({ "plan": plan, "dry_run": true }));
+    }
+    let outcome = prune::execute(repo, &lock, &plan, &mut progress)?;
+    if !quiet {
+        line(format!(
+            "prune: wrote {} pack(s) ({}), deleted {} pack(s) ({})",
+            outcome.packs_written,
+            bytes(outcome.bytes_written),
+            outcome.packs_deleted,
+            bytes(outcome.bytes_deleted)
+        ));
+        if outcome.packs_deferred > 0 {
+            line(format!(
+                "prune: {} pack(s) ({}) are out of the index and will be deleted by the next prune, once the \
+                 clients that were running have finished",
+                outcome.packs_deferred,
+                bytes(outcome.bytes_deferred)
+            ));
+        }
+    }
+    Ok(serde_json::json!({ "plan": plan, "outcome": outcome, "dry_run": false }))
+}
+
+fn print_prune_plan(p: &PrunePlan) {
+    let sum = |v: &[prune::PlannedPack]| v.iter().map(|x| x.size).sum::<u64>();
+    line(format!("prune plan: {} snapshot(s); {} pack(s), {}", p.snapshots, p.packs, bytes(p.bytes)));
+    line(format!("  delete   {:>6} unused pack(s)        {}", p.delete.len(), bytes(sum(&p.delete))));
+    line(format!(
+        "  repack   {:>6} pack(s)               {} (copying {} still used)",
+        p.repack.len(),
+        bytes(p.bytes_to_repack),
+        bytes(p.bytes_repacked)
+    ));
+    if !p.unindexed.is_empty() {
+        line(format!("  delete   {:>6} unindexed pack(s)     {}", p.unindexed.len(), bytes(sum(&p.unindexed))));
+    }
+    if !p.resurrect.is_empty() {
+        line(format!("  index    {:>6} pack(s) a snapshot uses again", p.resurrect.len()));
+    }
+    if !p.vanished.is_empty() {
+        line(format!("  unindex  {:>6} pack(s) already gone", p.vanished.len()));
+    }
+    for (id, packs) in &p.ripe {
+        line(format!("  finish   earlier prune {}: delete {} pack(s), {}", id.short(), packs.len(), bytes(sum(packs))));
+    }
+    if !p.waiting.is_empty() {
+        line(format!("  wait     {} earlier prune(s) still wait for clients that were running", p.waiting.len()));
+    }
+    line(format!("  keep     {:>6} pack(s)               {}", p.keep_packs, bytes(p.keep_bytes)));
+    line(format!(
+        "  to free  {}",
+        bytes(p.bytes_to_delete + p.bytes_to_repack - p.bytes_repacked.min(p.bytes_to_repack))
+    ));
+}

@@ -1,0 +1,115 @@
+//! The scheduler of a gateway home: jobs and their run history in `gateway.db` (`cron_jobs`,
+//! `cron_runs`), five-field cron expressions, running a job's action, and the daemon loop.
+//! `format-spec/gateway.md` §3.4 specifies the jobs' actions and how runs are claimed.
+//!
+//! - [`expr`]: parsing expressions and finding the next occurrence in a time zone.
+//! - [`store`]: jobs and runs in the database; claiming a run so that two never overlap.
+//! - [`run`]: executing an action (a backup through the `sophon` binary, or a shell command).
+//! - [`daemon`]: when jobs are due, and the loop that runs them, over an injectable [`daemon::Clock`].
+//!
+//! Layer 4 (an operation): it uses the gateway home and runs the `sophon` binary as a child
+//! process, so a backup run is exactly what `sophon backup create` does from a shell.
+
+pub mod daemon;
+pub mod expr;
+pub mod run;
+pub mod store;
+
+use std::path::PathBuf;
+
+pub use daemon::{
+    run_due, Clock, Daemon, DaemonOptions, Event, EventKind, FixedClock, SimulatedClock, SystemClock, Tally,
+};
+pub use expr::{ExprError, Schedule};
+pub use run::{Outcome, Runner};
+pub use store::{Action, Job, NewJob, Run};
+
+use crate::gateway::GatewayError;
+
+/// The name of the job `sophon gateway init` creates.
+pub const DEFAULT_JOB: &str = "nightly-backup";
+/// Its schedule when the config has no `Sophon:Backups:Default:Schedule`.
+pub const DEFAULT_SCHEDULE: &str = "0 3 * * *";
+/// The tenant `sophon gateway init` creates in an empty home, so that its job has an owner.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The schedule of the default job: the home's `Sophon:Backups:Default:Schedule` (from
+/// `config/appsettings.json`, overridden by `appsettings.Production.json`), else [`DEFAULT_SCHEDULE`].
+/// An unreadable or invalid setting falls back to the default rather than failing `gateway init`.
+pub fn default_schedule(home: &std::path::Path) -> String {
+    let mut out = DEFAULT_SCHEDULE.to_string();
+    for name in ["appsettings.json", "appsettings.Production.json"] {
+        let Ok(text) = std::fs::read_to_string(home.join("config").join(name)) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        if let Some(s) = v["Sophon"]["Backups"]["Default"]["Schedule"].as_str() {
+            if Schedule::parse(s).is_ok() {
+                out = s.to_string();
+            }
+        }
+    }
+    out
+}
+
+pub type CronResult<T> = std::result::Result<T, CronError>;
+
+/// Everything that can go wrong with jobs. Each variant names the job, tenant or expression.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    #[error(transparent)]
+    Expr(#[from] ExprError),
+
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+
+    #[error("tenant {0:?} does not exist in this gateway")]
+    UnknownTenant(String),
+
+    #[error("the gateway has no tenant: create one, or pass --tenant")]
+    NoTenant,
+
+    #[error("tenant {tenant:?} already has a job named {name:?}")]
+    Duplicate { tenant: String, name: String },
+
+    #[error("tenant {tenant:?} has no job named {name:?}")]
+    NotFound { tenant: String, name: String },
+
+    #[error("job {name:?} of tenant {tenant:?} is running ({claim}); try again when it has finished")]
+    Running { tenant: String, name: String, claim: String },
+
+    #[error("job {name:?}: {reason}")]
+    BadJob { name: String, reason: String },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CronError {
+    /// Whether the error is a mistake in what was asked (an expression, a name, a tenant), as
+    /// opposed to a failure of the work.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            CronError::Expr(_)
+                | CronError::UnknownTenant(_)
+                | CronError::NoTenant
+                | CronError::Duplicate { .. }
+                | CronError::NotFound { .. }
+                | CronError::BadJob { .. }
+        )
+    }
+}
+
+impl From<CronError> for crate::Error {
+    fn from(e: CronError) -> Self {
+        match e {
+            CronError::Gateway(g) => g.into(),
+            CronError::Io { path, source } => crate::Error::Io { path, source },
+            CronError::NotFound { .. } => crate::Error::NotFound(e.to_string()),
+            other => crate::Error::Invalid(other.to_string()),
+        }
+    }
+}

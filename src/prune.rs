@@ -1,0 +1,571 @@
+//! Prune: delete the data no snapshot references, and repack packs that are mostly unused or
+//! small. A plan is built first (shown by `--dry-run`), then that plan is executed.
+//!
+//! Safety beside running and interrupted clients is a two-phase delete (format-spec/prune.md):
+//! phase one writes an index without the condemned packs and a prune record naming them and every
+//! client that held a lock at that moment; phase two deletes them only once none of those clients
+//! is still running, after marking every snapshot that exists by then and bringing back
+//! ("resurrecting") any condemned pack a snapshot turned out to use. When nothing else holds a lock
+//! and no snapshot appeared meanwhile, both phases run in one go.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::format::config::LockHolder;
+use crate::format::index::IndexedPack;
+use crate::format::pack::PackEntry;
+use crate::format::prune::{CondemnedPack, PruneRecord, VERSION as RECORD_VERSION};
+use crate::format::tree::Tree;
+use crate::id::{BlobId, BlobType, PackId, PruneId, SnapshotId};
+use crate::pack::{self, PackBuilder};
+use crate::repo::{LockGuard, Repository};
+
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// A pack is repacked when more than this share (0..=100) of its bytes is unused.
+    pub max_unused_percent: f64,
+    /// Repack at most this many bytes of packs in one run (the rest waits for the next).
+    pub max_repack_bytes: Option<u64>,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions { max_unused_percent: 5.0, max_repack_bytes: None }
+    }
+}
+
+/// One pack the plan names, with why.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlannedPack {
+    pub id: PackId,
+    pub size: u64,
+    pub used_bytes: u64,
+}
+
+/// What prune will do. Sizes are pack file sizes as listed.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PrunePlan {
+    pub snapshots: usize,
+    pub packs: u64,
+    pub bytes: u64,
+    /// Indexed packs no snapshot uses.
+    pub delete: Vec<PlannedPack>,
+    /// Packs whose used blobs are copied into new packs before they are deleted.
+    pub repack: Vec<PlannedPack>,
+    /// Packs in no index and no prune record (left by interrupted backups or prunes).
+    pub unindexed: Vec<PlannedPack>,
+    /// Packs an earlier prune condemned but a snapshot uses: indexed again.
+    pub resurrect: Vec<PlannedPack>,
+    /// Indexed packs that are missing from the repository but hold nothing used: dropped from the index.
+    pub vanished: Vec<PackId>,
+    /// Earlier prune records whose clients have all finished: their packs are deleted now.
+    pub ripe: Vec<(PruneId, Vec<PlannedPack>)>,
+    /// Earlier prune records still waiting for a client that held a lock when they were written.
+    pub waiting: Vec<PruneId>,
+    pub keep_packs: u64,
+    pub keep_bytes: u64,
+    pub bytes_to_delete: u64,
+    pub bytes_to_repack: u64,
+    /// Bytes of used blobs the repack copies.
+    pub bytes_repacked: u64,
+    #[serde(skip)]
+    marked: HashSet<SnapshotId>,
+    #[serde(skip)]
+    used: HashSet<BlobId>,
+    #[serde(skip)]
+    superseded: Vec<crate::id::IndexId>,
+    #[serde(skip)]
+    resurrected_entries: HashMap<PackId, Vec<PackEntry>>,
+}
+
+impl PrunePlan {
+    pub fn is_empty(&self) -> bool {
+        self.delete.is_empty()
+            && self.repack.is_empty()
+            && self.unindexed.is_empty()
+            && self.resurrect.is_empty()
+            && self.vanished.is_empty()
+            && self.ripe.is_empty()
+    }
+}
+
+/// What an executed plan did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PruneOutcome {
+    pub packs_written: u64,
+    pub bytes_written: u64,
+    pub packs_deleted: u64,
+    pub bytes_deleted: u64,
+    /// Packs taken out of the index but kept until clients that were running have finished.
+    pub packs_deferred: u64,
+    pub bytes_deferred: u64,
+    pub record: Option<PruneId>,
+}
+
+/// Blobs in packs no index lists (condemned by a prune, or left unindexed by a crash), found by
+/// reading those packs' headers. Only built when a snapshot uses a blob the index lacks.
+struct Outside {
+    candidates: Vec<(PackId, u64)>,
+    found: Mutex<Option<HashMap<BlobId, (PackId, PackEntry)>>>,
+    headers: Mutex<HashMap<PackId, Vec<PackEntry>>>,
+}
+
+impl Outside {
+    fn locate(&self, repo: &Repository, id: &BlobId) -> Result<Option<(PackId, PackEntry)>> {
+        let mut found = self.found.lock().unwrap_or_else(|p| p.into_inner());
+        if found.is_none() {
+            let mut map = HashMap::new();
+            let mut headers = self.headers.lock().unwrap_or_else(|p| p.into_inner());
+            for (pack, size) in &self.candidates {
+                match pack::read_pack_header(repo.backend().as_ref(), &repo.keys().seal, pack, *size) {
+                    Ok(entries) => {
+                        for e in &entries {
+                            map.entry(e.id).or_insert((*pack, *e));
+                        }
+                        headers.insert(*pack, entries);
+                    }
+                    // An unreadable unindexed pack holds nothing we can use; it is deleted as planned.
+                    Err(e) if e.is_damage() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            *found = Some(map);
+        }
+        Ok(found.as_ref().and_then(|m| m.get(id).copied()))
+    }
+}
+
+/// Build the plan. `lock` is this prune's own lock (its holder is not waited for).
+pub fn plan(
+    repo: &Repository,
+    lock: &LockGuard,
+    opts: &PruneOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PrunePlan> {
+    repo.sync_index(&mut |_| {})?;
+    // The segments the new index replaces: those read now. One a concurrent backup adds to the
+    // cache later stays, and only lists some packs twice.
+    let mut superseded: Vec<crate::id::IndexId> = repo.index().segments()?.into_iter().collect();
+    superseded.sort();
+    // Who is running is read before the snapshots are, so any of them that finishes in between
+    // has its snapshot marked below.
+    let live = repo.live_holders(Some(lock))?;
+    let records = repo.prune_records()?;
+    let in_records: HashSet<PackId> = records.iter().flat_map(|(_, r)| r.packs.iter().map(|p| p.id)).collect();
+
+    progress("listing packs");
+    let mut listed: HashMap<PackId, u64> = HashMap::new();
+    repo.backend().list("data", &mut |o| {
+        if let Ok(id) = o.name.rsplit('/').next().unwrap_or("").parse::<PackId>() {
+            listed.insert(id, o.size);
+        }
+        Ok(())
+    })?;
+    let mut indexed: HashMap<PackId, PackStats> = HashMap::new();
+    repo.index().for_each_pack(&mut |id, _| {
+        indexed.insert(id, PackStats::default());
+        Ok(())
+    })?;
+    let outside = Outside {
+        candidates: listed.iter().filter(|(id, _)| !indexed.contains_key(id)).map(|(id, s)| (*id, *s)).collect(),
+        found: Mutex::new(None),
+        headers: Mutex::new(HashMap::new()),
+    };
+
+    progress("reading snapshots");
+    let (snaps, bad) = repo.list_snapshots()?;
+    if let Some((id, e)) = bad.first() {
+        return Err(Error::invalid(format!(
+            "snapshot {id} cannot be read ({e}); prune would not know what it uses. Remove it with \
+             `backup forget` or repair the repository first ({} unreadable)",
+            bad.len()
+        )));
+    }
+    progress("marking used data");
+    let mut plan = PrunePlan { snapshots: snaps.len(), ..PrunePlan::default() };
+    let mut resurrected: HashSet<PackId> = HashSet::new();
+    let used = mark(repo, snaps.iter().map(|(_, s)| s.tree).collect(), &outside, &mut resurrected)?;
+    plan.marked = snaps.iter().map(|(id, _)| *id).collect();
+
+    // Which used blobs the index holds, and how much of each pack is used.
+    let mut found: HashSet<BlobId> = HashSet::with_capacity(used.len());
+    repo.index().for_each_blob(&mut |pack, e| {
+        let st = indexed.entry(pack).or_default();
+        st.blob_bytes += e.sealed_len as u64;
+        if used.contains(&e.id) {
+            st.used_bytes += e.sealed_len as u64;
+            st.used_blobs += 1;
+            found.insert(e.id);
+        }
+        Ok(())
+    })?;
+    let mut missing = Vec::new();
+    for id in used.iter().filter(|id| !found.contains(id)) {
+        match outside.locate(repo, id)? {
+            Some((pack, _)) => {
+                resurrected.insert(pack);
+            }
+            None => missing.push(*id),
+        }
+    }
+    drop(found);
+    if !missing.is_empty() {
+        let some: Vec<String> = missing.iter().take(5).map(|b| b.to_string()).collect();
+        return Err(Error::invalid(format!(
+            "{} blob(s) used by snapshots are in no pack (e.g. {}); nothing was deleted. Run `backup verify` \
+             to see which snapshots are damaged",
+            missing.len(),
+            some.join(", ")
+        )));
+    }
+    {
+        let headers = outside.headers.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &resurrected {
+            let entries = headers.get(id).cloned().unwrap_or_default();
+            let size = listed.get(id).copied().unwrap_or(0);
+            let used_bytes = entries.iter().filter(|e| used.contains(&e.id)).map(|e| e.sealed_len as u64).sum();
+            plan.resurrect.push(PlannedPack { id: *id, size, used_bytes });
+            plan.resurrected_entries.insert(*id, entries);
+        }
+    }
+
+    // Classify the indexed packs.
+    let target = repo.config().pack_size as u64;
+    let mut repack_candidates = Vec::new();
+    let mut small = Vec::new();
+    for (id, st) in &indexed {
+        let Some(&size) = listed.get(id) else {
+            if st.used_blobs > 0 {
+                return Err(Error::invalid(format!(
+                    "pack {id} is in the index and holds used data but is missing from the repository; \
+                     nothing was deleted. Run `backup verify` and `repo repair-index`"
+                )));
+            }
+            plan.vanished.push(*id);
+            continue;
+        };
+        plan.packs += 1;
+        plan.bytes += size;
+        let p = PlannedPack { id: *id, size, used_bytes: st.used_bytes };
+        if st.used_blobs == 0 {
+            plan.delete.push(p);
+        } else if (size - st.used_bytes.min(size)) as f64 * 100.0 > opts.max_unused_percent * size as f64 {
+            repack_candidates.push(p);
+        } else if size < target / 4 {
+            small.push(p);
+        } else {
+            plan.keep_packs += 1;
+            plan.keep_bytes += size;
+        }
+    }
+    // Most wasteful first, so a --max-repack budget goes where it reclaims most.
+    repack_candidates.sort_by(|a, b| unused_share(b).total_cmp(&unused_share(a)).then(a.id.cmp(&b.id)));
+    // Small packs are merged when there is something to merge them with (one small pack rewritten
+    // alone is one small pack again).
+    small.sort_by(|a, b| a.size.cmp(&b.size).then(a.id.cmp(&b.id)));
+    if small.len() >= 2 || (!small.is_empty() && !repack_candidates.is_empty()) {
+        repack_candidates.append(&mut small);
+    }
+    for p in small {
+        plan.keep_packs += 1;
+        plan.keep_bytes += p.size;
+    }
+    let mut budget = opts.max_repack_bytes.unwrap_or(u64::MAX);
+    for p in repack_candidates {
+        if p.size <= budget {
+            budget -= p.size;
+            plan.bytes_repacked += p.used_bytes;
+            plan.repack.push(p);
+        } else {
+            plan.keep_packs += 1;
+            plan.keep_bytes += p.size;
+        }
+    }
+    for (id, size) in &listed {
+        if !indexed.contains_key(id) && !in_records.contains(id) && !resurrected.contains(id) {
+            plan.unindexed.push(PlannedPack { id: *id, size: *size, used_bytes: 0 });
+        }
+    }
+    for (rid, r) in &records {
+        if r.holders.iter().any(|h| live.contains(h)) {
+            plan.waiting.push(*rid);
+            continue;
+        }
+        let packs = r
+            .packs
+            .iter()
+            .filter(|p| !indexed.contains_key(&p.id) && !resurrected.contains(&p.id))
+            .map(|p| PlannedPack { id: p.id, size: listed.get(&p.id).copied().unwrap_or(0), used_bytes: 0 })
+            .collect();
+        plan.ripe.push((*rid, packs));
+    }
+    for list in [&mut plan.delete, &mut plan.repack, &mut plan.unindexed, &mut plan.resurrect] {
+        list.sort_by_key(|p| p.id);
+    }
+    plan.bytes_to_delete = plan.delete.iter().chain(&plan.unindexed).map(|p| p.size).sum::<u64>()
+        + plan.ripe.iter().flat_map(|(_, ps)| ps.iter().map(|p| p.size)).sum::<u64>();
+    plan.bytes_to_repack = plan.repack.iter().map(|p| p.size).sum();
+    plan.superseded = superseded;
+    plan.used = used;
+    Ok(plan)
+}
+
+#[derive(Default, Clone, Copy)]
+struct PackStats {
+    blob_bytes: u64,
+    used_bytes: u64,
+    used_blobs: u64,
+}
+
+fn unused_share(p: &PlannedPack) -> f64 {
+    if p.size == 0 {
+        0.0
+    } else {
+        (p.size - p.used_bytes.min(p.size)) as f64 / p.size as f64
+    }
+}
+
+/// Every blob the snapshots reach (trees and data), walking shared subtrees once. Trees are read
+/// a level at a time on every core.
+fn mark(
+    repo: &Repository,
+    roots: Vec<BlobId>,
+    outside: &Outside,
+    resurrected: &mut HashSet<PackId>,
+) -> Result<HashSet<BlobId>> {
+    let mut used: HashSet<BlobId> = HashSet::new();
+    let mut frontier: Vec<BlobId> = Vec::new();
+    for r in roots {
+        if used.insert(r) {
+            frontier.push(r);
+        }
+    }
+    while !frontier.is_empty() {
+        let loaded: Vec<Result<(Tree, Option<PackId>)>> =
+            frontier.par_iter().map(|id| load_tree(repo, id, outside)).collect();
+        let mut next = Vec::new();
+        for r in loaded {
+            let (tree, from) = r?;
+            if let Some(p) = from {
+                resurrected.insert(p);
+            }
+            for node in tree.nodes {
+                used.extend(node.content);
+                if let Some(sub) = node.subtree {
+                    if used.insert(sub) {
+                        next.push(sub);
+                    }
+                }
+            }
+        }
+        frontier = next;
+    }
+    Ok(used)
+}
+
+/// A tree from the index, or from a pack outside it (then also which pack, to index it again).
+fn load_tree(repo: &Repository, id: &BlobId, outside: &Outside) -> Result<(Tree, Option<PackId>)> {
+    if let Some(loc) = repo.index().lookup(id)? {
+        if loc.entry.blob_type != BlobType::Tree {
+            return Err(Error::malformed(format!("tree {id}"), "indexed as a data blob"));
+        }
+        let bytes = repo.read_blob_at(&loc)?;
+        return Ok((Tree::decode(&bytes, &format!("tree {id}"))?, None));
+    }
+    match outside.locate(repo, id)? {
+        Some((pack, entry)) if entry.blob_type == BlobType::Tree => {
+            let loc = crate::index::BlobLocation { pack, entry };
+            let bytes = repo.read_blob_at(&loc)?;
+            Ok((Tree::decode(&bytes, &format!("tree {id}"))?, Some(pack)))
+        }
+        _ => Err(Error::invalid(format!(
+            "tree {id}, used by a snapshot, is in no pack; nothing was deleted. Run `backup verify`"
+        ))),
+    }
+}
+
+/// Execute `plan`: repack, write the new index, record what is condemned, delete what is safe.
+pub fn execute(
+    repo: &Repository,
+    lock: &LockGuard,
+    plan: &PrunePlan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PruneOutcome> {
+    let mut outcome = PruneOutcome::default();
+    if plan.is_empty() {
+        return Ok(outcome);
+    }
+    lock.ensure_held()?;
+
+    // 1. Repack: the used blobs of the repacked packs go into new packs, authenticated on the way.
+    let new_packs = if plan.repack.is_empty() {
+        Vec::new()
+    } else {
+        progress("repacking");
+        repack(repo, plan, &mut outcome)?
+    };
+
+    // 2. The new index: every kept pack, the new ones, the resurrected ones; it supersedes every
+    //    segment the plan was made from.
+    progress("writing the index");
+    let dropped: HashSet<PackId> =
+        plan.delete.iter().chain(&plan.repack).map(|p| p.id).chain(plan.vanished.iter().copied()).collect();
+    let mut kept = Vec::new();
+    repo.index().for_each_pack(&mut |id, _| {
+        if !dropped.contains(&id) {
+            kept.push(id);
+        }
+        Ok(())
+    })?;
+    let index = repo.index();
+    let mut packs = kept
+        .into_iter()
+        .map(|id| index.pack_entries(&id).map(|entries| IndexedPack { id, entries }))
+        .chain(new_packs.into_iter().map(Ok))
+        .chain(
+            plan.resurrected_entries.iter().map(|(id, entries)| Ok(IndexedPack { id: *id, entries: entries.clone() })),
+        );
+    lock.ensure_held()?;
+    repo.replace_index(&mut packs, &plan.superseded)?;
+    drop(packs);
+
+    // 3. Record what is condemned and who might still use it, before anything is deleted.
+    let condemned: Vec<CondemnedPack> = plan
+        .delete
+        .iter()
+        .chain(&plan.repack)
+        .chain(&plan.unindexed)
+        .map(|p| CondemnedPack { id: p.id, size: p.size })
+        .collect();
+    let holders: Vec<LockHolder> = repo.live_holders(Some(lock))?.into_iter().collect();
+    let record = if condemned.is_empty() {
+        None
+    } else {
+        let r = PruneRecord {
+            version: RECORD_VERSION,
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            hostname: hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            pid: std::process::id(),
+            packs: condemned.clone(),
+            holders: holders.clone(),
+        };
+        Some(repo.save_prune_record(&r)?)
+    };
+    outcome.record = record;
+
+    // 4. Phase two for earlier records whose clients have all gone.
+    for (rid, packs) in &plan.ripe {
+        progress("deleting packs condemned by an earlier prune");
+        delete_packs(repo, packs.iter().map(|p| (p.id, p.size)), &mut outcome)?;
+        repo.remove_prune_record(rid)?;
+    }
+
+    // 5. Phase two for this run, at once, when no other client was running and no snapshot
+    //    appeared since the marking (one that did may use a condemned pack: the next prune decides).
+    if let Some(rid) = record {
+        let new_snapshot = repo.snapshot_ids()?.into_iter().any(|id| !plan.marked.contains(&id));
+        if holders.is_empty() && !new_snapshot {
+            progress("deleting packs");
+            delete_packs(repo, condemned.iter().map(|p| (p.id, p.size)), &mut outcome)?;
+            repo.remove_prune_record(&rid)?;
+            outcome.record = None;
+        } else {
+            outcome.packs_deferred = condemned.len() as u64;
+            outcome.bytes_deferred = condemned.iter().map(|p| p.size).sum();
+        }
+    }
+    repo.sync_index(&mut |_| {})?;
+    Ok(outcome)
+}
+
+fn delete_packs(
+    repo: &Repository,
+    packs: impl Iterator<Item = (PackId, u64)>,
+    outcome: &mut PruneOutcome,
+) -> Result<()> {
+    let packs: Vec<(PackId, u64)> = packs.collect();
+    let backend = repo.backend();
+    let results: Vec<Result<u64>> = packs
+        .par_iter()
+        .map(|(id, size)| match backend.delete(&pack::pack_path(id)) {
+            Ok(()) => Ok(*size),
+            Err(e) if e.kind == crate::backend::BackendErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e.into()),
+        })
+        .collect();
+    for r in results {
+        let size = r?;
+        outcome.packs_deleted += 1;
+        outcome.bytes_deleted += size;
+    }
+    Ok(())
+}
+
+/// A pack read whole for repacking: its id, bytes and indexed entries.
+type ReadPack = (PackId, Vec<u8>, Vec<PackEntry>);
+
+/// Copy the used blobs of the packs to repack into new packs of the target size.
+fn repack(repo: &Repository, plan: &PrunePlan, outcome: &mut PruneOutcome) -> Result<Vec<IndexedPack>> {
+    let key = &repo.keys().seal;
+    let target = repo.config().pack_size as usize;
+    let backend = repo.backend();
+    let mut written = Vec::new();
+    let mut copied: HashSet<BlobId> = HashSet::new();
+    let mut builder = PackBuilder::with_capacity(target + target / 8);
+    let flush = |builder: &mut PackBuilder, outcome: &mut PruneOutcome, written: &mut Vec<IndexedPack>| -> Result<()> {
+        let full = std::mem::replace(builder, PackBuilder::with_capacity(target + target / 8));
+        let (id, bytes, entries) = full.finish(key)?;
+        outcome.packs_written += 1;
+        outcome.bytes_written += bytes.len() as u64;
+        backend.write(&pack::pack_path(&id), bytes)?;
+        written.push(IndexedPack { id, entries });
+        Ok(())
+    };
+    // Packs are read two at a time ahead of the copying, on rayon's pool.
+    for chunk in plan.repack.chunks(2) {
+        let read: Vec<Result<ReadPack>> = chunk
+            .par_iter()
+            .map(|p| {
+                let entries = repo.index().pack_entries(&p.id)?;
+                let bytes = backend.read(&pack::pack_path(&p.id))?;
+                Ok((p.id, bytes, entries))
+            })
+            .collect();
+        for r in read {
+            let (pack_id, bytes, entries) = r?;
+            let wanted: Vec<&PackEntry> =
+                entries.iter().filter(|e| plan.used.contains(&e.id) && !copied.contains(&e.id)).collect();
+            // Authenticate every blob before it moves: a damaged blob must not be laundered into
+            // a fresh pack (and then lose its original when this one is deleted).
+            let checked: Vec<Result<()>> = wanted
+                .par_iter()
+                .map(|e| {
+                    let sealed = slice(&bytes, e, &pack_id)?;
+                    key.open(sealed, &e.blob_ad(), &|| format!("blob {} in pack {pack_id}", e.id)).map(|_| ())
+                })
+                .collect();
+            for (e, ok) in wanted.iter().zip(checked) {
+                ok?;
+                builder.add_sealed(e, slice(&bytes, e, &pack_id)?)?;
+                copied.insert(e.id);
+                if builder.len() >= target {
+                    flush(&mut builder, outcome, &mut written)?;
+                }
+            }
+        }
+    }
+    if !builder.is_empty() {
+        flush(&mut builder, outcome, &mut written)?;
+    }
+    Ok(written)
+}
+
+fn slice<'a>(bytes: &'a [u8], e: &PackEntry, pack: &PackId) -> Result<&'a [u8]> {
+    let start = e.offset as usize;
+    bytes
+        .get(start..start + e.sealed_len as usize)
+        .ok_or_else(|| Error::malformed(format!("pack {pack}"), format!("blob {} lies beyond the pack's end", e.id)))
+}

@@ -1,0 +1,323 @@
+//! Forget and prune on a repository: space comes back, nothing used is ever lost, and the
+//! two-phase delete protects clients that were running (format-spec/prune.md).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::gateway::{hash_tree, s};
+
+/// File contents by path relative to `dir`.
+fn contents(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let prefix = format!("{}/", dir.display());
+    hash_tree(dir).into_iter().map(|(k, v)| (k.strip_prefix(&prefix).unwrap_or(&k).to_string(), v)).collect()
+}
+use common::*;
+
+/// Day `day` of a churning corpus: files change at different rates, some disappear and return.
+fn churn_state(dir: &Path, day: u64) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for i in 0..48u64 {
+        if (i + day).is_multiple_of(11) {
+            continue;
+        }
+        let period = 1 + i % 7;
+        let version = (day + i) / period;
+        let size = 48 * 1024 + (i * 37 % 9) as usize * 40 * 1024;
+        let name = if i % 3 == 0 { format!("sub/f{i}.bin") } else { format!("f{i}.bin") };
+        write(&dir.join(name), &pseudo_random(size, i * 100_000 + version));
+    }
+}
+
+fn backup_at(sophon: &Sophon, repo: &Path, src: &Path, day: u64) {
+    let time = format!("2026-06-{day:02}T03:00:00Z");
+    sophon.ok(&["backup", "create", "--repo", s(repo), "--path", s(src), "--time", &time, "-q"]);
+}
+
+fn init_small_packs(sophon: &Sophon, repo: &Path) {
+    sophon.ok(&[
+        "repo",
+        "init",
+        "--repo",
+        s(repo),
+        "--kdf-memory-kib",
+        "1024",
+        "--kdf-iterations",
+        "1",
+        "--pack-size-mib",
+        "1",
+    ]);
+}
+
+fn snapshots(sophon: &Sophon, repo: &Path) -> Vec<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_str(&sophon.ok(&["backup", "list", "--repo", s(repo), "--json"])).unwrap();
+    v.as_array().cloned().or_else(|| v["snapshots"].as_array().cloned()).unwrap()
+}
+
+#[test]
+fn prune_after_forgetting_27_of_30_dailies_leaves_a_repository_no_bigger_than_a_fresh_one() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let (src, repo, fresh) = (t.path().join("src"), t.path().join("repo"), t.path().join("fresh"));
+    init_small_packs(&sophon, &repo);
+    for day in 1..=30 {
+        churn_state(&src, day);
+        backup_at(&sophon, &repo, &src, day);
+    }
+    let before = dir_size(&repo);
+    let out: serde_json::Value = serde_json::from_str(&sophon.ok(&[
+        "backup",
+        "forget",
+        "--repo",
+        s(&repo),
+        "--keep-daily",
+        "3",
+        "--prune",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(out["removed"], 27, "{out}");
+    assert_eq!(out["kept"], 3);
+    assert!(out["prune"]["outcome"]["packs_deleted"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(out["prune"]["outcome"]["packs_deferred"], 0, "nothing else ran, so nothing waits: {out}");
+
+    init_small_packs(&sophon, &fresh);
+    for day in 28..=30 {
+        churn_state(&src, day);
+        backup_at(&sophon, &fresh, &src, day);
+    }
+    let (pruned, fresh_size) = (dir_size(&repo), dir_size(&fresh));
+    eprintln!("30 dailies: {before} B; after forget 27 + prune: {pruned} B; fresh with the 3 kept: {fresh_size} B");
+    assert!(
+        pruned as f64 <= 1.1 * fresh_size as f64,
+        "pruned repository {pruned} B is more than 1.1x a fresh one {fresh_size} B"
+    );
+    sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+
+    // Every kept snapshot restores to the day it was taken.
+    let snaps = snapshots(&sophon, &repo);
+    assert_eq!(snaps.len(), 3);
+    for (i, snap) in snaps.iter().enumerate() {
+        let day = 28 + i as u64;
+        churn_state(&src, day);
+        let target = t.path().join(format!("restored-{day}"));
+        let id = snap["id"].as_str().unwrap();
+        sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", id, "--target", s(&target), "-q"]);
+        assert_eq!(contents(&target.join("src")), contents(&src), "day {day}");
+    }
+
+    // A second prune finds nothing to do.
+    let again: serde_json::Value =
+        serde_json::from_str(&sophon.ok(&["backup", "prune", "--repo", s(&repo), "--json"])).unwrap();
+    assert_eq!(again["outcome"]["packs_deleted"], 0, "{again}");
+    assert_eq!(again["outcome"]["packs_written"], 0, "{again}");
+}
+
+fn open_repo(sophon: &Sophon, repo: &Path) -> Arc<sophon::Repository> {
+    let backend = sophon::backend::open_url(s(repo), false).unwrap();
+    Arc::new(sophon::Repository::open(backend, PASSPHRASE.as_bytes(), Some(sophon.cache.clone())).unwrap())
+}
+
+fn packs(repo: &Path) -> Vec<String> {
+    files_below(&repo.join("data")).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
+}
+
+#[test]
+fn prune_waits_for_running_clients_and_brings_back_packs_a_late_snapshot_uses() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    init_small_packs(&sophon, &repo);
+    for day in 1..=3 {
+        churn_state(&src, day * 10);
+        backup_at(&sophon, &repo, &src, day);
+    }
+    let lib = open_repo(&sophon, &repo);
+    let (listed, _) = lib.list_snapshots().unwrap();
+    let first = listed[0].1.clone();
+
+    // A client holds a lock (a backup that read the index before the forget).
+    let running = lib.lock(sophon::repo::LockMode::Shared, "backup").unwrap();
+    sophon.ok(&["backup", "forget", "--repo", s(&repo), "--keep-last", "1", "-q"]);
+    let packs_before = packs(&repo);
+    let out: serde_json::Value =
+        serde_json::from_str(&sophon.ok(&["backup", "prune", "--repo", s(&repo), "--json"])).unwrap();
+    let deferred = out["outcome"]["packs_deferred"].as_u64().unwrap();
+    assert!(deferred > 0, "{out}");
+    assert_eq!(out["outcome"]["packs_deleted"], 0, "nothing may go while a client that could use it runs: {out}");
+    assert_eq!(packs(&repo).len(), packs_before.len() + out["outcome"]["packs_written"].as_u64().unwrap() as usize);
+    assert_eq!(files_below(&repo.join("prune")).len(), 1, "the condemned packs are recorded");
+    // The repository stays consistent meanwhile (condemned packs are only unindexed).
+    sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+
+    // That client now writes a snapshot using data the prune condemned (what a backup that
+    // deduplicated against the old index does), and finishes.
+    let late = lib.save_snapshot(&first).unwrap();
+    drop(running);
+
+    // The next prune sees the client gone, marks the late snapshot, and re-indexes what it uses
+    // instead of deleting it; the rest of the condemned packs go.
+    let out: serde_json::Value =
+        serde_json::from_str(&sophon.ok(&["backup", "prune", "--repo", s(&repo), "--json"])).unwrap();
+    assert!(!out["plan"]["resurrect"].as_array().unwrap().is_empty(), "{out}");
+    assert!(out["outcome"]["packs_deleted"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(files_below(&repo.join("prune")).len(), 0);
+    sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+    let target = t.path().join("restored");
+    sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", &late.to_hex(), "--target", s(&target), "-q"]);
+    churn_state(&src, 10);
+    assert_eq!(contents(&target.join("src")), contents(&src));
+}
+
+#[test]
+fn prune_dry_run_changes_nothing_and_a_second_prune_is_refused_while_one_runs() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    init_small_packs(&sophon, &repo);
+    for day in 1..=4 {
+        churn_state(&src, day * 3);
+        backup_at(&sophon, &repo, &src, day);
+    }
+    sophon.ok(&["backup", "forget", "--repo", s(&repo), "--keep-last", "1", "-q"]);
+    let before = files_below(&repo);
+    let plan = sophon.ok(&["backup", "prune", "--repo", s(&repo), "--dry-run"]);
+    assert!(plan.contains("delete") && plan.contains("repack") && plan.contains("keep"), "{plan}");
+    assert_eq!(files_below(&repo), before, "a dry run writes and deletes nothing");
+
+    let lib = open_repo(&sophon, &repo);
+    let held = lib.lock(sophon::repo::LockMode::Prune, "prune").unwrap();
+    let out = sophon.run(&["backup", "prune", "--repo", s(&repo)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("prune lock"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Backups still run beside a prune.
+    churn_state(&src, 99);
+    backup_at(&sophon, &repo, &src, 5);
+    drop(held);
+    sophon.ok(&["backup", "prune", "--repo", s(&repo)]);
+    sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+}
+
+#[test]
+fn forget_bad_policies_are_usage_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let repo = t.path().join("repo");
+    sophon.init(&repo);
+    for args in [vec!["--keep-within", "3w"], vec!["--keep-daily", "0"], vec!["--keep-daily", "x"]] {
+        let mut full = vec!["backup", "forget", "--repo", s(&repo)];
+        full.extend(args.iter().copied());
+        sophon.expect(2, &full);
+    }
+    sophon.expect(2, &["backup", "prune", "--repo", s(&repo), "--max-unused", "120"]);
+    sophon.expect(2, &["backup", "prune", "--repo", s(&repo), "--max-repack", "12Q"]);
+}
+
+/// Backups and forget+prune run side by side for 60 rounds, and some of either are killed with
+/// SIGKILL part-way. At the end every snapshot left restores to exactly what it backed up, and the
+/// repository verifies. Backups and prunes use different cache folders, as two machines would.
+#[test]
+// Both children are reaped in the polling loop (`try_wait` until they exit, or `kill` + `wait`),
+// which the lint cannot follow.
+#[allow(clippy::zombie_processes)]
+fn backups_and_prunes_side_by_side_with_sigkills_lose_nothing() {
+    use std::collections::BTreeMap;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let t = tempfile::tempdir().unwrap();
+    let backups = Sophon::new(&t.path().join("backup-host"));
+    let pruner = Sophon::new(&t.path().join("prune-host"));
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    init_small_packs(&backups, &repo);
+    let mut expected: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let (mut killed_backups, mut killed_prunes) = (0, 0);
+    const ROUNDS: u64 = 60;
+    for round in 0..ROUNDS {
+        churn_state(&src, round * 3);
+        let tag = format!("round-{round}");
+        expected.insert(tag.clone(), contents(&src));
+        let time = format!("2026-01-{:02}T{:02}:00:00Z", 1 + round / 24, round % 24);
+        let mut backup = backups
+            .std_cmd()
+            .args(["backup", "create", "--repo", s(&repo), "--path", s(&src), "--tag", &tag, "--time", &time, "-q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut prune = pruner
+            .std_cmd()
+            .args(["backup", "forget", "--repo", s(&repo), "--keep-last", "4", "--prune", "-q", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Which to kill this round, and when (0-600 ms in: anywhere from start-up to the end).
+        let plan = next(4);
+        let kill_backup = plan == 1 || plan == 3;
+        let kill_prune = plan == 2 || plan == 3;
+        let at = Duration::from_millis(next(600));
+        let start = Instant::now();
+        let (mut b_done, mut p_done) = (None, None);
+        while b_done.is_none() || p_done.is_none() {
+            if b_done.is_none() {
+                if kill_backup && start.elapsed() >= at {
+                    let _ = backup.kill();
+                    b_done = Some(backup.wait().unwrap());
+                    killed_backups += 1;
+                } else {
+                    b_done = backup.try_wait().unwrap();
+                }
+            }
+            if p_done.is_none() {
+                if kill_prune && start.elapsed() >= at {
+                    let _ = prune.kill();
+                    p_done = Some(prune.wait().unwrap());
+                    killed_prunes += 1;
+                } else {
+                    p_done = prune.try_wait().unwrap();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stderr = |c: &mut std::process::Child| {
+            let mut s = String::new();
+            use std::io::Read;
+            c.stderr.take().map(|mut e| e.read_to_string(&mut s));
+            s
+        };
+        let (b, p) = (b_done.unwrap(), p_done.unwrap());
+        if !kill_backup {
+            assert!(b.success(), "round {round}: backup failed: {}", stderr(&mut backup));
+        }
+        if !kill_prune {
+            assert!(p.success(), "round {round}: forget --prune failed: {}", stderr(&mut prune));
+        }
+    }
+    assert!(killed_backups >= 5 && killed_prunes >= 5, "{killed_backups} backups, {killed_prunes} prunes killed");
+
+    // Clean up after the killed ones, then check everything that is left.
+    pruner.ok(&["backup", "prune", "--repo", s(&repo), "-q"]);
+    pruner.ok(&["backup", "prune", "--repo", s(&repo), "-q"]);
+    backups.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+    let snaps = snapshots(&backups, &repo);
+    assert!(snaps.len() >= 4, "{} snapshots left", snaps.len());
+    for snap in &snaps {
+        let tag = snap["tags"][0].as_str().unwrap().to_string();
+        let id = snap["id"].as_str().unwrap();
+        let target = t.path().join("restore").join(&tag);
+        backups.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", id, "--target", s(&target), "-q"]);
+        assert_eq!(contents(&target.join("src")), expected[&tag], "snapshot {id} ({tag})");
+    }
+    assert!(files_below(&repo.join("prune")).is_empty(), "nothing left waiting once no client runs");
+}

@@ -18,7 +18,8 @@ use crate::format::pack::PackEntry;
 use crate::id::{BlobId, BlobType, IndexId, PackId};
 
 /// Bumped whenever the cache's schema changes; an older cache is dropped and rebuilt.
-const SCHEMA_VERSION: i64 = 1;
+/// 2: superseded segment ids are remembered, so a superseded segment is never loaded later.
+const SCHEMA_VERSION: i64 = 2;
 
 /// Where a blob is: its pack and its header entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +74,9 @@ impl IndexCache {
         if version != SCHEMA_VERSION {
             conn.execute_batch(
                 "DROP TABLE IF EXISTS blobs; DROP TABLE IF EXISTS packs; DROP TABLE IF EXISTS segments;
+                 DROP TABLE IF EXISTS superseded;
                  CREATE TABLE segments (id BLOB PRIMARY KEY) WITHOUT ROWID;
+                 CREATE TABLE superseded (id BLOB PRIMARY KEY) WITHOUT ROWID;
                  CREATE TABLE packs (id BLOB PRIMARY KEY, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL) WITHOUT ROWID;
                  CREATE TABLE blobs (id BLOB NOT NULL, pack BLOB NOT NULL, type INTEGER NOT NULL,
                      compression INTEGER NOT NULL, offset INTEGER NOT NULL, sealed_len INTEGER NOT NULL,
@@ -99,10 +102,17 @@ impl IndexCache {
         Ok(out)
     }
 
+    /// Whether a segment the cache holds supersedes `id`.
+    pub fn is_superseded(&self, id: &IndexId) -> Result<bool> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT 1 FROM superseded WHERE id = ?1").map_err(|e| sql(&self.path, e))?;
+        st.exists(params![&id.0[..]]).map_err(|e| sql(&self.path, e))
+    }
+
     /// Forget everything (before a full rebuild).
     pub fn clear(&self) -> Result<()> {
         self.conn()
-            .execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments;")
+            .execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments; DELETE FROM superseded;")
             .map_err(|e| sql(&self.path, e))
     }
 
@@ -121,13 +131,19 @@ impl IndexCache {
         let mut conn = self.conn();
         let p = self.path.clone();
         let tx = conn.transaction().map_err(|e| sql(&p, e))?;
-        tx.execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments;").map_err(|e| sql(&p, e))?;
+        tx.execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments; DELETE FROM superseded;")
+            .map_err(|e| sql(&p, e))?;
         fill(&mut |id, seg| Self::insert_segment(&tx, &p, id, seg))?;
         tx.commit().map_err(|e| sql(&p, e))
     }
 
     fn insert_segment(tx: &rusqlite::Transaction, p: &Path, id: &IndexId, segment: &IndexSegment) -> Result<()> {
         {
+            let mut sup =
+                tx.prepare_cached("INSERT OR IGNORE INTO superseded (id) VALUES (?1)").map_err(|e| sql(p, e))?;
+            for s in &segment.superseded {
+                sup.execute(params![&s.0[..]]).map_err(|e| sql(p, e))?;
+            }
             let mut seg =
                 tx.prepare_cached("INSERT OR IGNORE INTO segments (id) VALUES (?1)").map_err(|e| sql(p, e))?;
             seg.execute(params![&id.0[..]]).map_err(|e| sql(p, e))?;

@@ -25,7 +25,8 @@ use crate::repo::{LockGuard, Repository};
 
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
-    /// A pack is repacked when more than this share (0..=100) of its bytes is unused.
+    /// Unused bytes tolerated after the prune, as a share (0..=100) of the repository (restic's
+    /// `--max-unused`): the most wasteful packs are repacked until the rest is under it.
     pub max_unused_percent: f64,
     /// Repack at most this many bytes of packs in one run (the rest waits for the next).
     pub max_repack_bytes: Option<u64>,
@@ -145,11 +146,13 @@ pub fn plan(
     opts: &PruneOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<PrunePlan> {
-    repo.sync_index(&mut |_| {})?;
-    // The segments the new index replaces: those read now. One a concurrent backup adds to the
-    // cache later stays, and only lists some packs twice.
-    let mut superseded: Vec<crate::id::IndexId> = repo.index().segments()?.into_iter().collect();
+    // The segments the new index replaces: every one listed now, including segments an interrupted
+    // prune or repair already superseded but did not delete (were they left, they would come back
+    // to life once the segment superseding them is replaced in turn). Listed before the sync, so
+    // the cache holds all of them; one a concurrent backup writes later stays.
+    let mut superseded = repo.index_segment_ids()?;
     superseded.sort();
+    repo.sync_index(&mut |_| {})?;
     // Who is running is read before the snapshots are, so any of them that finishes in between
     // has its snapshot marked below.
     let live = repo.live_holders(Some(lock))?;
@@ -234,8 +237,9 @@ pub fn plan(
 
     // Classify the indexed packs.
     let target = repo.config().pack_size as u64;
-    let mut repack_candidates = Vec::new();
+    let mut wasteful = Vec::new();
     let mut small = Vec::new();
+    let (mut used_total, mut unused_total) = (0u64, 0u64);
     for (id, st) in &indexed {
         let Some(&size) = listed.get(id) else {
             if st.used_blobs > 0 {
@@ -252,8 +256,12 @@ pub fn plan(
         let p = PlannedPack { id: *id, size, used_bytes: st.used_bytes };
         if st.used_blobs == 0 {
             plan.delete.push(p);
-        } else if (size - st.used_bytes.min(size)) as f64 * 100.0 > opts.max_unused_percent * size as f64 {
-            repack_candidates.push(p);
+            continue;
+        }
+        used_total += st.used_bytes;
+        unused_total += size - st.used_bytes.min(size);
+        if st.used_bytes < st.blob_bytes {
+            wasteful.push(p);
         } else if size < target / 4 {
             small.push(p);
         } else {
@@ -261,12 +269,24 @@ pub fn plan(
             plan.keep_bytes += size;
         }
     }
-    // Most wasteful first, so a --max-repack budget goes where it reclaims most.
-    repack_candidates.sort_by(|a, b| unused_share(b).total_cmp(&unused_share(a)).then(a.id.cmp(&b.id)));
-    // Small packs are merged when there is something to merge them with (one small pack rewritten
-    // alone is one small pack again).
+    // As restic: the unused bytes left may be up to P % of what the repository will hold
+    // (P / (100 - P) of the used bytes); the most wasteful packs are repacked until that holds.
+    let p = opts.max_unused_percent;
+    let allowed = if p >= 100.0 { u64::MAX } else { (used_total as f64 * p / (100.0 - p)) as u64 };
+    wasteful.sort_by(|a, b| unused_share(b).total_cmp(&unused_share(a)).then(a.id.cmp(&b.id)));
+    let mut repack_candidates = Vec::new();
+    for w in wasteful {
+        if unused_total > allowed {
+            unused_total -= w.size - w.used_bytes.min(w.size);
+            repack_candidates.push(w);
+        } else {
+            small_or_keep(w, target, &mut small, &mut plan);
+        }
+    }
+    // Small packs are merged once there are enough of them to be worth a rewrite (restic's
+    // threshold), or when a repack is writing new packs anyway.
     small.sort_by(|a, b| a.size.cmp(&b.size).then(a.id.cmp(&b.id)));
-    if small.len() >= 2 || (!small.is_empty() && !repack_candidates.is_empty()) {
+    if small.len() >= SMALL_PACKS_WORTH_MERGING || (!small.is_empty() && !repack_candidates.is_empty()) {
         repack_candidates.append(&mut small);
     }
     for p in small {
@@ -311,6 +331,18 @@ pub fn plan(
     plan.superseded = superseded;
     plan.used = used;
     Ok(plan)
+}
+
+/// Fewer small packs than this are left alone (unless a repack runs anyway).
+const SMALL_PACKS_WORTH_MERGING: usize = 10;
+
+fn small_or_keep(p: PlannedPack, target: u64, small: &mut Vec<PlannedPack>, plan: &mut PrunePlan) {
+    if p.size < target / 4 {
+        small.push(p);
+    } else {
+        plan.keep_packs += 1;
+        plan.keep_bytes += p.size;
+    }
 }
 
 #[derive(Default, Clone, Copy)]

@@ -521,6 +521,11 @@ impl Repository {
         let mut rebuild = cached.iter().any(|id| !remote.contains(id));
         if !rebuild {
             for id in &missing {
+                // Left behind by a prune or repair that was interrupted before deleting it: a
+                // segment already read replaces it, so its packs must not come back.
+                if self.index.is_superseded(id)? {
+                    continue;
+                }
                 match self.load_index_segment(id) {
                     Ok(seg) => {
                         if seg.superseded.iter().any(|s| cached.contains(s) || remote.contains(s)) {

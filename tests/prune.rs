@@ -321,3 +321,85 @@ fn backups_and_prunes_side_by_side_with_sigkills_lose_nothing() {
     }
     assert!(files_below(&repo.join("prune")).is_empty(), "nothing left waiting once no client runs");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = std::process::Command::new("cp").args(["-a", s(from), s(to)]).status().unwrap();
+    assert!(ok.success());
+}
+
+/// A prune that fails at any one of its storage calls (a crash at that step, as far as the
+/// repository can tell) leaves a repository that verifies, restores, and that the next prune
+/// finishes cleanly.
+#[test]
+fn a_prune_cut_at_any_step_leaves_a_repository_the_next_prune_finishes() {
+    use sophon::backend::fault::{Fault, FaultyBackend};
+    use sophon::backend::Backend;
+    use sophon::prune::{self, PruneOptions};
+    use sophon::repo::LockMode;
+
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let (src, base) = (t.path().join("src"), t.path().join("base"));
+    init_small_packs(&sophon, &base);
+    for day in 1..=4 {
+        churn_state(&src, day * 5);
+        backup_at(&sophon, &base, &src, day);
+    }
+    sophon.ok(&["backup", "forget", "--repo", s(&base), "--keep-last", "1", "-q"]);
+    let expected = contents(&src);
+
+    let run = |dir: &Path, cache: &Path, fault: Fault| -> (sophon::Result<prune::PruneOutcome>, u64) {
+        let raw = sophon::backend::open_url(s(dir), false).unwrap();
+        let faulty = Arc::new(FaultyBackend::new(raw, fault, 1));
+        let backend: Arc<dyn Backend> = faulty.clone();
+        let result = sophon::Repository::open(backend, PASSPHRASE.as_bytes(), Some(cache.to_path_buf()))
+            .map(Arc::new)
+            .and_then(|repo| {
+                let lock = repo.lock(LockMode::Prune, "prune")?;
+                let plan = prune::plan(&repo, &lock, &PruneOptions::default(), &mut |_| {})?;
+                prune::execute(&repo, &lock, &plan, &mut |_| {})
+            });
+        (result, faulty.calls())
+    };
+    // How many calls a whole prune makes.
+    let whole = t.path().join("whole");
+    copy_dir(&base, &whole);
+    let base_plan = sophon.ok(&["backup", "prune", "--repo", s(&whole), "--dry-run"]);
+    let (outcome, calls) = run(&whole, &t.path().join("cache-whole"), Fault::PermanentAfter(u64::MAX));
+    let outcome = outcome.unwrap();
+    assert!(outcome.packs_deleted > 0 && outcome.packs_written > 0, "{outcome:?}");
+
+    let step = (calls / 20).max(1);
+    let cuts: std::collections::BTreeSet<u64> =
+        (0..calls).step_by(step as usize).chain(calls.saturating_sub(6)..calls).collect();
+    for cut in cuts {
+        let dir = t.path().join(format!("cut-{cut}"));
+        copy_dir(&base, &dir);
+        let (result, _) = run(&dir, &t.path().join(format!("cache-{cut}")), Fault::PermanentAfter(cut));
+        // (The last calls release the lock, whose failure a finished prune ignores.)
+        assert!(result.is_err() || cut + 3 >= calls, "a prune cut after {cut} of {calls} calls should fail");
+        // The cut prune could not remove its lock; a crashed one's is ignored as its process is
+        // dead. This one's process (the test) lives on, so its lock is removed as a crash would.
+        for l in files_below(&dir.join("locks")) {
+            std::fs::remove_file(l).unwrap();
+        }
+        // What the operator then sees and does: the repository verifies, and a prune finishes the job.
+        sophon.ok(&["backup", "verify", "--repo", s(&dir)]);
+        let before = sophon.ok(&["backup", "prune", "--repo", s(&dir), "--dry-run"]);
+        sophon.ok(&["backup", "prune", "--repo", s(&dir), "-q"]);
+        let report = sophon.ok(&["backup", "verify", "--repo", s(&dir), "--read-data", "--json"]);
+        assert!(!report.contains("not in any index segment"), "cut {cut}: packs left behind: {report}");
+        assert!(files_below(&dir.join("prune")).is_empty(), "cut {cut}: a record was left behind");
+        let (size, uncut) = (dir_size(&dir.join("data")), dir_size(&whole.join("data")));
+        let dry = base_plan.clone() + &before + &sophon.ok(&["backup", "prune", "--repo", s(&dir), "--dry-run"]);
+        assert!(
+            size as f64 <= 1.05 * uncut as f64,
+            "cut {cut}: {size} B of packs, an uncut prune leaves {uncut} B\n{dry}"
+        );
+        let target = t.path().join(format!("restored-{cut}"));
+        sophon.ok(&["backup", "restore", "--repo", s(&dir), "--snapshot", "latest", "--target", s(&target), "-q"]);
+        assert_eq!(contents(&target.join("src")), expected, "cut {cut}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&target).unwrap();
+    }
+}

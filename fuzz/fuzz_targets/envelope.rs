@@ -49,12 +49,15 @@ fn decode(kind: ObjectKind, compressed: bool, payload: &[u8]) {
         ObjectKind::Lock => {
             let _ = Lock::decode(&plain, "fuzz lock");
         }
+        ObjectKind::PruneRecord => {
+            let _ = sophon::format::prune::PruneRecord::decode(&plain, "fuzz prune record");
+        }
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     let mut matched = 0;
-    for kind in [ObjectKind::Index, ObjectKind::Snapshot, ObjectKind::Lock] {
+    for kind in [ObjectKind::Index, ObjectKind::Snapshot, ObjectKind::Lock, ObjectKind::PruneRecord] {
         let Ok((prefix, compressed, start)) = envelope::parse(data, kind, "fuzz") else {
             continue;
         };

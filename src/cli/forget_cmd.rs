@@ -74,7 +74,8 @@ pub struct ForgetArgs {
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct PruneFlags {
-    /// Repack packs with more than this share unused (percent; default 5).
+    /// Unused space to tolerate after the prune, in percent of the repository (default 5): the most
+    /// wasteful packs are repacked until the rest is under it.
     #[arg(long, value_name = "PERCENT")]
     pub max_unused: Option<String>,
     /// Repack at most this much per run (e.g. 500M, 2G; default unlimited).

@@ -18,7 +18,8 @@ use crate::format::pack::PackEntry;
 use crate::id::{BlobId, BlobType, IndexId, PackId};
 
 /// Bumped whenever the cache's schema changes; an older cache is dropped and rebuilt.
-/// 2: superseded segment ids are remembered, so a superseded segment is never loaded later.
+/// 2: the ids the cached segments supersede are kept, so a superseded segment left behind by an
+/// interrupted prune is never loaded beside the segment that replaced it.
 const SCHEMA_VERSION: i64 = 2;
 
 /// Where a blob is: its pack and its header entry.
@@ -100,6 +101,13 @@ impl IndexCache {
             }
         }
         Ok(out)
+    }
+
+    /// Whether a segment the cache holds lists pack `id`.
+    pub fn has_pack(&self, id: &PackId) -> Result<bool> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT 1 FROM packs WHERE id = ?1").map_err(|e| sql(&self.path, e))?;
+        st.exists(params![&id.0[..]]).map_err(|e| sql(&self.path, e))
     }
 
     /// Whether a segment the cache holds supersedes `id`.

@@ -74,6 +74,9 @@ pub struct PrunePlan {
     pub bytes_repacked: u64,
     #[serde(skip)]
     marked: HashSet<SnapshotId>,
+    /// Indexed packs that stay, as the plan saw them (not as a shared cache may hold them later).
+    #[serde(skip)]
+    kept: Vec<PackId>,
     #[serde(skip)]
     used: HashSet<BlobId>,
     #[serde(skip)]
@@ -100,6 +103,8 @@ pub struct PruneOutcome {
     pub bytes_written: u64,
     pub packs_deleted: u64,
     pub bytes_deleted: u64,
+    /// Condemned packs a segment written meanwhile lists again: not deleted.
+    pub packs_spared: u64,
     /// Packs taken out of the index but kept until clients that were running have finished.
     pub packs_deferred: u64,
     pub bytes_deferred: u64,
@@ -146,6 +151,22 @@ pub fn plan(
     opts: &PruneOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<PrunePlan> {
+    // The order matters (format-spec/prune.md §3): who runs, then the snapshots, then the index,
+    // then the packs. Who runs is read before the snapshots, so any client that finishes in between
+    // has its snapshot marked. The snapshots are read before the index, so every segment a listed
+    // snapshot needs is in the cache; the index before the packs, so every indexed pack is listed.
+    let live = repo.live_holders(Some(lock))?;
+    let records = repo.prune_records()?;
+    let in_records: HashSet<PackId> = records.iter().flat_map(|(_, r)| r.packs.iter().map(|p| p.id)).collect();
+    progress("reading snapshots");
+    let (snaps, bad) = repo.list_snapshots()?;
+    if let Some((id, e)) = bad.first() {
+        return Err(Error::invalid(format!(
+            "snapshot {id} cannot be read ({e}); prune would not know what it uses. Remove it with \
+             `backup forget` or repair the repository first ({} unreadable)",
+            bad.len()
+        )));
+    }
     // The segments the new index replaces: every one listed now, including segments an interrupted
     // prune or repair already superseded but did not delete (were they left, they would come back
     // to life once the segment superseding them is replaced in turn). Listed before the sync, so
@@ -153,11 +174,6 @@ pub fn plan(
     let mut superseded = repo.index_segment_ids()?;
     superseded.sort();
     repo.sync_index(&mut |_| {})?;
-    // Who is running is read before the snapshots are, so any of them that finishes in between
-    // has its snapshot marked below.
-    let live = repo.live_holders(Some(lock))?;
-    let records = repo.prune_records()?;
-    let in_records: HashSet<PackId> = records.iter().flat_map(|(_, r)| r.packs.iter().map(|p| p.id)).collect();
 
     progress("listing packs");
     let mut listed: HashMap<PackId, u64> = HashMap::new();
@@ -178,15 +194,6 @@ pub fn plan(
         headers: Mutex::new(HashMap::new()),
     };
 
-    progress("reading snapshots");
-    let (snaps, bad) = repo.list_snapshots()?;
-    if let Some((id, e)) = bad.first() {
-        return Err(Error::invalid(format!(
-            "snapshot {id} cannot be read ({e}); prune would not know what it uses. Remove it with \
-             `backup forget` or repair the repository first ({} unreadable)",
-            bad.len()
-        )));
-    }
     progress("marking used data");
     let mut plan = PrunePlan { snapshots: snaps.len(), ..PrunePlan::default() };
     let mut resurrected: HashSet<PackId> = HashSet::new();
@@ -328,6 +335,10 @@ pub fn plan(
     plan.bytes_to_delete = plan.delete.iter().chain(&plan.unindexed).map(|p| p.size).sum::<u64>()
         + plan.ripe.iter().flat_map(|(_, ps)| ps.iter().map(|p| p.size)).sum::<u64>();
     plan.bytes_to_repack = plan.repack.iter().map(|p| p.size).sum();
+    let dropped: HashSet<PackId> =
+        plan.delete.iter().chain(&plan.repack).map(|p| p.id).chain(plan.vanished.iter().copied()).collect();
+    plan.kept = indexed.keys().filter(|id| !dropped.contains(id)).copied().collect();
+    plan.kept.sort();
     plan.superseded = superseded;
     plan.used = used;
     Ok(plan)
@@ -443,18 +454,11 @@ pub fn execute(
     // 2. The new index: every kept pack, the new ones, the resurrected ones; it supersedes every
     //    segment the plan was made from.
     progress("writing the index");
-    let dropped: HashSet<PackId> =
-        plan.delete.iter().chain(&plan.repack).map(|p| p.id).chain(plan.vanished.iter().copied()).collect();
-    let mut kept = Vec::new();
-    repo.index().for_each_pack(&mut |id, _| {
-        if !dropped.contains(&id) {
-            kept.push(id);
-        }
-        Ok(())
-    })?;
     let index = repo.index();
-    let mut packs = kept
-        .into_iter()
+    let mut packs = plan
+        .kept
+        .iter()
+        .copied()
         .map(|id| index.pack_entries(&id).map(|entries| IndexedPack { id, entries }))
         .chain(new_packs.into_iter().map(Ok))
         .chain(
@@ -488,9 +492,15 @@ pub fn execute(
     };
     outcome.record = record;
 
+    // Any segment written since the plan was made (a backup that indexed its own pack, then
+    // stopped without a snapshot) is read now; a pack a live segment lists is never deleted.
+    repo.sync_index(&mut |_| {})?;
+    let new_snapshot = repo.snapshot_ids()?.into_iter().any(|id| !plan.marked.contains(&id));
+
     // 4. Phase two for earlier records whose clients have all gone.
     for (rid, packs) in &plan.ripe {
         progress("deleting packs condemned by an earlier prune");
+        lock.ensure_held()?;
         delete_packs(repo, packs.iter().map(|p| (p.id, p.size)), &mut outcome)?;
         repo.remove_prune_record(rid)?;
     }
@@ -498,9 +508,9 @@ pub fn execute(
     // 5. Phase two for this run, at once, when no other client was running and no snapshot
     //    appeared since the marking (one that did may use a condemned pack: the next prune decides).
     if let Some(rid) = record {
-        let new_snapshot = repo.snapshot_ids()?.into_iter().any(|id| !plan.marked.contains(&id));
         if holders.is_empty() && !new_snapshot {
             progress("deleting packs");
+            lock.ensure_held()?;
             delete_packs(repo, condemned.iter().map(|p| (p.id, p.size)), &mut outcome)?;
             repo.remove_prune_record(&rid)?;
             outcome.record = None;
@@ -518,7 +528,16 @@ fn delete_packs(
     packs: impl Iterator<Item = (PackId, u64)>,
     outcome: &mut PruneOutcome,
 ) -> Result<()> {
-    let packs: Vec<(PackId, u64)> = packs.collect();
+    let mut packs: Vec<(PackId, u64)> = packs.collect();
+    let index = repo.index();
+    let mut spared = Vec::new();
+    for (id, _) in &packs {
+        if index.has_pack(id)? {
+            spared.push(*id);
+        }
+    }
+    packs.retain(|(id, _)| !spared.contains(id));
+    outcome.packs_spared += spared.len() as u64;
     let backend = repo.backend();
     let results: Vec<Result<u64>> = packs
         .par_iter()

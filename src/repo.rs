@@ -6,9 +6,8 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
@@ -105,9 +104,18 @@ fn user() -> String {
 fn holder_is_dead(lock: &Lock) -> bool {
     let proc = std::path::Path::new("/proc");
     lock.hostname == host()
+        && lock.pid_space.is_some()
+        && lock.pid_space == pid_space()
         && lock.pid != std::process::id()
-        && proc.join("self").exists()
         && !proc.join(lock.pid.to_string()).exists()
+}
+
+/// This process's boot and PID namespace (`/proc/sys/kernel/random/boot_id` and the inode of
+/// `/proc/self/ns/pid`), where `/proc` shows them.
+fn pid_space() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{}/{}", boot.trim(), ns.display()))
 }
 
 fn wrap_keys(keys: &MasterKeys, passphrase: &[u8], params: Argon2Params) -> Result<Vec<u8>> {
@@ -406,7 +414,8 @@ impl Repository {
 
     /// Delete a snapshot object (forget). Its data stays until prune.
     pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
-        Ok(self.backend.delete(&Self::object_path(ObjectKind::Snapshot, &id.0))?)
+        // Already gone (another client's forget) is what was asked for.
+        self.delete_object(ObjectKind::Snapshot, &id.0)
     }
 
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
@@ -473,19 +482,20 @@ impl Repository {
         superseded: &[IndexId],
     ) -> Result<Vec<IndexId>> {
         const PACKS_PER_SEGMENT: usize = 1024;
+        // Only the last segment written supersedes the old ones: until it exists readers use the
+        // old segments (beside the new ones, which only list some packs twice), so no moment, and
+        // no crash, leaves an index missing packs.
         let mut written = Vec::new();
-        let mut segment = IndexSegment { superseded: superseded.to_vec(), packs: Vec::new() };
+        let mut segment = IndexSegment::default();
         for p in packs {
             segment.packs.push(p?);
             if segment.packs.len() >= PACKS_PER_SEGMENT {
-                let next = IndexSegment { superseded: superseded.to_vec(), packs: Vec::new() };
-                let full = std::mem::replace(&mut segment, next);
+                let full = std::mem::take(&mut segment);
                 written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
             }
         }
-        if !segment.packs.is_empty() || written.is_empty() {
-            written.push(IndexId(self.save_object(ObjectKind::Index, &segment.encode())?));
-        }
+        segment.superseded = superseded.to_vec();
+        written.push(IndexId(self.save_object(ObjectKind::Index, &segment.encode())?));
         for id in superseded {
             if !written.contains(id) {
                 self.delete_object(ObjectKind::Index, &id.0)?;
@@ -534,6 +544,8 @@ impl Repository {
                         }
                         self.index.add_segment(id, &seg)?;
                     }
+                    // Deleted since the listing: a prune or repair replaced it.
+                    Err(Error::NotFound(_)) => {}
                     Err(e) if e.is_damage() => on_damage(e),
                     Err(e) => return Err(e),
                 }
@@ -551,17 +563,17 @@ impl Repository {
         for id in remote {
             match self.load_index_segment(id) {
                 Ok(seg) => superseded.extend(seg.superseded),
+                Err(Error::NotFound(_)) => {}
                 Err(e) if e.is_damage() => {}
                 Err(e) => return Err(e),
             }
         }
+        let live: Vec<IndexId> = remote.iter().filter(|id| !superseded.contains(id)).copied().collect();
         self.index.replace_all(&mut |add| {
-            for id in remote {
-                if superseded.contains(id) {
-                    continue;
-                }
+            for id in &live {
                 match self.load_index_segment(id) {
                     Ok(seg) => add(id, &seg)?,
+                    Err(Error::NotFound(_)) => {}
                     Err(e) if e.is_damage() => on_damage(e),
                     Err(e) => return Err(e),
                 }
@@ -627,6 +639,7 @@ impl Repository {
             version: LOCK_VERSION,
             exclusive: mode == LockMode::Exclusive,
             prune: mode == LockMode::Prune,
+            pid_space: pid_space(),
             hostname: host(),
             pid: std::process::id(),
             operation: operation.to_string(),
@@ -639,23 +652,50 @@ impl Repository {
     /// Live locks other than `mine`. Unreadable or stale locks are ignored (a dead process's lock
     /// must not block the repository forever).
     pub fn live_locks(&self, mine: Option<&LockId>) -> Result<Vec<(LockId, Lock)>> {
-        let mut out = Vec::new();
-        for id in self.list_ids("locks")? {
-            let id = LockId(id);
-            if Some(&id) == mine {
-                continue;
-            }
-            let lock =
-                match self.load_object(ObjectKind::Lock, &id.0).and_then(|p| Lock::decode(&p, &format!("lock {id}"))) {
+        let mut out: Vec<(LockId, Lock)> = Vec::new();
+        // A lock that vanished between the listing and the read was released, or refreshed: a
+        // refresh writes the new lock before deleting the old one, so listing again finds it.
+        for _attempt in 0..4 {
+            let mut vanished = false;
+            for id in self.list_ids("locks")? {
+                let id = LockId(id);
+                if Some(&id) == mine || out.iter().any(|(seen, _)| *seen == id) {
+                    continue;
+                }
+                let read =
+                    self.load_object(ObjectKind::Lock, &id.0).and_then(|p| Lock::decode(&p, &format!("lock {id}")));
+                let lock = match read {
                     Ok(l) => l,
-                    Err(_) => continue,
+                    Err(Error::NotFound(_)) => {
+                        vanished = true;
+                        continue;
+                    }
+                    // A newer client's lock: this build cannot tell what it protects.
+                    Err(Error::UnsupportedVersion { .. }) => Lock {
+                        version: 0,
+                        exclusive: true,
+                        hostname: "?".into(),
+                        pid: 0,
+                        operation: "a newer sophon".into(),
+                        created: id.to_hex(),
+                        refreshed: now_rfc3339(),
+                        prune: false,
+                        pid_space: None,
+                    },
+                    // Damaged: nobody can be holding it.
+                    Err(e) if e.is_damage() => continue,
+                    Err(e) => return Err(e),
                 };
-            let refreshed =
-                chrono::DateTime::parse_from_rfc3339(&lock.refreshed).map(|t| t.with_timezone(&chrono::Utc));
-            let age = refreshed.map(|t| chrono::Utc::now() - t).unwrap_or(chrono::TimeDelta::MAX);
-            let fresh = age.to_std().map(|a| a < LOCK_STALE_AFTER).unwrap_or(true);
-            if fresh && !holder_is_dead(&lock) {
-                out.push((id, lock));
+                let refreshed =
+                    chrono::DateTime::parse_from_rfc3339(&lock.refreshed).map(|t| t.with_timezone(&chrono::Utc));
+                let age = refreshed.map(|t| chrono::Utc::now() - t).unwrap_or(chrono::TimeDelta::MAX);
+                let fresh = age.to_std().map(|a| a < LOCK_STALE_AFTER).unwrap_or(true);
+                if fresh && !holder_is_dead(&lock) {
+                    out.push((id, lock));
+                }
+            }
+            if !vanished {
+                break;
             }
         }
         Ok(out)
@@ -695,27 +735,22 @@ impl Repository {
         }
         let holder = LockHolder { hostname: host(), pid: std::process::id(), created: created.clone() };
         let current = Arc::new(Mutex::new(id));
-        let stop = Arc::new(AtomicBool::new(false));
-        let refreshed = Arc::new(Mutex::new(Instant::now()));
+        // Dropping the sender wakes the refresher at once (a polling sleep would hold every
+        // command's exit back by up to its period).
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let refreshed = Arc::new(Mutex::new(SystemTime::now()));
         let refresher = {
             let repo = Arc::clone(self);
             let current = Arc::clone(&current);
-            let stop = Arc::clone(&stop);
             let refreshed = Arc::clone(&refreshed);
             let operation = operation.to_string();
             std::thread::Builder::new()
                 .name("sophon-lock".into())
                 .spawn(move || {
-                    let mut waited = Duration::ZERO;
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(200));
-                        waited += Duration::from_millis(200);
-                        if waited < LOCK_REFRESH_EVERY {
-                            continue;
-                        }
-                        waited = Duration::ZERO;
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(LOCK_REFRESH_EVERY)
+                    {
                         if let Ok(new_id) = repo.write_lock(mode, &operation, &created) {
-                            *refreshed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                            *refreshed.lock().unwrap_or_else(|p| p.into_inner()) = SystemTime::now();
                             let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
                             let old = std::mem::replace(&mut *cur, new_id);
                             let _ = repo.backend.delete(&Self::object_path(ObjectKind::Lock, &old.0));
@@ -724,7 +759,14 @@ impl Repository {
                 })
                 .map_err(|e| Error::io("lock refresher thread", e))?
         };
-        Ok(LockGuard { repo: Arc::clone(self), holder, current, stop, refreshed, refresher: Some(refresher) })
+        Ok(LockGuard {
+            repo: Arc::clone(self),
+            holder,
+            current,
+            stop: Some(stop),
+            refreshed,
+            refresher: Some(refresher),
+        })
     }
 }
 
@@ -769,8 +811,8 @@ pub struct LockGuard {
     repo: Arc<Repository>,
     holder: LockHolder,
     current: Arc<Mutex<LockId>>,
-    stop: Arc<AtomicBool>,
-    refreshed: Arc<Mutex<Instant>>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    refreshed: Arc<Mutex<SystemTime>>,
     refresher: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -779,7 +821,10 @@ impl LockGuard {
     /// the stale age: the process was suspended, or the repository unreachable). A prune may then
     /// have deleted data this client relies on, so it must not write a snapshot.
     pub fn ensure_held(&self) -> Result<()> {
-        let since = self.refreshed.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+        // Wall-clock time, as other clients judge staleness by it (a monotonic clock stops while
+        // the machine sleeps, and would call a lock fresh that everyone else took for stale).
+        let last = *self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+        let since = SystemTime::now().duration_since(last).unwrap_or(Duration::ZERO);
         if since + LOCK_REFRESH_EVERY >= LOCK_STALE_AFTER {
             return Err(Error::Locked {
                 repo: self.repo.backend.location(),
@@ -796,7 +841,7 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }

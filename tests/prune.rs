@@ -370,6 +370,7 @@ fn a_prune_cut_at_any_step_leaves_a_repository_the_next_prune_finishes() {
     assert!(outcome.packs_deleted > 0 && outcome.packs_written > 0, "{outcome:?}");
 
     let step = (calls / 20).max(1);
+    eprintln!("a whole prune makes {calls} storage calls");
     let cuts: std::collections::BTreeSet<u64> =
         (0..calls).step_by(step as usize).chain(calls.saturating_sub(6)..calls).collect();
     for cut in cuts {

@@ -393,6 +393,7 @@ fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
     let repo = a.repo.open()?;
     // Readers hold a shared lock too, so a prune does not delete packs they are reading.
     let _lock = repo.lock(LockMode::Shared, "restore")?;
+    repo.sync_index(&mut |_| {})?;
     let id = repo.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) * 2;
     let progress = Arc::new(Progress::default());
@@ -448,6 +449,7 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
         r.open()?
     };
     let _lock = repo.lock(LockMode::Shared, "restore")?;
+    repo.sync_index(&mut |_| {})?;
     let id = repo.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
     let snap = repo.load_snapshot(&id)?;
     if !snap.paths.iter().any(|p| p.starts_with("gateway:")) {

@@ -170,6 +170,9 @@ fn parse_time(flag: &str, s: &str) -> anyhow::Result<DateTime<Utc>> {
         .map_err(|e| UsageError(format!("{flag} {s:?}: not an RFC 3339 time ({e})")).into())
 }
 
+/// Options of `backup create` whose value is a local path (or a URL, left as it is).
+const PATH_OPTIONS: [&str; 5] = ["--repo", "--passphrase-file", "--cache-dir", "--dest", "--out"];
+
 /// Local paths become absolute: the job runs later, from another working directory.
 fn absolute_location(s: &str) -> anyhow::Result<String> {
     if s == "-" || s.contains("://") || s.starts_with("memory:") {
@@ -188,18 +191,19 @@ struct CreateProbe {
 }
 
 fn backup_args(a: &AddArgs) -> anyhow::Result<Vec<String>> {
+    // Paths are made absolute below, with those given after `--`.
     let mut args = Vec::new();
     if let Some(r) = &a.repo {
-        args.extend(["--repo".to_string(), absolute_location(r)?]);
+        args.extend(["--repo".to_string(), r.clone()]);
     }
     if let Some(f) = &a.passphrase_file {
-        args.extend(["--passphrase-file".to_string(), absolute_location(&f.to_string_lossy())?]);
+        args.extend(["--passphrase-file".to_string(), f.to_string_lossy().into_owned()]);
     }
     if let Some(d) = &a.dest {
-        args.extend(["--dest".to_string(), absolute_location(d)?]);
+        args.extend(["--dest".to_string(), d.clone()]);
     }
     if let Some(o) = &a.out {
-        args.extend(["--out".to_string(), absolute_location(o)?]);
+        args.extend(["--out".to_string(), o.clone()]);
     }
     if let Some(f) = &a.format {
         args.extend(["--format".to_string(), f.clone()]);
@@ -220,6 +224,36 @@ fn backup_args(a: &AddArgs) -> anyhow::Result<Vec<String>> {
         }
     }
     args.extend(a.backup_args.iter().cloned());
+    // Path options after `--` too: `--opt VALUE` and `--opt=VALUE`.
+    let mut i = 0;
+    while i < args.len() {
+        let (flag, value, at) = match args[i].split_once('=') {
+            Some((f, v)) if PATH_OPTIONS.contains(&f) => (f.to_string(), v.to_string(), None),
+            _ if PATH_OPTIONS.contains(&args[i].as_str()) && i + 1 < args.len() => {
+                (args[i].clone(), args[i + 1].clone(), Some(i + 1))
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if flag == "--out" && value == "-" {
+            // Standard output of a scheduled run is a pipe that is read for the summary and dropped.
+            let msg = "--out -: a scheduled backup cannot write its archive to standard output; give a file or --dest";
+            return Err(UsageError(msg.into()).into());
+        }
+        let abs = absolute_location(&value)?;
+        match at {
+            Some(j) => {
+                args[j] = abs;
+                i = j + 1;
+            }
+            None => {
+                args[i] = format!("{flag}={abs}");
+                i += 1;
+            }
+        }
+    }
     if let Err(e) = CreateProbe::try_parse_from(&args) {
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("invalid backup options").trim_start_matches("error: ");
@@ -262,7 +296,7 @@ fn add(a: AddArgs) -> anyhow::Result<u8> {
     let new =
         NewJob { tenant_id: tenant, name: a.name.clone(), schedule: a.schedule.clone(), action, enabled: !a.disabled };
     let job = store::add_job(&conn, &new, Utc::now()).map_err(cron_err)?;
-    let next = job.schedule().ok().and_then(|s| store::next_due(&job, &s, None, &Local));
+    let next = job.schedule().ok().and_then(|s| store::next_due(&job, &s, None, Utc::now(), &Local));
     if a.json {
         json(&job_json(&job, next, None))?;
     } else {
@@ -308,10 +342,14 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
     let home = a.home.get()?;
     let conn = open_home(home)?;
     let mut rows = Vec::new();
+    let now = Utc::now();
     for job in store::list_jobs(&conn)? {
         let last = store::last_run(&conn, &job.id)?;
         let next = match job.schedule() {
-            Ok(s) if job.enabled => store::next_due(&job, &s, last.as_ref().map(|r| r.started_at), &Local),
+            Ok(s) if job.enabled => {
+                let counted = store::last_start(&conn, &job.id, now).map_err(cron_err)?.counted;
+                store::next_due(&job, &s, counted, now, &Local)
+            }
             _ => None,
         };
         rows.push((job, next, last));
@@ -405,10 +443,15 @@ fn run_due(a: RunDueArgs) -> anyhow::Result<u8> {
     Ok(if tally.failed > 0 { exit::FAILURE } else { exit::OK })
 }
 
-/// A flag set by SIGTERM or SIGINT: the scheduler then abandons its runs cleanly.
+/// A flag set by SIGTERM or SIGINT: the scheduler then abandons its runs cleanly. A second signal
+/// exits at once (128 + the signal), for when a clean stop takes too long; the runs it leaves
+/// `running` are closed as abandoned by the next scheduler (their process is gone).
 fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // Registered first, so that it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, stop.clone())
+            .map_err(|e| anyhow!("installing a signal handler: {e}"))?;
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| anyhow!("installing a signal handler: {e}"))?;
     }
     Ok(stop)

@@ -215,6 +215,7 @@ pub fn write_archive(
     repo_args: &RepoArgs,
 ) -> anyhow::Result<ExportSummary> {
     let _lock = repo.lock(sophon::repo::LockMode::Shared, "export")?;
+    repo.sync_index(&mut |_| {})?;
     let name = args.out.as_deref().map(|p| p.to_string_lossy().into_owned()).or(args.dest.clone()).unwrap_or_default();
     let mut opts = ExportOptions::new(format_of(args, &name));
     if let Some(level) = args.level {

@@ -244,11 +244,15 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
         removed = forget::execute(&repo, &plan, &mut |_| {})?;
     }
     drop(_lock);
-    let pruned = if a.prune && !a.dry_run {
+    let (pruned, prune_error) = if a.prune && !a.dry_run {
         let opts = a.prune_opts.options()?;
-        Some(run_prune(&repo, &opts, false, a.json || a.quiet)?)
+        match run_prune(&repo, &opts, false, a.json || a.quiet) {
+            Ok(v) => (Some(v), None),
+            // The snapshots are gone either way: say so before the prune's error.
+            Err(e) => (None, Some(e)),
+        }
     } else {
-        None
+        (None, None)
     };
     if a.json {
         json(&serde_json::json!({
@@ -260,11 +264,15 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
             "removed": if a.dry_run { plan.to_remove().count() } else { removed },
             "unreadable": plan.unreadable,
             "prune": pruned,
+            "prune_error": prune_error.as_ref().map(|e| format!("{e:#}")),
         }))?;
     } else if !a.dry_run {
         line(format!("removed {removed} snapshot(s), kept {}", plan.kept()));
     }
-    Ok(super::exit::OK)
+    match prune_error {
+        Some(e) => Err(e.context("the snapshots were forgotten, but the prune after it failed")),
+        None => Ok(super::exit::OK),
+    }
 }
 
 fn print_forget_plan(plan: &ForgetPlan, from: &str, dry_run: bool, quiet: bool) {

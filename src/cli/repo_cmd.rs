@@ -103,6 +103,8 @@ pub fn run(cmd: RepoCommand) -> anyhow::Result<u8> {
         RepoCommand::Key(k) => key(k),
         RepoCommand::RepairIndex(a) => {
             let repo = a.repo.open()?;
+            // It rewrites the whole index: nothing else may read or write one meanwhile.
+            let _lock = repo.lock(sophon::repo::LockMode::Exclusive, "repair-index")?;
             let mut problems = Vec::new();
             let out = repo.repair_index(&mut |e| problems.push(e.to_string()))?;
             for p in &problems {

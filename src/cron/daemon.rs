@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::run::{Outcome, Runner};
 use super::store::{self, ts, ClaimOutcome, Claimant, Job};
-use super::CronResult;
+use super::{CronError, CronResult};
 use crate::gateway::open_home;
 
 /// The source of time and of waiting.
@@ -173,6 +173,8 @@ pub enum EventKind {
     Invalid,
     /// The database could not be read; the daemon tries again later.
     Error,
+    /// Something odd that did not stop the job (a time in the future in its rows); `summary` says what.
+    Warning,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -223,6 +225,7 @@ impl Event {
             EventKind::Busy => format!("{} busy   {job}: {}", ts(self.at), self.summary.as_deref().unwrap_or("")),
             EventKind::Invalid => format!("{} invalid {job}: {}", ts(self.at), self.summary.as_deref().unwrap_or("")),
             EventKind::Error => format!("{} error  {}", ts(self.at), self.summary.as_deref().unwrap_or("")),
+            EventKind::Warning => format!("{} warning {job}: {}", ts(self.at), self.summary.as_deref().unwrap_or("")),
         }
     }
 }
@@ -232,7 +235,8 @@ impl Event {
 pub struct DaemonOptions {
     /// The daemon re-reads the jobs at least this often.
     pub rescan: Duration,
-    /// A `running` claim older than this is stale whatever its process (format-spec/gateway.md §3.4).
+    /// A `running` claim from another host (or where liveness cannot be told) older than this is
+    /// stale (format-spec/gateway.md §3.4).
     pub stale_after: Duration,
     /// Stop (after the runs in flight end) once the clock reaches this time; for tests and one-off
     /// catch-ups. `None`: run until stopped.
@@ -254,7 +258,7 @@ pub struct Tally {
     pub invalid: usize,
 }
 
-/// Claim and run one job if it is due; `None` when it was not due.
+/// Claim and run one job if it is due; `None` when it was not due (or `stop` is set).
 #[allow(clippy::too_many_arguments)]
 fn run_one<Tz: TimeZone>(
     home: &std::path::Path,
@@ -266,6 +270,10 @@ fn run_one<Tz: TimeZone>(
     job: &Job,
     on_event: &(dyn Fn(&Event) + Sync),
 ) -> CronResult<Option<Outcome>> {
+    // A stop requested while this worker was being started must not begin a run it would abandon.
+    if stop.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
     let conn = open_home(home)?;
     let me = Claimant::this_process();
     let claim = match store::claim(&conn, job, tz, clock.now(), &me, opts.stale_after)? {
@@ -278,7 +286,7 @@ fn run_one<Tz: TimeZone>(
                 "the run started at {} (pid {} on {}) is still in progress",
                 ts(r.started_at),
                 r.pid.map_or("?".into(), |p| p.to_string()),
-                r.host.as_deref().unwrap_or("?")
+                r.host.as_deref().map_or("?", |h| store::split_host(h).0)
             ));
             on_event(&e);
             return Ok(Some(Outcome { status: "busy", summary: String::new() }));
@@ -289,10 +297,33 @@ fn run_one<Tz: TimeZone>(
     on_event(&e);
     // The database is not held open across the run: a backup reads it meanwhile.
     drop(conn);
-    let outcome = runner.run(job, claim.scheduled, stop);
+    let mut outcome = runner.run(job, claim.started_at, claim.scheduled, stop);
     let finished = clock.now().max(claim.started_at);
-    let conn = open_home(home)?;
-    store::finish(&conn, &claim, outcome.status, &outcome.summary, finished)?;
+    let recorded = open_home(home).map_err(CronError::from).and_then(|conn| {
+        let ours = store::finish(&conn, &claim, outcome.status, &outcome.summary, finished)?;
+        Ok(if ours { None } else { Some(store::runs(&conn, &job.id)?) })
+    });
+    let lost = match recorded {
+        Ok(lost) => lost,
+        Err(e) => {
+            // Not recorded: the row stays `running` with our pid, which this process now treats as
+            // dead (released), so the next claim closes it as abandoned.
+            store::release(&claim);
+            return Err(e);
+        }
+    };
+    if let Some(rows) = lost {
+        // The claim was taken over (closed as stale) or the job removed while the run went on: the
+        // database's word stands, and the run does not count as ok.
+        let row = rows.iter().find(|r| r.started_at == claim.started_at);
+        let said = row.map_or("the job or its run was removed".to_string(), |r| {
+            format!("the database has it as {}: {}", r.status, r.summary)
+        });
+        outcome = Outcome {
+            status: "failed",
+            summary: format!("{} ({}), but its claim was lost: {said}", outcome.status, outcome.summary),
+        };
+    }
     let mut e = Event::new(EventKind::Finished, job, finished);
     e.scheduled = Some(claim.scheduled);
     e.started_at = Some(claim.started_at);
@@ -300,6 +331,18 @@ fn run_one<Tz: TimeZone>(
     e.summary = Some(outcome.summary.clone());
     on_event(&e);
     Ok(Some(outcome))
+}
+
+/// Warnings about the job's times (see [`store::settle_future`]) as events.
+fn future_warnings(conn: &rusqlite::Connection, job: &Job, now: DateTime<Utc>) -> CronResult<Vec<Event>> {
+    Ok(store::settle_future(conn, job, now)?
+        .into_iter()
+        .map(|w| {
+            let mut e = Event::new(EventKind::Warning, job, now);
+            e.summary = Some(w);
+            e
+        })
+        .collect())
 }
 
 fn invalid_event(job: &Job, at: DateTime<Utc>, why: String) -> Event {
@@ -337,6 +380,9 @@ pub fn run_due<Tz: TimeZone>(
             tally.invalid += 1;
             on_event(&invalid_event(job, clock.now(), e.to_string()));
             continue;
+        }
+        for w in future_warnings(&open_home(home)?, job, clock.now())? {
+            on_event(&w);
         }
         if let Some(o) = run_one(home, runner, tz, clock, opts, stop, job, on_event)? {
             count(&mut tally, &o);
@@ -377,7 +423,13 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
                 }
                 let mut next_wake = now + self.opts.rescan;
                 match self.scan(now) {
-                    Ok(jobs) => {
+                    Ok((jobs, warnings)) => {
+                        for w in warnings {
+                            let key = (w.job.clone(), w.summary.clone().unwrap_or_default());
+                            if warned.insert(key) {
+                                on_event(&w);
+                            }
+                        }
                         for (job, due) in jobs {
                             match due {
                                 Err(why) => {
@@ -412,19 +464,26 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
                                             &job,
                                             on_event,
                                         );
+                                        // A job found busy, or whose run could not even be
+                                        // claimed or recorded (a read-only database), waits for
+                                        // the next rescan: retried at every wake-up it would spin.
+                                        let back_off = || {
+                                            let retry = self.clock.now() + self.opts.rescan;
+                                            backoff
+                                                .lock()
+                                                .unwrap_or_else(|p| p.into_inner())
+                                                .insert(job.id.clone(), retry);
+                                        };
                                         match r {
                                             Ok(Some(o)) => {
                                                 if o.status == "busy" {
-                                                    let retry = self.clock.now() + self.opts.rescan;
-                                                    backoff
-                                                        .lock()
-                                                        .unwrap_or_else(|p| p.into_inner())
-                                                        .insert(job.id.clone(), retry);
+                                                    back_off();
                                                 }
                                                 count(&mut tally.lock().unwrap_or_else(|p| p.into_inner()), &o)
                                             }
                                             Ok(None) => {}
                                             Err(e) => {
+                                                back_off();
                                                 let mut ev = Event::new(EventKind::Error, &job, self.clock.now());
                                                 ev.summary = Some(format!("{}: {e}", job.name));
                                                 on_event(&ev);
@@ -460,21 +519,76 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
         Ok(tally.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Every job this scheduler runs, with when it is next due (or why it cannot run).
+    /// Every job this scheduler runs, with when it is next due (or why it cannot run), and
+    /// warnings about times in the future (a `created_at` in the future is settled here: see
+    /// [`store::settle_future`]).
     #[allow(clippy::type_complexity)]
-    fn scan(&self, _now: DateTime<Utc>) -> CronResult<Vec<(Job, Result<Option<DateTime<Utc>>, String>)>> {
+    fn scan(&self, now: DateTime<Utc>) -> CronResult<(Vec<(Job, Result<Option<DateTime<Utc>>, String>)>, Vec<Event>)> {
         let conn = open_home(&self.home)?;
         let mut out = Vec::new();
-        for job in store::list_jobs(&conn)?.into_iter().filter(|j| j.runs_here()) {
+        let mut warnings = Vec::new();
+        for mut job in store::list_jobs(&conn)?.into_iter().filter(|j| j.runs_here()) {
             let due = match job.schedule().and_then(|s| job.action().map(|_| s)) {
                 Err(e) => Err(e.to_string()),
                 Ok(s) => {
-                    let last = store::last_run(&conn, &job.id)?.map(|r| r.started_at);
-                    Ok(store::next_due(&job, &s, last, &self.tz))
+                    warnings.extend(future_warnings(&conn, &job, now)?);
+                    job.created_at = job.created_at.min(now);
+                    let last = store::last_start(&conn, &job.id, now)?.counted;
+                    Ok(store::next_due(&job, &s, last, now, &self.tz))
                 }
             };
             out.push((job, due));
         }
-        Ok(out)
+        Ok((out, warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cron::store::{Action, NewJob};
+    use crate::gateway::create_home;
+
+    #[test]
+    fn a_run_whose_claim_was_taken_over_is_not_reported_ok() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        let conn = create_home(&home).expect("home");
+        let created = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").expect("time").with_timezone(&Utc);
+        store::ensure_default_job(&conn, "0 3 * * *", created).expect("default job");
+        let new = NewJob {
+            tenant_id: "default".into(),
+            name: "slow".into(),
+            schedule: "0 3 * * *".into(),
+            action: Action::Custom { command: "sleep 1; echo done".into() },
+            enabled: true,
+        };
+        let job = store::add_job(&conn, &new, created).expect("add");
+        let runner = Runner { sophon: "sophon".into(), home: home.clone(), env: Vec::new() };
+        let clock = FixedClock(created + Duration::hours(3));
+        let stop = AtomicBool::new(false);
+        let events = Mutex::new(Vec::new());
+        let on_event = |e: &Event| events.lock().expect("events").push(e.clone());
+        let outcome = std::thread::scope(|s| {
+            let worker =
+                s.spawn(|| run_one(&home, &runner, &Utc, &clock, &DaemonOptions::default(), &stop, &job, &on_event));
+            // While it runs, another scheduler closes the claim (as it would a stale one).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while store::runs(&conn, &job.id).expect("runs").is_empty() {
+                assert!(std::time::Instant::now() < deadline, "never claimed");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            conn.execute("UPDATE cron_runs SET status = 'failed', summary = 'abandoned: taken over'", [])
+                .expect("update");
+            worker.join().expect("join")
+        });
+        let outcome = outcome.expect("run").expect("due");
+        assert_eq!(outcome.status, "failed", "{outcome:?}");
+        assert!(outcome.summary.contains("claim was lost") && outcome.summary.contains("taken over"), "{outcome:?}");
+        let events = events.into_inner().expect("events");
+        let finished = events.iter().find(|e| e.event == EventKind::Finished).expect("finished");
+        assert_eq!(finished.status.as_deref(), Some("failed"));
+        let r = store::runs(&conn, &job.id).expect("runs");
+        assert_eq!((r[0].status.as_str(), r[0].summary.as_str()), ("failed", "abandoned: taken over"));
     }
 }

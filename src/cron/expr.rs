@@ -6,9 +6,11 @@
 //! these. Day-of-week 0 and 7 are both Sunday. The macros `@yearly` (`@annually`), `@monthly`,
 //! `@weekly`, `@daily` (`@midnight`) and `@hourly` stand for their usual expressions.
 //!
-//! Day matching follows Vixie cron: when both day-of-month and day-of-week are restricted (neither
-//! field starts with `*`), a day matches if EITHER matches (`0 0 1 * MON` is "the 1st and every
-//! Monday"); when one starts with `*` (`*/2` included, as in Vixie), only the other one counts.
+//! Day matching follows Vixie cron (`(DOM_STAR || DOW_STAR) ? dom && dow : dom || dow`): when
+//! neither day-of-month nor day-of-week starts with `*`, a day matches if EITHER matches
+//! (`0 0 1 * MON` is "the 1st and every Monday"); when either starts with `*` a day must match BOTH
+//! (`*` matches every day, so `0 0 13 * *` is just the 13th, but `0 3 */2 * 1-5` is the odd-numbered
+//! weekdays, not every weekday and every odd day).
 //!
 //! Time zones ([`Schedule::next_after`] works in the zone of the instant it is given):
 //! - a wall-clock time skipped by a DST gap (02:30 on a spring-forward night) fires once, at the
@@ -81,6 +83,9 @@ impl std::fmt::Display for Schedule {
     }
 }
 
+/// How far ahead an occurrence is looked for.
+const SEARCH_YEARS: i64 = 41;
+
 impl Schedule {
     /// Parse an expression (surrounding and repeated whitespace is ignored).
     pub fn parse(expr: &str) -> Result<Schedule, ExprError> {
@@ -144,18 +149,19 @@ impl Schedule {
             .any(|m| self.months & (1 << m) != 0 && (1..=LONGEST[m as usize - 1]).any(|d| self.doms & (1 << d) != 0))
     }
 
-    /// Whether the day matches (month, and day-of-month / day-of-week with Vixie's OR rule).
+    /// Whether the day matches (month, and day-of-month / day-of-week with Vixie's rule).
     pub fn matches_date(&self, d: NaiveDate) -> bool {
         if self.months & (1 << d.month()) == 0 {
             return false;
         }
         let dom = self.doms & (1 << d.day()) != 0;
         let dow = self.dows & (1 << d.weekday().num_days_from_sunday()) != 0;
-        match (self.dom_star, self.dow_star) {
-            (false, false) => dom || dow,
-            (true, false) => dow,
-            (false, true) => dom,
-            (true, true) => dom && dow,
+        // Vixie cron's `(DOM_STAR || DOW_STAR) ? dom && dow : dom || dow`: a field starting with `*`
+        // (`*/2` too) still restricts the other one's days, it does not stand aside.
+        if self.dom_star || self.dow_star {
+            dom && dow
+        } else {
+            dom || dow
         }
     }
 
@@ -165,15 +171,16 @@ impl Schedule {
     }
 
     /// The first occurrence strictly after `after`, in `after`'s time zone (DST rules in the module
-    /// doc). `None` only when no matching day exists in the next nine years, which [`Schedule::parse`]
+    /// doc). `None` only when no matching day exists in the next 41 years, which [`Schedule::parse`]
     /// already rules out for every expression but impossible month/day combinations.
     pub fn next_after<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
         let tz = after.timezone();
         let local = after.naive_local();
         let start = local.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
         let mut date = start.date();
-        // Nine years cover a 29 February after a skipped leap year (2096 → 2104).
-        for _ in 0..(9 * 366) {
+        // A date on a given weekday (a step day field ANDed with a weekday, as Vixie does) recurs
+        // within 28 years, 29 February on a given weekday within 40 across a skipped leap year.
+        for _ in 0..(SEARCH_YEARS * 366) {
             if self.matches_date(date) {
                 let first = date == start.date();
                 for h in (0..24u32).filter(|h| self.hours & (1 << h) != 0) {
@@ -187,7 +194,8 @@ impl Schedule {
                         let naive = date.and_hms_opt(h, m, 0)?;
                         let instant = match tz.from_local_datetime(&naive) {
                             LocalResult::Single(t) => Some(t),
-                            LocalResult::Ambiguous(earliest, _) => Some(earliest),
+                            // Not `.0`: chrono's `Local` (TZ rules) gives the later instance first.
+                            LocalResult::Ambiguous(a, b) => Some(if a <= b { a } else { b }),
                             LocalResult::None => after_gap(&tz, naive),
                         };
                         if let Some(t) = instant.filter(|t| t > after) {
@@ -206,7 +214,7 @@ impl Schedule {
     pub fn latest_in<Tz: TimeZone>(&self, since: &DateTime<Tz>, until: &DateTime<Tz>) -> Option<DateTime<Tz>> {
         // Search back in widening windows so that a frequent schedule after a long outage does not
         // step through every missed occurrence.
-        for days in [1, 32, 367, 9 * 366] {
+        for days in [1, 32, 367, SEARCH_YEARS * 366] {
             let from = until.clone() - Duration::days(days);
             let mut at = if from > *since { from } else { since.clone() };
             let mut last = None;
@@ -304,7 +312,9 @@ mod tests {
             ("5,10-12 * * * *", "2025-01-01T00:10:30Z", "2025-01-01T00:11:00Z"),
             ("0 0 1 * MON", "2025-09-02T00:00:00Z", "2025-09-08T00:00:00Z"), // Monday before the 1st
             ("0 0 1 * MON", "2025-09-29T00:00:00Z", "2025-10-01T00:00:00Z"), // the 1st before Monday
-            ("0 0 */2 * MON", "2025-09-02T00:00:00Z", "2025-09-08T00:00:00Z"), // */2 counts as *
+            ("0 0 */2 * MON", "2025-09-02T00:00:00Z", "2025-09-15T00:00:00Z"), // */2 AND Monday: odd Mondays
+            ("0 3 */2 * 1-5", "2025-09-05T03:00:00Z", "2025-09-09T03:00:00Z"), // odd weekdays: Fri 5 → Tue 9
+            ("0 0 1 * */2", "2025-09-02T00:00:00Z", "2025-11-01T00:00:00Z"), // the 1st on Sun/Tue/Thu/Sat
             ("0 0 29 2 *", "2025-03-01T00:00:00Z", "2028-02-29T00:00:00Z"),
             ("30 17 * * 5", "2025-10-01T00:00:00Z", "2025-10-03T17:30:00Z"),
             ("0 9 * JAN-MAR/2 sun", "2025-02-01T00:00:00Z", "2025-03-02T09:00:00Z"),

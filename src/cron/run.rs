@@ -1,16 +1,20 @@
 //! Running a job's action as child processes, with its outcome summarised for `cron_runs.summary`.
 //!
-//! A backup job runs `SOPHON backup create --home HOME <args> --time <scheduled> --json`, then, with
+//! A backup job runs `SOPHON backup create --home HOME <args> --time <run start> --json`, then, with
 //! retention, `SOPHON backup forget --home HOME [--repo …] [--passphrase-file …] [--cache-dir …]
-//! --prune` (the repository arguments are the job's own). A custom job runs `sh -c COMMAND`. Both
-//! get `SOPHON_HOME`, `SOPHON_CRON_JOB` and `SOPHON_CRON_TIME` in their environment.
+//! --prune` (the repository arguments are the job's own), and, when the job exports archives to a
+//! fixed folder (`--dest FOLDER/NAME`), `SOPHON backup forget --home HOME --dest FOLDER
+//! [--passphrase-file …] [--cache-dir …]`. A custom job runs `sh -c COMMAND` without the
+//! scheduler's repository and passphrase variables. Both get `SOPHON_HOME`, `SOPHON_CRON_JOB` and
+//! `SOPHON_CRON_TIME` (the scheduled occurrence) in their environment.
 
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -55,16 +59,16 @@ enum Exit {
 }
 
 impl Runner {
-    /// Run `job` for its occurrence `scheduled`. When `stop` becomes true the child is killed and
-    /// the run fails as abandoned (backups are crash-safe: a killed one leaves at worst unreferenced
-    /// packs that prune collects).
-    pub fn run(&self, job: &Job, scheduled: DateTime<Utc>, stop: &AtomicBool) -> Outcome {
+    /// Run `job`, started at `started`, for its occurrence `scheduled`. When `stop` becomes true
+    /// the child is killed and the run fails as abandoned (backups are crash-safe: a killed one
+    /// leaves at worst unreferenced packs that prune collects).
+    pub fn run(&self, job: &Job, started: DateTime<Utc>, scheduled: DateTime<Utc>, stop: &AtomicBool) -> Outcome {
         let action = match job.action() {
             Ok(a) => a,
             Err(e) => return Outcome::failed(e.to_string()),
         };
         match action {
-            Action::Backup { args, retention } => self.backup(job, &args, retention, scheduled, stop),
+            Action::Backup { args, retention } => self.backup(job, &args, retention, started, scheduled, stop),
             Action::Custom { command } => {
                 let mut c = Command::new("sh");
                 c.arg("-c").arg(&command);
@@ -88,16 +92,21 @@ impl Runner {
         job: &Job,
         args: &[String],
         retention: bool,
+        started: DateTime<Utc>,
         scheduled: DateTime<Utc>,
         stop: &AtomicBool,
     ) -> Outcome {
         let mut c = Command::new(&self.sophon);
-        c.args(["backup", "create", "--home"]).arg(&self.home).args(args).args(["--time", &ts(scheduled)]);
+        // The snapshot's time is when it was taken: a run catching up on a missed night at 09:00
+        // must not pass off 09:00 data as 03:00's. The occurrence goes into the summary instead.
+        c.args(["backup", "create", "--home"]).arg(&self.home).args(args).args(["--time", &ts(started)]);
         if !args.iter().any(|a| a == "--json") {
             c.arg("--json");
         }
         let created = match self.exec(c, job, scheduled, stop) {
-            Ok(Exit::Done { status, stdout, .. }) if status.success() => snapshot_summary(&stdout),
+            Ok(Exit::Done { status, stdout, .. }) if status.success() => {
+                format!("{} (scheduled for {})", snapshot_summary(&stdout), ts(scheduled))
+            }
             Ok(Exit::Done { status, stderr, .. }) => {
                 return Outcome::failed(failure("backup create: ", status, &stderr))
             }
@@ -109,7 +118,7 @@ impl Runner {
         }
         let mut c = Command::new(&self.sophon);
         c.args(["backup", "forget", "--home"]).arg(&self.home).args(repo_args(args)).arg("--prune");
-        match self.exec(c, job, scheduled, stop) {
+        let mut out = match self.exec(c, job, scheduled, stop) {
             Ok(Exit::Done { status, stdout, .. }) if status.success() => {
                 let kept = last_lines(&stdout, 1).unwrap_or_else(|| "done".into());
                 Outcome::ok(format!("{created}; retention: {kept}"))
@@ -117,9 +126,36 @@ impl Runner {
             Ok(Exit::Done { status, stderr, .. }) => {
                 Outcome::failed(format!("{created}; {}", failure("backup forget: ", status, &stderr)))
             }
-            Ok(Exit::Abandoned) => Outcome::failed(format!("{created}; {ABANDONED}")),
+            Ok(Exit::Abandoned) => return Outcome::failed(format!("{created}; {ABANDONED}")),
             Err(e) => Outcome::failed(format!("{created}; cannot run {}: {e}", self.sophon.display())),
+        };
+        // The exported archives pile up as well: the same lifecycle applies to them.
+        match archive_folder(args) {
+            None => {}
+            Some(Err(dest)) => {
+                out.summary.push_str(&format!("; archives: not thinned ({dest}: the folder part has a {{…}} template)"))
+            }
+            Some(Ok(folder)) => {
+                let mut c = Command::new(&self.sophon);
+                c.args(["backup", "forget", "--home"]).arg(&self.home).args(["--dest", &folder]);
+                c.args(picked(args, &["--passphrase-file", "--cache-dir"]));
+                let (status, note) = match self.exec(c, job, scheduled, stop) {
+                    Ok(Exit::Done { status, stdout, .. }) if status.success() => {
+                        ("ok", format!("archives: {}", last_lines(&stdout, 1).unwrap_or_else(|| "done".into())))
+                    }
+                    Ok(Exit::Done { status, stderr, .. }) => {
+                        ("failed", failure("backup forget --dest: ", status, &stderr))
+                    }
+                    Ok(Exit::Abandoned) => ("failed", ABANDONED.to_string()),
+                    Err(e) => ("failed", format!("cannot run {}: {e}", self.sophon.display())),
+                };
+                if status == "failed" {
+                    out.status = "failed";
+                }
+                out.summary.push_str(&format!("; {note}"));
+            }
         }
+        out
     }
 
     fn exec(&self, mut c: Command, job: &Job, scheduled: DateTime<Utc>, stop: &AtomicBool) -> std::io::Result<Exit> {
@@ -130,6 +166,13 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if c.get_program() != self.sophon.as_os_str() {
+            // A shell command has no use for the repository's passphrase: keep it out of reach of
+            // whatever the command runs (and of its logs). Removed last, after `self.env`.
+            for secret in SCRUBBED_FOR_CUSTOM {
+                c.env_remove(secret);
+            }
+        }
         // Its own process group, so that stopping a run reaches the command's children too (a
         // `sh -c` job's `sleep` would otherwise outlive it and hold its output pipes open).
         std::os::unix::process::CommandExt::process_group(&mut c, 0);
@@ -137,7 +180,10 @@ impl Runner {
         let out = child.stdout.take().map(tail_reader);
         let err = child.stderr.take().map(tail_reader);
         let status = wait(&mut child, stop)?;
-        let collect = |h: Option<std::thread::JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
+        // A process the command left in the background (`daemon &`) inherits its pipes and can hold
+        // them open for ever: give the output a bounded time to end, then keep what came.
+        let deadline = Instant::now() + DRAIN_AFTER_EXIT;
+        let collect = |t: Option<Tail>| t.map(|t| t.collect(deadline)).unwrap_or_default();
         let (stdout, stderr) = (collect(out), collect(err));
         Ok(match status {
             Some(status) => Exit::Done { status, stdout, stderr },
@@ -148,6 +194,12 @@ impl Runner {
 
 const ABANDONED: &str = "abandoned: the scheduler was stopped while the run was in progress";
 
+/// Variables removed from a custom job's environment: the scheduler's own secrets and repository.
+const SCRUBBED_FOR_CUSTOM: [&str; 3] = ["SOPHON_BACKUP_PASSPHRASE", "SOPHON_NEW_PASSPHRASE", "SOPHON_REPOSITORY"];
+
+/// How long a command's output may stay open after it exited (held by a process it left behind).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(5);
+
 /// Wait for the child, polling `stop`; `None` when it was killed because of `stop`.
 fn wait(child: &mut Child, stop: &AtomicBool) -> std::io::Result<Option<ExitStatus>> {
     loop {
@@ -156,12 +208,14 @@ fn wait(child: &mut Child, stop: &AtomicBool) -> std::io::Result<Option<ExitStat
         }
         if stop.load(Ordering::SeqCst) {
             // SIGTERM to the group first, so a backup can end cleanly; SIGKILL after a grace period.
-            signal_group(child.id(), "-TERM");
-            let grace = std::time::Instant::now() + STOP_GRACE;
-            while child.try_wait()?.is_none() && std::time::Instant::now() < grace {
-                std::thread::sleep(Duration::from_millis(50));
+            if signal_group(child.id(), "-TERM") {
+                let grace = Instant::now() + STOP_GRACE;
+                while child.try_wait()?.is_none() && Instant::now() < grace {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                signal_group(child.id(), "-KILL");
             }
-            signal_group(child.id(), "-KILL");
+            // Without kill(1) (or after it), at least the command itself.
             let _ = child.kill();
             let _ = child.wait();
             return Ok(None);
@@ -173,31 +227,55 @@ fn wait(child: &mut Child, stop: &AtomicBool) -> std::io::Result<Option<ExitStat
 /// How long a stopped run's processes get between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Signal a process group through kill(1): the library forbids `unsafe`, which libc::kill needs.
-fn signal_group(pgid: u32, signal: &str) {
-    let _ = Command::new("kill")
+/// Signal a process group through kill(1). `libc::kill` would need `unsafe`, which the crate
+/// forbids, and no safe wrapper (`nix`, `rustix`) is a dependency. Without a working kill(1) only
+/// the group's leader can be stopped ([`wait`] falls back to `Child::kill`); returns whether the
+/// group was signalled.
+fn signal_group(pgid: u32, signal: &str) -> bool {
+    Command::new("kill")
         .args([signal, "--", &format!("-{pgid}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
-/// Read a pipe to its end on a thread (so a full pipe never blocks the child), keeping the tail.
-fn tail_reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<String> {
+/// The tail of a pipe, read to its end on a thread (so a full pipe never blocks the child).
+struct Tail {
+    kept: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Tail {
+    /// What was read, once the pipe ended or at `deadline`, whichever comes first. The reading
+    /// thread is left behind in the second case; it ends when the last writer closes the pipe.
+    fn collect(self, deadline: Instant) -> String {
+        let _ = self.done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&kept).into_owned()
+    }
+}
+
+fn tail_reader<R: Read + Send + 'static>(mut r: R) -> Tail {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let (tx, done) = mpsc::channel();
+    let shared = kept.clone();
     std::thread::spawn(move || {
-        let mut kept: Vec<u8> = Vec::new();
         let mut buf = [0u8; 8192];
         while let Ok(n) = r.read(&mut buf) {
             if n == 0 {
                 break;
             }
+            let mut kept = shared.lock().unwrap_or_else(|p| p.into_inner());
             kept.extend_from_slice(&buf[..n]);
             if kept.len() > 2 * KEEP_BYTES {
-                kept.drain(..kept.len() - KEEP_BYTES);
+                let cut = kept.len() - KEEP_BYTES;
+                kept.drain(..cut);
             }
         }
-        String::from_utf8_lossy(&kept).into_owned()
-    })
+        let _ = tx.send(());
+    });
+    Tail { kept, done }
 }
 
 fn last_lines(text: &str, n: usize) -> Option<String> {
@@ -232,12 +310,16 @@ fn snapshot_summary(stdout: &str) -> String {
 
 /// The repository arguments among a backup job's arguments, for `backup forget`.
 pub fn repo_args(args: &[String]) -> Vec<String> {
-    const WITH_VALUE: [&str; 3] = ["--repo", "--passphrase-file", "--cache-dir"];
+    picked(args, &["--repo", "--passphrase-file", "--cache-dir"])
+}
+
+/// The options `flags` (each with its value) among `args`.
+fn picked(args: &[String], flags: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
-        if WITH_VALUE.contains(&a.as_str()) {
+        if flags.contains(&a.as_str()) {
             out.push(a.clone());
             if let Some(v) = args.get(i + 1) {
                 out.push(v.clone());
@@ -245,7 +327,7 @@ pub fn repo_args(args: &[String]) -> Vec<String> {
             i += 2;
             continue;
         }
-        if WITH_VALUE.iter().any(|f| a.starts_with(&format!("{f}="))) {
+        if flags.iter().any(|f| a.starts_with(&format!("{f}="))) {
             out.push(a.clone());
         }
         i += 1;
@@ -253,9 +335,57 @@ pub fn repo_args(args: &[String]) -> Vec<String> {
     out
 }
 
+/// The value of `flag` among `args` (`--flag VALUE` or `--flag=VALUE`; the last one wins).
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let mut found = None;
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == flag {
+            found = args.get(i + 1).map(String::as_str);
+            i += 2;
+            continue;
+        }
+        if let Some(v) = args[i].strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v);
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The folder (or store URL) a backup job's `--dest` archives go to: everything before the last
+/// `/`, as `backup create` splits it. `None` without `--dest`; `Err(dest)` when that part has a
+/// `{…}` template, whose archives are spread over folders no single `forget --dest` sees.
+pub fn archive_folder(args: &[String]) -> Option<Result<String, String>> {
+    let dest = flag_value(args, "--dest")?;
+    let (folder, _) = dest.rsplit_once('/')?;
+    if folder.is_empty() || folder.ends_with(':') || folder.ends_with("//") {
+        return None;
+    }
+    if folder.contains('{') {
+        return Some(Err(dest.to_string()));
+    }
+    Some(Ok(folder.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn archive_folder_is_the_dest_up_to_its_last_slash() {
+        assert_eq!(archive_folder(&strings(&["--dest", "s3://b/x/{date}.zip"])), Some(Ok("s3://b/x".into())));
+        assert_eq!(archive_folder(&strings(&["--dest=/srv/out/n-{snapshot}.zip"])), Some(Ok("/srv/out".into())));
+        assert_eq!(
+            archive_folder(&strings(&["--dest", "/srv/{tenant}/a.zip"])),
+            Some(Err("/srv/{tenant}/a.zip".into()))
+        );
+        assert_eq!(archive_folder(&strings(&["--out", "/srv/a.zip"])), None);
+    }
 
     #[test]
     fn repo_args_are_picked_out() {

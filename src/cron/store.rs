@@ -4,10 +4,14 @@
 //! and the claiming process's `pid` and `host`, in a `BEGIN IMMEDIATE` transaction that first checks
 //! that the job is still due and that no live claim exists. SQLite serialises those transactions
 //! across processes, so two runs of one job never overlap, whether they come from one daemon, two
-//! daemons or a daemon and `sophon cron run-due`. A claim whose process is gone (same host, no such
-//! pid) or that is older than the stale limit is closed as `failed` and may be taken over.
+//! daemons or a daemon and `sophon cron run-due`. A claim is dead when its process is gone (same
+//! host: no such pid, a pid now used by another process, or our own pid outside our runs in flight);
+//! a claim from another host, whose pids mean nothing here, is dead once older than the stale limit.
+//! Dead claims are closed as `failed` and may be taken over.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -101,13 +105,63 @@ pub struct NewJob {
 pub struct Claimant {
     pub pid: u32,
     pub host: String,
+    /// The process's start time (clock ticks after boot, field 22 of `/proc/PID/stat`), when known:
+    /// stored with the host so that a reused pid is not mistaken for the claim's process.
+    pub start: Option<u64>,
 }
 
 impl Claimant {
     pub fn this_process() -> Self {
         let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into());
-        Claimant { pid: std::process::id(), host }
+        let pid = std::process::id();
+        Claimant { pid, host, start: process_start(i64::from(pid)) }
     }
+
+    /// The `host` column of this claimant's claims: `HOST` or `HOST#START` (a host name has no `#`).
+    pub fn host_column(&self) -> String {
+        match self.start {
+            Some(t) => format!("{}#{t}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// Split a `host` column into the host name and the claiming process's start time, if recorded.
+pub fn split_host(column: &str) -> (&str, Option<u64>) {
+    match column.rsplit_once('#') {
+        Some((host, t)) => match t.parse() {
+            Ok(t) => (host, Some(t)),
+            Err(_) => (column, None),
+        },
+        None => (column, None),
+    }
+}
+
+/// The runs this process has claimed and not yet finished, by (job id, started_at): a claim that
+/// carries our own pid but is not among them was left by an earlier process that had our pid (a
+/// container's daemon is pid 1 after every restart).
+static HELD: Mutex<Option<HashSet<(String, String)>>> = Mutex::new(None);
+
+fn held(job_id: &str, started_at: DateTime<Utc>) -> bool {
+    let g = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    g.as_ref().is_some_and(|h| h.contains(&(job_id.to_string(), ts(started_at))))
+}
+
+fn hold(job_id: &str, started_at: DateTime<Utc>, on: bool) {
+    let mut g = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    let h = g.get_or_insert_with(HashSet::new);
+    let key = (job_id.to_string(), ts(started_at));
+    if on {
+        h.insert(key);
+    } else {
+        h.remove(&key);
+    }
+}
+
+/// Forget a claim of this process without recording its end (when [`finish`] cannot be reached):
+/// the row then looks dead to this process too, and is closed as abandoned by the next claim.
+pub fn release(claim: &Claim) {
+    hold(&claim.job.id, claim.started_at, false);
 }
 
 /// The outcome of [`claim`].
@@ -327,36 +381,134 @@ pub fn last_run(conn: &Connection, job_id: &str) -> CronResult<Option<Run>> {
     .map_err(|e| sql_err(conn, e))
 }
 
-/// When the job is next due after its last run (or its creation), in `tz`.
+/// How far in the future a run's `started_at` may lie and still count as the job's last run. A
+/// little ahead is a clock stepped back a bit or another host's skew: that run stands for the
+/// occurrences up to it, and counting it avoids running them twice. Further ahead (a database
+/// restored from a host whose clock was wrong) the run is ignored, with a warning, rather than
+/// stopping the job until that time.
+pub const FUTURE_LIMIT: chrono::Duration = chrono::Duration::hours(24);
+
+/// The job's last run as far as scheduling goes, at `now`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LastStart {
+    /// The latest `started_at` not more than [`FUTURE_LIMIT`] after `now`.
+    pub counted: Option<DateTime<Utc>>,
+    /// The latest `started_at` beyond that limit, which is ignored.
+    pub ignored: Option<DateTime<Utc>>,
+}
+
+/// The job's [`LastStart`] at `now`.
+pub fn last_start(conn: &Connection, job_id: &str, now: DateTime<Utc>) -> CronResult<LastStart> {
+    let limit = ts(now + FUTURE_LIMIT);
+    let (counted, ignored): (Option<String>, Option<String>) = conn
+        .query_row(
+            "SELECT max(CASE WHEN started_at <= ?2 THEN started_at END),
+                    max(CASE WHEN started_at > ?2 THEN started_at END)
+             FROM cron_runs WHERE job_id = ?1",
+            params![job_id, limit],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| sql_err(conn, e))?;
+    let parse = |s: Option<String>| s.as_deref().map(parse_ts).transpose().map_err(|e| sql_err(conn, e));
+    Ok(LastStart { counted: parse(counted)?, ignored: parse(ignored)? })
+}
+
+/// The instant the job's next occurrence is searched from: its last counted run's start, or its
+/// creation. A `created_at` after `now` (a clock stepped back, a database from a fast-clock host)
+/// is taken as `now`, so the job runs at its next occurrence instead of waiting for that time;
+/// [`settle_future`] stores that clamp so that it does not move on with the clock.
+pub fn reference(job: &Job, last_start: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let created = job.created_at.min(now);
+    last_start.map_or(created, |l| l.max(created))
+}
+
+/// When the job is next due after its last counted run (or its creation), in `tz`.
 pub fn next_due<Tz: TimeZone>(
     job: &Job,
     schedule: &Schedule,
     last_start: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
     tz: &Tz,
 ) -> Option<DateTime<Utc>> {
-    let reference = last_start.map_or(job.created_at, |l| l.max(job.created_at));
+    let reference = reference(job, last_start, now);
     schedule.next_after(&reference.with_timezone(tz)).map(|t| t.with_timezone(&Utc))
 }
 
-/// Whether a `running` claim is dead: its process is gone (same host only: another host's pids
-/// mean nothing here), or it started more than `stale_after` before `now`.
-pub fn is_stale(run: &Run, now: DateTime<Utc>, me: &Claimant, stale_after: chrono::Duration) -> bool {
-    if now - run.started_at > stale_after {
-        return true;
+/// Deal with times after `now` in the job's rows before scheduling it: a `created_at` in the future
+/// is set to `now` (stored: a clamp recomputed at every look would follow the clock and the job
+/// would never fall due), and runs beyond [`FUTURE_LIMIT`] are ignored (see [`last_start`]).
+/// Returns a warning for each, for the scheduler's output.
+pub fn settle_future(conn: &Connection, job: &Job, now: DateTime<Utc>) -> CronResult<Vec<String>> {
+    let mut warnings = Vec::new();
+    let now = Utc.timestamp_opt(now.timestamp(), 0).single().unwrap_or(now);
+    if job.created_at > now {
+        conn.execute(
+            "UPDATE cron_jobs SET created_at = ?2 WHERE id = ?1 AND created_at > ?2",
+            params![job.id, ts(now)],
+        )
+        .map_err(|e| sql_err(conn, e))?;
+        warnings.push(format!(
+            "created_at {} is in the future (has the clock gone back?): taken as {}",
+            ts(job.created_at),
+            ts(now)
+        ));
     }
-    match (run.pid, run.host.as_deref()) {
-        (Some(pid), Some(host)) if host == me.host => !process_alive(pid),
+    if let Some(t) = last_start(conn, &job.id, now)?.ignored {
+        warnings.push(format!(
+            "a run started at {} is more than {} h in the future (has the clock gone back?): ignored when \
+             scheduling",
+            ts(t),
+            FUTURE_LIMIT.num_hours()
+        ));
+    }
+    Ok(warnings)
+}
+
+/// Whether a `running` claim is dead. On this host: its process is gone, or its pid now belongs to
+/// another process (a different start time, or our own pid outside our runs in flight); a live
+/// process is never declared dead by age, however long the run takes. From another host (whose
+/// pids mean nothing here), or where liveness cannot be told: once it started more than
+/// `stale_after` before `now`.
+pub fn is_stale(run: &Run, now: DateTime<Utc>, me: &Claimant, stale_after: chrono::Duration) -> bool {
+    let too_old = now - run.started_at > stale_after;
+    let (Some(pid), Some(column)) = (run.pid, run.host.as_deref()) else {
         // A claim without an owner (written by another tool) is trusted until the limit.
-        _ => false,
+        return too_old;
+    };
+    let (host, start) = split_host(column);
+    if host != me.host {
+        return too_old;
+    }
+    if pid == i64::from(me.pid) && (start.is_none() || start == me.start) {
+        return !held(&run.job_id, run.started_at);
+    }
+    match process_alive(pid, start) {
+        Some(alive) => !alive,
+        None => too_old,
     }
 }
 
-fn process_alive(pid: i64) -> bool {
+/// Whether process `pid` exists and, when `start` is given, started then; `None` without `/proc`.
+fn process_alive(pid: i64, start: Option<u64>) -> Option<bool> {
     let proc = Path::new("/proc");
     if !proc.join("self").exists() {
-        return true; // no way to tell without /proc: rely on the age limit
+        return None;
     }
-    proc.join(pid.to_string()).exists()
+    if !proc.join(pid.to_string()).exists() {
+        return Some(false);
+    }
+    match (start, process_start(pid)) {
+        (Some(want), Some(got)) => Some(want == got),
+        _ => Some(true),
+    }
+}
+
+/// A process's start time in clock ticks after boot: field 22 of `/proc/PID/stat`, counted after
+/// the command name, which is in parentheses and may itself hold spaces and parentheses.
+fn process_start(pid: i64) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Claim the job's due run at `now` (see the module doc). Stale claims are closed as `failed`
@@ -382,43 +534,60 @@ pub fn claim<Tz: TimeZone>(
     let mut live = None;
     for r in running {
         if is_stale(&r, now, me, stale_after) {
-            let who = match (r.pid, &r.host) {
-                (Some(p), Some(h)) => format!("pid {p} on {h}"),
-                _ => "an unknown process".to_string(),
+            let why = match (r.pid, r.host.as_deref().map(split_host)) {
+                (Some(p), Some((h, _))) if h == me.host => format!("the run's process (pid {p} on {h}) is gone"),
+                (Some(p), Some((h, _))) => {
+                    format!("the run (pid {p} on {h}) started more than {} h ago", stale_after.num_hours())
+                }
+                _ => format!("the run (an unknown process) started more than {} h ago", stale_after.num_hours()),
             };
             tx.execute(
                 "UPDATE cron_runs SET status = 'failed', finished_at = ?3, summary = ?4
                  WHERE job_id = ?1 AND started_at = ?2 AND status = 'running'",
-                params![r.job_id, ts(r.started_at), ts(now), format!("abandoned: the run's process ({who}) is gone")],
+                params![r.job_id, ts(r.started_at), ts(now), format!("abandoned: {why}")],
             )
             .map_err(|e| sql_err(conn, e))?;
         } else {
             live = Some(r);
         }
     }
-    let last_start: Option<String> = tx
-        .query_row("SELECT max(started_at) FROM cron_runs WHERE job_id = ?1", [&job.id], |r| r.get(0))
-        .map_err(|e| sql_err(conn, e))?;
-    let last_start = last_start.as_deref().map(parse_ts).transpose().map_err(|e| sql_err(conn, e))?;
-    let next = next_due(job, &schedule, last_start, tz);
-    let Some(due) = next.filter(|d| *d <= now) else {
-        return Ok(ClaimOutcome::NotDue { next });
+    // Runs too far in the future are ignored (see `last_start`). A run at or after `now` makes the
+    // next occurrence later than `now`, so this run's key (job, now) is never taken twice.
+    let last = last_start(&tx, &job.id, now)?;
+    let next = next_due(job, &schedule, last.counted, now, tz);
+    let outcome = match next.filter(|d| *d <= now) {
+        None => Some(ClaimOutcome::NotDue { next }),
+        Some(_) => live.map(ClaimOutcome::Busy),
     };
-    if let Some(r) = live {
-        return Ok(ClaimOutcome::Busy(r));
+    if let Some(outcome) = outcome {
+        // Commit, not roll back: the stale claims closed above stay closed.
+        tx.commit().map_err(|e| sql_err(conn, e))?;
+        return Ok(outcome);
     }
-    if last_start.is_some_and(|l| l >= now) {
-        return Ok(ClaimOutcome::NotDue { next });
-    }
-    let reference = last_start.map_or(job.created_at, |l| l.max(job.created_at));
+    let due = next.unwrap_or(now);
+    let reference = reference(job, last.counted, now);
     let scheduled =
         schedule.latest_in(&reference.with_timezone(tz), &now.with_timezone(tz)).map_or(due, |t| t.with_timezone(&Utc));
-    tx.execute(
-        &format!("INSERT INTO cron_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, NULL, 'running', ?4, ?5, ?6)"),
-        params![job.id, job.tenant_id, ts(now), format!("scheduled for {}", ts(scheduled)), me.pid, me.host],
-    )
-    .map_err(|e| sql_err(conn, e))?;
-    tx.commit().map_err(|e| sql_err(conn, e))?;
+    // Held before the row is visible, so that no other thread of this process sees our pid on it
+    // and takes it for a leftover.
+    hold(&job.id, now, true);
+    let inserted = tx
+        .execute(
+            &format!("INSERT INTO cron_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, NULL, 'running', ?4, ?5, ?6)"),
+            params![
+                job.id,
+                job.tenant_id,
+                ts(now),
+                format!("scheduled for {}", ts(scheduled)),
+                me.pid,
+                me.host_column()
+            ],
+        )
+        .and_then(|_| tx.commit());
+    if let Err(e) = inserted {
+        hold(&job.id, now, false);
+        return Err(sql_err(conn, e));
+    }
     Ok(ClaimOutcome::Claimed(Claim { job: job.clone(), started_at: now, scheduled }))
 }
 
@@ -431,6 +600,7 @@ pub fn finish(
     summary: &str,
     finished_at: DateTime<Utc>,
 ) -> CronResult<bool> {
+    release(claim);
     let n = conn
         .execute(
             "UPDATE cron_runs SET status = ?3, finished_at = ?4, summary = ?5
@@ -451,7 +621,7 @@ pub fn remove_job(conn: &Connection, job: &Job, now: DateTime<Utc>) -> CronResul
             let claim = format!(
                 "pid {} on {}, since {}",
                 r.pid.map_or("?".into(), |p| p.to_string()),
-                r.host.as_deref().unwrap_or("?"),
+                r.host.as_deref().map_or("?", |h| split_host(h).0),
                 ts(r.started_at)
             );
             return Err(CronError::Running { tenant: job.tenant_id.clone(), name: job.name.clone(), claim });
@@ -461,4 +631,135 @@ pub fn remove_job(conn: &Connection, job: &Job, now: DateTime<Utc>) -> CronResul
     tx.execute("DELETE FROM cron_jobs WHERE id = ?1", [&job.id]).map_err(|e| sql_err(conn, e))?;
     tx.commit().map_err(|e| sql_err(conn, e))?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::create_home;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    fn run(pid: i64, host: &str, started: &str) -> Run {
+        Run {
+            job_id: "j".into(),
+            tenant_id: "t".into(),
+            started_at: utc(started),
+            finished_at: None,
+            status: "running".into(),
+            summary: String::new(),
+            pid: Some(pid),
+            host: Some(host.into()),
+        }
+    }
+
+    /// A home with the default job (created 2030-01-01, `0 3 * * *`).
+    fn home() -> (tempfile::TempDir, Connection, Job) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = create_home(&dir.path().join("home")).expect("home");
+        let job = ensure_default_job(&conn, "0 3 * * *", utc("2030-01-01T00:00:00Z")).expect("job");
+        (dir, conn, job)
+    }
+
+    #[test]
+    fn a_live_claim_on_this_host_is_never_stale_by_age() {
+        let me = Claimant::this_process();
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
+        let pid = i64::from(child.id());
+        let now = utc("2030-01-03T03:00:00Z");
+        let day = chrono::Duration::hours(24);
+        // Two days old, but its process is alive here: a long run, not a dead one.
+        assert!(!is_stale(&run(pid, &me.host, "2030-01-01T03:00:00Z"), now, &me, day));
+        let start = process_start(pid).expect("start time");
+        let with_start = format!("{}#{start}", me.host);
+        assert!(!is_stale(&run(pid, &with_start, "2030-01-01T03:00:00Z"), now, &me, day));
+        // The same pid with another start time is another process: the claim's is gone.
+        let reused = format!("{}#{}", me.host, start + 1);
+        assert!(is_stale(&run(pid, &reused, "2030-01-03T02:00:00Z"), now, &me, day));
+        // Another host's claim: only its age tells.
+        assert!(!is_stale(&run(pid, "elsewhere", "2030-01-02T04:00:00Z"), now, &me, day));
+        assert!(is_stale(&run(pid, "elsewhere", "2030-01-01T03:00:00Z"), now, &me, day));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(is_stale(&run(pid, &me.host, "2030-01-03T02:00:00Z"), now, &me, day), "its process is gone");
+    }
+
+    #[test]
+    fn our_own_pid_is_alive_only_for_our_runs_in_flight() {
+        let (_dir, conn, job) = home();
+        let me = Claimant::this_process();
+        let day = chrono::Duration::hours(24);
+        // A claim with our pid that this process never made: left by an earlier process with our
+        // pid (a container's daemon restarted as pid 1).
+        let mut r = run(i64::from(me.pid), &me.host, "2030-01-02T03:00:00Z");
+        r.job_id = job.id.clone();
+        assert!(is_stale(&r, utc("2030-01-02T04:00:00Z"), &me, day));
+        // Our own claim, while the run is in flight, is alive; after `finish`, no longer.
+        let ClaimOutcome::Claimed(c) = claim(&conn, &job, &Utc, utc("2030-01-02T03:00:00Z"), &me, day).expect("claim")
+        else {
+            panic!("not claimed")
+        };
+        let row = runs(&conn, &job.id).expect("runs").pop().expect("row");
+        assert_eq!(row.host, Some(me.host_column()));
+        assert!(!is_stale(&row, utc("2030-01-05T04:00:00Z"), &me, day), "held, and never stale by age");
+        assert!(finish(&conn, &c, "ok", "done", utc("2030-01-02T03:01:00Z")).expect("finish"));
+        assert!(is_stale(&row, utc("2030-01-02T03:02:00Z"), &me, day));
+    }
+
+    #[test]
+    fn stale_claims_closed_by_a_claim_that_finds_nothing_due_stay_closed() {
+        let (_dir, conn, job) = home();
+        let me = Claimant::this_process();
+        conn.execute(
+            "INSERT INTO cron_runs (job_id, tenant_id, started_at, finished_at, status, summary, pid, host)
+             VALUES (?1, ?2, '2030-01-03T03:00:00Z', NULL, 'running', 'x', 999999999, ?3)",
+            params![job.id, job.tenant_id, me.host],
+        )
+        .expect("insert");
+        let got = claim(&conn, &job, &Utc, utc("2030-01-03T04:00:00Z"), &me, chrono::Duration::hours(24));
+        assert!(matches!(got, Ok(ClaimOutcome::NotDue { .. })), "{got:?}");
+        let r = runs(&conn, &job.id).expect("runs");
+        assert_eq!(r[0].status, "failed", "{r:?}");
+        assert!(r[0].summary.contains("abandoned"), "{r:?}");
+    }
+
+    #[test]
+    fn times_in_the_future_do_not_stop_the_schedule() {
+        let (_dir, conn, mut job) = home();
+        let me = Claimant::this_process();
+        let day = chrono::Duration::hours(24);
+        // Created "in 2031" (a database from a fast-clock host): taken as now, and stored so.
+        conn.execute("UPDATE cron_jobs SET created_at = '2031-01-01T00:00:00Z' WHERE id = ?1", [&job.id])
+            .expect("update");
+        job.created_at = utc("2031-01-01T00:00:00Z");
+        let w = settle_future(&conn, &job, utc("2030-01-05T10:00:00Z")).expect("settle");
+        assert!(w.len() == 1 && w[0].contains("in the future"), "{w:?}");
+        let job = find_job(&conn, &job.tenant_id, &job.name).expect("find").expect("job");
+        assert_eq!(job.created_at, utc("2030-01-05T10:00:00Z"));
+        let got = claim(&conn, &job, &Utc, utc("2030-01-06T03:00:00Z"), &me, day).expect("claim");
+        let ClaimOutcome::Claimed(c) = got else { panic!("not claimed: {got:?}") };
+        finish(&conn, &c, "ok", "done", utc("2030-01-06T03:00:10Z")).expect("finish");
+        // A run recorded a year ahead is ignored (with a warning); one a little ahead counts.
+        conn.execute(
+            "INSERT INTO cron_runs (job_id, tenant_id, started_at, finished_at, status, summary)
+             VALUES (?1, ?2, '2031-06-01T03:00:00Z', '2031-06-01T03:01:00Z', 'ok', 'x')",
+            params![job.id, job.tenant_id],
+        )
+        .expect("insert");
+        let w = settle_future(&conn, &job, utc("2030-01-07T03:00:00Z")).expect("settle");
+        assert!(w.len() == 1 && w[0].contains("2031-06-01T03:00:00Z"), "{w:?}");
+        let got = claim(&conn, &job, &Utc, utc("2030-01-07T03:00:00Z"), &me, day).expect("claim");
+        let ClaimOutcome::Claimed(c) = got else { panic!("not claimed: {got:?}") };
+        finish(&conn, &c, "ok", "done", utc("2030-01-07T03:00:10Z")).expect("finish");
+        conn.execute(
+            "INSERT INTO cron_runs (job_id, tenant_id, started_at, finished_at, status, summary)
+             VALUES (?1, ?2, '2030-01-08T03:00:05Z', '2030-01-08T03:01:00Z', 'ok', 'x')",
+            params![job.id, job.tenant_id],
+        )
+        .expect("insert");
+        let got = claim(&conn, &job, &Utc, utc("2030-01-08T03:00:00Z"), &me, day).expect("claim");
+        assert!(matches!(got, ClaimOutcome::NotDue { .. }), "a run 5 s ahead stands for 03:00: {got:?}");
+    }
 }

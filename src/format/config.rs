@@ -149,6 +149,11 @@ pub struct Lock {
     /// A prune's lock: coexists with shared locks, excludes other prunes and exclusive locks.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prune: bool,
+    /// Which process table `pid` belongs to (boot id and PID namespace, where `/proc` tells): a
+    /// reader decides that a holder is dead from a missing pid only when this equals its own, so
+    /// containers sharing a host name never take each other's live locks for dead ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_space: Option<String>,
 }
 
 /// Who holds a lock, stable across its refreshes (each refresh writes a new lock object).

@@ -359,6 +359,22 @@ fn move_into_place(home: &Path, staged: &[(String, String)]) -> GatewayResult<()
     Ok(())
 }
 
+/// A scheduled run still `running` when the backup was taken (a nightly backup job is in its own
+/// backup) ended unknown: restored as `failed`, without the claim's pid and host, which would
+/// otherwise block the job (a pid that happens to be alive, another host's claim for 24 hours).
+fn settle_running_claim(row: &mut Map<String, Value>) {
+    if row.get("status").and_then(Value::as_str) != Some("running") {
+        return;
+    }
+    row.insert("status".into(), Value::from("failed"));
+    row.insert("summary".into(), Value::from("in progress when the backup was taken"));
+    for claim in ["pid", "host"] {
+        if row.contains_key(claim) {
+            row.insert(claim.into(), Value::Null);
+        }
+    }
+}
+
 fn has_redacted(row: &Map<String, Value>) -> bool {
     row.values().any(|v| v.as_str() == Some(REDACTED) || (v.is_object() && v.to_string().contains(REDACTED)))
 }
@@ -558,6 +574,9 @@ pub fn restore(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions) -> Ga
         for row in rows {
             let Value::Object(mut m) = row else { continue };
             m.retain(|k, _| cols.contains(k));
+            if *table == "cron_runs" {
+                settle_running_claim(&mut m);
+            }
             if primary {
                 plan.records += 1;
             }

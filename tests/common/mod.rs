@@ -163,6 +163,8 @@ impl Sophon {
         let mut c = Command::cargo_bin("sophon").unwrap();
         c.env("SOPHON_BACKUP_PASSPHRASE", PASSPHRASE)
             .env("SOPHON_CACHE_DIR", &self.cache)
+            // Times in output and schedules (the server's zone) must not depend on the machine's.
+            .env("TZ", "UTC")
             .env_remove("SOPHON_REPOSITORY")
             .env_remove("SOPHON_NEW_PASSPHRASE");
         c
@@ -173,6 +175,8 @@ impl Sophon {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("sophon"));
         c.env("SOPHON_BACKUP_PASSPHRASE", PASSPHRASE)
             .env("SOPHON_CACHE_DIR", &self.cache)
+            // Times in output and schedules (the server's zone) must not depend on the machine's.
+            .env("TZ", "UTC")
             .env_remove("SOPHON_REPOSITORY")
             .env_remove("SOPHON_NEW_PASSPHRASE");
         c

@@ -96,6 +96,15 @@ fn invalid_expressions_name_the_field() {
     }
 }
 
+/// A plain home whose default nightly job is removed, for tests of other jobs.
+fn home_without_jobs() -> (tempfile::TempDir, Sophon, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let home = plain_home(&sophon, t.path());
+    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    (t, sophon, home)
+}
+
 /// A plain home (with its default `nightly-backup` job) in `work/home`.
 fn plain_home(sophon: &Sophon, work: &Path) -> PathBuf {
     let home = work.join("home");
@@ -319,10 +328,7 @@ fn custom_job(sophon: &Sophon, home: &Path, name: &str, schedule: &str, command:
 
 #[test]
 fn a_missed_run_runs_once() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (_t, sophon, home) = home_without_jobs();
     custom_job(&sophon, &home, "nightly", "0 3 * * *", "echo ran");
     set_created(&home, "nightly", "2030-01-01T00:00:00Z");
     // Four nights were missed: one run catches up, standing for the latest of them.
@@ -349,10 +355,7 @@ fn a_missed_run_runs_once() {
 
 #[test]
 fn a_failing_job_is_recorded_and_retried_at_the_next_occurrence() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (_t, sophon, home) = home_without_jobs();
     custom_job(
         &sophon,
         &home,
@@ -379,10 +382,7 @@ fn a_failing_job_is_recorded_and_retried_at_the_next_occurrence() {
 
 #[test]
 fn two_concurrent_run_due_run_a_slow_job_once() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (t, sophon, home) = home_without_jobs();
     let marker = t.path().join("ran");
     custom_job(&sophon, &home, "slow", "0 3 * * *", &format!("echo $$ >> {}; sleep 2", s(&marker)));
     set_created(&home, "slow", "2030-01-01T00:00:00Z");
@@ -667,10 +667,7 @@ fn a_simulated_month_of_nightly_backups_with_retention() {
 
 #[test]
 fn the_daemon_stops_on_sigterm_and_records_the_abandoned_run() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (_t, sophon, home) = home_without_jobs();
     custom_job(&sophon, &home, "long", "0 3 * * *", "sleep 60");
     // Created long ago: the missed run starts as soon as the daemon does.
     set_created(&home, "long", "2020-01-01T00:00:00Z");
@@ -767,10 +764,7 @@ fn step_day_fields_match_as_vixie_cron_does() {
 
 #[test]
 fn spring_forward_and_fall_back_in_new_york_through_run_due() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (_t, sophon, home) = home_without_jobs();
     custom_job(&sophon, &home, "two-thirty", "30 2 * * *", "true");
     custom_job(&sophon, &home, "one-thirty", "30 1 * * *", "true");
     let run_due = |now: &str| {
@@ -810,10 +804,7 @@ fn spring_forward_and_fall_back_in_new_york_through_run_due() {
 
 #[test]
 fn a_job_created_in_the_future_runs_at_its_next_occurrence_with_a_warning() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (_t, sophon, home) = home_without_jobs();
     custom_job(&sophon, &home, "nightly", "0 3 * * *", "true");
     // As if the database came from a host whose clock was a year ahead.
     set_created(&home, "nightly", "2031-01-01T00:00:00Z");
@@ -827,10 +818,7 @@ fn a_job_created_in_the_future_runs_at_its_next_occurrence_with_a_warning() {
 
 #[test]
 fn custom_jobs_get_no_passphrase_and_do_not_wait_for_their_background_processes() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (t, sophon, home) = home_without_jobs();
     let pid_file = t.path().join("bg.pid");
     custom_job(
         &sophon,
@@ -898,10 +886,7 @@ fn a_running_row_in_a_backup_is_restored_as_failed() {
 
 #[test]
 fn archives_at_a_backup_jobs_destination_get_retention_too() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (t, sophon, home) = home_without_jobs();
     let exports = t.path().join("exports");
     std::fs::create_dir_all(&exports).unwrap();
     let add = |name: &str, dest: &str| {
@@ -952,10 +937,7 @@ fn daemon_for(home: &Path, secs: i64) -> Vec<Event> {
 
 #[test]
 fn a_job_whose_run_cannot_be_recorded_is_retried_at_the_rescan_not_in_a_loop() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (_t, sophon, home) = home_without_jobs();
     custom_job(&sophon, &home, "due", "0 3 * * *", "true");
     set_created(&home, "due", "2020-01-01T00:00:00Z");
     // Every claim fails, as on a read-only gateway.db (root can write a read-only file: a trigger).
@@ -969,10 +951,7 @@ fn a_job_whose_run_cannot_be_recorded_is_retried_at_the_rescan_not_in_a_loop() {
 
 #[test]
 fn a_second_sigterm_stops_the_daemon_at_once() {
-    let t = tempfile::tempdir().unwrap();
-    let sophon = Sophon::new(t.path());
-    let home = plain_home(&sophon, t.path());
-    sophon.ok(&["cron", "rm", "--home", s(&home), "--name", "nightly-backup"]);
+    let (t, sophon, home) = home_without_jobs();
     let pid_file = t.path().join("job.pid");
     // A job that ignores SIGTERM: a clean stop waits the 5 s grace for it.
     custom_job(&sophon, &home, "stubborn", "0 3 * * *", &format!("trap '' TERM; echo $$ > {}; sleep 60", s(&pid_file)));

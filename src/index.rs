@@ -32,6 +32,9 @@ pub struct BlobLocation {
 /// Adds one segment inside [`IndexCache::replace_all`]'s transaction.
 pub type AddSegment<'a> = dyn FnMut(&IndexId, &IndexSegment) -> Result<()> + 'a;
 
+/// The columns [`IndexCache::location`] reads, in its order.
+const LOCATION_COLUMNS: &str = "id, type, compression, offset, sealed_len, raw_len, pack";
+
 pub struct IndexCache {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -186,38 +189,41 @@ impl IndexCache {
     pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare_cached(
-                "SELECT pack, type, compression, offset, sealed_len, raw_len FROM blobs WHERE id = ?1 LIMIT 1",
-            )
+            .prepare_cached(&format!("SELECT {LOCATION_COLUMNS} FROM blobs WHERE id = ?1 LIMIT 1"))
             .map_err(|e| sql(&self.path, e))?;
-        let row = st
-            .query_row(params![&id.0[..]], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, u8>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, u32>(5)?,
-                ))
-            })
-            .optional()
-            .map_err(|e| sql(&self.path, e))?;
-        let Some((pack, t, c, offset, sealed_len, raw_len)) = row else {
-            return Ok(None);
+        let mut rows = st.query(params![&id.0[..]]).map_err(|e| sql(&self.path, e))?;
+        match rows.next().map_err(|e| sql(&self.path, e))? {
+            Some(r) => self.location(r).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A row of [`LOCATION_COLUMNS`], checked (the cache is a file others could have damaged).
+    fn location(&self, r: &rusqlite::Row) -> Result<BlobLocation> {
+        let get = |r: &rusqlite::Row| -> rusqlite::Result<_> {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, u8>(1)?,
+                r.get::<_, u8>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, u32>(4)?,
+                r.get::<_, u32>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+            ))
         };
+        let (id, t, c, offset, sealed_len, raw_len, pack) = get(r).map_err(|e| sql(&self.path, e))?;
         let bad = || Error::malformed(format!("index cache {}", self.path.display()), "invalid row; delete the cache");
-        Ok(Some(BlobLocation {
+        Ok(BlobLocation {
             pack: PackId::from_slice(&pack).ok_or_else(bad)?,
             entry: PackEntry {
                 blob_type: BlobType::from_code(t).ok_or_else(bad)?,
                 compression: Compression::from_code(c).ok_or_else(bad)?,
-                id: *id,
+                id: BlobId::from_slice(&id).ok_or_else(bad)?,
                 offset,
                 sealed_len,
                 raw_len,
             },
-        }))
+        })
     }
 
     pub fn contains(&self, id: &BlobId) -> Result<bool> {
@@ -246,32 +252,12 @@ impl IndexCache {
     pub fn for_each_blob(&self, f: &mut dyn FnMut(PackId, PackEntry) -> Result<()>) -> Result<()> {
         let conn = self.conn();
         let mut st = conn
-            .prepare_cached("SELECT id, type, compression, offset, sealed_len, raw_len, pack FROM blobs ORDER BY pack")
+            .prepare_cached(&format!("SELECT {LOCATION_COLUMNS} FROM blobs ORDER BY pack"))
             .map_err(|e| sql(&self.path, e))?;
         let mut rows = st.query([]).map_err(|e| sql(&self.path, e))?;
-        let bad = || Error::malformed(format!("index cache {}", self.path.display()), "invalid row; delete the cache");
         while let Some(r) = rows.next().map_err(|e| sql(&self.path, e))? {
-            let get = |r: &rusqlite::Row| -> rusqlite::Result<_> {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, u8>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, u32>(5)?,
-                    r.get::<_, Vec<u8>>(6)?,
-                ))
-            };
-            let (id, t, c, offset, sealed_len, raw_len, pack) = get(r).map_err(|e| sql(&self.path, e))?;
-            let entry = PackEntry {
-                blob_type: BlobType::from_code(t).ok_or_else(bad)?,
-                compression: Compression::from_code(c).ok_or_else(bad)?,
-                id: BlobId::from_slice(&id).ok_or_else(bad)?,
-                offset,
-                sealed_len,
-                raw_len,
-            };
-            f(PackId::from_slice(&pack).ok_or_else(bad)?, entry)?;
+            let loc = self.location(r)?;
+            f(loc.pack, loc.entry)?;
         }
         Ok(())
     }
@@ -280,35 +266,12 @@ impl IndexCache {
     pub fn pack_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare_cached(
-                "SELECT id, type, compression, offset, sealed_len, raw_len FROM blobs WHERE pack = ?1 ORDER BY offset",
-            )
+            .prepare_cached(&format!("SELECT {LOCATION_COLUMNS} FROM blobs WHERE pack = ?1 ORDER BY offset"))
             .map_err(|e| sql(&self.path, e))?;
-        let rows = st
-            .query_map(params![&pack.0[..]], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, u8>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, u32>(5)?,
-                ))
-            })
-            .map_err(|e| sql(&self.path, e))?;
+        let mut rows = st.query(params![&pack.0[..]]).map_err(|e| sql(&self.path, e))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, t, c, offset, sealed_len, raw_len) = row.map_err(|e| sql(&self.path, e))?;
-            let bad =
-                || Error::malformed(format!("index cache {}", self.path.display()), "invalid row; delete the cache");
-            out.push(PackEntry {
-                blob_type: BlobType::from_code(t).ok_or_else(bad)?,
-                compression: Compression::from_code(c).ok_or_else(bad)?,
-                id: BlobId::from_slice(&id).ok_or_else(bad)?,
-                offset,
-                sealed_len,
-                raw_len,
-            });
+        while let Some(r) = rows.next().map_err(|e| sql(&self.path, e))? {
+            out.push(self.location(r)?.entry);
         }
         Ok(out)
     }

@@ -269,11 +269,8 @@ pub fn plan(
         unused_total += size - st.used_bytes.min(size);
         if st.used_bytes < st.blob_bytes {
             wasteful.push(p);
-        } else if size < target / 4 {
-            small.push(p);
         } else {
-            plan.keep_packs += 1;
-            plan.keep_bytes += size;
+            small_or_keep(p, target, &mut small, &mut plan);
         }
     }
     // As restic: the unused bytes left may be up to P % of what the repository will hold
@@ -519,7 +516,7 @@ pub fn execute(
             outcome.bytes_deferred = condemned.iter().map(|p| p.size).sum();
         }
     }
-    repo.sync_index(&mut |_| {})?;
+    // The cache was brought up to date before the deletions, which change no index segment.
     Ok(outcome)
 }
 

@@ -54,18 +54,7 @@ fn a_flipped_byte_is_found_named_and_contained() {
     // Otherwise B's empty folder would share A's empty tree blob (dedup) and so use A's objects.
     write(&b.join("empty-dir/not-empty"), b"b only");
     let sophon = Sophon::new(t.path());
-    sophon.ok(&[
-        "repo",
-        "init",
-        "--repo",
-        s(&repo),
-        "--kdf-memory-kib",
-        "1024",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
+    sophon.init_small_packs(&repo);
 
     let before = names(&repo);
     let snap_a = sophon.backup_json(&repo, &a)["snapshot"].as_str().unwrap().to_string();

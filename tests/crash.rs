@@ -21,18 +21,7 @@ fn sigkill_at_random_moments_never_damages_the_repository() {
     let (src, repo) = (t.path().join("src"), t.path().join("repo"));
     sample_tree(&src, 256, 7);
     let sophon = Sophon::new(t.path());
-    sophon.ok(&[
-        "repo",
-        "init",
-        "--repo",
-        s(&repo),
-        "--kdf-memory-kib",
-        "1024",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
+    sophon.init_small_packs(&repo);
 
     // How long one backup of a round's new data takes, to spread the kills over it.
     write(&src.join("round.bin"), &pseudo_random(6 << 20, 1000));

@@ -36,21 +36,6 @@ fn backup_at(sophon: &Sophon, repo: &Path, src: &Path, day: u64) {
     sophon.ok(&["backup", "create", "--repo", s(repo), "--path", s(src), "--time", &time, "-q"]);
 }
 
-fn init_small_packs(sophon: &Sophon, repo: &Path) {
-    sophon.ok(&[
-        "repo",
-        "init",
-        "--repo",
-        s(repo),
-        "--kdf-memory-kib",
-        "1024",
-        "--kdf-iterations",
-        "1",
-        "--pack-size-mib",
-        "1",
-    ]);
-}
-
 fn snapshots(sophon: &Sophon, repo: &Path) -> Vec<serde_json::Value> {
     let v: serde_json::Value =
         serde_json::from_str(&sophon.ok(&["backup", "list", "--repo", s(repo), "--json"])).unwrap();
@@ -62,7 +47,7 @@ fn prune_after_forgetting_27_of_30_dailies_leaves_a_repository_no_bigger_than_a_
     let t = tempfile::tempdir().unwrap();
     let sophon = Sophon::new(t.path());
     let (src, repo, fresh) = (t.path().join("src"), t.path().join("repo"), t.path().join("fresh"));
-    init_small_packs(&sophon, &repo);
+    sophon.init_small_packs(&repo);
     for day in 1..=30 {
         churn_state(&src, day);
         backup_at(&sophon, &repo, &src, day);
@@ -84,7 +69,7 @@ fn prune_after_forgetting_27_of_30_dailies_leaves_a_repository_no_bigger_than_a_
     assert!(out["prune"]["outcome"]["packs_deleted"].as_u64().unwrap() > 0, "{out}");
     assert_eq!(out["prune"]["outcome"]["packs_deferred"], 0, "nothing else ran, so nothing waits: {out}");
 
-    init_small_packs(&sophon, &fresh);
+    sophon.init_small_packs(&fresh);
     for day in 28..=30 {
         churn_state(&src, day);
         backup_at(&sophon, &fresh, &src, day);
@@ -130,7 +115,7 @@ fn prune_waits_for_running_clients_and_brings_back_packs_a_late_snapshot_uses() 
     let t = tempfile::tempdir().unwrap();
     let sophon = Sophon::new(t.path());
     let (src, repo) = (t.path().join("src"), t.path().join("repo"));
-    init_small_packs(&sophon, &repo);
+    sophon.init_small_packs(&repo);
     for day in 1..=3 {
         churn_state(&src, day * 10);
         backup_at(&sophon, &repo, &src, day);
@@ -177,7 +162,7 @@ fn prune_dry_run_changes_nothing_and_a_second_prune_is_refused_while_one_runs() 
     let t = tempfile::tempdir().unwrap();
     let sophon = Sophon::new(t.path());
     let (src, repo) = (t.path().join("src"), t.path().join("repo"));
-    init_small_packs(&sophon, &repo);
+    sophon.init_small_packs(&repo);
     for day in 1..=4 {
         churn_state(&src, day * 3);
         backup_at(&sophon, &repo, &src, day);
@@ -232,7 +217,7 @@ fn backups_and_prunes_side_by_side_with_sigkills_lose_nothing() {
     let backups = Sophon::new(&t.path().join("backup-host"));
     let pruner = Sophon::new(&t.path().join("prune-host"));
     let (src, repo) = (t.path().join("src"), t.path().join("repo"));
-    init_small_packs(&backups, &repo);
+    backups.init_small_packs(&repo);
     let mut expected: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move |n: u64| {
@@ -340,7 +325,7 @@ fn a_prune_cut_at_any_step_leaves_a_repository_the_next_prune_finishes() {
     let t = tempfile::tempdir().unwrap();
     let sophon = Sophon::new(t.path());
     let (src, base) = (t.path().join("src"), t.path().join("base"));
-    init_small_packs(&sophon, &base);
+    sophon.init_small_packs(&base);
     for day in 1..=4 {
         churn_state(&src, day * 5);
         backup_at(&sophon, &base, &src, day);

@@ -173,15 +173,19 @@ pub(super) fn gateway_backup_settings(home: &std::path::Path) -> serde_json::Val
 
 /// The repository of a gateway backup: --repo / SOPHON_REPOSITORY, else the config's
 /// `Sophon:Backups:Default:Repository`, else `<home>/backups/repository`, created on first use.
+/// The config's `Sophon:Backups:Default:Repository`, else `<home>/backups/repository`.
+pub(super) fn gateway_repository_url(home: &std::path::Path) -> String {
+    match gateway_backup_settings(home)["Repository"].as_str() {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => home.join("backups").join("repository").to_string_lossy().into_owned(),
+    }
+}
+
 fn gateway_repository(args: &RepoArgs, home: &std::path::Path) -> anyhow::Result<Arc<sophon::Repository>> {
     if args.repo.is_some() {
         return args.open();
     }
-    let settings = gateway_backup_settings(home);
-    let url = match settings["Repository"].as_str() {
-        Some(u) if !u.is_empty() => u.to_string(),
-        _ => home.join("backups").join("repository").to_string_lossy().into_owned(),
-    };
+    let url = gateway_repository_url(home);
     let mut with_url = args.clone();
     with_url.repo = Some(url.clone());
     let default_local = !url.contains("://") && !std::path::Path::new(&url).join("config").exists();

@@ -218,13 +218,8 @@ fn open_repo(args: &RepoArgs, home: Option<&Path>) -> anyhow::Result<Arc<Reposit
         return args.open();
     }
     let Some(home) = home else { return args.open() };
-    let settings = super::backup_cmd::gateway_backup_settings(home);
-    let url = match settings["Repository"].as_str() {
-        Some(u) if !u.is_empty() => u.to_string(),
-        _ => home.join("backups").join("repository").to_string_lossy().into_owned(),
-    };
     let mut with_url = args.clone();
-    with_url.repo = Some(url);
+    with_url.repo = Some(super::backup_cmd::gateway_repository_url(home));
     with_url.open()
 }
 

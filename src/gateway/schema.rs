@@ -292,30 +292,10 @@ CREATE INDEX audit_log_tenant_at ON audit_log (tenant_id, at);
 /// Version 1 → 2: `cron_jobs.action` gains `backup`, `cron_runs.status` gains `running`, and
 /// `cron_runs` gains `pid` and `host` (who claimed a run; NULL for older rows). SQLite cannot alter
 /// a CHECK constraint, so both tables are rebuilt (SQLite's documented 12-step procedure: new
-/// table, copy, drop, rename) with foreign-key enforcement off around the transaction.
+/// table, copy, drop, rename) with foreign-key enforcement off around the transaction. The new
+/// tables are [`SCHEMA_SQL`]'s own (see [`schema_table`]), created as `cron_jobs_v2` and
+/// `cron_runs_v2` before this runs.
 const MIGRATE_1_TO_2: &str = r#"
-CREATE TABLE cron_jobs_v2 (
-    id          TEXT PRIMARY KEY,
-    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
-    name        TEXT NOT NULL,
-    schedule    TEXT NOT NULL,
-    action      TEXT NOT NULL CHECK (action IN ('agent', 'workflow', 'custom', 'backup')),
-    command     TEXT NOT NULL,
-    enabled     INTEGER NOT NULL CHECK (enabled IN (0, 1)),
-    created_at  TEXT NOT NULL,
-    UNIQUE (tenant_id, name)
-);
-CREATE TABLE cron_runs_v2 (
-    job_id       TEXT NOT NULL REFERENCES cron_jobs(id),
-    tenant_id    TEXT NOT NULL REFERENCES tenants(id),
-    started_at   TEXT NOT NULL,
-    finished_at  TEXT,
-    status       TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'timeout', 'skipped', 'running')),
-    summary      TEXT NOT NULL,
-    pid          INTEGER,
-    host         TEXT,
-    PRIMARY KEY (job_id, started_at)
-);
 INSERT INTO cron_jobs_v2 (id, tenant_id, name, schedule, action, command, enabled, created_at)
     SELECT id, tenant_id, name, schedule, action, command, enabled, created_at FROM cron_jobs ORDER BY rowid;
 INSERT INTO cron_runs_v2 (job_id, tenant_id, started_at, finished_at, status, summary)
@@ -422,6 +402,16 @@ pub fn open_home(home: &Path) -> GatewayResult<Connection> {
     Ok(conn)
 }
 
+/// `CREATE TABLE table (…);` as [`SCHEMA_SQL`] has it, under the name `as_name`: a migration then
+/// builds exactly the table a new home gets. (Empty if the schema lacks the table, which the
+/// migration's next statement reports as a missing table; a unit test rules it out.)
+fn schema_table(table: &str, as_name: &str) -> String {
+    let head = format!("CREATE TABLE {table} (");
+    let Some(start) = SCHEMA_SQL.find(&head) else { return String::new() };
+    let Some(len) = SCHEMA_SQL[start..].find("\n);") else { return String::new() };
+    SCHEMA_SQL[start..start + len + 3].replacen(&head, &format!("CREATE TABLE {as_name} ("), 1)
+}
+
 /// Upgrade an older database to [`SCHEMA_VERSION`] in one `BEGIN IMMEDIATE` transaction, so that a
 /// crash leaves it at the old version, and two processes opening it at once upgrade it once (the
 /// second finds the new version after taking the write lock). Rows are kept as they are.
@@ -434,6 +424,9 @@ fn migrate(conn: &Connection, db: &Path) -> GatewayResult<()> {
     let result = (|| -> rusqlite::Result<()> {
         let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if found == 1 {
+            for table in ["cron_jobs", "cron_runs"] {
+                conn.execute_batch(&schema_table(table, &format!("{table}_v2")))?;
+            }
             conn.execute_batch(MIGRATE_1_TO_2)?;
         }
         if found < i64::from(SCHEMA_VERSION) {
@@ -496,6 +489,16 @@ pub fn create_home(home: &Path) -> GatewayResult<Connection> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_migration_builds_the_schemas_own_cron_tables() {
+        let jobs = schema_table("cron_jobs", "cron_jobs_v2");
+        assert!(jobs.starts_with("CREATE TABLE cron_jobs_v2 (") && jobs.ends_with("\n);"), "{jobs}");
+        assert!(jobs.contains("'backup'") && jobs.contains("UNIQUE (tenant_id, name)"), "{jobs}");
+        let runs = schema_table("cron_runs", "cron_runs_v2");
+        assert!(runs.starts_with("CREATE TABLE cron_runs_v2 (") && runs.contains("host") && runs.ends_with("\n);"));
+        assert_eq!(schema_table("no_such_table", "x"), "");
+    }
     use super::*;
 
     #[test]

@@ -208,6 +208,22 @@ impl Sophon {
         self.init_url(repo.to_str().unwrap());
     }
 
+    /// [`Sophon::init`] with 1 MiB packs, so a small test repository still has many packs.
+    pub fn init_small_packs(&self, repo: &Path) {
+        self.ok(&[
+            "repo",
+            "init",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "--pack-size-mib",
+            "1",
+        ]);
+    }
+
     /// [`Sophon::init`] for any repository URL.
     pub fn init_url(&self, url: &str) {
         self.ok(&["repo", "init", "--repo", url, "--kdf-memory-kib", "1024", "--kdf-iterations", "1"]);

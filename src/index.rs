@@ -35,6 +35,38 @@ pub type AddSegment<'a> = dyn FnMut(&IndexId, &IndexSegment) -> Result<()> + 'a;
 /// The columns [`IndexCache::location`] reads, in its order.
 const LOCATION_COLUMNS: &str = "id, type, compression, offset, sealed_len, raw_len, pack";
 
+/// Where a segment's rows go: the cache's own tables, or a rebuild's staging tables, which also key
+/// packs and blobs by segment so that superseded segments can be left out at the end.
+#[derive(Clone, Copy)]
+enum Tables {
+    Cache,
+    Staging,
+}
+
+impl Tables {
+    /// The inserts of a segment's superseded ids, its id, its packs (?1 pack, ?2 segment, ?3 blob
+    /// bytes) and its blobs (?1 blob, ?2 pack, ?3 segment, then the entry's fields).
+    fn inserts(self) -> [&'static str; 4] {
+        match self {
+            Tables::Cache => [
+                "INSERT OR IGNORE INTO superseded (id) VALUES (?1)",
+                "INSERT OR IGNORE INTO segments (id) VALUES (?1)",
+                "INSERT OR IGNORE INTO packs (id, segment, blob_bytes) VALUES (?1, ?2, ?3)",
+                // ?3 (the segment) is bound but not stored: the cache's blobs are keyed by pack.
+                "INSERT OR IGNORE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
+                 VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8)",
+            ],
+            Tables::Staging => [
+                "INSERT OR IGNORE INTO staging.superseded (id) VALUES (?1)",
+                "INSERT OR IGNORE INTO staging.segments (id) VALUES (?1)",
+                "INSERT OR IGNORE INTO staging.packs (id, segment, blob_bytes) VALUES (?1, ?2, ?3)",
+                "INSERT OR IGNORE INTO staging.blobs (id, pack, segment, type, compression, offset, sealed_len, raw_len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            ],
+        }
+    }
+}
+
 pub struct IndexCache {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -136,51 +168,97 @@ impl IndexCache {
         tx.commit().map_err(|e| sql(&p, e))
     }
 
-    /// Replace the whole cache in one transaction: `fill` is handed a function that adds one segment.
-    /// Other processes sharing the cache see the old index or the new one, never an empty one.
+    /// Replace the whole cache: `fill` is handed a function that adds one segment. Segments that
+    /// another added segment supersedes are left out, so a caller can add every segment it finds in
+    /// one pass. Other processes sharing the cache see the old index or the new one, never an empty
+    /// one, and are not kept waiting while segments download: they are staged in a private
+    /// temporary database, and the cache is written only by a local copy at the end.
     pub fn replace_all(&self, fill: &mut dyn FnMut(&mut AddSegment<'_>) -> Result<()>) -> Result<()> {
         let mut conn = self.conn();
         let p = self.path.clone();
-        let tx = conn.transaction().map_err(|e| sql(&p, e))?;
-        tx.execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments; DELETE FROM superseded;")
-            .map_err(|e| sql(&p, e))?;
-        fill(&mut |id, seg| Self::insert_segment(&tx, &p, id, seg))?;
-        tx.commit().map_err(|e| sql(&p, e))
+        // An empty name is a private temporary database that SQLite deletes on DETACH; writing to
+        // it locks nothing in the cache file.
+        conn.execute_batch(
+            "ATTACH DATABASE '' AS staging;
+             CREATE TABLE staging.segments (id BLOB PRIMARY KEY) WITHOUT ROWID;
+             CREATE TABLE staging.superseded (id BLOB PRIMARY KEY) WITHOUT ROWID;
+             CREATE TABLE staging.packs (id BLOB NOT NULL, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL,
+                 PRIMARY KEY (id, segment)) WITHOUT ROWID;
+             CREATE TABLE staging.blobs (id BLOB NOT NULL, pack BLOB NOT NULL, segment BLOB NOT NULL,
+                 type INTEGER NOT NULL, compression INTEGER NOT NULL, offset INTEGER NOT NULL,
+                 sealed_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
+                 PRIMARY KEY (id, pack, segment)) WITHOUT ROWID;",
+        )
+        .map_err(|e| sql(&p, e))?;
+        let replaced = Self::stage_and_swap(&mut conn, &p, fill);
+        let detached = conn.execute_batch("DETACH DATABASE staging").map_err(|e| sql(&p, e));
+        replaced.and(detached)
+    }
+
+    fn stage_and_swap(
+        conn: &mut Connection,
+        p: &Path,
+        fill: &mut dyn FnMut(&mut AddSegment<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let tx = conn.transaction().map_err(|e| sql(p, e))?;
+        fill(&mut |id, seg| Self::stage_segment(&tx, p, id, seg))?;
+        tx.commit().map_err(|e| sql(p, e))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql(p, e))?;
+        tx.execute_batch(
+            "DELETE FROM main.blobs; DELETE FROM main.packs; DELETE FROM main.segments; DELETE FROM main.superseded;
+             INSERT INTO main.superseded SELECT id FROM staging.superseded;
+             INSERT INTO main.segments SELECT id FROM staging.segments
+                 WHERE id NOT IN (SELECT id FROM staging.superseded);
+             INSERT OR IGNORE INTO main.packs (id, segment, blob_bytes)
+                 SELECT id, segment, blob_bytes FROM staging.packs WHERE segment IN (SELECT id FROM main.segments);
+             INSERT OR IGNORE INTO main.blobs (id, pack, type, compression, offset, sealed_len, raw_len)
+                 SELECT id, pack, type, compression, offset, sealed_len, raw_len FROM staging.blobs
+                 WHERE segment IN (SELECT id FROM main.segments);",
+        )
+        .map_err(|e| sql(p, e))?;
+        tx.commit().map_err(|e| sql(p, e))
     }
 
     fn insert_segment(tx: &rusqlite::Transaction, p: &Path, id: &IndexId, segment: &IndexSegment) -> Result<()> {
-        {
-            let mut sup =
-                tx.prepare_cached("INSERT OR IGNORE INTO superseded (id) VALUES (?1)").map_err(|e| sql(p, e))?;
-            for s in &segment.superseded {
-                sup.execute(params![&s.0[..]]).map_err(|e| sql(p, e))?;
-            }
-            let mut seg =
-                tx.prepare_cached("INSERT OR IGNORE INTO segments (id) VALUES (?1)").map_err(|e| sql(p, e))?;
-            seg.execute(params![&id.0[..]]).map_err(|e| sql(p, e))?;
-            let mut pack = tx
-                .prepare_cached("INSERT OR IGNORE INTO packs (id, segment, blob_bytes) VALUES (?1, ?2, ?3)")
+        Self::write_segment(tx, p, Tables::Cache, id, segment)
+    }
+
+    fn stage_segment(tx: &rusqlite::Transaction, p: &Path, id: &IndexId, segment: &IndexSegment) -> Result<()> {
+        Self::write_segment(tx, p, Tables::Staging, id, segment)
+    }
+
+    fn write_segment(
+        tx: &rusqlite::Transaction,
+        p: &Path,
+        tables: Tables,
+        id: &IndexId,
+        segment: &IndexSegment,
+    ) -> Result<()> {
+        let [superseded_sql, segment_sql, pack_sql, blob_sql] = tables.inserts();
+        // Prepared per segment (a segment holds up to 1,024 packs) and not cached: a cached statement
+        // on the staging database would outlive its DETACH.
+        let prepare = |sql_text: &str| tx.prepare(sql_text);
+        let mut sup = prepare(superseded_sql).map_err(|e| sql(p, e))?;
+        for s in &segment.superseded {
+            sup.execute(params![&s.0[..]]).map_err(|e| sql(p, e))?;
+        }
+        prepare(segment_sql).map_err(|e| sql(p, e))?.execute(params![&id.0[..]]).map_err(|e| sql(p, e))?;
+        let mut pack = prepare(pack_sql).map_err(|e| sql(p, e))?;
+        let mut blob = prepare(blob_sql).map_err(|e| sql(p, e))?;
+        for pk in &segment.packs {
+            pack.execute(params![&pk.id.0[..], &id.0[..], pk.blob_bytes() as i64]).map_err(|e| sql(p, e))?;
+            for e in &pk.entries {
+                blob.execute(params![
+                    &e.id.0[..],
+                    &pk.id.0[..],
+                    &id.0[..],
+                    e.blob_type.code(),
+                    e.compression.code(),
+                    e.offset,
+                    e.sealed_len,
+                    e.raw_len
+                ])
                 .map_err(|e| sql(p, e))?;
-            let mut blob = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(|e| sql(p, e))?;
-            for pk in &segment.packs {
-                pack.execute(params![&pk.id.0[..], &id.0[..], pk.blob_bytes() as i64]).map_err(|e| sql(p, e))?;
-                for e in &pk.entries {
-                    blob.execute(params![
-                        &e.id.0[..],
-                        &pk.id.0[..],
-                        e.blob_type.code(),
-                        e.compression.code(),
-                        e.offset,
-                        e.sealed_len,
-                        e.raw_len
-                    ])
-                    .map_err(|e| sql(p, e))?;
-                }
             }
         }
         Ok(())
@@ -377,5 +455,103 @@ impl IndexCache {
             .map_err(|e| sql(&self.path, e))?;
         st.execute(params![&id.0[..], findings.join("\n")]).map_err(|e| sql(&self.path, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::index::IndexedPack;
+
+    fn segment(superseded: &[u8], packs: &[(u8, &[u8])]) -> IndexSegment {
+        IndexSegment {
+            superseded: superseded.iter().map(|&s| IndexId([s; 32])).collect(),
+            packs: packs
+                .iter()
+                .map(|&(pack, blobs)| IndexedPack {
+                    id: PackId([pack; 32]),
+                    entries: blobs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &b)| PackEntry {
+                            blob_type: BlobType::Data,
+                            compression: Compression::Zstd,
+                            id: BlobId([b; 32]),
+                            offset: 8 + 100 * i as u32,
+                            sealed_len: 100,
+                            raw_len: 200,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn pack_of(cache: &IndexCache, blob: u8) -> Option<u8> {
+        cache.lookup(&BlobId([blob; 32])).unwrap().map(|l| l.pack.0[0])
+    }
+
+    #[test]
+    fn a_rebuild_leaves_out_superseded_segments_in_whatever_order_they_come() {
+        let cache = IndexCache::in_memory().unwrap();
+        // Segment 2 replaces segment 1 (a prune moved blob 11 to pack 21 and dropped blob 12); it
+        // is added first, as a listing may return it.
+        let old = segment(&[], &[(20, &[10, 11, 12])]);
+        let new = segment(&[1], &[(20, &[10]), (21, &[11])]);
+        cache
+            .replace_all(&mut |add| {
+                add(&IndexId([2; 32]), &new)?;
+                add(&IndexId([1; 32]), &old)
+            })
+            .unwrap();
+        assert_eq!(cache.segments().unwrap(), HashSet::from([IndexId([2; 32])]));
+        assert!(cache.is_superseded(&IndexId([1; 32])).unwrap());
+        assert_eq!(pack_of(&cache, 10), Some(20));
+        assert_eq!(pack_of(&cache, 11), Some(21));
+        assert_eq!(pack_of(&cache, 12), None);
+        assert_eq!(cache.blob_count().unwrap(), 2);
+        assert_eq!(cache.pack_entries(&PackId([20; 32])).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_rebuild_keeps_the_old_cache_and_the_next_one_works() {
+        let cache = IndexCache::in_memory().unwrap();
+        cache.add_segment(&IndexId([1; 32]), &segment(&[], &[(20, &[10])])).unwrap();
+        let failed = cache.replace_all(&mut |add| {
+            add(&IndexId([2; 32]), &segment(&[], &[(21, &[11])]))?;
+            Err(Error::NotFound("segment 3, for this test".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(pack_of(&cache, 10), Some(20));
+        assert_eq!(pack_of(&cache, 11), None);
+        cache.replace_all(&mut |add| add(&IndexId([2; 32]), &segment(&[], &[(21, &[11])]))).unwrap();
+        assert_eq!(pack_of(&cache, 10), None);
+        assert_eq!(pack_of(&cache, 11), Some(21));
+    }
+
+    #[test]
+    fn other_processes_read_and_write_the_cache_while_a_rebuild_downloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let cache = IndexCache::open(&path).unwrap();
+        cache.add_segment(&IndexId([1; 32]), &segment(&[], &[(20, &[10])])).unwrap();
+        let other = Connection::open(&path).unwrap();
+        // No waiting: a lock held by the rebuild shows at once as SQLITE_BUSY.
+        other.busy_timeout(std::time::Duration::ZERO).unwrap();
+        cache
+            .replace_all(&mut |add| {
+                add(&IndexId([2; 32]), &segment(&[], &[(21, &[11])]))?;
+                // Mid-rebuild (a remote one spends its time here, downloading): another process
+                // still reads the old index and can take the write lock.
+                let blobs: i64 = other.query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0)).unwrap();
+                assert_eq!(blobs, 1);
+                other.execute_batch("BEGIN IMMEDIATE; COMMIT;").expect("the cache is not locked while staging");
+                Ok(())
+            })
+            .unwrap();
+        let blobs: i64 = other.query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0)).unwrap();
+        assert_eq!(blobs, 1);
+        assert_eq!(pack_of(&cache, 11), Some(21));
+        assert_eq!(pack_of(&cache, 10), None);
     }
 }

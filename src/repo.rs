@@ -558,28 +558,31 @@ impl Repository {
     }
 
     fn rebuild_index_cache(&self, remote: &HashSet<IndexId>, on_damage: &mut dyn FnMut(Error)) -> Result<()> {
-        // Two passes keep memory bounded: first learn which segments are superseded, then load the rest.
+        // One pass: the cache leaves out segments that others supersede. Damage is reported only
+        // for segments nothing supersedes; a superseded one left behind by an interrupted prune or
+        // repair is not needed.
         let mut superseded = HashSet::new();
-        for id in remote {
-            match self.load_index_segment(id) {
-                Ok(seg) => superseded.extend(seg.superseded),
-                Err(Error::NotFound(_)) => {}
-                Err(e) if e.is_damage() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let live: Vec<IndexId> = remote.iter().filter(|id| !superseded.contains(id)).copied().collect();
+        let mut damaged = Vec::new();
         self.index.replace_all(&mut |add| {
-            for id in &live {
+            for id in remote {
                 match self.load_index_segment(id) {
-                    Ok(seg) => add(id, &seg)?,
+                    Ok(seg) => {
+                        superseded.extend(seg.superseded.iter().copied());
+                        add(id, &seg)?;
+                    }
                     Err(Error::NotFound(_)) => {}
-                    Err(e) if e.is_damage() => on_damage(e),
+                    Err(e) if e.is_damage() => damaged.push((*id, e)),
                     Err(e) => return Err(e),
                 }
             }
             Ok(())
-        })
+        })?;
+        for (id, e) in damaged {
+            if !superseded.contains(&id) {
+                on_damage(e);
+            }
+        }
+        Ok(())
     }
 
     // ---------------------------------------------------------------- blobs

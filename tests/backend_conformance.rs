@@ -172,3 +172,31 @@ fn refused_credentials_and_unknown_hosts_fail_at_open_naming_the_url() {
         assert!(msg.contains(&other) && msg.contains("known_hosts"), "{msg}");
     }
 }
+
+#[test]
+fn an_sftp_host_whose_key_changed_is_refused_even_when_new_hosts_are_trusted() {
+    // The server's port that known_hosts pairs with another key (scripts/test-servers).
+    let Some(url) = remote("SOPHON_TEST_SFTP_CHANGED_KEY_URL") else { return };
+    let t = tempfile::tempdir().unwrap();
+    let init = |known_hosts: &str| {
+        let out = common::Sophon::new(t.path())
+            .cmd()
+            .env("SOPHON_SFTP_KNOWN_HOSTS", known_hosts)
+            .args(["repo", "init", "--repo", &url, "--kdf-memory-kib", "1024", "--kdf-iterations", "1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_ne!(out.status.code(), Some(0), "{known_hosts}: {err}");
+        err
+    };
+    for known_hosts in ["strict", "add"] {
+        let err = init(known_hosts);
+        assert!(err.contains(&url) && err.contains("known_hosts or changed"), "{known_hosts}: {err}");
+    }
+    // Nor can a changed key be accepted by configuration (OpenDAL's "accept" would).
+    let err = init("accept");
+    assert!(err.contains("SOPHON_SFTP_KNOWN_HOSTS=accept") && err.contains("strict"), "{err}");
+    // The server is on this machine: the folder the URL names was never created.
+    let folder = url.trim_start_matches("sftp://").split_once('/').map(|(_, p)| format!("/{p}")).unwrap();
+    assert!(!std::path::Path::new(&folder).exists(), "{folder} was written to");
+}

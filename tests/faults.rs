@@ -176,3 +176,78 @@ fn an_upload_cut_part_way_leaves_no_object_on_any_store() {
         }
     }
 }
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream` (host:port). It answers each of the first
+/// `refuse` connections with S3's throttling answer, "503 Slow Down", and forwards every later one
+/// to the real server. Returns the proxy's URL and the number of connections it has seen.
+fn throttling_proxy(upstream: &str, refuse: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            if counter.fetch_add(1, Ordering::SeqCst) < refuse {
+                let mut request = [0u8; 16 << 10];
+                let _ = client.read(&mut request);
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                    <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                let _ = write!(
+                    client,
+                    "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(&upstream) else { continue };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut client, mut server) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client, &mut server);
+                let _ = server.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn a_store_that_throttles_at_open_is_retried_and_one_that_never_answers_fails_naming_it() {
+    let (Ok(url), Ok(endpoint)) = (std::env::var("SOPHON_TEST_S3_URL"), std::env::var("SOPHON_TEST_S3_ENDPOINT"))
+    else {
+        assert!(std::env::var_os("SOPHON_REQUIRE_SERVERS").is_none(), "SOPHON_TEST_S3_URL is not set");
+        return;
+    };
+    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let t = tempfile::tempdir().unwrap();
+    let sophon = common::Sophon::new(t.path());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let repo = format!("{url}/throttled-{nanos}");
+
+    // The first two requests are throttled, the open's listing among them: the command succeeds.
+    let (proxy, seen) = throttling_proxy(upstream, 2);
+    let init = ["repo", "init", "--repo", &repo, "--kdf-memory-kib", "1024", "--kdf-iterations", "1"];
+    let out = sophon.cmd().env("AWS_ENDPOINT_URL", &proxy).args(init).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(seen.load(std::sync::atomic::Ordering::SeqCst) > 2);
+    sophon.ok(&["backup", "verify", "--repo", &repo]);
+
+    // A store that keeps throttling: a bounded number of tries, then an error naming the URL.
+    let (proxy, seen) = throttling_proxy(upstream, usize::MAX);
+    let out = sophon.cmd().env("AWS_ENDPOINT_URL", &proxy).args(["backup", "list", "--repo", &repo]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&repo) && err.contains("did not answer") && err.contains("SlowDown"), "{err}");
+    let tries = seen.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=16).contains(&tries), "{tries} tries");
+}

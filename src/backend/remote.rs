@@ -1,7 +1,7 @@
 //! Remote object stores through OpenDAL: S3 (and S3-compatible servers), Azure Blob and SFTP,
 //! configured from the URL and each provider's standard environment variables. Calls have
 //! timeouts (transient errors are retried above, in `retry.rs`), and the store is checked
-//! once at open so that bad credentials, a missing bucket or an unknown host key fail at once with
+//! once at open (that check retried the same way) so that bad credentials, a missing bucket or an unknown host key fail at once with
 //! the URL in the message.
 
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use opendal::layers::TimeoutLayer;
 use opendal::Operator;
 
+use super::retry::RetryPolicy;
 use super::url::config_error;
 use super::{Backend, BackendError, BackendErrorKind, OpendalBackend};
 use crate::error::Result;
@@ -51,12 +52,19 @@ fn retry_parts(op: Operator) -> Operator {
     )
 }
 
+/// One listing of the root, retried like any call (`RetryBackend` wraps the backend only once it is
+/// open): a store that is briefly unavailable, throttles, or drops the first connection is not a
+/// configuration problem.
+fn probe(backend: &OpendalBackend) -> super::BackendResult<()> {
+    RetryPolicy::default().run(|| backend.probe())
+}
+
 /// Open and check: list one entry of the root, so that configuration problems surface now.
 fn checked(url: &str, op: Operator, what: &str) -> Result<Arc<dyn Backend>> {
     let backend = OpendalBackend::new(layered(op), url.to_string())?
         .with_parallel_writes(REMOTE_UPLOADS)
         .with_streaming(retry_parts);
-    if let Err(e) = backend.probe() {
+    if let Err(e) = probe(&backend) {
         let m = &e.message;
         let missing = ["NoSuchBucket", "ContainerNotFound", "does not exist"].iter().any(|k| m.contains(k));
         let refused = ["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthenticationFailed", "403"]
@@ -132,8 +140,8 @@ pub(super) fn azblob(url: &str, rest: &str) -> Result<Arc<dyn Backend>> {
 
 /// `sftp://USER@HOST:PORT/PATH`: the key from `SOPHON_SFTP_KEY` (else ssh's defaults and agent),
 /// host keys checked strictly against the user's `~/.ssh/known_hosts` (`SOPHON_SFTP_KNOWN_HOSTS=add`
-/// trusts a new host on first use; a changed key always fails). Objects are written under a
-/// temporary name and renamed, so none is ever seen half-written.
+/// trusts a new host on first use; a changed key always fails, and no other value is accepted).
+/// Objects are written under a temporary name and renamed, so none is ever seen half-written.
 pub(super) fn sftp(url: &str, rest: &str) -> Result<Arc<dyn Backend>> {
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -152,13 +160,22 @@ pub(super) fn sftp(url: &str, rest: &str) -> Result<Arc<dyn Backend>> {
     if let Some(key) = env("SOPHON_SFTP_KEY") {
         b = b.key(&key);
     }
-    b = b.known_hosts_strategy(&env("SOPHON_SFTP_KNOWN_HOSTS").unwrap_or_else(|| "strict".into()));
+    // OpenDAL also offers "accept", which connects to a host whose key has changed: the very attack
+    // host keys exist to stop, so it is not passed through.
+    let known_hosts = env("SOPHON_SFTP_KNOWN_HOSTS").unwrap_or_else(|| "strict".into());
+    if !matches!(known_hosts.as_str(), "strict" | "add") {
+        return Err(config_error(
+            url,
+            format!("SOPHON_SFTP_KNOWN_HOSTS={known_hosts}: use strict (the default) or add (trust a new host on first use)"),
+        ));
+    }
+    b = b.known_hosts_strategy(&known_hosts);
     let op = Operator::new(b).map_err(|e| config_error(url, e.to_string()))?;
     let backend = OpendalBackend::new(layered(op), url.to_string())?
         .with_rename_writes()
         .with_parallel_writes(REMOTE_UPLOADS)
         .with_streaming(retry_parts);
-    if let Err(e) = backend.probe() {
+    if let Err(e) = probe(&backend) {
         return Err(crate::Error::Backend(BackendError {
             kind: BackendErrorKind::Config,
             op: "open",

@@ -25,31 +25,38 @@ pub struct RetryBackend {
     policy: RetryPolicy,
 }
 
-impl RetryBackend {
-    pub fn new(inner: Arc<dyn Backend>, policy: RetryPolicy) -> Self {
-        RetryBackend { inner, policy }
-    }
-
+impl RetryPolicy {
     /// Sleep before attempt `n` (1-based, after a failure): a random time up to
     /// base × 2ⁿ⁻¹, capped, so clients that failed together do not retry together.
     fn backoff(&self, n: u32) {
-        let cap = self.policy.base_delay.saturating_mul(1u32 << n.min(16)).min(self.policy.max_delay);
+        let cap = self.base_delay.saturating_mul(1u32 << n.min(16)).min(self.max_delay);
         let r = u64::from_le_bytes(crate::crypto::random_array::<8>().unwrap_or([0; 8]));
         let nanos = (cap.as_nanos() as u64).max(1);
         std::thread::sleep(Duration::from_nanos(r % nanos));
     }
 
-    fn run<T>(&self, mut call: impl FnMut() -> BackendResult<T>) -> BackendResult<T> {
+    /// `call`, tried again after a transient failure, up to `attempts` times in all.
+    pub fn run<T>(&self, mut call: impl FnMut() -> BackendResult<T>) -> BackendResult<T> {
         let mut n = 1;
         loop {
             match call() {
-                Err(e) if e.kind == BackendErrorKind::Transient && n < self.policy.attempts => {
+                Err(e) if e.kind == BackendErrorKind::Transient && n < self.attempts => {
                     self.backoff(n);
                     n += 1;
                 }
                 other => return other,
             }
         }
+    }
+}
+
+impl RetryBackend {
+    pub fn new(inner: Arc<dyn Backend>, policy: RetryPolicy) -> Self {
+        RetryBackend { inner, policy }
+    }
+
+    fn run<T>(&self, call: impl FnMut() -> BackendResult<T>) -> BackendResult<T> {
+        self.policy.run(call)
     }
 }
 
@@ -92,7 +99,7 @@ impl Backend for RetryBackend {
                 Err(crate::Error::Backend(e))
                     if e.kind == BackendErrorKind::Transient && !handed_out && n < self.policy.attempts =>
                 {
-                    self.backoff(n);
+                    self.policy.backoff(n);
                     n += 1;
                 }
                 other => return other,

@@ -124,6 +124,20 @@ fn a_chain_of_one_full_and_three_incrementals_restores_the_final_state() {
         ids.push(v["export"]["export_id"].as_str().unwrap().to_string());
     }
     let newest = dir.join("3-incr.zip");
+    // Writing an incremental under the name of the export it would follow is refused.
+    let r = sophon.run(&[
+        "backup",
+        "create",
+        "--home",
+        s(&source),
+        "--out",
+        s(&newest),
+        "--encrypt",
+        "--incremental",
+        "--since-last",
+    ]);
+    assert_ne!(r.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("would follow"), "{r:?}");
     let out = sophon.ok(&["backup", "verify", "--in", s(&newest)]);
     assert!(out.contains("4 archive(s)"), "{out}");
 

@@ -103,18 +103,16 @@ fn round_trip(var: &str) {
     assert_eq!(counts(&home), counts(&fresh));
 
     // A sealed export streamed to the store (templates expanded), verified and restored from there.
-    let dest = format!("{url}-exports/{{date}}-{{tenant}}.zip");
-    let v: serde_json::Value = serde_json::from_str(&sophon.ok(&[
-        "backup",
-        "create",
-        "--home",
-        s(&home),
-        "--dest",
-        &dest,
-        "--encrypt",
-        "--json",
-    ]))
-    .unwrap();
+    let export_to = |name: &str, more: &[&str]| {
+        let dest = format!("{url}-exports/{name}");
+        let args = ["backup", "create", "--home", s(&home), "--dest", &dest, "--encrypt", "--json"];
+        sophon.cmd().args(args).args(more).output().unwrap()
+    };
+    let exported = |out: std::process::Output| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = exported(export_to("{date}-{tenant}.zip", &[]));
     let uploaded = v["export"]["destination"].as_str().unwrap().to_string();
     let today = chrono::Local::now().format("%Y-%m-%d").to_string();
     assert_eq!(uploaded, format!("{url}-exports/{today}-all.zip"));
@@ -126,7 +124,9 @@ fn round_trip(var: &str) {
 
     // Archive retention at the store: a newer export of the same scope, then keep the last one.
     let second = format!("{url}-exports/second.zip");
-    sophon.ok(&["backup", "create", "--home", s(&home), "--dest", &second, "--encrypt", "-q"]);
+    let v = exported(export_to("second.zip", &[]));
+    let second_id = v["export"]["export_id"].as_str().unwrap().to_string();
+    let second_files = v["export"]["files"].as_u64().unwrap();
     let v: serde_json::Value = serde_json::from_str(&sophon.ok(&[
         "backup",
         "forget",
@@ -150,6 +150,31 @@ fn round_trip(var: &str) {
     assert!(sophon.ok(&["backup", "verify", "--in", &second]).contains("no damage found"));
     let gone = sophon.run(&["backup", "verify", "--in", &uploaded]);
     assert_ne!(gone.status.code(), Some(0), "the older export was removed");
+
+    // An incremental export to the store follows the newest export of its scope there, and
+    // restoring from the incremental's URL brings down the chain and applies it.
+    rusqlite::Connection::open(home.join("gateway.db"))
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO memory_entries (id, tenant_id, agent_id, kind, content, created_at)
+               SELECT 'remote-incr-' || id, tenant_id, agent_id, 'fact', 'learned later', created_at
+               FROM memory_entries LIMIT 30;",
+        )
+        .unwrap();
+    let incremental = ["--incremental", "--since-last"];
+    let v = exported(export_to("third.zip", &incremental));
+    assert_eq!(v["export"]["follows"], second_id.as_str(), "{v}");
+    assert!(v["export"]["files"].as_u64().unwrap() < second_files / 2, "only what changed: {v}");
+    let third = format!("{url}-exports/third.zip");
+    let restored = t.path().join("from-chain");
+    sophon.ok(&["gateway", "init", "--home", s(&restored)]);
+    sophon.ok(&["backup", "restore", "--in", &third, "--home", s(&restored), "--mode", "replace", "--yes"]);
+    assert_eq!(counts(&home), counts(&restored));
+    // Its own name again would replace the link it follows: refused, and the link stays.
+    let out = export_to("third.zip", &incremental);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would follow"), "{out:?}");
+    assert!(sophon.ok(&["backup", "verify", "--in", &third]).contains("2 archive(s)"));
 }
 
 #[test]

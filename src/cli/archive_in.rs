@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use sophon::export::chain::{archives_in, peek_metadata, Chain};
+use sophon::export::chain::{peek_metadata, Chain};
 use sophon::export::{seal, Previous};
 use sophon::{Repository, SnapshotId};
 
 use super::backup_cmd::{restore_home, restore_into_gateway, RestoreArgs, VerifyArgs};
+use super::destination::{Listed, Place};
 use super::output::{json, line};
 use super::{exit, RepoArgs};
 
@@ -219,8 +220,7 @@ pub fn restore_in(a: RestoreArgs) -> anyhow::Result<u8> {
     restore_into_gateway(&a, &home, &chain, optional_passphrase(&a.repo))
 }
 
-/// The export an incremental one of snapshot `id` follows: the newest export of the same scope
-/// in `out`'s folder.
+/// The export an incremental one written to `out` follows: the newest of the same scope beside it.
 pub fn previous_export(repo: &Repository, id: &SnapshotId, out: &Path, args: &RepoArgs) -> anyhow::Result<Previous> {
     if out.as_os_str() == "-" {
         return Err(super::UsageError(
@@ -228,13 +228,31 @@ pub fn previous_export(repo: &Repository, id: &SnapshotId, out: &Path, args: &Re
         )
         .into());
     }
-    let scope = repo.load_snapshot(id)?.paths.join(" ");
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let place = Place::Folder(dir.to_path_buf());
+    let where_ = dir.display().to_string();
+    let (name, previous) = previous_at(repo, id, &place, &where_, args)?;
+    if dir.join(&name) == out {
+        anyhow::bail!("{}: that is the export this one would follow; give the incremental another name", out.display());
+    }
+    Ok(previous)
+}
+
+/// The newest export of snapshot `id`'s scope at `place` (`where_` names it), with its name.
+pub fn previous_at(
+    repo: &Repository,
+    id: &SnapshotId,
+    place: &Place,
+    where_: &str,
+    args: &RepoArgs,
+) -> anyhow::Result<(String, Previous)> {
+    let scope = repo.load_snapshot(id)?.paths.join(" ");
     let pass = optional_passphrase(args);
-    let mut best: Option<(String, serde_json::Value)> = None;
-    for p in archives_in(dir) {
-        let Ok(m) = peek_metadata(&p, pass.as_ref().map(|p| p.as_slice())) else { continue };
-        let e = &m["export"];
+    // Archives whose metadata cannot be read (another passphrase, damage) cannot be followed.
+    let (listed, _unreadable) = place.archives(where_, args, pass.as_ref().map(|p| p.as_slice()))?;
+    let mut best: Option<(String, Listed)> = None;
+    for l in listed {
+        let e = &l.metadata["export"];
         if e["scope"].as_str() != Some(scope.as_str()) {
             continue;
         }
@@ -242,25 +260,23 @@ pub fn previous_export(repo: &Repository, id: &SnapshotId, out: &Path, args: &Re
         let seq = e["incremental"]["sequence"].as_u64().unwrap_or(0);
         let key = format!("{created}#{seq:020}");
         if best.as_ref().is_none_or(|(k, _)| key > *k) {
-            best = Some((key, m));
+            best = Some((key, l));
         }
     }
-    let Some((_, m)) = best else {
-        anyhow::bail!(
-            "no earlier export of {scope} in {}: make a full export first (without --incremental)",
-            dir.display()
-        );
+    let Some((_, l)) = best else {
+        anyhow::bail!("no earlier export of {scope} in {where_}: make a full export first (without --incremental)");
     };
-    let e = &m["export"];
+    let e = &l.metadata["export"];
     let export_id = e["id"].as_str().unwrap_or_default().to_string();
     let snapshot: SnapshotId = e["snapshot"]
         .as_str()
         .and_then(|s| s.parse().ok())
         .with_context(|| format!("export {export_id}: its metadata names no snapshot"))?;
-    Ok(Previous {
+    let previous = Previous {
         base_id: e["incremental"]["base"].as_str().map(str::to_string).unwrap_or_else(|| export_id.clone()),
         sequence: e["incremental"]["sequence"].as_u64().unwrap_or(0),
         export_id,
         snapshot,
-    })
+    };
+    Ok((l.name, previous))
 }

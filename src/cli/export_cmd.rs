@@ -34,10 +34,10 @@ pub struct ArchiveOutArgs {
     /// Key derivation for --encrypt: argon2id (default) or pbkdf2 (PBKDF2-HMAC-SHA256, 600,000 iterations).
     #[arg(long, value_parser = ["argon2id", "pbkdf2"], requires = "encrypt")]
     pub kdf: Option<String>,
-    /// Only what changed since the last export of the same scope in the --out folder (with --since-last).
+    /// Only what changed since the last export of the same scope in the --out or --dest folder (with --since-last).
     #[arg(long, requires = "since_last")]
     pub incremental: bool,
-    /// The export an incremental one follows is the newest of the same scope beside --out.
+    /// The export an incremental one follows is the newest of the same scope beside --out or --dest.
     #[arg(long, requires = "incremental")]
     pub since_last: bool,
     /// Deflate level, 1 (fastest) to 9 (smallest).
@@ -175,6 +175,7 @@ fn upload_archive(
     dest: &str,
     opts: &mut ExportOptions,
     args: &ArchiveOutArgs,
+    repo_args: &RepoArgs,
 ) -> anyhow::Result<ExportSummary> {
     let url = expand_destination(dest, repo, id)?;
     let (store, name) = url
@@ -185,6 +186,18 @@ fn upload_archive(
         })?;
     opts.format = format_of(args, name);
     let backend = sophon::backend::open_url(store, true)?;
+    if args.incremental {
+        // The export it follows is the newest of the same scope in the same folder of the store.
+        let place = super::destination::Place::Store(backend.clone());
+        let (follows, previous) = super::archive_in::previous_at(repo, id, &place, store, repo_args)?;
+        if follows == name {
+            anyhow::bail!(
+                "--dest {url}: that is the export this one would follow; give each incremental its own name \
+                 (for example with {{date}} and {{time}})"
+            );
+        }
+        opts.previous = Some(previous);
+    }
     let writer = backend.writer(name)?;
     let mut up = Upload { w: Some(writer), buf: Vec::with_capacity(UPLOAD_PART) };
     let result = export::export_snapshot(repo, id, &mut up, opts).map_err(anyhow::Error::from).and_then(|s| {
@@ -229,12 +242,7 @@ pub fn write_archive(
         opts.seal = Some((repo_args.passphrase()?, kdf));
     }
     if let Some(dest) = &args.dest {
-        if args.incremental {
-            return Err(
-                UsageError("--incremental needs --out FILE: earlier exports are looked for beside it".into()).into()
-            );
-        }
-        return upload_archive(repo, id, dest, &mut opts, args);
+        return upload_archive(repo, id, dest, &mut opts, args, repo_args);
     }
     let out = args.out.clone().ok_or_else(|| UsageError("no --out or --dest given".into()))?;
     if args.incremental {

@@ -126,6 +126,12 @@ fn round_trip(var: &str) {
     let second = format!("{url}-exports/second.zip");
     let v = exported(export_to("second.zip", &[]));
     let second_id = v["export"]["export_id"].as_str().unwrap().to_string();
+    // What it uploaded is remembered, so neither retention nor the next incremental downloads it.
+    let remembered: Vec<String> = std::fs::read_dir(t.path().join("cache/archive-metadata"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(remembered.iter().any(|c| c.contains("\"second.zip\"") && c.contains(&second_id)), "{remembered:?}");
     let second_files = v["export"]["files"].as_u64().unwrap();
     let v: serde_json::Value = serde_json::from_str(&sophon.ok(&[
         "backup",

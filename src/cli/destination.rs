@@ -1,10 +1,11 @@
 //! Export archives at a destination, a local folder or a store, with their metadata: what archive
 //! retention (`forget --dest`) decides on, and where an incremental export finds the export it
 //! follows. A remote archive is downloaded once to read its metadata; what it said is remembered in
-//! the cache by name and size, so a nightly run only downloads the archives it has not seen.
+//! the cache by name and size, so a nightly run only downloads the archives it has not seen. An
+//! archive this client uploads is remembered as it is written, so it is never downloaded for that.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -74,13 +75,8 @@ impl Place {
                 }
             }
             Place::Store(store) => {
-                let cache_file = repo
-                    .cache_dir()
-                    .join("archive-metadata")
-                    .join(format!("{}.json", &hex::encode(blake3::hash(dest.as_bytes()).as_bytes())[..24]));
-                // A cache in an older shape, or damaged, is only a cache: start afresh.
-                let mut known: BTreeMap<String, Remembered> =
-                    std::fs::read(&cache_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+                let cache_file = cache_file(repo, dest);
+                let mut known = remembered(&cache_file);
                 let mut listed = Vec::new();
                 store.list("", &mut |o| {
                     if is_archive(&o.name) && !o.name.contains('/') {
@@ -107,10 +103,7 @@ impl Place {
                         Err(e) => unreadable.push(format!("{name}: {e}")),
                     }
                 }
-                if let Some(dir) = cache_file.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                let _ = std::fs::write(&cache_file, serde_json::to_vec(&fresh)?);
+                save(&cache_file, &fresh);
                 found.extend(fresh.into_iter().map(|(name, r)| Listed { name, size: r.size, metadata: r.metadata }));
             }
         }
@@ -125,5 +118,37 @@ impl Place {
             }
             Place::Store(store) => store.delete(name).with_context(|| format!("removing {dest}/{name}")),
         }
+    }
+}
+
+/// Remember the metadata of an archive this client has just uploaded to the store folder `dest`,
+/// so that archive retention and the next incremental export do not download it to read it.
+pub fn remember(repo: &RepoArgs, dest: &str, name: &str, size: u64, metadata: Value) {
+    let file = cache_file(repo, dest);
+    let mut known = remembered(&file);
+    known.insert(name.to_string(), Remembered { size, metadata });
+    save(&file, &known);
+}
+
+/// The cache file for the store folder `dest` (`s3://b/x` and `s3://b/x/` are one folder).
+fn cache_file(repo: &RepoArgs, dest: &str) -> PathBuf {
+    let key = blake3::hash(dest.trim_end_matches('/').as_bytes());
+    repo.cache_dir().join("archive-metadata").join(format!("{}.json", &hex::encode(key.as_bytes())[..24]))
+}
+
+/// A cache in an older shape, or damaged, is only a cache: it reads as empty.
+fn remembered(file: &Path) -> BTreeMap<String, Remembered> {
+    std::fs::read(file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// Written under a temporary name and renamed, so a concurrent reader never sees half a file; a
+/// cache that cannot be written is only a cache.
+fn save(file: &Path, known: &BTreeMap<String, Remembered>) {
+    let Some(dir) = file.parent() else { return };
+    let _ = std::fs::create_dir_all(dir);
+    let tmp = dir.join(format!(".{}.{}", file.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let written = serde_json::to_vec(known).ok().is_some_and(|b| std::fs::write(&tmp, b).is_ok());
+    if !written || std::fs::rename(&tmp, file).is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
 }

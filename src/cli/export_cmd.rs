@@ -208,6 +208,9 @@ fn upload_archive(
     });
     match result {
         Ok(mut s) => {
+            if backend.is_remote() {
+                super::destination::remember(repo_args, store, name, s.bytes_out, s.metadata.clone());
+            }
             s.destination = Some(url);
             Ok(s)
         }

@@ -74,6 +74,9 @@ pub struct ExportSummary {
     pub deleted: u64,
     /// Where it was uploaded (`--dest`, templates expanded), if anywhere.
     pub destination: Option<String>,
+    /// The archive's `metadata.json`, so that whoever wrote it need not read it back.
+    #[serde(skip)]
+    pub metadata: serde_json::Value,
 }
 
 /// Counts what passes through to the output.
@@ -184,6 +187,7 @@ pub fn export_snapshot(
         }),
     };
     let mtime = now.timestamp();
+    let written_metadata = metadata.clone();
     let extras = move |files: &[ManifestFile]| -> Result<Vec<Extra>> {
         let meta = serde_json::to_vec_pretty(&metadata).map_err(|e| Error::invalid(e.to_string()))?;
         let mut listed = files.to_vec();
@@ -224,6 +228,7 @@ pub fn export_snapshot(
         follows: opts.previous.as_ref().map(|p| p.export_id.clone()),
         deleted: deleted.len() as u64,
         destination: None,
+        metadata: written_metadata,
     })
 }
 

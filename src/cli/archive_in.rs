@@ -232,7 +232,8 @@ pub fn previous_export(repo: &Repository, id: &SnapshotId, out: &Path, args: &Re
     let place = Place::Folder(dir.to_path_buf());
     let where_ = dir.display().to_string();
     let (name, previous) = previous_at(repo, id, &place, &where_, args)?;
-    if dir.join(&name) == out {
+    // `name` is in `out`'s own folder.
+    if out.file_name() == Some(std::ffi::OsStr::new(&name)) {
         anyhow::bail!("{}: that is the export this one would follow; give the incremental another name", out.display());
     }
     Ok(previous)

@@ -171,15 +171,40 @@ impl IndexCache {
     /// Replace the whole cache: `fill` is handed a function that adds one segment. Segments that
     /// another added segment supersedes are left out, so a caller can add every segment it finds in
     /// one pass. Other processes sharing the cache see the old index or the new one, never an empty
-    /// one, and are not kept waiting while segments download: they are staged in a private
-    /// temporary database, and the cache is written only by a local copy at the end.
+    /// one, and are not kept waiting while segments download: they are staged in a scratch
+    /// database beside the cache, and the cache is written only by a local copy at the end.
     pub fn replace_all(&self, fill: &mut dyn FnMut(&mut AddSegment<'_>) -> Result<()>) -> Result<()> {
         let mut conn = self.conn();
         let p = self.path.clone();
-        // An empty name is a private temporary database that SQLite deletes on DETACH; writing to
-        // it locks nothing in the cache file.
+        // Beside the cache, not in the temporary folder (often a small tmpfs): it holds about as
+        // much as the cache. Writing to it locks nothing in the cache file. An in-memory cache
+        // stages in a private temporary database ('').
+        let staging = if p == Path::new(":memory:") {
+            PathBuf::new()
+        } else {
+            let mut name = p.clone().into_os_string();
+            name.push(format!(".rebuild-{}", std::process::id()));
+            PathBuf::from(name)
+        };
+        let remove_staging = || {
+            if !staging.as_os_str().is_empty() {
+                let _ = std::fs::remove_file(&staging);
+            }
+        };
+        // Left attached by an earlier rebuild of this process that panicked part-way.
+        let _ = conn.execute_batch("DETACH DATABASE staging");
+        remove_staging();
+        conn.execute("ATTACH DATABASE ?1 AS staging", params![staging.to_string_lossy()]).map_err(|e| sql(&p, e))?;
+        let replaced = Self::create_staging(&conn, &p).and_then(|()| Self::stage_and_swap(&mut conn, &p, fill));
+        let detached = conn.execute_batch("DETACH DATABASE staging").map_err(|e| sql(&p, e));
+        remove_staging();
+        replaced.and(detached)
+    }
+
+    fn create_staging(conn: &Connection, p: &Path) -> Result<()> {
+        // Scratch: a crash loses nothing the next rebuild does not redo.
         conn.execute_batch(
-            "ATTACH DATABASE '' AS staging;
+            "PRAGMA staging.journal_mode = OFF; PRAGMA staging.synchronous = OFF;
              CREATE TABLE staging.segments (id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE staging.superseded (id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE staging.packs (id BLOB NOT NULL, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL,
@@ -189,10 +214,7 @@ impl IndexCache {
                  sealed_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
                  PRIMARY KEY (id, pack, segment)) WITHOUT ROWID;",
         )
-        .map_err(|e| sql(&p, e))?;
-        let replaced = Self::stage_and_swap(&mut conn, &p, fill);
-        let detached = conn.execute_batch("DETACH DATABASE staging").map_err(|e| sql(&p, e));
-        replaced.and(detached)
+        .map_err(|e| sql(p, e))
     }
 
     fn stage_and_swap(
@@ -553,5 +575,18 @@ mod tests {
         assert_eq!(blobs, 1);
         assert_eq!(pack_of(&cache, 11), Some(21));
         assert_eq!(pack_of(&cache, 10), None);
+        let scratch = dir.path().join(format!("index.sqlite.rebuild-{}", std::process::id()));
+        assert!(!scratch.exists(), "the scratch database is deleted");
+
+        // A rebuild that panics part-way leaves the scratch database attached; the next one works.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cache.replace_all(&mut |_| panic!("mid-rebuild, for this test"))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(pack_of(&cache, 11), Some(21));
+        cache.replace_all(&mut |add| add(&IndexId([3; 32]), &segment(&[], &[(22, &[12])]))).unwrap();
+        assert_eq!(pack_of(&cache, 12), Some(22));
+        assert_eq!(pack_of(&cache, 11), None);
+        assert!(!scratch.exists());
     }
 }

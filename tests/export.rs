@@ -124,17 +124,19 @@ fn a_chain_of_one_full_and_three_incrementals_restores_the_final_state() {
         ids.push(v["export"]["export_id"].as_str().unwrap().to_string());
     }
     let newest = dir.join("3-incr.zip");
-    // Writing an incremental under the name of the export it would follow is refused (given here
-    // relative to the working folder).
-    let r = sophon
-        .cmd()
-        .current_dir(&dir)
-        .args(["backup", "create", "--home", s(&source), "--out", "3-incr.zip", "--encrypt", "--incremental"])
-        .arg("--since-last")
-        .output()
-        .unwrap();
-    assert_ne!(r.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("would follow"), "{r:?}");
+    // Writing an incremental over the export it would follow, or over an older link, is refused
+    // (names given here relative to the working folder).
+    for link in ["3-incr.zip", "1-incr.zip"] {
+        let r = sophon
+            .cmd()
+            .current_dir(&dir)
+            .args(["backup", "create", "--home", s(&source), "--out", link, "--encrypt", "--incremental"])
+            .arg("--since-last")
+            .output()
+            .unwrap();
+        assert_ne!(r.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&r.stderr).contains("never replaces an archive"), "{r:?}");
+    }
     let out = sophon.ok(&["backup", "verify", "--in", s(&newest)]);
     assert!(out.contains("4 archive(s)"), "{out}");
 

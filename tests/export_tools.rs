@@ -197,17 +197,34 @@ print("ok")
     tool("bsdtar", &["-tf", s(&zip)]);
 }
 
-/// A scratch folder with `bytes` free: RAM-backed /dev/shm when it has the room, because CI's disk is
-/// small and shared (a 4 GiB zip there once failed the whole run), else the temporary folder.
+/// A scratch folder with `bytes` free: RAM-backed /dev/shm when it and the memory have the room,
+/// because CI's disk is small and shared (a 4 GiB zip there once failed the whole run), else the
+/// temporary folder.
 fn scratch_for(bytes: u64) -> tempfile::TempDir {
+    const PREFIX: &str = "sophon-big-scratch-";
     let shm = Path::new("/dev/shm");
-    if free_bytes(shm).is_some_and(|free| free > bytes + (1 << 30)) {
-        return tempfile::tempdir_in(shm).unwrap();
+    // What a killed run left there would hold its RAM until the next boot.
+    for e in std::fs::read_dir(shm).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(PREFIX) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    // tmpfs's free space is its size limit, not free memory: the other tests need room too.
+    let ram_ok = mem_available().is_some_and(|free| free > bytes + (4 << 30));
+    if ram_ok && free_bytes(shm).is_some_and(|free| free > bytes + (1 << 30)) {
+        return tempfile::Builder::new().prefix(PREFIX).tempdir_in(shm).unwrap();
     }
     let t = tempfile::tempdir().unwrap();
     let free = free_bytes(t.path()).unwrap_or(u64::MAX);
     assert!(free > bytes, "this test needs {bytes} bytes free in {} (or /dev/shm); {free} are", t.path().display());
     t
+}
+
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn free_bytes(dir: &Path) -> Option<u64> {

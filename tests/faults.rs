@@ -193,8 +193,12 @@ fn throttling_proxy(upstream: &str, refuse: usize) -> (String, Arc<std::sync::at
         for client in listener.incoming() {
             let Ok(mut client) = client else { continue };
             if counter.fetch_add(1, Ordering::SeqCst) < refuse {
-                let mut request = [0u8; 16 << 10];
-                let _ = client.read(&mut request);
+                // The whole request head, so that the client reads the answer rather than a reset.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && matches!(client.read(&mut byte), Ok(1)) {
+                    head.push(byte[0]);
+                }
                 let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
                     <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
                 let _ = write!(

@@ -54,9 +54,10 @@ fn retry_parts(op: Operator) -> Operator {
 
 /// One listing of the root, retried like any call (`RetryBackend` wraps the backend only once it is
 /// open): a store that is briefly unavailable, throttles, or drops the first connection is not a
-/// configuration problem.
+/// configuration problem. But one that does not answer at all is reported within about a minute
+/// (plus the call that is under way then), not after eight timeouts.
 fn probe(backend: &OpendalBackend) -> super::BackendResult<()> {
-    RetryPolicy::default().run(|| backend.probe())
+    RetryPolicy::default().run_within(Duration::from_secs(60), || backend.probe())
 }
 
 /// Open and check: list one entry of the root, so that configuration problems surface now.
@@ -162,7 +163,7 @@ pub(super) fn sftp(url: &str, rest: &str) -> Result<Arc<dyn Backend>> {
     }
     // OpenDAL also offers "accept", which connects to a host whose key has changed: the very attack
     // host keys exist to stop, so it is not passed through.
-    let known_hosts = env("SOPHON_SFTP_KNOWN_HOSTS").unwrap_or_else(|| "strict".into());
+    let known_hosts = env("SOPHON_SFTP_KNOWN_HOSTS").unwrap_or_else(|| "strict".into()).to_ascii_lowercase();
     if !matches!(known_hosts.as_str(), "strict" | "add") {
         return Err(config_error(
             url,

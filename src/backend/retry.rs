@@ -36,11 +36,20 @@ impl RetryPolicy {
     }
 
     /// `call`, tried again after a transient failure, up to `attempts` times in all.
-    pub fn run<T>(&self, mut call: impl FnMut() -> BackendResult<T>) -> BackendResult<T> {
+    pub fn run<T>(&self, call: impl FnMut() -> BackendResult<T>) -> BackendResult<T> {
+        self.run_within(Duration::MAX, call)
+    }
+
+    /// [`RetryPolicy::run`], but no new attempt starts once `patience` has passed since the first:
+    /// a call that times out is not waited for `attempts` times over.
+    pub fn run_within<T>(&self, patience: Duration, mut call: impl FnMut() -> BackendResult<T>) -> BackendResult<T> {
+        let started = std::time::Instant::now();
         let mut n = 1;
         loop {
             match call() {
-                Err(e) if e.kind == BackendErrorKind::Transient && n < self.attempts => {
+                Err(e)
+                    if e.kind == BackendErrorKind::Transient && n < self.attempts && started.elapsed() < patience =>
+                {
                     self.backoff(n);
                     n += 1;
                 }

@@ -228,25 +228,28 @@ pub fn previous_export(repo: &Repository, id: &SnapshotId, out: &Path, args: &Re
         )
         .into());
     }
+    if out.exists() {
+        anyhow::bail!("{}: {NEVER_REPLACES}", out.display());
+    }
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let place = Place::Folder(dir.to_path_buf());
-    let where_ = dir.display().to_string();
-    let (name, previous) = previous_at(repo, id, &place, &where_, args)?;
-    // `name` is in `out`'s own folder.
-    if out.file_name() == Some(std::ffi::OsStr::new(&name)) {
-        anyhow::bail!("{}: that is the export this one would follow; give the incremental another name", out.display());
-    }
-    Ok(previous)
+    previous_at(repo, id, &place, &dir.display().to_string(), args)
 }
 
-/// The newest export of snapshot `id`'s scope at `place` (`where_` names it), with its name.
+/// Why an incremental export is not written over an existing archive: chains follow export ids,
+/// so replacing any link, the one followed or an older one, breaks every chain through it.
+pub const NEVER_REPLACES: &str =
+    "already exists, and an incremental export never replaces an archive (it may be a link of \
+     the chain, such as the export it would follow); give each incremental its own name";
+
+/// The newest export of snapshot `id`'s scope at `place` (`where_` names it).
 pub fn previous_at(
     repo: &Repository,
     id: &SnapshotId,
     place: &Place,
     where_: &str,
     args: &RepoArgs,
-) -> anyhow::Result<(String, Previous)> {
+) -> anyhow::Result<Previous> {
     let scope = repo.load_snapshot(id)?.paths.join(" ");
     let pass = optional_passphrase(args);
     // Archives whose metadata cannot be read (another passphrase, damage) cannot be followed.
@@ -273,11 +276,10 @@ pub fn previous_at(
         .as_str()
         .and_then(|s| s.parse().ok())
         .with_context(|| format!("export {export_id}: its metadata names no snapshot"))?;
-    let previous = Previous {
+    Ok(Previous {
         base_id: e["incremental"]["base"].as_str().map(str::to_string).unwrap_or_else(|| export_id.clone()),
         sequence: e["incremental"]["sequence"].as_u64().unwrap_or(0),
         export_id,
         snapshot,
-    };
-    Ok((l.name, previous))
+    })
 }

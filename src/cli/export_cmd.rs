@@ -187,16 +187,18 @@ fn upload_archive(
     opts.format = format_of(args, name);
     let backend = sophon::backend::open_url(store, true)?;
     if args.incremental {
-        // The export it follows is the newest of the same scope in the same folder of the store.
-        let place = super::destination::Place::Store(backend.clone());
-        let (follows, previous) = super::archive_in::previous_at(repo, id, &place, store, repo_args)?;
-        if follows == name {
+        if backend.stat(name)?.is_some() {
             anyhow::bail!(
-                "--dest {url}: that is the export this one would follow; give each incremental its own name \
-                 (for example with {{date}} and {{time}})"
+                "--dest {url}: {} (for example with {{date}} and {{time}})",
+                super::archive_in::NEVER_REPLACES
             );
         }
-        opts.previous = Some(previous);
+        // The export it follows is the newest of the same scope in the same folder.
+        let place = match backend.is_remote() {
+            true => super::destination::Place::Store(backend.clone()),
+            false => super::destination::Place::open(store)?,
+        };
+        opts.previous = Some(super::archive_in::previous_at(repo, id, &place, store, repo_args)?);
     }
     let writer = backend.writer(name)?;
     let mut up = Upload { w: Some(writer), buf: Vec::with_capacity(UPLOAD_PART) };

@@ -164,7 +164,7 @@ impl IndexCache {
         let mut conn = self.conn();
         let p = self.path.clone();
         let tx = conn.transaction().map_err(|e| sql(&p, e))?;
-        Self::insert_segment(&tx, &p, id, segment)?;
+        Self::write_segment(&tx, &p, Tables::Cache, id, segment)?;
         tx.commit().map_err(|e| sql(&p, e))
     }
 
@@ -223,7 +223,7 @@ impl IndexCache {
         fill: &mut dyn FnMut(&mut AddSegment<'_>) -> Result<()>,
     ) -> Result<()> {
         let tx = conn.transaction().map_err(|e| sql(p, e))?;
-        fill(&mut |id, seg| Self::stage_segment(&tx, p, id, seg))?;
+        fill(&mut |id, seg| Self::write_segment(&tx, p, Tables::Staging, id, seg))?;
         tx.commit().map_err(|e| sql(p, e))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql(p, e))?;
         tx.execute_batch(
@@ -239,14 +239,6 @@ impl IndexCache {
         )
         .map_err(|e| sql(p, e))?;
         tx.commit().map_err(|e| sql(p, e))
-    }
-
-    fn insert_segment(tx: &rusqlite::Transaction, p: &Path, id: &IndexId, segment: &IndexSegment) -> Result<()> {
-        Self::write_segment(tx, p, Tables::Cache, id, segment)
-    }
-
-    fn stage_segment(tx: &rusqlite::Transaction, p: &Path, id: &IndexId, segment: &IndexSegment) -> Result<()> {
-        Self::write_segment(tx, p, Tables::Staging, id, segment)
     }
 
     fn write_segment(

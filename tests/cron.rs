@@ -665,23 +665,29 @@ fn a_simulated_month_of_nightly_backups_with_retention() {
     assert_eq!(days, [12, 19, 25, 26, 27, 28, 29, 30, 31]);
 }
 
+/// `cron daemon --json` as a child process, once `started` says its run has begun (20 s at most).
+fn daemon_once(sophon: &Sophon, home: &Path, started: impl Fn() -> bool) -> std::process::Child {
+    let child = sophon
+        .std_cmd()
+        .args(["cron", "daemon", "--home", s(home), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !started() {
+        assert!(std::time::Instant::now() < deadline, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
+}
+
 #[test]
 fn the_daemon_stops_on_sigterm_and_records_the_abandoned_run() {
     let (_t, sophon, home) = home_without_jobs();
     custom_job(&sophon, &home, "long", "0 3 * * *", "sleep 60");
     // Created long ago: the missed run starts as soon as the daemon does.
     set_created(&home, "long", "2020-01-01T00:00:00Z");
-    let child = sophon
-        .std_cmd()
-        .args(["cron", "daemon", "--home", s(&home), "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while runs(&home, "long").first().map(|r| r.1.as_str()) != Some("running") {
-        assert!(std::time::Instant::now() < deadline, "the run never started");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let child = daemon_once(&sophon, &home, || runs(&home, "long").first().map(|r| r.1.as_str()) == Some("running"));
     let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let started = std::time::Instant::now();
@@ -956,17 +962,9 @@ fn a_second_sigterm_stops_the_daemon_at_once() {
     // A job that ignores SIGTERM: a clean stop waits the 5 s grace for it.
     custom_job(&sophon, &home, "stubborn", "0 3 * * *", &format!("trap '' TERM; echo $$ > {}; sleep 60", s(&pid_file)));
     set_created(&home, "stubborn", "2020-01-01T00:00:00Z");
-    let child = sophon
-        .std_cmd()
-        .args(["cron", "daemon", "--home", s(&home), "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !pid_file.exists() || std::fs::read_to_string(&pid_file).unwrap().trim().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the run never started");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let child = daemon_once(&sophon, &home, || {
+        pid_file.exists() && !std::fs::read_to_string(&pid_file).unwrap().trim().is_empty()
+    });
     let term = || std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let started = std::time::Instant::now();
     assert!(term().success());

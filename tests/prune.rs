@@ -31,6 +31,17 @@ fn churn_state(dir: &Path, day: u64) {
     }
 }
 
+/// A 1 MiB-pack repository with four daily backups of `src` (changing by `step` a day), all but
+/// the last forgotten: prune has packs to delete and to repack.
+fn four_days_then_keep_the_last(sophon: &Sophon, src: &Path, repo: &Path, step: u64) {
+    sophon.init_small_packs(repo);
+    for day in 1..=4 {
+        churn_state(src, day * step);
+        backup_at(sophon, repo, src, day);
+    }
+    sophon.ok(&["backup", "forget", "--repo", s(repo), "--keep-last", "1", "-q"]);
+}
+
 fn backup_at(sophon: &Sophon, repo: &Path, src: &Path, day: u64) {
     let time = format!("2026-06-{day:02}T03:00:00Z");
     sophon.ok(&["backup", "create", "--repo", s(repo), "--path", s(src), "--time", &time, "-q"]);
@@ -162,12 +173,7 @@ fn prune_dry_run_changes_nothing_and_a_second_prune_is_refused_while_one_runs() 
     let t = tempfile::tempdir().unwrap();
     let sophon = Sophon::new(t.path());
     let (src, repo) = (t.path().join("src"), t.path().join("repo"));
-    sophon.init_small_packs(&repo);
-    for day in 1..=4 {
-        churn_state(&src, day * 3);
-        backup_at(&sophon, &repo, &src, day);
-    }
-    sophon.ok(&["backup", "forget", "--repo", s(&repo), "--keep-last", "1", "-q"]);
+    four_days_then_keep_the_last(&sophon, &src, &repo, 3);
     let before = files_below(&repo);
     let plan = sophon.ok(&["backup", "prune", "--repo", s(&repo), "--dry-run"]);
     assert!(plan.contains("delete") && plan.contains("repack") && plan.contains("keep"), "{plan}");
@@ -325,12 +331,7 @@ fn a_prune_cut_at_any_step_leaves_a_repository_the_next_prune_finishes() {
     let t = tempfile::tempdir().unwrap();
     let sophon = Sophon::new(t.path());
     let (src, base) = (t.path().join("src"), t.path().join("base"));
-    sophon.init_small_packs(&base);
-    for day in 1..=4 {
-        churn_state(&src, day * 5);
-        backup_at(&sophon, &base, &src, day);
-    }
-    sophon.ok(&["backup", "forget", "--repo", s(&base), "--keep-last", "1", "-q"]);
+    four_days_then_keep_the_last(&sophon, &src, &base, 5);
     let expected = contents(&src);
 
     let run = |dir: &Path, cache: &Path, fault: Fault| -> (sophon::Result<prune::PruneOutcome>, u64) {

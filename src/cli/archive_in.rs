@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use sophon::export::chain::{peek_metadata, Chain};
+use sophon::export::chain::{is_archive_name, peek_metadata, Chain};
 use sophon::export::{seal, Previous};
 use sophon::{Repository, SnapshotId};
 
@@ -94,11 +94,7 @@ fn local_input(input: &Path, args: &RepoArgs) -> anyhow::Result<(PathBuf, Option
     if !meta["export"]["incremental"].is_null() {
         let mut names = Vec::new();
         store.list("", &mut |o| {
-            let n = o.name.to_lowercase();
-            if !o.name.contains('/')
-                && o.name != name
-                && (n.ends_with(".zip") || n.ends_with(".tar.gz") || n.ends_with(".tgz"))
-            {
+            if !o.name.contains('/') && o.name != name && is_archive_name(&o.name) {
                 names.push(o.name);
             }
             Ok(())

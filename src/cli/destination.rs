@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use sophon::backend::Backend;
-use sophon::export::chain::{archives_in, peek_metadata};
+use sophon::export::chain::{archives_in, is_archive_name, peek_metadata};
 
 use super::RepoArgs;
 
@@ -33,11 +33,6 @@ struct Remembered {
 pub enum Place {
     Folder(PathBuf),
     Store(Arc<dyn Backend>),
-}
-
-fn is_archive(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    !n.starts_with('.') && (n.ends_with(".zip") || n.ends_with(".tar.gz") || n.ends_with(".tgz"))
 }
 
 impl Place {
@@ -79,7 +74,7 @@ impl Place {
                 let mut known = remembered(&cache_file);
                 let mut listed = Vec::new();
                 store.list("", &mut |o| {
-                    if is_archive(&o.name) && !o.name.contains('/') {
+                    if is_archive_name(&o.name) && !o.name.contains('/') {
                         listed.push((o.name, o.size));
                     }
                     Ok(())

@@ -725,6 +725,16 @@ mod tests {
         assert!(r[0].summary.contains("abandoned"), "{r:?}");
     }
 
+    /// A finished run written as another host (or an older version) would have written it.
+    fn record_run(conn: &Connection, job: &Job, started: &str, finished: &str) {
+        conn.execute(
+            "INSERT INTO cron_runs (job_id, tenant_id, started_at, finished_at, status, summary)
+             VALUES (?1, ?2, ?3, ?4, 'ok', 'x')",
+            params![job.id, job.tenant_id, started, finished],
+        )
+        .expect("insert");
+    }
+
     #[test]
     fn times_in_the_future_do_not_stop_the_schedule() {
         let (_dir, conn, mut job) = home();
@@ -742,23 +752,13 @@ mod tests {
         let ClaimOutcome::Claimed(c) = got else { panic!("not claimed: {got:?}") };
         finish(&conn, &c, "ok", "done", utc("2030-01-06T03:00:10Z")).expect("finish");
         // A run recorded a year ahead is ignored (with a warning); one a little ahead counts.
-        conn.execute(
-            "INSERT INTO cron_runs (job_id, tenant_id, started_at, finished_at, status, summary)
-             VALUES (?1, ?2, '2031-06-01T03:00:00Z', '2031-06-01T03:01:00Z', 'ok', 'x')",
-            params![job.id, job.tenant_id],
-        )
-        .expect("insert");
+        record_run(&conn, &job, "2031-06-01T03:00:00Z", "2031-06-01T03:01:00Z");
         let w = settle_future(&conn, &job, utc("2030-01-07T03:00:00Z")).expect("settle");
         assert!(w.len() == 1 && w[0].contains("2031-06-01T03:00:00Z"), "{w:?}");
         let got = claim(&conn, &job, &Utc, utc("2030-01-07T03:00:00Z"), &me, day).expect("claim");
         let ClaimOutcome::Claimed(c) = got else { panic!("not claimed: {got:?}") };
         finish(&conn, &c, "ok", "done", utc("2030-01-07T03:00:10Z")).expect("finish");
-        conn.execute(
-            "INSERT INTO cron_runs (job_id, tenant_id, started_at, finished_at, status, summary)
-             VALUES (?1, ?2, '2030-01-08T03:00:05Z', '2030-01-08T03:01:00Z', 'ok', 'x')",
-            params![job.id, job.tenant_id],
-        )
-        .expect("insert");
+        record_run(&conn, &job, "2030-01-08T03:00:05Z", "2030-01-08T03:01:00Z");
         let got = claim(&conn, &job, &Utc, utc("2030-01-08T03:00:00Z"), &me, day).expect("claim");
         assert!(matches!(got, ClaimOutcome::NotDue { .. }), "a run 5 s ahead stands for 03:00: {got:?}");
     }

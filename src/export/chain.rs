@@ -12,16 +12,20 @@ use super::reader::ExportArchive;
 use super::seal;
 use crate::error::{Error, Result};
 
+/// Whether a file or object name is an export archive's (by extension; hidden names, such as
+/// partial uploads, are not).
+pub fn is_archive_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    !n.starts_with('.') && (n.ends_with(".zip") || n.ends_with(".tar.gz") || n.ends_with(".tgz"))
+}
+
 /// Archive files in `dir` (by extension), sorted by name.
 pub fn archives_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut out: Vec<PathBuf> = rd
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-            !n.starts_with('.') && (n.ends_with(".zip") || n.ends_with(".tar.gz") || n.ends_with(".tgz")) && p.is_file()
-        })
+        .filter(|p| p.file_name().is_some_and(|n| is_archive_name(&n.to_string_lossy())) && p.is_file())
         .collect();
     out.sort();
     out

@@ -14,6 +14,7 @@
 //! 12 workflows, 8,471 memory entries, 189 documents); `large` holds at least 2 GiB of documents.
 //! Document bytes are streamed, never held in memory.
 
+mod activity;
 mod config;
 mod files;
 mod records;
@@ -325,16 +326,16 @@ pub fn generate(home: &Path, scale: DemoScale, seed: u64) -> GatewayResult<DemoS
     tx.commit().at(&db)?;
 
     let tx = conn.transaction().at(&db)?;
-    records::cron(&mut g, &tx)?;
-    records::webhooks(&mut g, &tx)?;
-    records::connections(&mut g, &tx)?;
-    records::channels(&mut g, &tx)?;
-    records::nodes(&mut g, &tx)?;
-    records::discussions(&mut g, &tx)?;
-    records::insights(&mut g, &tx)?;
-    records::tasks(&mut g, &tx)?;
-    records::approvals(&mut g, &tx)?;
-    records::audit(&mut g, &tx)?;
+    activity::cron(&mut g, &tx)?;
+    activity::webhooks(&mut g, &tx)?;
+    activity::connections(&mut g, &tx)?;
+    activity::channels(&mut g, &tx)?;
+    activity::nodes(&mut g, &tx)?;
+    activity::discussions(&mut g, &tx)?;
+    activity::insights(&mut g, &tx)?;
+    activity::tasks(&mut g, &tx)?;
+    activity::approvals(&mut g, &tx)?;
+    activity::audit(&mut g, &tx)?;
     tx.commit().at(&db)?;
 
     config::write_all(&mut g)?;

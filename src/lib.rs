@@ -19,12 +19,15 @@ pub mod format;
 pub mod gateway;
 pub mod id;
 pub mod index;
+pub mod liveness;
 pub mod pack;
 pub mod prune;
 pub mod repo;
 pub mod restore;
 pub mod retention;
+pub mod session;
 
 pub use error::{Error, Result};
 pub use id::{BlobId, BlobType, IndexId, KeyId, PackId, RepoId, SnapshotId};
 pub use repo::{InitOptions, Repository};
+pub use session::Session;

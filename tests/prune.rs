@@ -326,7 +326,6 @@ fn a_prune_cut_at_any_step_leaves_a_repository_the_next_prune_finishes() {
     use sophon::backend::fault::{Fault, FaultyBackend};
     use sophon::backend::Backend;
     use sophon::prune::{self, PruneOptions};
-    use sophon::repo::LockMode;
 
     let t = tempfile::tempdir().unwrap();
     let sophon = Sophon::new(t.path());
@@ -341,9 +340,9 @@ fn a_prune_cut_at_any_step_leaves_a_repository_the_next_prune_finishes() {
         let result = sophon::Repository::open(backend, PASSPHRASE.as_bytes(), Some(cache.to_path_buf()))
             .map(Arc::new)
             .and_then(|repo| {
-                let lock = repo.lock(LockMode::Prune, "prune")?;
-                let plan = prune::plan(&repo, &lock, &PruneOptions::default(), &mut |_| {})?;
-                prune::execute(&repo, &lock, &plan, &mut |_| {})
+                let session = sophon::Session::prune(repo)?;
+                let plan = prune::plan(&session, &PruneOptions::default(), &mut |_| {})?;
+                prune::execute(&session, &plan, &mut |_| {})
             });
         (result, faulty.calls())
     };

@@ -108,8 +108,9 @@ impl Repository {
     }
 
     /// Take a lock: shared ones coexist, and coexist with one prune; an exclusive one needs the
-    /// repository to itself.
-    pub fn lock(self: &Arc<Self>, mode: LockMode, operation: &str) -> Result<LockGuard> {
+    /// repository to itself. Outside the library locks are taken through a `Session`, which also
+    /// re-syncs the index after the lock is granted.
+    pub(crate) fn lock(self: &Arc<Self>, mode: LockMode, operation: &str) -> Result<LockGuard> {
         let created = now_rfc3339();
         let conflict = |locks: &[(LockId, Lock)]| {
             locks.iter().find(|(_, l)| LockMode::of(l).conflicts_with(mode)).map(|(id, l)| {

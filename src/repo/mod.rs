@@ -411,7 +411,10 @@ impl Repository {
     /// Bring the cache in step with the repository's index segments: load new ones; if one the cache
     /// holds is gone or superseded, rebuild from scratch. A damaged segment is reported through
     /// `on_damage` and skipped, so the rest of the repository stays usable.
-    pub fn sync_index(&self, on_damage: &mut dyn FnMut(Error)) -> Result<()> {
+    ///
+    /// Only the library calls it: outside, a `Session` syncs after taking its lock, as the rule
+    /// asks (format-spec/repository.md §12).
+    pub(crate) fn sync_index(&self, on_damage: &mut dyn FnMut(Error)) -> Result<()> {
         let remote: HashSet<IndexId> = self.index_segment_ids()?.into_iter().collect();
         let cached = self.index.segments()?;
         let mut missing: Vec<IndexId> = remote.difference(&cached).copied().collect();

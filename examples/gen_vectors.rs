@@ -241,12 +241,13 @@ fn make_repo(out: &Path, repo_dir: &Path) -> Result<()> {
     let mut b = BackupOptions::new(vec![src.clone()]);
     b.time = Some(utc("2024-01-01T00:00:00Z"));
     b.tags = vec!["vector".into(), "first".into()];
-    let first = sophon::archive::backup(&repo, &b, Arc::new(Progress::default()))?;
+    let session = sophon::Session::shared(Arc::clone(&repo), "backup")?;
+    let first = sophon::archive::backup(&session, &b, Arc::new(Progress::default()))?;
 
     change_source_v2(&src)?;
     b.time = Some(utc("2024-01-02T00:00:00Z"));
     b.tags = vec!["vector".into(), "second".into()];
-    let second = sophon::archive::backup(&repo, &b, Arc::new(Progress::default()))?;
+    let second = sophon::archive::backup(&session, &b, Arc::new(Progress::default()))?;
     if second.parent != Some(first.snapshot_id) {
         bail!("the second backup did not use the first as its parent");
     }

@@ -33,7 +33,8 @@ use crate::format::snapshot::{Snapshot, SnapshotError, SnapshotSummary, VERSION 
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::{BlobId, BlobType, IndexId, PackId, SnapshotId};
 use crate::pack::{self, CompressedBlob, PackBuilder};
-use crate::repo::{LockGuard, LockMode, Repository};
+use crate::repo::Repository;
+use crate::session::Session;
 
 /// Packs listed per index segment before a new segment is started.
 const PACKS_PER_SEGMENT: usize = 128;
@@ -220,8 +221,9 @@ impl BufferPool {
 /// What every stage shares.
 struct Shared {
     repo: Arc<Repository>,
-    /// Checked before anything that makes this run's packs reachable (index segments, snapshot).
-    lock: LockGuard,
+    /// Its lock is checked before anything that makes this run's packs reachable (index segments,
+    /// snapshot).
+    lock: Session,
     /// Blobs claimed by this run and not yet in the index cache.
     session: Mutex<HashSet<BlobId>>,
     /// The first fatal error (a failed upload, a full disk); every stage stops soon after.
@@ -296,8 +298,8 @@ fn base_node(name: &[u8], kind: NodeKind, meta: &Metadata) -> Node {
     n
 }
 
-/// Run a backup of `opts.paths` into `repo`.
-pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
+/// Run a backup of `opts.paths` into the session's repository.
+pub fn backup(session: &Session, opts: &BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
     if opts.paths.is_empty() {
         return Err(Error::invalid("nothing to back up: give at least one --path"));
     }
@@ -320,18 +322,18 @@ pub fn backup(repo: &Arc<Repository>, opts: &BackupOptions, progress: Arc<Progre
     if progress.files_total.load(Ordering::Relaxed) == 0 {
         spawn_scanner(roots.iter().map(|r| r.0.clone()).collect(), Arc::clone(&progress));
     }
-    run(repo, opts, progress, path_strings, |walker, parent| walker.archive_roots(&roots, parent))
+    run(session, opts, progress, path_strings, |walker, parent| walker.archive_roots(&roots, parent))
 }
 
 /// Back up a virtual tree; `label` stands in the snapshot's `paths` (and picks the parent).
 pub fn backup_virtual(
-    repo: &Arc<Repository>,
+    session: &Session,
     label: &str,
     root: &VirtualDir,
     opts: &BackupOptions,
     progress: Arc<Progress>,
 ) -> Result<BackupOutcome> {
-    run(repo, opts, progress, vec![label.to_string()], |walker, parent| walker.archive_virtual(root, parent))
+    run(session, opts, progress, vec![label.to_string()], |walker, parent| walker.archive_virtual(root, parent))
 }
 
 /// Back up a virtual tree that `build` makes on another thread, while this one already queues for
@@ -339,13 +341,13 @@ pub fn backup_virtual(
 /// done: a gateway's documents are read while its database is still being dumped. Every announced
 /// file must appear in the finished tree as a [`VirtualEntry::File`] at that path.
 pub fn backup_virtual_streamed(
-    repo: &Arc<Repository>,
+    session: &Session,
     label: &str,
     opts: &BackupOptions,
     progress: Arc<Progress>,
     build: impl FnOnce(&mut dyn FnMut(&str, PathBuf)) -> Result<VirtualDir> + Send,
 ) -> Result<BackupOutcome> {
-    run(repo, opts, progress, vec![label.to_string()], |walker, parent| {
+    run(session, opts, progress, vec![label.to_string()], |walker, parent| {
         let (tx, rx) = unbounded::<(String, PathBuf)>();
         std::thread::scope(|scope| {
             let builder = std::thread::Builder::new()
@@ -402,9 +404,9 @@ impl<'t> ParentDirs<'t> {
     }
 }
 
-/// Choose the parent, lock, run the pipeline around `walk`, and save the snapshot.
+/// Choose the parent, run the pipeline around `walk`, and save the snapshot.
 fn run(
-    repo: &Arc<Repository>,
+    session: &Session,
     opts: &BackupOptions,
     progress: Arc<Progress>,
     path_strings: Vec<String>,
@@ -413,10 +415,10 @@ fn run(
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(chrono::Utc::now);
     let hostname = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-    // Lock first, then read the index and the parent: a prune that starts later sees this lock
-    // and keeps every pack this backup may deduplicate against (format-spec/prune.md).
-    let lock = repo.lock(LockMode::Shared, "backup")?;
-    repo.sync_index(&mut |_| {})?;
+    // The session locked, then read the index; the parent is read now, under that lock: a prune
+    // that starts later sees the lock and keeps every pack this backup may deduplicate against
+    // (format-spec/prune.md).
+    let repo = session.repo();
     let parent = match &opts.parent {
         ParentChoice::None => None,
         ParentChoice::Snapshot(id) => Some(*id),
@@ -439,7 +441,7 @@ fn run(
     Compressor::new(level)?;
     let shared = Arc::new(Shared {
         repo: Arc::clone(repo),
-        lock,
+        lock: session.clone(),
         session: Mutex::new(HashSet::new()),
         fatal: Mutex::new(None),
         aborted: AtomicBool::new(false),

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobType, PackId, SnapshotId};
 use crate::pack;
 use crate::repo::Repository;
+use crate::session::Session;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
@@ -64,7 +65,10 @@ impl Findings {
     }
 }
 
-pub fn check(repo: &Repository, opts: &CheckOptions, on_progress: &mut dyn FnMut(&str)) -> Result<CheckReport> {
+/// Check the session's repository. The index is synced again after the segments were read one
+/// by one, so damage found in them is reported here rather than skipped silently.
+pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut(&str)) -> Result<CheckReport> {
+    let repo: &Repository = session.repo();
     let mut report = CheckReport::default();
     let mut findings = Findings::default();
 

@@ -51,6 +51,10 @@ pub enum Error {
     #[error("repository {repo} is locked: {detail}")]
     Locked { repo: String, detail: String },
 
+    /// An operation was handed a session whose lock is weaker than the one it needs.
+    #[error("repository {repo}: {operation} needs a {needed} lock, the session holds a {held} one")]
+    WrongSession { repo: String, operation: String, needed: &'static str, held: &'static str },
+
     #[error("restore refused: {0}")]
     UnsafePath(String),
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::format::snapshot::Snapshot;
 use crate::id::SnapshotId;
-use crate::repo::Repository;
 use crate::retention::{self, Candidate, Policy};
+use crate::session::Session;
 
 /// Snapshots forget sees as one history: the same host and the same source (for a gateway, the
 /// home and tenant scope), as restic's default `--group-by host,paths`.
@@ -52,8 +52,8 @@ impl ForgetPlan {
 }
 
 /// Decide, per group, which snapshots the policy keeps.
-pub fn plan(repo: &Repository, policy: &Policy) -> Result<ForgetPlan> {
-    let (snaps, bad) = repo.list_snapshots()?;
+pub fn plan(session: &Session, policy: &Policy) -> Result<ForgetPlan> {
+    let (snaps, bad) = session.list_snapshots()?;
     Ok(ForgetPlan {
         policy: policy.clone(),
         groups: plan_groups(policy, snaps),
@@ -95,10 +95,10 @@ pub fn plan_groups(policy: &Policy, snaps: Vec<(SnapshotId, Snapshot)>) -> Vec<G
 }
 
 /// Delete the snapshots the plan removes; returns how many were deleted.
-pub fn execute(repo: &Repository, plan: &ForgetPlan, on_removed: &mut dyn FnMut(&PlannedSnapshot)) -> Result<usize> {
+pub fn execute(session: &Session, plan: &ForgetPlan, on_removed: &mut dyn FnMut(&PlannedSnapshot)) -> Result<usize> {
     let mut n = 0;
     for s in plan.to_remove() {
-        repo.remove_snapshot(&s.id)?;
+        session.repo().remove_snapshot(&s.id)?;
         on_removed(s);
         n += 1;
     }

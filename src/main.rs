@@ -16,8 +16,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // `cli::run` has returned, so every lock guard and temporary folder of the command is dropped
+    // before the exit code is chosen.
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
+        // The reader of standard output went away (`sophon … | head`): what it wanted it has.
+        Err(e) if cli::output::is_broken_pipe(&e) => ExitCode::from(cli::exit::OK),
         Err(e) => {
             eprintln!("error: {e:#}");
             let usage = e.downcast_ref::<cli::UsageError>().is_some();

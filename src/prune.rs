@@ -21,7 +21,8 @@ use crate::format::prune::{CondemnedPack, PruneRecord, VERSION as RECORD_VERSION
 use crate::format::tree::Tree;
 use crate::id::{BlobId, BlobType, PackId, PruneId, SnapshotId};
 use crate::pack::{self, PackBuilder};
-use crate::repo::{LockGuard, Repository};
+use crate::repo::{LockMode, Repository};
+use crate::session::Session;
 
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
@@ -144,13 +145,10 @@ impl Outside {
     }
 }
 
-/// Build the plan. `lock` is this prune's own lock (its holder is not waited for).
-pub fn plan(
-    repo: &Repository,
-    lock: &LockGuard,
-    opts: &PruneOptions,
-    progress: &mut dyn FnMut(&str),
-) -> Result<PrunePlan> {
+/// Build the plan, in a prune session (its own lock's holder is not waited for).
+pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&str)) -> Result<PrunePlan> {
+    session.require(LockMode::Prune, "prune")?;
+    let (repo, lock): (&Repository, _) = (session.repo(), session.lock());
     // The order matters (format-spec/prune.md §3): who runs, then the snapshots, then the index,
     // then the packs. Who runs is read before the snapshots, so any client that finishes in between
     // has its snapshot marked. The snapshots are read before the index, so every segment a listed
@@ -428,12 +426,9 @@ fn load_tree(repo: &Repository, id: &BlobId, outside: &Outside) -> Result<(Tree,
 }
 
 /// Execute `plan`: repack, write the new index, record what is condemned, delete what is safe.
-pub fn execute(
-    repo: &Repository,
-    lock: &LockGuard,
-    plan: &PrunePlan,
-    progress: &mut dyn FnMut(&str),
-) -> Result<PruneOutcome> {
+pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&str)) -> Result<PruneOutcome> {
+    session.require(LockMode::Prune, "prune")?;
+    let (repo, lock): (&Repository, _) = (session.repo(), session.lock());
     let mut outcome = PruneOutcome::default();
     if plan.is_empty() {
         return Ok(outcome);

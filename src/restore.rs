@@ -24,6 +24,7 @@ use crate::format::tree::{Node, NodeKind};
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::pack;
 use crate::repo::Repository;
+use crate::session::Session;
 
 #[derive(Clone, Debug)]
 pub struct RestoreOptions {
@@ -60,13 +61,16 @@ struct DirMeta {
     mtime_ns: i64,
 }
 
+/// Restore `snapshot` from the session's repository; the session's lock keeps a prune from
+/// deleting the packs it reads.
 pub fn restore(
-    repo: &Repository,
+    session: &Session,
     snapshot: &SnapshotId,
     opts: &RestoreOptions,
     progress: Arc<Progress>,
 ) -> Result<RestoreOutcome> {
     let started = Instant::now();
+    let repo: &Repository = session.repo();
     let snap = repo.load_snapshot(snapshot)?;
     let target = &opts.target;
     match std::fs::read_dir(target) {
@@ -302,8 +306,10 @@ pub struct SnapshotFiles<'a> {
 }
 
 impl<'a> SnapshotFiles<'a> {
-    /// Index the files of `snapshot` (names and chunk lists only; no content is read).
-    pub fn open(repo: &'a Repository, snapshot: &SnapshotId) -> Result<Self> {
+    /// Index the files of `snapshot` (names and chunk lists only; no content is read). The
+    /// session stays borrowed, so its lock is held while the files are read.
+    pub fn open(session: &'a Session, snapshot: &SnapshotId) -> Result<Self> {
+        let repo: &'a Repository = session.repo();
         let snap = repo.load_snapshot(snapshot)?;
         let mut files = std::collections::BTreeMap::new();
         let mut stack = vec![(String::new(), snap.tree)];

@@ -363,3 +363,36 @@ fn a_foreign_key_file_does_not_lock_out_the_repository() {
     std::fs::copy(foreign.join("keys").join(&name), victim.join("keys").join(&name)).unwrap();
     sophon.ok(&["backup", "list", "--repo", s(&victim)]);
 }
+
+#[test]
+fn a_closed_pipe_ends_forget_quietly_and_releases_its_lock() {
+    use std::io::BufRead;
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    write(&src.join("f.txt"), b"x");
+    let sophon = Sophon::new(t.path());
+    sophon.init(&repo);
+    // Well over a pipe's buffer (64 KiB) of plan lines, so the writes after `head` left fail.
+    let tag = "t".repeat(8000);
+    for day in 1..=20 {
+        let time = format!("2026-06-{day:02}T03:00:00Z");
+        sophon.ok(&["backup", "create", "--repo", s(&repo), "--path", s(&src), "--time", &time, "--tag", &tag, "-q"]);
+    }
+    let mut child = sophon
+        .std_cmd()
+        .args(["backup", "forget", "--repo", s(&repo), "--dry-run", "--keep-last", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("policy"), "{first}");
+    // The reader is dropped here: the rest of the plan goes to a closed pipe, as with `| head -1`.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "a closed pipe is not an error: {}", String::from_utf8_lossy(&out.stderr));
+    let locks: Vec<_> = std::fs::read_dir(repo.join("locks")).unwrap().collect();
+    assert!(locks.is_empty(), "the forget's lock was released on the way out: {locks:?}");
+    assert_eq!(sophon.ok(&["backup", "list", "--repo", s(&repo), "--json"]).matches("\"id\"").count(), 20);
+}

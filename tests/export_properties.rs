@@ -11,7 +11,7 @@ use sophon::chunk::ChunkerParams;
 use sophon::crypto::Argon2Params;
 use sophon::export::reader::ExportArchive;
 use sophon::export::{export_snapshot, seal::Kdf, ExportOptions, Format};
-use sophon::{InitOptions, Repository};
+use sophon::{InitOptions, Repository, Session};
 
 fn cheap_repo(dir: &std::path::Path) -> Arc<Repository> {
     let backend = sophon::backend::open_url(dir.to_str().unwrap(), true).unwrap();
@@ -56,7 +56,8 @@ proptest! {
             written.insert(p.clone(), data.clone());
         }
         let repo = cheap_repo(&t.path().join("repo"));
-        let out = backup(&repo, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())).unwrap();
+        let session = Session::shared(Arc::clone(&repo), "test").unwrap();
+        let out = backup(&session, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())).unwrap();
         let mut opts = ExportOptions::new(if tar { Format::TarGz } else { Format::Zip });
         opts.level = level;
         opts.workers = 3;
@@ -64,7 +65,7 @@ proptest! {
             opts.seal = Some((zeroize::Zeroizing::new(b"pw".to_vec()), Kdf::Argon2id(Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 })));
         }
         let mut bytes = Vec::new();
-        let summary = export_snapshot(&repo, &out.snapshot_id, &mut bytes, &opts).unwrap();
+        let summary = export_snapshot(&session, &out.snapshot_id, &mut bytes, &opts).unwrap();
         prop_assert_eq!(summary.bytes_out, bytes.len() as u64);
         let a = ExportArchive::open_bytes(std::path::Path::new("prop"), bytes, Some(b"pw"), &t.path().join("staging")).unwrap();
         prop_assert_eq!(a.verify().unwrap(), Vec::<String>::new());

@@ -13,7 +13,7 @@ use sophon::backend::{open_url_with, Backend};
 use sophon::check::{check, CheckOptions};
 use sophon::crypto::Argon2Params;
 use sophon::restore::{restore, RestoreOptions};
-use sophon::{InitOptions, Repository};
+use sophon::{InitOptions, Repository, Session};
 
 const PASS: &[u8] = b"pw";
 
@@ -45,8 +45,9 @@ fn clean_open(url: &str, cache: &std::path::Path) -> Arc<Repository> {
     Arc::new(Repository::open(sophon::backend::open_url(url, false).unwrap(), PASS, Some(cache.to_path_buf())).unwrap())
 }
 
-fn verify_clean(repo: &Repository) {
-    let r = check(repo, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {}).unwrap();
+fn verify_clean(repo: &Arc<Repository>) {
+    let session = Session::shared(Arc::clone(repo), "check").unwrap();
+    let r = check(&session, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {}).unwrap();
     assert!(r.is_clean(), "findings: {:?}", r.findings);
 }
 
@@ -60,13 +61,14 @@ fn runs_under_transient_faults(url: &str, runs: u64) {
         // A fresh cache each run, so the index is read through the faults too.
         let cache = t.path().join(format!("cache{run}"));
         let (repo, faults) = open_faulty(url, &cache, Fault::Transient(0.10), run + 1);
-        let out = backup(&repo, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default()))
+        let out = Session::shared(Arc::clone(&repo), "backup")
+            .and_then(|s| backup(&s, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())))
             .unwrap_or_else(|e| panic!("run {run}: {e}"));
         assert!(!out.snapshot.partial);
         verify_clean(&repo);
         let target = t.path().join(format!("out{run}"));
         restore(
-            &repo,
+            &Session::shared(Arc::clone(&repo), "restore").unwrap(),
             &out.snapshot_id,
             &RestoreOptions { target: target.clone(), threads: 3 },
             Arc::new(Progress::default()),
@@ -103,14 +105,18 @@ fn fails_cleanly(fault_for: impl Fn(u64) -> Fault, expect: &str) {
     common::sample_tree(&src, 2048, 5);
     // Count the calls of a clean backup, to put the fault in its middle.
     let (repo, probe) = open_faulty(&url, &t.path().join("c0"), Fault::Transient(0.0), 1);
-    backup(&repo, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())).unwrap();
+    Session::shared(Arc::clone(&repo), "backup")
+        .and_then(|s| backup(&s, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())))
+        .unwrap();
     let calls = probe.calls();
     drop(repo);
     let before = clean_open(&url, &t.path().join("c1")).snapshot_ids().unwrap().len();
 
     common::write(&src.join("new.bin"), &common::pseudo_random(3 << 20, 77));
     let (repo, faults) = open_faulty(&url, &t.path().join("c2"), fault_for(calls), 9);
-    let Err(err) = backup(&repo, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())) else {
+    let Err(err) = Session::shared(Arc::clone(&repo), "backup")
+        .and_then(|s| backup(&s, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())))
+    else {
         panic!("the backup must fail");
     };
     assert!(faults.injected() > 0);

@@ -17,7 +17,7 @@ use sophon::format::pack::{decode_header, encode_header, PackEntry, ENTRY_LEN, P
 use sophon::format::snapshot::{Snapshot, SnapshotSummary};
 use sophon::format::tree::{Node, NodeKind, Tree};
 use sophon::restore::{restore, RestoreOptions};
-use sophon::{BlobId, BlobType, IndexId, InitOptions, PackId, Repository};
+use sophon::{BlobId, BlobType, IndexId, InitOptions, PackId, Repository, Session};
 
 const SMALL_CHUNKS: ChunkerParams = ChunkerParams { min_size: 256, avg_size: 1024, max_size: 8192, normalization: 1 };
 
@@ -65,10 +65,11 @@ proptest! {
             written.insert(p);
         }
         let repo = cheap_repo(&t.path().join("repo"), SMALL_CHUNKS);
-        let out = backup(&repo, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())).unwrap();
+        let session = Session::shared(Arc::clone(&repo), "test").unwrap();
+        let out = backup(&session, &BackupOptions::new(vec![src.clone()]), Arc::new(Progress::default())).unwrap();
         prop_assert!(!out.snapshot.partial);
         let target = t.path().join("out");
-        restore(&repo, &out.snapshot_id, &RestoreOptions { target: target.clone(), threads: 3 }, Arc::new(Progress::default())).unwrap();
+        restore(&session, &out.snapshot_id, &RestoreOptions { target: target.clone(), threads: 3 }, Arc::new(Progress::default())).unwrap();
         common::assert_same_tree(&src, &target.join("src"));
     }
 

@@ -136,7 +136,7 @@ fn prune_waits_for_running_clients_and_brings_back_packs_a_late_snapshot_uses() 
     let first = listed[0].1.clone();
 
     // A client holds a lock (a backup that read the index before the forget).
-    let running = lib.lock(sophon::repo::LockMode::Shared, "backup").unwrap();
+    let running = sophon::Session::shared(Arc::clone(&lib), "backup").unwrap();
     sophon.ok(&["backup", "forget", "--repo", s(&repo), "--keep-last", "1", "-q"]);
     let packs_before = packs(&repo);
     let out: serde_json::Value =
@@ -180,7 +180,7 @@ fn prune_dry_run_changes_nothing_and_a_second_prune_is_refused_while_one_runs() 
     assert_eq!(files_below(&repo), before, "a dry run writes and deletes nothing");
 
     let lib = open_repo(&sophon, &repo);
-    let held = lib.lock(sophon::repo::LockMode::Prune, "prune").unwrap();
+    let held = sophon::Session::prune(Arc::clone(&lib)).unwrap();
     let out = sophon.run(&["backup", "prune", "--repo", s(&repo)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("prune lock"), "{}", String::from_utf8_lossy(&out.stderr));
@@ -326,7 +326,6 @@ fn a_prune_cut_at_any_step_leaves_a_repository_the_next_prune_finishes() {
     use sophon::backend::fault::{Fault, FaultyBackend};
     use sophon::backend::Backend;
     use sophon::prune::{self, PruneOptions};
-    use sophon::repo::LockMode;
 
     let t = tempfile::tempdir().unwrap();
     let sophon = Sophon::new(t.path());
@@ -341,9 +340,9 @@ fn a_prune_cut_at_any_step_leaves_a_repository_the_next_prune_finishes() {
         let result = sophon::Repository::open(backend, PASSPHRASE.as_bytes(), Some(cache.to_path_buf()))
             .map(Arc::new)
             .and_then(|repo| {
-                let lock = repo.lock(LockMode::Prune, "prune")?;
-                let plan = prune::plan(&repo, &lock, &PruneOptions::default(), &mut |_| {})?;
-                prune::execute(&repo, &lock, &plan, &mut |_| {})
+                let session = sophon::Session::prune(repo)?;
+                let plan = prune::plan(&session, &PruneOptions::default(), &mut |_| {})?;
+                prune::execute(&session, &plan, &mut |_| {})
             });
         (result, faulty.calls())
     };

@@ -25,7 +25,7 @@ use sophon::format::snapshot::Snapshot;
 use sophon::format::tree::Tree;
 use sophon::id::{BlobType, PackId};
 use sophon::restore::{restore, RestoreOptions};
-use sophon::{Error, Repository};
+use sophon::{Error, Repository, Session};
 
 const KINDS: [&str; 9] =
     ["config", "key_file", "pack", "index", "tree", "snapshot", "envelope", "lock", "prune_record"];
@@ -135,7 +135,9 @@ fn repo_v1_opens_restores_the_expected_tree_and_verifies_clean() {
 
     let target = tmp.path().join("restored");
     let opts = RestoreOptions { target: target.clone(), threads: 2 };
-    let outcome = restore(&repo, &latest, &opts, Arc::new(Progress::default())).unwrap();
+    let repo = Arc::new(repo);
+    let session = Session::shared(Arc::clone(&repo), "test").unwrap();
+    let outcome = restore(&session, &latest, &opts, Arc::new(Progress::default())).unwrap();
 
     let want = expected["entries"].as_array().unwrap();
     let mut got = Vec::new();
@@ -151,7 +153,7 @@ fn repo_v1_opens_restores_the_expected_tree_and_verifies_clean() {
     let count = |t: &str| want.iter().filter(|e| e["type"] == t).count() as u64;
     assert_eq!((outcome.files, outcome.dirs, outcome.symlinks), (count("file"), count("dir"), count("symlink")));
 
-    let report = check(&repo, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {}).unwrap();
+    let report = check(&session, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {}).unwrap();
     assert!(report.findings.is_empty(), "verify found damage in repo-v1: {:?}", report.findings);
     assert!(report.warnings.is_empty(), "verify warned about repo-v1: {:?}", report.warnings);
     assert_eq!(report.snapshots, 2);
@@ -186,6 +188,7 @@ fn variant(e: &Error) -> &'static str {
         Error::NotFound(_) => "NotFound",
         Error::Invalid(_) => "Invalid",
         Error::Locked { .. } => "Locked",
+        Error::WrongSession { .. } => "WrongSession",
         Error::UnsafePath(_) => "UnsafePath",
     }
 }

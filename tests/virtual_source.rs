@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sophon::archive::{backup_virtual, BackupOptions, Progress, VirtualDir, VirtualEntry};
 use sophon::crypto::Argon2Params;
 use sophon::restore::{restore, RestoreOptions};
-use sophon::{InitOptions, Repository};
+use sophon::{InitOptions, Repository, Session};
 
 #[test]
 fn virtual_tree_round_trips_and_reuses_unchanged_real_files() {
@@ -18,6 +18,7 @@ fn virtual_tree_round_trips_and_reuses_unchanged_real_files() {
         InitOptions { argon2: Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 }, ..Default::default() };
     let backend = sophon::backend::open_url(t.path().join("repo").to_str().unwrap(), true).unwrap();
     let repo = Arc::new(Repository::init(backend, b"pw", &opts, None).unwrap());
+    let session = Session::shared(Arc::clone(&repo), "test").unwrap();
 
     let mtime = 1_700_000_000_000_000_000i64;
     let mut root = VirtualDir::new(0o755, mtime);
@@ -30,13 +31,13 @@ fn virtual_tree_round_trips_and_reuses_unchanged_real_files() {
     assert!(root.insert("../escape", VirtualEntry::Dir(VirtualDir::default())).is_err());
 
     let bo = BackupOptions::new(vec![]);
-    let first = backup_virtual(&repo, "gateway:/test", &root, &bo, Arc::new(Progress::default())).unwrap();
+    let first = backup_virtual(&session, "gateway:/test", &root, &bo, Arc::new(Progress::default())).unwrap();
     assert_eq!(first.snapshot.summary.files, 3);
     assert_eq!(first.snapshot.paths, vec!["gateway:/test".to_string()]);
 
     let out = t.path().join("out");
     restore(
-        &repo,
+        &session,
         &first.snapshot_id,
         &RestoreOptions { target: out.clone(), threads: 2 },
         Arc::new(Progress::default()),
@@ -47,7 +48,7 @@ fn virtual_tree_round_trips_and_reuses_unchanged_real_files() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(out.join("users/users.json")).unwrap().permissions().mode() & 0o777, 0o600);
 
-    let second = backup_virtual(&repo, "gateway:/test", &root, &bo, Arc::new(Progress::default())).unwrap();
+    let second = backup_virtual(&session, "gateway:/test", &root, &bo, Arc::new(Progress::default())).unwrap();
     assert_eq!(second.parent, Some(first.snapshot_id));
     assert_eq!(second.snapshot.summary.files_unmodified, 1, "the unchanged document is reused");
     assert_eq!(second.snapshot.tree, first.snapshot.tree, "same content, same tree");

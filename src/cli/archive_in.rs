@@ -136,8 +136,8 @@ pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
             if a.json {
                 json(&serde_json::json!({ "archive": input, "clean": false, "findings": [e.to_string()] }))?;
             } else {
-                line(format!("damaged: {e}"));
-                line("DAMAGE FOUND");
+                line(format!("damaged: {e}"))?;
+                line("DAMAGE FOUND")?;
             }
             return Ok(exit::DAMAGE);
         }
@@ -156,7 +156,7 @@ pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
         }))?;
     } else {
         for f in &findings {
-            line(format!("damaged: {f}"));
+            line(format!("damaged: {f}"))?;
         }
         let version = newest.and_then(|x| x.metadata["sophon_version"].as_str()).unwrap_or("?");
         line(format!(
@@ -165,7 +165,7 @@ pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
             chain.archives.len(),
             chain.archives.iter().map(|x| x.manifest.len()).sum::<usize>(),
             if chain.archives.iter().any(|x| x.sealed) { "; sealed, passphrase correct" } else { "" }
-        ));
+        ))?;
     }
     Ok(if findings.is_empty() { exit::OK } else { exit::DAMAGE })
 }

@@ -42,24 +42,31 @@ pub fn forget_archives(a: &ForgetArgs, dest: &str, policy: &Policy, from: &str) 
             "unreadable": unreadable,
         }))?;
     } else {
-        print_plan(dest, policy, from, &decisions, a.dry_run, a.quiet);
+        print_plan(dest, policy, from, &decisions, a.dry_run, a.quiet)?;
         for u in &unreadable {
             eprintln!("warning: left alone (its metadata cannot be read): {u}");
         }
         if !a.dry_run {
             let freed: u64 = decisions.iter().filter(|d| !d.keep).map(|d| d.size).sum();
-            line(format!("removed {} archive(s) ({}) from {dest}", removed.len(), bytes(freed)));
+            line(format!("removed {} archive(s) ({}) from {dest}", removed.len(), bytes(freed)))?;
         }
     }
     Ok(super::exit::OK)
 }
 
-fn print_plan(dest: &str, policy: &Policy, from: &str, decisions: &[ArchiveDecision], dry_run: bool, quiet: bool) {
-    line(format!("policy ({from}): {}", policy.describe()));
+fn print_plan(
+    dest: &str,
+    policy: &Policy,
+    from: &str,
+    decisions: &[ArchiveDecision],
+    dry_run: bool,
+    quiet: bool,
+) -> std::io::Result<()> {
+    line(format!("policy ({from}): {}", policy.describe()))?;
     let keep = decisions.iter().filter(|d| d.keep).count();
-    line(format!("{dest}: keep {keep} archive(s), remove {}", decisions.len() - keep));
+    line(format!("{dest}: keep {keep} archive(s), remove {}", decisions.len() - keep))?;
     if quiet {
-        return;
+        return Ok(());
     }
     for d in decisions {
         let verdict = if d.keep {
@@ -75,6 +82,7 @@ fn print_plan(dest: &str, policy: &Policy, from: &str, decisions: &[ArchiveDecis
             d.time,
             Path::new(&d.scope).display(),
             d.reasons.join(", ")
-        ));
+        ))?;
     }
+    Ok(())
 }

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 
 use sophon::archive::{self, BackupOptions, ParentChoice, Progress};
 use sophon::check::{self, CheckOptions};
-use sophon::repo::LockMode;
 use sophon::restore::{self, RestoreOptions};
+use sophon::Session;
 
 use super::output::{bytes, json, line};
 use super::progress::ProgressDisplay;
@@ -224,26 +224,26 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
     if a.paths.is_empty() {
         return create_gateway(a);
     }
-    let repo = a.repo.open()?;
+    let session = Session::shared(a.repo.open()?, "backup")?;
     let opts = backup_options(&a, a.paths.clone())?;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
-    let outcome = archive::backup(&repo, &opts, progress)?;
+    let outcome = archive::backup(&session, &opts, progress)?;
     drop(display);
-    let export = export_after(&a, &repo, &outcome)?;
+    let export = export_after(&a, &session, &outcome)?;
     report_backup(&a, &outcome, None, export.as_ref())
 }
 
 /// `backup create --out`: render the snapshot just taken.
 fn export_after(
     a: &CreateArgs,
-    repo: &Arc<sophon::Repository>,
+    session: &Session,
     outcome: &archive::BackupOutcome,
 ) -> anyhow::Result<Option<sophon::export::ExportSummary>> {
     if a.archive.out.is_none() && a.archive.dest.is_none() {
         return Ok(None);
     }
-    let s = super::export_cmd::write_archive(repo, &outcome.snapshot_id, &a.archive, &a.repo)?;
+    let s = super::export_cmd::write_archive(session, &outcome.snapshot_id, &a.archive, &a.repo)?;
     Ok(Some(s))
 }
 
@@ -265,7 +265,7 @@ fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let settings = gateway_backup_settings(&home);
-    let repo = gateway_repository(&a.repo, &home)?;
+    let session = Session::shared(gateway_repository(&a.repo, &home)?, "backup")?;
     let dump_opts = DumpOptions {
         categories,
         tenant: a.tenant.clone(),
@@ -278,9 +278,9 @@ fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
     let opts = backup_options(&a, vec![])?;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
-    let (outcome, d) = sophon::gateway::backup::backup(&repo, &home, &dump_opts, &opts, progress)?;
+    let (outcome, d) = sophon::gateway::backup::backup(&session, &home, &dump_opts, &opts, progress)?;
     drop(display);
-    let export = export_after(&a, &repo, &outcome)?;
+    let export = export_after(&a, &session, &outcome)?;
     report_backup(&a, &outcome, Some(&d), export.as_ref())
 }
 
@@ -337,14 +337,14 @@ fn report_backup(
             bytes(m.bytes_added),
             bytes(m.bytes_stored),
             outcome.seconds
-        ));
+        ))?;
         if let Some(d) = gateway {
             let counts: Vec<String> = d.records.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            line(format!("gateway records: {}", counts.join(", ")));
+            line(format!("gateway records: {}", counts.join(", ")))?;
             line(format!(
                 "{} secret value(s) redacted; 2FA secrets sealed with the backup passphrase",
                 d.redacted.len()
-            ));
+            ))?;
         }
         if let Some(e) = export {
             super::export_cmd::report(e, super::export_cmd::summary_target(&a.archive, e).as_deref(), false)?;
@@ -354,8 +354,8 @@ fn report_backup(
 }
 
 fn list(a: ListArgs) -> anyhow::Result<u8> {
-    let repo = a.repo.open()?;
-    let (snaps, bad) = repo.list_snapshots()?;
+    let session = Session::shared(a.repo.open()?, "list")?;
+    let (snaps, bad) = session.list_snapshots()?;
     for (id, e) in &bad {
         eprintln!("warning: snapshot {id} cannot be read: {e}");
     }
@@ -369,7 +369,7 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
             .collect();
         json(&v)?;
     } else {
-        line(format!("{:<8}  {:<25}  {:<12}  {:>10}  paths", "id", "time", "host", "size"));
+        line(format!("{:<8}  {:<25}  {:<12}  {:>10}  paths", "id", "time", "host", "size"))?;
         for (id, s) in &snaps {
             let time = s.time().format("%Y-%m-%d %H:%M:%S %z").to_string();
             line(format!(
@@ -380,9 +380,9 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
                 bytes(s.summary.bytes),
                 s.paths.join(", "),
                 if s.partial { "  (partial)" } else { "" }
-            ));
+            ))?;
         }
-        line(format!("{} snapshot(s)", snaps.len()));
+        line(format!("{} snapshot(s)", snaps.len()))?;
     }
     Ok(exit::OK)
 }
@@ -394,15 +394,12 @@ fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
     let Some(target) = a.target.clone() else {
         return restore_gateway(a);
     };
-    let repo = a.repo.open()?;
-    // Readers hold a shared lock too, so a prune does not delete packs they are reading.
-    let _lock = repo.lock(LockMode::Shared, "restore")?;
-    repo.sync_index(&mut |_| {})?;
-    let id = repo.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
+    let session = Session::shared(a.repo.open()?, "restore")?;
+    let id = session.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) * 2;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "restore", a.quiet || a.json);
-    let out = restore::restore(&repo, &id, &RestoreOptions { target: target.clone(), threads }, progress)?;
+    let out = restore::restore(&session, &id, &RestoreOptions { target: target.clone(), threads }, progress)?;
     drop(display);
     if a.json {
         json(&out)?;
@@ -416,7 +413,7 @@ fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
             out.symlinks,
             bytes(out.bytes),
             out.seconds
-        ));
+        ))?;
     }
     Ok(exit::OK)
 }
@@ -452,14 +449,13 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
         r.repo = Some(home.join("backups").join("repository").to_string_lossy().into_owned());
         r.open()?
     };
-    let _lock = repo.lock(LockMode::Shared, "restore")?;
-    repo.sync_index(&mut |_| {})?;
-    let id = repo.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
-    let snap = repo.load_snapshot(&id)?;
+    let session = Session::shared(repo, "restore")?;
+    let id = session.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
+    let snap = session.load_snapshot(&id)?;
     if !snap.paths.iter().any(|p| p.starts_with("gateway:")) {
         anyhow::bail!("snapshot {} is a folder backup, not a gateway backup: restore it with --target DIR", id.short());
     }
-    let files = restore::SnapshotFiles::open(&repo, &id)?;
+    let files = restore::SnapshotFiles::open(&session, &id)?;
     restore_into_gateway(&a, &home, &files, Some(a.repo.passphrase()?))
 }
 
@@ -498,7 +494,7 @@ pub(super) fn restore_into_gateway(
         json(&report)?;
         return Ok(exit::OK);
     }
-    line(if a.dry_run { "Would restore:" } else { "Restored:" });
+    line(if a.dry_run { "Would restore:" } else { "Restored:" })?;
     for c in &report.categories {
         let verb = if a.dry_run { "would go" } else { "went" };
         let conflicts = if mode == Mode::Additive && c.conflicts > 0 {
@@ -512,11 +508,11 @@ pub(super) fn restore_into_gateway(
             "mcp" | "config" | "license" => format!("{} file(s){conflicts}", c.files),
             _ => format!("{}{conflicts}", thousands(c.records)),
         };
-        line(format!("  {}: {what}", c.category));
+        line(format!("  {}: {what}", c.category))?;
     }
-    line(format!("Total size: {}", bytes(report.total_bytes)));
+    line(format!("Total size: {}", bytes(report.total_bytes)))?;
     if let Some(q) = &report.quarantine {
-        line(format!("Quarantine: {q}"));
+        line(format!("Quarantine: {q}"))?;
     }
     let todo: Vec<(&str, &Vec<String>)> = vec![
         ("connections to re-authenticate", &report.connections_to_reauthenticate),
@@ -526,9 +522,9 @@ pub(super) fn restore_into_gateway(
         ("users to re-enrol in 2FA", &report.users_to_reenrol),
     ];
     if todo.iter().any(|(_, v)| !v.is_empty()) {
-        line(if a.dry_run { "Would need action:" } else { "Needs action:" });
+        line(if a.dry_run { "Would need action:" } else { "Needs action:" })?;
         for (what, ids) in todo.into_iter().filter(|(_, v)| !v.is_empty()) {
-            line(format!("  {what}: {}", ids.join(", ")));
+            line(format!("  {what}: {}", ids.join(", ")))?;
         }
     }
     Ok(exit::OK)
@@ -546,10 +542,9 @@ fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
             Some(v)
         }
     };
-    let repo = a.repo.open()?;
-    let _lock = repo.lock(LockMode::Shared, "check")?;
+    let session = Session::shared(a.repo.open()?, "check")?;
     let quiet = a.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let report = check::check(&repo, &CheckOptions { read_data_percent: percent }, &mut |msg| {
+    let report = check::check(&session, &CheckOptions { read_data_percent: percent }, &mut |msg| {
         if !quiet {
             eprint!("\r\x1b[K{msg}");
         }
@@ -561,7 +556,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
         json(&report)?;
     } else {
         for w in &report.warnings {
-            line(format!("warning: {w}"));
+            line(format!("warning: {w}"))?;
         }
         for f in &report.findings {
             let used = if f.snapshots.is_empty() {
@@ -569,7 +564,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
             } else {
                 format!(" (used by snapshot(s) {})", f.snapshots.iter().map(|s| &s[..8]).collect::<Vec<_>>().join(", "))
             };
-            line(format!("damaged: {}: {}{used}", f.object, f.problem));
+            line(format!("damaged: {}: {}{used}", f.object, f.problem))?;
         }
         line(format!(
             "{}: {} snapshot(s), {} tree(s), {} pack(s){}",
@@ -587,7 +582,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
             } else {
                 String::new()
             }
-        ));
+        ))?;
     }
     Ok(if report.is_clean() { exit::OK } else { exit::DAMAGE })
 }

@@ -307,7 +307,7 @@ fn add(a: AddArgs) -> anyhow::Result<u8> {
             job.schedule,
             job.action,
             next.map_or("never".into(), local)
-        ));
+        ))?;
     }
     Ok(exit::OK)
 }
@@ -360,13 +360,13 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if rows.is_empty() {
-        line("no jobs");
+        line("no jobs")?;
         return Ok(exit::OK);
     }
     line(format!(
         "{:<12} {:<22} {:<16} {:<8} {:<7} {:<24} last run",
         "tenant", "name", "schedule", "action", "enabled", "next run"
-    ));
+    ))?;
     for (job, next, last) in &rows {
         let next = match (job.schedule(), next) {
             (Err(_), _) => "invalid schedule".to_string(),
@@ -384,7 +384,7 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
             if job.enabled { "yes" } else { "no" },
             next,
             last
-        ));
+        ))?;
     }
     Ok(exit::OK)
 }
@@ -399,7 +399,7 @@ fn rm(a: RmArgs) -> anyhow::Result<u8> {
     if a.json {
         json(&serde_json::json!({ "removed": job_json(&job, None, None), "runs_removed": runs }))?;
     } else {
-        line(format!("removed job {}/{} and its {runs} recorded run(s)", job.tenant_id, job.name));
+        line(format!("removed job {}/{} and its {runs} recorded run(s)", job.tenant_id, job.name))?;
     }
     Ok(exit::OK)
 }
@@ -411,12 +411,10 @@ fn runner(home: &Path) -> anyhow::Result<Runner> {
 }
 
 fn printer(as_json: bool) -> impl Fn(&Event) + Sync {
+    // The scheduler keeps running when its reader goes away: the runs it records in the database
+    // matter, not the printed events, and the jobs in flight finish and release their claims.
     move |e: &Event| {
-        if as_json {
-            line(serde_json::to_string(e).unwrap_or_default());
-        } else {
-            line(e.line());
-        }
+        let _ = if as_json { line(serde_json::to_string(e).unwrap_or_default()) } else { line(e.line()) };
     }
 }
 
@@ -434,11 +432,11 @@ fn run_due(a: RunDueArgs) -> anyhow::Result<u8> {
         None => cron::run_due(home, &runner, &Local, &SystemClock, &opts, &stop, &print)?,
     };
     if a.json {
-        line(serde_json::to_string(&serde_json::json!({ "event": "done", "tally": tally }))?);
+        line(serde_json::to_string(&serde_json::json!({ "event": "done", "tally": tally }))?)?;
     } else if tally.ok + tally.failed + tally.busy == 0 {
-        line("no job is due");
+        line("no job is due")?;
     } else {
-        line(format!("{} ok, {} failed, {} busy", tally.ok, tally.failed, tally.busy));
+        line(format!("{} ok, {} failed, {} busy", tally.ok, tally.failed, tally.busy))?;
     }
     Ok(if tally.failed > 0 { exit::FAILURE } else { exit::OK })
 }
@@ -477,13 +475,13 @@ fn daemon(a: DaemonArgs) -> anyhow::Result<u8> {
             store::ts(Utc::now()),
             home.display(),
             std::process::id()
-        ));
+        ))?;
     }
     let tally = d.run(&print)?;
     if a.json {
-        line(serde_json::to_string(&serde_json::json!({ "event": "stopped", "tally": tally }))?);
+        line(serde_json::to_string(&serde_json::json!({ "event": "stopped", "tally": tally }))?)?;
     } else {
-        line(format!("{} scheduler stopped: {} ok, {} failed", store::ts(Utc::now()), tally.ok, tally.failed));
+        line(format!("{} scheduler stopped: {} ok, {} failed", store::ts(Utc::now()), tally.ok, tally.failed))?;
     }
     Ok(exit::OK)
 }

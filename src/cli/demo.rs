@@ -12,7 +12,7 @@ use sophon::archive::{self, BackupOptions, Progress};
 use sophon::backend::open_url;
 use sophon::check::{self, CheckOptions};
 use sophon::restore::{self, RestoreOptions};
-use sophon::{InitOptions, Repository};
+use sophon::{InitOptions, Repository, Session};
 
 use super::exit;
 use super::output::{bytes, line};
@@ -140,16 +140,18 @@ pub fn run(a: DemoArgs) -> anyhow::Result<u8> {
         return run_gateway(&dir);
     }
     let (sample, repo_dir, target) = (dir.join("sample"), dir.join("repository"), dir.join("restored"));
-    line(format!("sophon demo in {}", dir.display()));
+    line(format!("sophon demo in {}", dir.display()))?;
     make_sample(&sample, a.size_mib)?;
 
     let passphrase = b"sophon-demo-passphrase";
     let backend = open_url(&repo_dir.to_string_lossy(), true)?;
     let repo = Arc::new(Repository::init(backend, passphrase, &InitOptions::default(), Some(dir.join("cache")))?);
-    line(format!("1. created an encrypted repository {} at {}", repo.config().id.short(), repo_dir.display()));
+    line(format!("1. created an encrypted repository {} at {}", repo.config().id.short(), repo_dir.display()))?;
+    // One session for the whole flow: the demo follows the same locking rule as every command.
+    let session = Session::shared(Arc::clone(&repo), "demo")?;
 
     let opts = BackupOptions::new(vec![sample.clone()]);
-    let first = archive::backup(&repo, &opts, Arc::new(Progress::default()))?;
+    let first = archive::backup(&session, &opts, Arc::new(Progress::default()))?;
     let s = &first.snapshot.summary;
     line(format!(
         "2. full backup {}: {} files, {} read, {} stored after dedup and compression, {:.2}s",
@@ -158,7 +160,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<u8> {
         bytes(s.bytes),
         bytes(s.bytes_stored),
         first.seconds
-    ));
+    ))?;
 
     let mut rng = Rng(77);
     write(&sample.join("agents/agent-0/memory/new-note.md"), &rng.text(20_000))?;
@@ -166,7 +168,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<u8> {
     let mut data = std::fs::read(&log)?;
     data.extend_from_slice(&rng.text(100_000));
     write(&log, &data)?;
-    let second = archive::backup(&repo, &opts, Arc::new(Progress::default()))?;
+    let second = archive::backup(&session, &opts, Arc::new(Progress::default()))?;
     let s = &second.snapshot.summary;
     line(format!(
         "3. changed 2 files, incremental backup {}: {} unchanged files skipped, {} new data stored, {:.2}s",
@@ -174,10 +176,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<u8> {
         s.files_unmodified,
         bytes(s.bytes_stored),
         second.seconds
-    ));
+    ))?;
 
     let out = restore::restore(
-        &repo,
+        &session,
         &second.snapshot_id,
         &RestoreOptions { target: target.clone(), threads: 4 },
         Arc::new(Progress::default()),
@@ -188,20 +190,20 @@ pub fn run(a: DemoArgs) -> anyhow::Result<u8> {
         out.files,
         bytes(out.bytes),
         out.seconds
-    ));
+    ))?;
 
-    let report = check::check(&repo, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {})?;
+    let report = check::check(&session, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {})?;
     line(format!(
         "5. verify --read-data: {} snapshots, {} packs, {} blobs read: {}",
         report.snapshots,
         report.packs,
         report.blobs_read,
         if report.is_clean() { "no damage" } else { "DAMAGE FOUND" }
-    ));
+    ))?;
     if !report.is_clean() {
         return Ok(exit::DAMAGE);
     }
-    line(format!("done; remove {} when finished", dir.display()));
+    line(format!("done; remove {} when finished", dir.display()))?;
     Ok(exit::OK)
 }
 
@@ -213,7 +215,7 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
 
     let (home, fresh, repo_dir) = (dir.join("gateway"), dir.join("fresh-gateway"), dir.join("repository"));
     let passphrase = zeroize::Zeroizing::new(b"sophon-demo-passphrase".to_vec());
-    line(format!("sophon demo in {}", dir.display()));
+    line(format!("sophon demo in {}", dir.display()))?;
     let summary = generate(&home, DemoScale::Small, 1)?;
     let before = stats(&home)?;
     line(format!(
@@ -221,13 +223,15 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
         summary.tenants,
         before.categories.values().map(|c| c.records).sum::<u64>(),
         before.categories.get(&sophon::gateway::Category::Documents).map(|c| c.records).unwrap_or(0)
-    ));
+    ))?;
 
     let backend = open_url(&repo_dir.to_string_lossy(), true)?;
     let repo = Arc::new(Repository::init(backend, &passphrase, &InitOptions::default(), Some(dir.join("cache")))?);
+    let session = Session::shared(repo, "demo")?;
     let dump_opts = DumpOptions { passphrase: Some(passphrase.clone()), ..Default::default() };
     let opts = BackupOptions::new(vec![]);
-    let (first, d) = sophon::gateway::backup::backup(&repo, &home, &dump_opts, &opts, Arc::new(Progress::default()))?;
+    let (first, d) =
+        sophon::gateway::backup::backup(&session, &home, &dump_opts, &opts, Arc::new(Progress::default()))?;
     let s = &first.snapshot.summary;
     line(format!(
         "2. full backup {}: {} files, {} read, {} stored; {} secrets redacted, 2FA sealed; {:.2}s",
@@ -237,7 +241,7 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
         bytes(s.bytes_stored),
         d.redacted.len(),
         first.seconds
-    ));
+    ))?;
 
     let db = rusqlite::Connection::open(home.join(sophon::gateway::DB_FILE))?;
     db.execute_batch(
@@ -247,7 +251,8 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
          UPDATE workflows SET name = name || ' (v2)' WHERE id IN (SELECT id FROM workflows LIMIT 1);",
     )?;
     drop(db);
-    let (second, _) = sophon::gateway::backup::backup(&repo, &home, &dump_opts, &opts, Arc::new(Progress::default()))?;
+    let (second, _) =
+        sophon::gateway::backup::backup(&session, &home, &dump_opts, &opts, Arc::new(Progress::default()))?;
     let s = &second.snapshot.summary;
     line(format!(
         "3. 25 memory entries added, a workflow renamed; incremental backup {}: {} unchanged documents reused, {} new data stored, {:.2}s",
@@ -255,10 +260,10 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
         s.files_unmodified,
         bytes(s.bytes_stored),
         second.seconds
-    ));
+    ))?;
 
     sophon::gateway::create_home(&fresh)?;
-    let files = sophon::restore::SnapshotFiles::open(&repo, &second.snapshot_id)?;
+    let files = sophon::restore::SnapshotFiles::open(&session, &second.snapshot_id)?;
     let mut ropts = GatewayRestore {
         mode: Mode::Replace,
         only: vec![],
@@ -272,7 +277,7 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
         plan.categories.iter().map(|c| c.records).sum::<u64>(),
         plan.categories.iter().map(|c| c.files).sum::<u64>(),
         bytes(plan.total_bytes)
-    ));
+    ))?;
     ropts.dry_run = false;
     let done = gateway_restore(&fresh, &files, &ropts)?;
     let after = stats(&fresh)?;
@@ -289,22 +294,22 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
         done.nodes_to_repair.len(),
         done.webhooks_with_redacted_secrets.len(),
         done.channels_with_redacted_secrets.len()
-    ));
+    ))?;
 
-    let report = check::check(&repo, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {})?;
+    let report = check::check(&session, &CheckOptions { read_data_percent: Some(100.0) }, &mut |_| {})?;
     line(format!(
         "6. verify --read-data: {} snapshots, {} packs, {} blobs read: {}",
         report.snapshots,
         report.packs,
         report.blobs_read,
         if report.is_clean() { "no damage" } else { "DAMAGE FOUND" }
-    ));
+    ))?;
     // The portable form: a sealed zip of the latest snapshot, checked like `backup verify --in`.
     let zip = dir.join("export.zip");
     let mut xopts = sophon::export::ExportOptions::new(sophon::export::Format::Zip);
     xopts.seal = Some((passphrase.clone(), sophon::export::seal::Kdf::default_argon2id()));
     let mut f = std::io::BufWriter::new(std::fs::File::create(&zip)?);
-    let x = sophon::export::export_snapshot(&repo, &second.snapshot_id, &mut f, &xopts)?;
+    let x = sophon::export::export_snapshot(&session, &second.snapshot_id, &mut f, &xopts)?;
     std::io::Write::flush(&mut f)?;
     drop(f);
     let opened = sophon::export::reader::ExportArchive::open(&zip, Some(&passphrase), &dir.join("staging"))?;
@@ -316,10 +321,10 @@ fn run_gateway(dir: &Path) -> anyhow::Result<u8> {
         bytes(x.bytes_out),
         100.0 * x.bytes_out as f64 / x.bytes_in.max(1) as f64,
         if findings.is_empty() { "no damage" } else { "DAMAGE FOUND" }
-    ));
+    ))?;
     if !report.is_clean() || !same || !findings.is_empty() {
         return Ok(exit::DAMAGE);
     }
-    line(format!("done; remove {} when finished (sophon demo --folder runs the folder flow)", dir.display()));
+    line(format!("done; remove {} when finished (sophon demo --folder runs the folder flow)", dir.display()))?;
     Ok(exit::OK)
 }

@@ -2,13 +2,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 
 use sophon::export::{self, seal::Kdf, ExportOptions, ExportSummary, Format};
-use sophon::{Repository, SnapshotId};
+use sophon::{Repository, Session, SnapshotId};
 
 use super::output::{bytes, json, line};
 use super::{exit, RepoArgs, UsageError};
@@ -62,9 +61,9 @@ pub fn export_cmd(a: ExportArgs) -> anyhow::Result<u8> {
     if a.archive.out.is_none() && a.archive.dest.is_none() {
         return Err(UsageError("backup export needs --out FILE (or - for standard output) or --dest URL".into()).into());
     }
-    let repo = a.repo.open()?;
-    let id = repo.resolve_snapshot(&a.snapshot)?;
-    let summary = write_archive(&repo, &id, &a.archive, &a.repo)?;
+    let session = Session::shared(a.repo.open()?, "export")?;
+    let id = session.resolve_snapshot(&a.snapshot)?;
+    let summary = write_archive(&session, &id, &a.archive, &a.repo)?;
     report(&summary, summary_target(&a.archive, &summary).as_deref(), a.json)?;
     Ok(exit::OK)
 }
@@ -77,7 +76,7 @@ pub fn report(s: &ExportSummary, out: Option<&Path>, as_json: bool) -> anyhow::R
     if to == "-" {
         eprintln!("{}", describe(s));
     } else {
-        line(format!("{} -> {to}", describe(s)));
+        line(format!("{} -> {to}", describe(s)))?;
     }
     Ok(())
 }
@@ -170,13 +169,14 @@ impl Upload {
 
 /// Render snapshot `id` and upload it to `dest` as it is rendered.
 fn upload_archive(
-    repo: &Repository,
+    session: &Session,
     id: &SnapshotId,
     dest: &str,
     opts: &mut ExportOptions,
     args: &ArchiveOutArgs,
     repo_args: &RepoArgs,
 ) -> anyhow::Result<ExportSummary> {
+    let repo: &Repository = session.repo();
     let url = expand_destination(dest, repo, id)?;
     let (store, name) = url
         .rsplit_once('/')
@@ -202,7 +202,7 @@ fn upload_archive(
     }
     let writer = backend.writer(name)?;
     let mut up = Upload { w: Some(writer), buf: Vec::with_capacity(UPLOAD_PART) };
-    let result = export::export_snapshot(repo, id, &mut up, opts).map_err(anyhow::Error::from).and_then(|s| {
+    let result = export::export_snapshot(session, id, &mut up, opts).map_err(anyhow::Error::from).and_then(|s| {
         up.push()?;
         let w = up.w.take().ok_or_else(|| anyhow::anyhow!("the upload was closed"))?;
         w.finish()?;
@@ -227,13 +227,12 @@ fn upload_archive(
 
 /// Render snapshot `id` as `args` ask; a file appears under its name only once complete.
 pub fn write_archive(
-    repo: &Arc<Repository>,
+    session: &Session,
     id: &SnapshotId,
     args: &ArchiveOutArgs,
     repo_args: &RepoArgs,
 ) -> anyhow::Result<ExportSummary> {
-    let _lock = repo.lock(sophon::repo::LockMode::Shared, "export")?;
-    repo.sync_index(&mut |_| {})?;
+    let repo: &Repository = session.repo();
     let name = args.out.as_deref().map(|p| p.to_string_lossy().into_owned()).or(args.dest.clone()).unwrap_or_default();
     let mut opts = ExportOptions::new(format_of(args, &name));
     if let Some(level) = args.level {
@@ -247,7 +246,7 @@ pub fn write_archive(
         opts.seal = Some((repo_args.passphrase()?, kdf));
     }
     if let Some(dest) = &args.dest {
-        return upload_archive(repo, id, dest, &mut opts, args, repo_args);
+        return upload_archive(session, id, dest, &mut opts, args, repo_args);
     }
     let out = args.out.clone().ok_or_else(|| UsageError("no --out or --dest given".into()))?;
     if args.incremental {
@@ -256,7 +255,7 @@ pub fn write_archive(
     if out.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        let s = export::export_snapshot(repo, id, &mut w, &opts)?;
+        let s = export::export_snapshot(session, id, &mut w, &opts)?;
         w.flush().context("writing to standard output")?;
         return Ok(s);
     }
@@ -267,7 +266,7 @@ pub fn write_archive(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let f = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        let s = export::export_snapshot(repo, id, &mut w, &opts)?;
+        let s = export::export_snapshot(session, id, &mut w, &opts)?;
         let f = w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", partial.display()))?;
         f.sync_all().with_context(|| format!("writing {}", partial.display()))?;
         std::fs::rename(&partial, &out)

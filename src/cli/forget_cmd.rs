@@ -8,9 +8,8 @@ use clap::Args;
 
 use sophon::forget::{self, ForgetPlan};
 use sophon::prune::{self, PruneOptions, PrunePlan};
-use sophon::repo::LockMode;
 use sophon::retention::{Policy, Within};
-use sophon::Repository;
+use sophon::{Repository, Session};
 
 use super::output::{bytes, json, line};
 use super::{RepoArgs, UsageError};
@@ -229,16 +228,17 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
         return super::archive_retention::forget_archives(&a, dest, &policy, &from);
     }
     let repo = open_repo(&a.repo, a.home.as_deref())?;
-    let _lock = repo.lock(LockMode::Shared, "forget")?;
-    let plan = forget::plan(&repo, &policy)?;
+    let session = Session::shared(Arc::clone(&repo), "forget")?;
+    let plan = forget::plan(&session, &policy)?;
     if !a.json {
-        print_forget_plan(&plan, &from, a.dry_run, a.quiet);
+        print_forget_plan(&plan, &from, a.dry_run, a.quiet)?;
     }
     let mut removed = 0;
     if !a.dry_run {
-        removed = forget::execute(&repo, &plan, &mut |_| {})?;
+        removed = forget::execute(&session, &plan, &mut |_| {})?;
     }
-    drop(_lock);
+    // The prune after it must not wait for this process's own shared lock.
+    drop(session);
     let (pruned, prune_error) = if a.prune && !a.dry_run {
         let opts = a.prune_opts.options()?;
         match run_prune(&repo, &opts, false, a.json || a.quiet) {
@@ -262,7 +262,7 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
             "prune_error": prune_error.as_ref().map(|e| format!("{e:#}")),
         }))?;
     } else if !a.dry_run {
-        line(format!("removed {removed} snapshot(s), kept {}", plan.kept()));
+        line(format!("removed {removed} snapshot(s), kept {}", plan.kept()))?;
     }
     match prune_error {
         Some(e) => Err(e.context("the snapshots were forgotten, but the prune after it failed")),
@@ -270,8 +270,8 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
     }
 }
 
-fn print_forget_plan(plan: &ForgetPlan, from: &str, dry_run: bool, quiet: bool) {
-    line(format!("policy ({from}): {}", plan.policy.describe()));
+fn print_forget_plan(plan: &ForgetPlan, from: &str, dry_run: bool, quiet: bool) -> std::io::Result<()> {
+    line(format!("policy ({from}): {}", plan.policy.describe()))?;
     for g in &plan.groups {
         let keep = g.snapshots.iter().filter(|s| s.keep).count();
         line(format!(
@@ -279,7 +279,7 @@ fn print_forget_plan(plan: &ForgetPlan, from: &str, dry_run: bool, quiet: bool) 
             g.key.paths.join(", "),
             if g.key.hostname.is_empty() { "?" } else { &g.key.hostname },
             g.snapshots.len() - keep
-        ));
+        ))?;
         if quiet {
             continue;
         }
@@ -292,12 +292,13 @@ fn print_forget_plan(plan: &ForgetPlan, from: &str, dry_run: bool, quiet: bool) 
                 "remove"
             };
             let tags = if s.tags.is_empty() { String::new() } else { format!(" [{}]", s.tags.join(",")) };
-            line(format!("  {verdict} {} {}{tags}  {}", s.id.short(), s.time, s.reasons.join(", ")));
+            line(format!("  {verdict} {} {}{tags}  {}", s.id.short(), s.time, s.reasons.join(", ")))?;
         }
     }
     for u in &plan.unreadable {
         eprintln!("warning: left alone: {u}");
     }
+    Ok(())
 }
 
 pub fn prune_cmd(a: PruneArgs) -> anyhow::Result<u8> {
@@ -317,20 +318,20 @@ fn run_prune(
     dry_run: bool,
     quiet: bool,
 ) -> anyhow::Result<serde_json::Value> {
-    let lock = repo.lock(LockMode::Prune, "prune")?;
+    let session = Session::prune(Arc::clone(repo))?;
     let mut progress = |s: &str| {
         if !quiet {
             eprintln!("prune: {s}");
         }
     };
-    let plan = prune::plan(repo, &lock, opts, &mut progress)?;
+    let plan = prune::plan(&session, opts, &mut progress)?;
     if !quiet {
-        print_prune_plan(&plan);
+        print_prune_plan(&plan)?;
     }
     if dry_run {
         return Ok(serde_json::json!({ "plan": plan, "dry_run": true }));
     }
-    let outcome = prune::execute(repo, &lock, &plan, &mut progress)?;
+    let outcome = prune::execute(&session, &plan, &mut progress)?;
     if !quiet {
         line(format!(
             "prune: wrote {} pack(s) ({}), deleted {} pack(s) ({})",
@@ -338,47 +339,53 @@ fn run_prune(
             bytes(outcome.bytes_written),
             outcome.packs_deleted,
             bytes(outcome.bytes_deleted)
-        ));
+        ))?;
         if outcome.packs_deferred > 0 {
             line(format!(
                 "prune: {} pack(s) ({}) are out of the index and will be deleted by the next prune, once the \
                  clients that were running have finished",
                 outcome.packs_deferred,
                 bytes(outcome.bytes_deferred)
-            ));
+            ))?;
         }
     }
     Ok(serde_json::json!({ "plan": plan, "outcome": outcome, "dry_run": false }))
 }
 
-fn print_prune_plan(p: &PrunePlan) {
+fn print_prune_plan(p: &PrunePlan) -> std::io::Result<()> {
     let sum = |v: &[prune::PlannedPack]| v.iter().map(|x| x.size).sum::<u64>();
-    line(format!("prune plan: {} snapshot(s); {} pack(s), {}", p.snapshots, p.packs, bytes(p.bytes)));
-    line(format!("  delete   {:>6} unused pack(s)        {}", p.delete.len(), bytes(sum(&p.delete))));
+    line(format!("prune plan: {} snapshot(s); {} pack(s), {}", p.snapshots, p.packs, bytes(p.bytes)))?;
+    line(format!("  delete   {:>6} unused pack(s)        {}", p.delete.len(), bytes(sum(&p.delete))))?;
     line(format!(
         "  repack   {:>6} pack(s)               {} (copying {} still used)",
         p.repack.len(),
         bytes(p.bytes_to_repack),
         bytes(p.bytes_repacked)
-    ));
+    ))?;
     if !p.unindexed.is_empty() {
-        line(format!("  delete   {:>6} unindexed pack(s)     {}", p.unindexed.len(), bytes(sum(&p.unindexed))));
+        line(format!("  delete   {:>6} unindexed pack(s)     {}", p.unindexed.len(), bytes(sum(&p.unindexed))))?;
     }
     if !p.resurrect.is_empty() {
-        line(format!("  index    {:>6} pack(s) a snapshot uses again", p.resurrect.len()));
+        line(format!("  index    {:>6} pack(s) a snapshot uses again", p.resurrect.len()))?;
     }
     if !p.vanished.is_empty() {
-        line(format!("  unindex  {:>6} pack(s) already gone", p.vanished.len()));
+        line(format!("  unindex  {:>6} pack(s) already gone", p.vanished.len()))?;
     }
     for (id, packs) in &p.ripe {
-        line(format!("  finish   earlier prune {}: delete {} pack(s), {}", id.short(), packs.len(), bytes(sum(packs))));
+        line(format!(
+            "  finish   earlier prune {}: delete {} pack(s), {}",
+            id.short(),
+            packs.len(),
+            bytes(sum(packs))
+        ))?;
     }
     if !p.waiting.is_empty() {
-        line(format!("  wait     {} earlier prune(s) still wait for clients that were running", p.waiting.len()));
+        line(format!("  wait     {} earlier prune(s) still wait for clients that were running", p.waiting.len()))?;
     }
-    line(format!("  keep     {:>6} pack(s)               {}", p.keep_packs, bytes(p.keep_bytes)));
+    line(format!("  keep     {:>6} pack(s)               {}", p.keep_packs, bytes(p.keep_bytes)))?;
     line(format!(
         "  to free  {}",
         bytes(p.bytes_to_delete + p.bytes_to_repack - p.bytes_repacked.min(p.bytes_to_repack))
-    ));
+    ))?;
+    Ok(())
 }

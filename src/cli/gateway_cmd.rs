@@ -91,7 +91,7 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<u8> {
         GatewayCommand::Recover(a) => {
             let home = a.get()?;
             sophon::gateway::restore::recover(home)?;
-            super::output::line(format!("{}: no interrupted restore is pending", home.display()));
+            super::output::line(format!("{}: no interrupted restore is pending", home.display()))?;
             Ok(super::exit::OK)
         }
     }
@@ -111,8 +111,8 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
                 "default_job": job,
             }))?;
         } else {
-            line(format!("gateway home {} created (schema version {})", home.display(), gateway::SCHEMA_VERSION));
-            line(format!("  scheduled job {}/{} ({}): backup with retention", job.tenant_id, job.name, job.schedule));
+            line(format!("gateway home {} created (schema version {})", home.display(), gateway::SCHEMA_VERSION))?;
+            line(format!("  scheduled job {}/{} ({}): backup with retention", job.tenant_id, job.name, job.schedule))?;
         }
         return Ok(exit::OK);
     }
@@ -141,7 +141,7 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
         }))?;
     } else {
         let rows = |t: &str| thousands(summary.rows.get(t).copied().unwrap_or(0));
-        line(format!("demo gateway ({scale}, seed {seed}) created in {} in {seconds:.1}s", home.display()));
+        line(format!("demo gateway ({scale}, seed {seed}) created in {} in {seconds:.1}s", home.display()))?;
         line(format!(
             "  {} tenants, {} users, {} agents, {} workflows ({} versions), {} memory entries, {} documents ({})",
             summary.tenants,
@@ -152,7 +152,7 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
             rows("memory_entries"),
             thousands(summary.documents),
             bytes(summary.document_bytes)
-        ));
+        ))?;
         line(format!(
             "  {} cron runs, {} audit entries, {} daily-log lines in {} files; {} files, {} in all",
             rows("cron_runs"),
@@ -161,8 +161,8 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
             thousands(summary.daily_log_files),
             thousands(summary.files),
             bytes(summary.file_bytes)
-        ));
-        line(format!("  see `sophon gateway stats --home {}`", home.display()));
+        ))?;
+        line(format!("  see `sophon gateway stats --home {}`", home.display()))?;
     }
     Ok(exit::OK)
 }
@@ -180,7 +180,7 @@ fn stats(a: StatsArgs) -> anyhow::Result<u8> {
     if a.json {
         json(&s)?;
     } else {
-        print_stats(&s);
+        print_stats(&s)?;
     }
     Ok(exit::OK)
 }
@@ -198,16 +198,16 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn print_stats(s: &GatewayStats) {
+fn print_stats(s: &GatewayStats) -> std::io::Result<()> {
     line(format!(
         "gateway home {} (schema version {}): {} tenant(s), database {}",
         s.home.display(),
         s.schema_version,
         s.tenants.len(),
         bytes(s.database_bytes)
-    ));
-    line("");
-    line(format!("{:<12} {:>10} {:>10} {:>8} {:>12}", "category", "records", "rows", "files", "bytes"));
+    ))?;
+    line("")?;
+    line(format!("{:<12} {:>10} {:>10} {:>8} {:>12}", "category", "records", "rows", "files", "bytes"))?;
     let row = |name: &str, c: &Count| {
         format!(
             "{name:<12} {:>10} {:>10} {:>8} {:>12}",
@@ -218,45 +218,46 @@ fn print_stats(s: &GatewayStats) {
         )
     };
     for (cat, c) in &s.categories {
-        line(row(cat.id(), c));
+        line(row(cat.id(), c))?;
     }
-    line(row("total", &s.total));
+    line(row("total", &s.total))?;
     if !s.unassigned.is_empty() {
         let ids: Vec<&str> = s.unassigned.keys().map(|c| c.id()).collect();
-        line(format!("(includes data of unknown tenants, agents or documents in: {})", ids.join(", ")));
+        line(format!("(includes data of unknown tenants, agents or documents in: {})", ids.join(", ")))?;
     }
     if s.tenants.is_empty() {
-        line("");
-        line("no tenants");
-        return;
+        line("")?;
+        line("no tenants")?;
+        return Ok(());
     }
-    line("");
-    line("records per tenant:");
+    line("")?;
+    line("records per tenant:")?;
     let width = s.tenants.iter().map(|t| t.id.len()).max().unwrap_or(0).max(9);
     let mut header = format!("{:<12}", "category");
     for t in &s.tenants {
         header.push_str(&format!(" {:>width$}", t.id));
     }
-    line(header);
+    line(header)?;
     for cat in Category::ALL.iter().filter(|c| !c.is_gateway_wide()) {
         let mut l = format!("{:<12}", cat.id());
         for t in &s.tenants {
             let n = t.categories.get(cat).map(|c| c.records).unwrap_or(0);
             l.push_str(&format!(" {:>width$}", thousands(n)));
         }
-        line(l);
+        line(l)?;
     }
     for (label, f) in [("records", total_records as fn(&Count) -> String), ("bytes", total_bytes)] {
         let mut l = format!("{label:<12}");
         for t in &s.tenants {
             l.push_str(&format!(" {:>width$}", f(&t.total)));
         }
-        line(l);
+        line(l)?;
     }
-    line("");
+    line("")?;
     for t in &s.tenants {
-        line(format!("{}: {} ({})", t.id, t.name, t.tier));
+        line(format!("{}: {} ({})", t.id, t.name, t.tier))?;
     }
+    Ok(())
 }
 
 fn total_records(c: &Count) -> String {

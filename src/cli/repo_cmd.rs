@@ -102,11 +102,10 @@ pub fn run(cmd: RepoCommand) -> anyhow::Result<u8> {
         RepoCommand::Init(a) => init(a),
         RepoCommand::Key(k) => key(k),
         RepoCommand::RepairIndex(a) => {
-            let repo = a.repo.open()?;
             // It rewrites the whole index: nothing else may read or write one meanwhile.
-            let _lock = repo.lock(sophon::repo::LockMode::Exclusive, "repair-index")?;
+            let session = sophon::Session::exclusive(a.repo.open()?, "repair-index")?;
             let mut problems = Vec::new();
-            let out = repo.repair_index(&mut |e| problems.push(e.to_string()))?;
+            let out = session.repair_index(&mut |e| problems.push(e.to_string()))?;
             for p in &problems {
                 eprintln!("warning: {p}");
             }
@@ -116,7 +115,7 @@ pub fn run(cmd: RepoCommand) -> anyhow::Result<u8> {
                 line(format!(
                     "index rebuilt from {} pack(s), {} blob(s); {} segment(s) written, {} replaced; {} unreadable pack(s)",
                     out.packs, out.blobs, out.segments_written, out.segments_removed, out.unreadable
-                ));
+                ))?;
             }
             Ok(exit::OK)
         }
@@ -138,7 +137,7 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
     if a.json {
         json(&serde_json::json!({ "repository": url, "id": repo.config().id, "key": repo.key_id() }))?;
     } else {
-        line(format!("created repository {} at {url}", repo.config().id.short()));
+        line(format!("created repository {} at {url}", repo.config().id.short()))?;
     }
     Ok(exit::OK)
 }
@@ -155,7 +154,7 @@ fn key(cmd: KeyCommand) -> anyhow::Result<u8> {
             if a.json {
                 json(&serde_json::json!({ "added": id }))?;
             } else {
-                line(format!("added key {id}"));
+                line(format!("added key {id}"))?;
             }
         }
         KeyCommand::Passwd(a) => {
@@ -166,7 +165,7 @@ fn key(cmd: KeyCommand) -> anyhow::Result<u8> {
             if a.json {
                 json(&serde_json::json!({ "added": id, "removed": old }))?;
             } else {
-                line(format!("passphrase changed: key {old} replaced by {id}"));
+                line(format!("passphrase changed: key {old} replaced by {id}"))?;
             }
         }
         KeyCommand::List(a) => {
@@ -184,7 +183,7 @@ fn key(cmd: KeyCommand) -> anyhow::Result<u8> {
             } else {
                 for (id, k) in keys {
                     let cur = if id == repo.key_id() { "*" } else { " " };
-                    line(format!("{cur} {id}  {}  {}@{}", k.created, k.username, k.hostname));
+                    line(format!("{cur} {id}  {}  {}@{}", k.created, k.username, k.hostname))?;
                 }
             }
         }
@@ -192,7 +191,7 @@ fn key(cmd: KeyCommand) -> anyhow::Result<u8> {
             let repo = a.repo.open()?;
             let id: KeyId = a.id.parse().context("key id must be 64 hex digits")?;
             repo.remove_key(&id)?;
-            line(format!("removed key {id}"));
+            line(format!("removed key {id}"))?;
         }
     }
     Ok(exit::OK)

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use super::{CronError, CronResult, Schedule, DEFAULT_JOB, DEFAULT_TENANT};
 use crate::gateway::GatewayError;
+use crate::liveness::{process_start, Liveness, ProcessRef};
 
 /// Marks a backup job without retention in its stored arguments (format-spec/gateway.md §3.4).
 pub const NO_RETENTION: &str = "--no-retention";
@@ -114,7 +115,7 @@ impl Claimant {
     pub fn this_process() -> Self {
         let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into());
         let pid = std::process::id();
-        Claimant { pid, host, start: process_start(i64::from(pid)) }
+        Claimant { pid, host, start: process_start(pid) }
     }
 
     /// The `host` column of this claimant's claims: `HOST` or `HOST#START` (a host name has no `#`).
@@ -488,27 +489,18 @@ pub fn is_stale(run: &Run, now: DateTime<Utc>, me: &Claimant, stale_after: chron
     }
 }
 
-/// Whether process `pid` exists and, when `start` is given, started then; `None` without `/proc`.
+/// Whether process `pid` exists and, when `start` is given, started then; `None` where this host
+/// cannot tell. The claim keeps no pid table: the host name check above stands for it.
 fn process_alive(pid: i64, start: Option<u64>) -> Option<bool> {
-    let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
-        return None;
-    }
-    if !proc.join(pid.to_string()).exists() {
+    let Ok(pid) = u32::try_from(pid) else {
+        // No process has such a pid; a claim naming one is as dead as a missing pid.
         return Some(false);
+    };
+    match (ProcessRef { pid, start, space: None }).liveness() {
+        Liveness::Alive => Some(true),
+        Liveness::Dead => Some(false),
+        Liveness::Unknown => None,
     }
-    match (start, process_start(pid)) {
-        (Some(want), Some(got)) => Some(want == got),
-        _ => Some(true),
-    }
-}
-
-/// A process's start time in clock ticks after boot: field 22 of `/proc/PID/stat`, counted after
-/// the command name, which is in parentheses and may itself hold spaces and parentheses.
-fn process_start(pid: i64) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Claim the job's due run at `now` (see the module doc). Stale claims are closed as `failed`
@@ -672,7 +664,7 @@ mod tests {
         let day = chrono::Duration::hours(24);
         // Two days old, but its process is alive here: a long run, not a dead one.
         assert!(!is_stale(&run(pid, &me.host, "2030-01-01T03:00:00Z"), now, &me, day));
-        let start = process_start(pid).expect("start time");
+        let start = process_start(child.id()).expect("start time");
         let with_start = format!("{}#{start}", me.host);
         assert!(!is_stale(&run(pid, &with_start, "2030-01-01T03:00:00Z"), now, &me, day));
         // The same pid with another start time is another process: the claim's is gone.

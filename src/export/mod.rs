@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
 use crate::repo::Repository;
+use crate::session::Session;
 pub use plan::ROOT;
 use plan::{Entry, EntryKind};
 use render::{Extra, RenderOptions};
@@ -101,13 +102,15 @@ fn new_export_id() -> Result<String> {
     Ok(format!("exp_{}", hex::encode(crate::crypto::random_array::<8>()?)))
 }
 
-/// Render snapshot `id` of `repo` to `out`.
+/// Render snapshot `id` of the session's repository to `out`; the session's lock keeps a prune
+/// from deleting the packs it reads.
 pub fn export_snapshot(
-    repo: &Repository,
+    session: &Session,
     id: &SnapshotId,
     out: &mut dyn Write,
     opts: &ExportOptions,
 ) -> Result<ExportSummary> {
+    let repo: &Repository = session.repo();
     let snapshot = repo.load_snapshot(id)?;
     let gateway = plan::is_gateway(&snapshot);
     let mut entries = plan::entries(repo, &snapshot, id)?;
@@ -233,7 +236,8 @@ pub fn export_snapshot(
 }
 
 /// The entries an export of `id` would hold (for tests and `--dry-run`).
-pub fn planned_entries(repo: &Repository, id: &SnapshotId) -> Result<Vec<Entry>> {
+pub fn planned_entries(session: &Session, id: &SnapshotId) -> Result<Vec<Entry>> {
+    let repo: &Repository = session.repo();
     let snapshot = repo.load_snapshot(id)?;
     plan::entries(repo, &snapshot, id)
 }

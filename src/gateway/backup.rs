@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::dump::{dump_announcing, Dump, DumpOptions};
 use crate::archive::{self, BackupOptions, BackupOutcome, Progress};
-use crate::repo::Repository;
+use crate::session::Session;
 
 /// What a gateway backup's snapshot names as its source: the home's absolute path and, for a
 /// tenant-scoped backup, the tenant. Parents are chosen by it, so each scope has its own chain.
@@ -18,9 +18,9 @@ pub fn source_label(home: &Path, tenant: Option<&str>) -> String {
     }
 }
 
-/// Back up the gateway at `home` into `repo`.
+/// Back up the gateway at `home` into the session's repository.
 pub fn backup(
-    repo: &Arc<Repository>,
+    session: &Session,
     home: &Path,
     dump_opts: &DumpOptions,
     opts: &BackupOptions,
@@ -28,7 +28,7 @@ pub fn backup(
 ) -> crate::Result<(BackupOutcome, Dump)> {
     let label = source_label(home, dump_opts.tenant.as_deref());
     let mut dumped = None;
-    let outcome = archive::backup_virtual_streamed(repo, &label, opts, progress, |announce| {
+    let outcome = archive::backup_virtual_streamed(session, &label, opts, progress, |announce| {
         let mut d = dump_announcing(home, dump_opts, announce)?;
         let root = std::mem::take(&mut d.root);
         dumped = Some(d);

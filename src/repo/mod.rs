@@ -1,36 +1,35 @@
-//! A repository: opening it with a passphrase, its keys, its encrypted objects, its locks, and
-//! keeping the local index cache in step with the index segments it holds.
+//! A repository: opening it with a passphrase, its encrypted objects, and keeping the local index
+//! cache in step with the index segments it holds. Its keys are in `keys`, its locks in `lock`.
 //!
 //! Write ordering (format-spec/repository.md): packs, then the index segments that list them, then
 //! the snapshot that references them. A crash at any point leaves at most unreferenced packs.
 
+mod keys;
+mod lock;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-
-use zeroize::Zeroizing;
+use std::sync::Arc;
 
 use crate::backend::{Backend, BackendErrorKind};
 use crate::chunk::ChunkerParams;
 use crate::compress;
-use crate::crypto::{self, Argon2Params, MasterKeys, SealKey};
+use crate::crypto::{self, Argon2Params, MasterKeys};
 use crate::error::{Error, Result};
-use crate::format::config::{Config, KeyFile, Lock, LockHolder, CONFIG_VERSION, KEYFILE_VERSION, KEY_AD, LOCK_VERSION};
+use crate::format::config::{Config, CONFIG_VERSION};
 use crate::format::envelope::{self, ObjectKind};
 use crate::format::index::{IndexSegment, IndexedPack};
 use crate::format::prune::PruneRecord;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
-use crate::id::{content_hash, BlobId, BlobType, IndexId, KeyId, LockId, PackId, PruneId, RepoId, SnapshotId};
+use crate::id::{content_hash, BlobId, BlobType, IndexId, KeyId, PackId, PruneId, RepoId, SnapshotId};
 use crate::index::{BlobLocation, IndexCache};
 use crate::pack;
+use keys::{key_path, unwrap_key, wrap_keys};
+pub use lock::{LockGuard, LockMode, LOCK_STALE_AFTER};
 
 /// Snapshots, index segments and locks larger than this (decompressed) are refused.
 const MAX_OBJECT_SIZE: usize = 256 * 1024 * 1024;
-/// A lock not refreshed for this long belongs to a dead process and is ignored.
-pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(30 * 60);
-const LOCK_REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -83,10 +82,6 @@ pub fn default_cache_dir() -> PathBuf {
     std::env::temp_dir().join("sophon-cache")
 }
 
-fn key_path(id: &KeyId) -> String {
-    format!("keys/{id}")
-}
-
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -97,60 +92,6 @@ fn host() -> String {
 
 fn user() -> String {
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default()
-}
-
-/// A lock taken on this host by a process that no longer exists (killed, crashed) is stale at once.
-/// Only decidable where `/proc` shows processes; elsewhere the age rule alone applies.
-fn holder_is_dead(lock: &Lock) -> bool {
-    let proc = std::path::Path::new("/proc");
-    lock.hostname == host()
-        && lock.pid_space.is_some()
-        && lock.pid_space == pid_space()
-        && lock.pid != std::process::id()
-        && !proc.join(lock.pid.to_string()).exists()
-}
-
-/// This process's boot and PID namespace (`/proc/sys/kernel/random/boot_id` and the inode of
-/// `/proc/self/ns/pid`), where `/proc` shows them.
-fn pid_space() -> Option<String> {
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
-    Some(format!("{}/{}", boot.trim(), ns.display()))
-}
-
-fn wrap_keys(keys: &MasterKeys, passphrase: &[u8], params: Argon2Params) -> Result<Vec<u8>> {
-    use base64::Engine;
-    let salt: [u8; 32] = crypto::random_array()?;
-    let kek = crypto::argon2id(passphrase, &salt, params)?;
-    let wrapped = SealKey::new(*kek).seal(&keys.encode(), KEY_AD)?;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    KeyFile {
-        version: KEYFILE_VERSION,
-        kdf: "argon2id".into(),
-        argon2: params,
-        salt: b64.encode(salt),
-        wrapped: b64.encode(wrapped),
-        created: now_rfc3339(),
-        hostname: host(),
-        username: user(),
-    }
-    .encode()
-}
-
-/// Try to open one key file with `passphrase`. `Ok(None)` means "not this passphrase".
-fn unwrap_key(bytes: &[u8], id: &KeyId, passphrase: &[u8]) -> Result<Option<MasterKeys>> {
-    let what = format!("key {id}");
-    let kf = KeyFile::decode(bytes, &what)?;
-    let salt = kf.salt_bytes(&what)?;
-    let kek = crypto::argon2id(passphrase, &salt, kf.argon2)?;
-    match SealKey::new(*kek).open(&kf.wrapped_bytes(&what)?, KEY_AD, &|| what.clone()) {
-        Ok(plain) => {
-            let plain = Zeroizing::new(plain);
-            Ok(Some(MasterKeys::decode(&plain)?))
-        }
-        Err(Error::Authentication { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 impl Repository {
@@ -274,59 +215,6 @@ impl Repository {
 
     pub fn index(&self) -> &IndexCache {
         &self.index
-    }
-
-    // ---------------------------------------------------------------- keys
-
-    pub fn add_key(&self, passphrase: &[u8], params: Argon2Params) -> Result<KeyId> {
-        if passphrase.is_empty() {
-            return Err(Error::invalid("the new passphrase is empty"));
-        }
-        let keyfile = wrap_keys(&self.keys, passphrase, params)?;
-        let id = KeyId(content_hash(&keyfile));
-        self.backend.write(&key_path(&id), keyfile)?;
-        Ok(id)
-    }
-
-    pub fn list_keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
-        let mut names = Vec::new();
-        self.backend.list("keys", &mut |o| {
-            names.push(o.name);
-            Ok(())
-        })?;
-        let mut out = Vec::new();
-        for name in names {
-            let Ok(id) = name.parse::<KeyId>() else {
-                continue;
-            };
-            let bytes = self.backend.read(&key_path(&id))?;
-            out.push((id, KeyFile::decode(&bytes, &format!("key {id}"))?));
-        }
-        out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
-        Ok(out)
-    }
-
-    /// Remove a key file. The key in use cannot be removed (use `passwd` to replace it), so the
-    /// repository always keeps at least one key that opens it.
-    pub fn remove_key(&self, id: &KeyId) -> Result<()> {
-        if *id == self.key_id {
-            return Err(Error::invalid(format!(
-                "key {id} is the one this passphrase opened; open with another key to remove it, or use `repo key passwd`"
-            )));
-        }
-        if self.backend.stat(&key_path(id))?.is_none() {
-            return Err(Error::NotFound(format!("key {id} not found in {}", self.backend.location())));
-        }
-        self.backend.delete(&key_path(id))?;
-        Ok(())
-    }
-
-    /// Replace the key in use by one under a new passphrase (added before the old one is removed).
-    pub fn change_passphrase(&mut self, new_passphrase: &[u8], params: Argon2Params) -> Result<KeyId> {
-        let new_id = self.add_key(new_passphrase, params)?;
-        self.backend.delete(&key_path(&self.key_id))?;
-        self.key_id = new_id;
-        Ok(new_id)
     }
 
     // ---------------------------------------------------------------- sealed objects
@@ -523,7 +411,10 @@ impl Repository {
     /// Bring the cache in step with the repository's index segments: load new ones; if one the cache
     /// holds is gone or superseded, rebuild from scratch. A damaged segment is reported through
     /// `on_damage` and skipped, so the rest of the repository stays usable.
-    pub fn sync_index(&self, on_damage: &mut dyn FnMut(Error)) -> Result<()> {
+    ///
+    /// Only the library calls it: outside, a `Session` syncs after taking its lock, as the rule
+    /// asks (format-spec/repository.md §12).
+    pub(crate) fn sync_index(&self, on_damage: &mut dyn FnMut(Error)) -> Result<()> {
         let remote: HashSet<IndexId> = self.index_segment_ids()?.into_iter().collect();
         let cached = self.index.segments()?;
         let mut missing: Vec<IndexId> = remote.difference(&cached).copied().collect();
@@ -634,230 +525,13 @@ impl Repository {
     pub fn remove_prune_record(&self, id: &PruneId) -> Result<()> {
         self.delete_object(ObjectKind::PruneRecord, &id.0)
     }
-
-    // ---------------------------------------------------------------- locks
-
-    fn write_lock(&self, mode: LockMode, operation: &str, created: &str) -> Result<LockId> {
-        let lock = Lock {
-            version: LOCK_VERSION,
-            exclusive: mode == LockMode::Exclusive,
-            prune: mode == LockMode::Prune,
-            pid_space: pid_space(),
-            hostname: host(),
-            pid: std::process::id(),
-            operation: operation.to_string(),
-            created: created.to_string(),
-            refreshed: now_rfc3339(),
-        };
-        Ok(LockId(self.save_object(ObjectKind::Lock, &lock.encode()?)?))
-    }
-
-    /// Live locks other than `mine`. Unreadable or stale locks are ignored (a dead process's lock
-    /// must not block the repository forever).
-    pub fn live_locks(&self, mine: Option<&LockId>) -> Result<Vec<(LockId, Lock)>> {
-        let mut out: Vec<(LockId, Lock)> = Vec::new();
-        // A lock that vanished between the listing and the read was released, or refreshed: a
-        // refresh writes the new lock before deleting the old one, so listing again finds it.
-        for _attempt in 0..4 {
-            let mut vanished = false;
-            for id in self.list_ids("locks")? {
-                let id = LockId(id);
-                if Some(&id) == mine || out.iter().any(|(seen, _)| *seen == id) {
-                    continue;
-                }
-                let read =
-                    self.load_object(ObjectKind::Lock, &id.0).and_then(|p| Lock::decode(&p, &format!("lock {id}")));
-                let lock = match read {
-                    Ok(l) => l,
-                    Err(Error::NotFound(_)) => {
-                        vanished = true;
-                        continue;
-                    }
-                    // A newer client's lock: this build cannot tell what it protects.
-                    Err(Error::UnsupportedVersion { .. }) => Lock {
-                        version: 0,
-                        exclusive: true,
-                        hostname: "?".into(),
-                        pid: 0,
-                        operation: "a newer sophon".into(),
-                        created: id.to_hex(),
-                        refreshed: now_rfc3339(),
-                        prune: false,
-                        pid_space: None,
-                    },
-                    // Damaged: nobody can be holding it.
-                    Err(e) if e.is_damage() => continue,
-                    Err(e) => return Err(e),
-                };
-                let refreshed =
-                    chrono::DateTime::parse_from_rfc3339(&lock.refreshed).map(|t| t.with_timezone(&chrono::Utc));
-                let age = refreshed.map(|t| chrono::Utc::now() - t).unwrap_or(chrono::TimeDelta::MAX);
-                let fresh = age.to_std().map(|a| a < LOCK_STALE_AFTER).unwrap_or(true);
-                if fresh && !holder_is_dead(&lock) {
-                    out.push((id, lock));
-                }
-            }
-            if !vanished {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Who holds the live locks other than `mine`.
-    pub fn live_holders(&self, mine: Option<&LockGuard>) -> Result<HashSet<LockHolder>> {
-        let mine = mine.map(|g| g.holder.clone());
-        Ok(self.live_locks(None)?.into_iter().map(|(_, l)| l.holder()).filter(|h| Some(h) != mine.as_ref()).collect())
-    }
-
-    /// Take a lock: shared ones coexist, and coexist with one prune; an exclusive one needs the
-    /// repository to itself.
-    pub fn lock(self: &Arc<Self>, mode: LockMode, operation: &str) -> Result<LockGuard> {
-        let created = now_rfc3339();
-        let conflict = |locks: &[(LockId, Lock)]| {
-            locks.iter().find(|(_, l)| LockMode::of(l).conflicts_with(mode)).map(|(id, l)| {
-                format!(
-                    "{} lock {} held by pid {} on {} ({}) since {}",
-                    LockMode::of(l).name(),
-                    id.short(),
-                    l.pid,
-                    l.hostname,
-                    l.operation,
-                    l.created
-                )
-            })
-        };
-        if let Some(detail) = conflict(&self.live_locks(None)?) {
-            return Err(Error::Locked { repo: self.backend.location(), detail });
-        }
-        let id = self.write_lock(mode, operation, &created)?;
-        // Check again: two clients may have raced between the check and the write.
-        if let Some(detail) = conflict(&self.live_locks(Some(&id))?) {
-            let _ = self.backend.delete(&Self::object_path(ObjectKind::Lock, &id.0));
-            return Err(Error::Locked { repo: self.backend.location(), detail });
-        }
-        let holder = LockHolder { hostname: host(), pid: std::process::id(), created: created.clone() };
-        let current = Arc::new(Mutex::new(id));
-        // Dropping the sender wakes the refresher at once (a polling sleep would hold every
-        // command's exit back by up to its period).
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let refreshed = Arc::new(Mutex::new(SystemTime::now()));
-        let refresher = {
-            let repo = Arc::clone(self);
-            let current = Arc::clone(&current);
-            let refreshed = Arc::clone(&refreshed);
-            let operation = operation.to_string();
-            std::thread::Builder::new()
-                .name("sophon-lock".into())
-                .spawn(move || {
-                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(LOCK_REFRESH_EVERY)
-                    {
-                        if let Ok(new_id) = repo.write_lock(mode, &operation, &created) {
-                            *refreshed.lock().unwrap_or_else(|p| p.into_inner()) = SystemTime::now();
-                            let mut cur = current.lock().unwrap_or_else(|p| p.into_inner());
-                            let old = std::mem::replace(&mut *cur, new_id);
-                            let _ = repo.backend.delete(&Self::object_path(ObjectKind::Lock, &old.0));
-                        }
-                    }
-                })
-                .map_err(|e| Error::io("lock refresher thread", e))?
-        };
-        Ok(LockGuard {
-            repo: Arc::clone(self),
-            holder,
-            current,
-            stop: Some(stop),
-            refreshed,
-            refresher: Some(refresher),
-        })
-    }
-}
-
-/// What a lock allows beside it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LockMode {
-    /// Backups, restores, exports, checks, forget: any number side by side, and beside one prune.
-    Shared,
-    /// Prune: beside shared locks (its two-phase delete protects them), never beside another prune.
-    Prune,
-    /// Key changes and repairs: the repository to itself.
-    Exclusive,
-}
-
-impl LockMode {
-    fn of(l: &Lock) -> LockMode {
-        if l.exclusive {
-            LockMode::Exclusive
-        } else if l.prune {
-            LockMode::Prune
-        } else {
-            LockMode::Shared
-        }
-    }
-
-    fn conflicts_with(self, other: LockMode) -> bool {
-        use LockMode::*;
-        matches!((self, other), (Exclusive, _) | (_, Exclusive) | (Prune, Prune))
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            LockMode::Shared => "shared",
-            LockMode::Prune => "prune",
-            LockMode::Exclusive => "exclusive",
-        }
-    }
-}
-
-/// Holds a lock and refreshes it; dropping it removes the lock.
-pub struct LockGuard {
-    repo: Arc<Repository>,
-    holder: LockHolder,
-    current: Arc<Mutex<LockId>>,
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    refreshed: Arc<Mutex<SystemTime>>,
-    refresher: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LockGuard {
-    /// Fail if the lock may have looked stale to other clients (it was not refreshed for most of
-    /// the stale age: the process was suspended, or the repository unreachable). A prune may then
-    /// have deleted data this client relies on, so it must not write a snapshot.
-    pub fn ensure_held(&self) -> Result<()> {
-        // Wall-clock time, as other clients judge staleness by it (a monotonic clock stops while
-        // the machine sleeps, and would call a lock fresh that everyone else took for stale).
-        let last = *self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
-        let since = SystemTime::now().duration_since(last).unwrap_or(Duration::ZERO);
-        if since + LOCK_REFRESH_EVERY >= LOCK_STALE_AFTER {
-            return Err(Error::Locked {
-                repo: self.repo.backend.location(),
-                detail: format!(
-                    "this client's lock was last refreshed {} s ago and may have been taken for stale; \
-                     nothing was saved, run the operation again",
-                    since.as_secs()
-                ),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.refresher.take() {
-            let _ = t.join();
-        }
-        let id = *self.current.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = self.repo.backend.delete(&Repository::object_path(ObjectKind::Lock, &id.0));
-    }
 }
 
 impl Repository {
     /// Rebuild the index segments from the pack headers: write one new set of segments that
     /// supersedes every existing one, then delete the old ones. Packs whose header cannot be read
     /// are reported and left out.
-    pub fn repair_index(&self, on_problem: &mut dyn FnMut(Error)) -> Result<RepairOutcome> {
+    pub(crate) fn repair_index(&self, on_problem: &mut dyn FnMut(Error)) -> Result<RepairOutcome> {
         let old = self.index_segment_ids()?;
         let mut outcome = RepairOutcome::default();
         let mut listed = Vec::new();

@@ -217,3 +217,35 @@ fn restore_without_repo_uses_the_configured_repository() {
     assert_eq!(v["kept"], json!(1), "{v}");
     assert!(!home.join("backups").exists(), "HOME/backups/repository was never created");
 }
+
+#[test]
+fn a_config_file_with_comments_is_redacted_and_one_that_does_not_parse_stops_the_backup() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let home = t.path().join("home");
+    expect(&sophon, 0, &["gateway", "init", "--home", s(&home)]);
+    let repo = t.path().join("repo");
+    sophon.init(&repo);
+    // Comments are valid in the gateway's config; the signing key is found by its key name only.
+    std::fs::write(
+        home.join("config/appsettings.Staging.json"),
+        "{\n  // rotated yearly\n  \"Sophon\": { \"Auth\": { \"Jwt\": { \"SigningKey\": \"CANARYSIGNINGKEY\", } } }\n}\n",
+    )
+    .unwrap();
+    let zip = t.path().join("out.zip");
+    expect(&sophon, 0, &["backup", "create", "--home", s(&home), "--repo", s(&repo), "--out", s(&zip), "--quiet"]);
+    let out = t.path().join("unzipped");
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    archive.extract(&out).unwrap();
+    let carried = std::fs::read_to_string(out.join("backup/config/appsettings.Staging.backup.json")).unwrap();
+    let v: Value = serde_json::from_str(&carried).unwrap();
+    assert!(v["Sophon"]["Auth"]["Jwt"]["SigningKey"].is_string(), "carried as JSON, key by key: {carried}");
+    assert!(!carried.contains("CANARYSIGNINGKEY"), "{carried}");
+
+    // Another environment's file that is not JSON at all cannot be redacted: the backup stops.
+    std::fs::write(home.join("config/appsettings.Staging.json"), "{\n  \"Jwt\": { \"SigningKey\": CANARY }\n}\n")
+        .unwrap();
+    let out = expect(&sophon, 1, &["backup", "create", "--home", s(&home), "--repo", s(&repo), "--quiet"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("appsettings.Staging.json, line 2,"), "{out:?}");
+    assert_eq!(snapshot_times(&sophon, &repo).len(), 1);
+}

@@ -267,12 +267,7 @@ pub fn environment() -> String {
 /// section this project reads must have the types it expects.
 pub fn parse_config(path: &Path, text: &str) -> SettingsResult<Value> {
     let text = strip_jsonc(text.strip_prefix('\u{feff}').unwrap_or(text));
-    let value: Value = serde_json::from_str(&text).map_err(|e| SettingsError::Syntax {
-        path: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        message: without_position(&e),
-    })?;
+    let value = parse_stripped(path, &text)?;
     if !value.is_object() {
         return Err(SettingsError::NotAnObject { path: path.to_path_buf() });
     }
@@ -283,6 +278,21 @@ pub fn parse_config(path: &Path, text: &str) -> SettingsResult<Value> {
         message: without_position(&e),
     })?;
     Ok(value)
+}
+
+/// Any JSON file of the gateway's config folder, with the syntax [`parse_config`] accepts but no
+/// check of its contents: for a backup, which must parse a file to redact it.
+pub fn parse_json(path: &Path, text: &str) -> SettingsResult<Value> {
+    parse_stripped(path, &strip_jsonc(text.strip_prefix('\u{feff}').unwrap_or(text)))
+}
+
+fn parse_stripped(path: &Path, text: &str) -> SettingsResult<Value> {
+    serde_json::from_str(text).map_err(|e| SettingsError::Syntax {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: without_position(&e),
+    })
 }
 
 /// serde_json's message without its " at line L column C", which the error states in its own words.

@@ -117,3 +117,35 @@ impl From<CronError> for crate::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home_with(base: &str, production: Option<&str>) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("config")).unwrap();
+        std::fs::write(t.path().join("config/appsettings.json"), base).unwrap();
+        if let Some(p) = production {
+            std::fs::write(t.path().join("config/appsettings.Production.json"), p).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn the_default_schedule_is_the_merged_setting_and_a_bad_one_names_its_file() {
+        let base = r#"{ "Sophon": { "Backups": { "Default": { "Schedule": "0 3 * * *", "IncludeLicense": true } } } }"#;
+        let t = home_with(base, None);
+        assert_eq!(default_schedule(t.path()).unwrap(), "0 3 * * *");
+        // The override replaces the schedule only; an absent setting is the default.
+        let t = home_with(base, Some(r#"{ "Sophon": { "Backups": { "Default": { "Schedule": "30 1 * * *" } } } }"#));
+        assert_eq!(default_schedule(t.path()).unwrap(), "30 1 * * *");
+        let t = home_with("{}", None);
+        assert_eq!(default_schedule(t.path()).unwrap(), DEFAULT_SCHEDULE);
+
+        let t = home_with(base, Some(r#"{ "Sophon": { "Backups": { "Default": { "Schedule": "0 25 * * *" } } } }"#));
+        let e = default_schedule(t.path()).unwrap_err().to_string();
+        assert!(e.contains("appsettings.Production.json: Sophon:Backups:Default:Schedule:"), "{e}");
+        assert!(e.contains("hour"), "{e}");
+    }
+}

@@ -523,11 +523,11 @@ mod tests {
 
     #[test]
     fn comments_trailing_commas_and_text_values_are_read_as_the_gateway_reads_them() {
-        let text = "\u{feff}{\n  // the nightly policy\n  \"Sophon\": { \"Backups\": { \"Default\": {\n    /* a \"quoted\" // comment */ \"IncludeLicense\": \"True\",\n    \"Repository\": \"http://x/a,b//c\",\n    \"Lifecycle\": { \"KeepLast\": \"3\", \"KeepWithin\": \"1y\", },\n  } } },\n}\n";
+        let text = "\u{feff}{\n  // the nightly policy\n  \"Sophon\": { \"Backups\": { \"Default\": {\n    /* a \"quoted\" // comment */ \"IncludeLicense\": \"True\",\n    \"Repository\": \"http://x/a,b//c\\\"/*\",\n    \"Lifecycle\": { \"KeepLast\": \"3\", \"KeepWithin\": \"1y\", },\n  } } },\n}\n";
         let t = home_with(&[(BASE_FILE, text)]);
         let s = Settings::load_for(t.path(), "Production").unwrap();
         assert!(s.include_license());
-        assert_eq!(s.repository_url(), "http://x/a,b//c");
+        assert_eq!(s.repository_url(), "http://x/a,b//c\"/*");
         let p = s.lifecycle().unwrap();
         assert_eq!(p.last, 3);
         assert_eq!(p.within.map(|w| w.years), Some(1));

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use sophon::archive::{self, BackupOptions, ParentChoice, Progress};
 use sophon::check::{self, CheckOptions};
+use sophon::gateway::Settings;
 use sophon::restore::{self, RestoreOptions};
 use sophon::Session;
 
@@ -157,35 +158,13 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<u8> {
     }
 }
 
-/// The gateway's `Sophon:Backups:Default` settings from `config/appsettings*.json`.
-pub(super) fn gateway_backup_settings(home: &std::path::Path) -> serde_json::Value {
-    let mut out = serde_json::Value::Null;
-    for name in ["appsettings.json", "appsettings.Production.json"] {
-        let Ok(text) = std::fs::read_to_string(home.join("config").join(name)) else { continue };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-        let d = &v["Sophon"]["Backups"]["Default"];
-        if !d.is_null() {
-            out = d.clone();
-        }
-    }
-    out
-}
-
-/// The repository of a gateway backup: --repo / SOPHON_REPOSITORY, else the config's
-/// `Sophon:Backups:Default:Repository`, else `<home>/backups/repository`, created on first use.
-/// The config's `Sophon:Backups:Default:Repository`, else `<home>/backups/repository`.
-pub(super) fn gateway_repository_url(home: &std::path::Path) -> String {
-    match gateway_backup_settings(home)["Repository"].as_str() {
-        Some(u) if !u.is_empty() => u.to_string(),
-        _ => home.join("backups").join("repository").to_string_lossy().into_owned(),
-    }
-}
-
-fn gateway_repository(args: &RepoArgs, home: &std::path::Path) -> anyhow::Result<Arc<sophon::Repository>> {
+/// The repository of a gateway backup: --repo / SOPHON_REPOSITORY, else the settings' repository,
+/// created on first use.
+fn gateway_repository(args: &RepoArgs, settings: &Settings) -> anyhow::Result<Arc<sophon::Repository>> {
     if args.repo.is_some() {
         return args.open();
     }
-    let url = gateway_repository_url(home);
+    let url = settings.repository_url();
     let mut with_url = args.clone();
     with_url.repo = Some(url.clone());
     let default_local = !url.contains("://") && !std::path::Path::new(&url).join("config").exists();
@@ -264,12 +243,12 @@ fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
                 .map_err(|e| super::UsageError(format!("--categories: {e}")).into())
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let settings = gateway_backup_settings(&home);
-    let session = Session::shared(gateway_repository(&a.repo, &home)?, "backup")?;
+    let settings = Settings::load(&home)?;
+    let session = Session::shared(gateway_repository(&a.repo, &settings)?, "backup")?;
     let dump_opts = DumpOptions {
         categories,
         tenant: a.tenant.clone(),
-        include_license: a.include_license || settings["IncludeLicense"].as_bool().unwrap_or(false),
+        include_license: a.include_license || settings.include_license(),
         audit_since: a.audit_since.clone(),
         audit_until: a.audit_until.clone(),
         passphrase: Some(a.repo.passphrase()?),
@@ -442,11 +421,13 @@ pub(super) fn restore_home(a: &RestoreArgs) -> anyhow::Result<PathBuf> {
 
 fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
     let home = restore_home(&a)?;
+    // Without --repo, the repository `backup create` uses: the settings are read only then, so a
+    // broken config can still be restored over from a named repository.
     let repo = if a.repo.repo.is_some() {
         a.repo.open()?
     } else {
         let mut r = a.repo.clone();
-        r.repo = Some(home.join("backups").join("repository").to_string_lossy().into_owned());
+        r.repo = Some(Settings::load(&home)?.repository_url());
         r.open()?
     };
     let session = Session::shared(repo, "restore")?;

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 
 use sophon::forget::{self, ForgetPlan};
+use sophon::gateway::Settings;
 use sophon::prune::{self, PruneOptions, PrunePlan};
 use sophon::retention::{Policy, Within};
 use sophon::{Repository, Session};
@@ -142,27 +142,8 @@ impl PolicyArgs {
             return Ok((policy, "the command line".into()));
         }
         if let Some(home) = home {
-            let settings = super::backup_cmd::gateway_backup_settings(home);
-            let l = &settings["Lifecycle"];
-            if l.is_object() {
-                let n = |k: &str| l[k].as_u64().map(|v| v.min(u32::MAX as u64) as u32).unwrap_or(0);
-                let within = match l["KeepWithin"].as_str() {
-                    Some(w) => Some(w.parse::<Within>().context("Sophon:Backups:Default:Lifecycle:KeepWithin")?),
-                    None => None,
-                };
-                let policy = Policy {
-                    last: n("KeepLast"),
-                    hourly: n("KeepHourly"),
-                    daily: n("KeepDaily"),
-                    weekly: n("KeepWeekly"),
-                    monthly: n("KeepMonthly"),
-                    yearly: n("KeepYearly"),
-                    within,
-                    tags: Vec::new(),
-                };
-                if !policy.is_empty() {
-                    return Ok((policy, format!("{}'s Sophon:Backups:Default:Lifecycle", home.display())));
-                }
+            if let Some(policy) = Settings::load(home)?.lifecycle() {
+                return Ok((policy, format!("{}'s Sophon:Backups:Default:Lifecycle", home.display())));
             }
         }
         Ok((Policy { daily: 7, weekly: 4, monthly: 12, ..Policy::default() }, "the default lifecycle".into()))
@@ -218,7 +199,7 @@ fn open_repo(args: &RepoArgs, home: Option<&Path>) -> anyhow::Result<Arc<Reposit
     }
     let Some(home) = home else { return args.open() };
     let mut with_url = args.clone();
-    with_url.repo = Some(super::backup_cmd::gateway_repository_url(home));
+    with_url.repo = Some(Settings::load(home)?.repository_url());
     with_url.open()
 }
 

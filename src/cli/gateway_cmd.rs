@@ -170,7 +170,7 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
 /// The `nightly-backup` job every new home gets (format-spec/gateway.md §3.4), on the config's
 /// `Sophon:Backups:Default:Schedule`.
 fn default_job(conn: &rusqlite::Connection, home: &std::path::Path) -> anyhow::Result<sophon::cron::Job> {
-    let schedule = sophon::cron::default_schedule(home);
+    let schedule = sophon::cron::default_schedule(home)?;
     Ok(sophon::cron::store::ensure_default_job(conn, &schedule, chrono::Utc::now())?)
 }
 

@@ -24,7 +24,7 @@ pub use expr::{ExprError, Schedule};
 pub use run::{Outcome, Runner};
 pub use store::{Action, Job, NewJob, Run};
 
-use crate::gateway::GatewayError;
+use crate::gateway::{GatewayError, Settings, SettingsError};
 
 /// The name of the job `sophon gateway init` creates.
 pub const DEFAULT_JOB: &str = "nightly-backup";
@@ -33,21 +33,25 @@ pub const DEFAULT_SCHEDULE: &str = "0 3 * * *";
 /// The tenant `sophon gateway init` creates in an empty home, so that its job has an owner.
 pub const DEFAULT_TENANT: &str = "default";
 
-/// The schedule of the default job: the home's `Sophon:Backups:Default:Schedule` (from
-/// `config/appsettings.json`, overridden by `appsettings.Production.json`), else [`DEFAULT_SCHEDULE`].
-/// An unreadable or invalid setting falls back to the default rather than failing `gateway init`.
-pub fn default_schedule(home: &std::path::Path) -> String {
-    let mut out = DEFAULT_SCHEDULE.to_string();
-    for name in ["appsettings.json", "appsettings.Production.json"] {
-        let Ok(text) = std::fs::read_to_string(home.join("config").join(name)) else { continue };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-        if let Some(s) = v["Sophon"]["Backups"]["Default"]["Schedule"].as_str() {
-            if Schedule::parse(s).is_ok() {
-                out = s.to_string();
-            }
-        }
+/// The schedule of the default job: the home's `Sophon:Backups:Default:Schedule` (the merged
+/// settings, [`Settings`]), else [`DEFAULT_SCHEDULE`]. A config that cannot be read, or a schedule
+/// that is not a valid expression, is an error naming the file: the job must not silently run at
+/// another time than the one configured.
+pub fn default_schedule(home: &std::path::Path) -> CronResult<String> {
+    let settings = Settings::load(home).map_err(GatewayError::from)?;
+    let Some(s) = settings.schedule().map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(DEFAULT_SCHEDULE.to_string());
+    };
+    const KEY: [&str; 4] = ["Sophon", "Backups", "Default", "Schedule"];
+    match Schedule::parse(s) {
+        Ok(_) => Ok(s.to_string()),
+        Err(e) => Err(GatewayError::from(SettingsError::Invalid {
+            path: settings.source_of(&KEY).map(|p| p.to_path_buf()).unwrap_or_else(|| home.to_path_buf()),
+            key: KEY.join(":"),
+            message: e.to_string(),
+        })
+        .into()),
     }
-    out
 }
 
 pub type CronResult<T> = std::result::Result<T, CronError>;
@@ -111,5 +115,37 @@ impl From<CronError> for crate::Error {
             CronError::NotFound { .. } => crate::Error::NotFound(e.to_string()),
             other => crate::Error::Invalid(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home_with(base: &str, production: Option<&str>) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("config")).unwrap();
+        std::fs::write(t.path().join("config/appsettings.json"), base).unwrap();
+        if let Some(p) = production {
+            std::fs::write(t.path().join("config/appsettings.Production.json"), p).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn the_default_schedule_is_the_merged_setting_and_a_bad_one_names_its_file() {
+        let base = r#"{ "Sophon": { "Backups": { "Default": { "Schedule": "0 3 * * *", "IncludeLicense": true } } } }"#;
+        let t = home_with(base, None);
+        assert_eq!(default_schedule(t.path()).unwrap(), "0 3 * * *");
+        // The override replaces the schedule only; an absent setting is the default.
+        let t = home_with(base, Some(r#"{ "Sophon": { "Backups": { "Default": { "Schedule": "30 1 * * *" } } } }"#));
+        assert_eq!(default_schedule(t.path()).unwrap(), "30 1 * * *");
+        let t = home_with("{}", None);
+        assert_eq!(default_schedule(t.path()).unwrap(), DEFAULT_SCHEDULE);
+
+        let t = home_with(base, Some(r#"{ "Sophon": { "Backups": { "Default": { "Schedule": "0 25 * * *" } } } }"#));
+        let e = default_schedule(t.path()).unwrap_err().to_string();
+        assert!(e.contains("appsettings.Production.json: Sophon:Backups:Default:Schedule:"), "{e}");
+        assert!(e.contains("hour"), "{e}");
     }
 }

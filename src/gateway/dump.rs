@@ -535,7 +535,9 @@ pub fn dump_announcing(
         names.sort();
         for name in names.iter().filter(|n| n.starts_with("appsettings") && n.ends_with(".json")) {
             let Some(text) = read_text(&dir.join(name))? else { continue };
-            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            // Parsed as the gateway parses it (comments allowed): a file carried as one string would
+            // escape the key-based redaction, so one that does not parse stops the backup.
+            let v = super::settings::parse_json(&dir.join(name), &text)?;
             let out = format!("config/{}.backup.json", name.trim_end_matches(".json"));
             b.json(&out, v)?;
         }

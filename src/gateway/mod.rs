@@ -7,6 +7,7 @@
 //! - [`demo`]: a deterministic generator of realistic demo gateways (every category, several tenants,
 //!   planted secrets) at three scales.
 //! - [`stats`]: records and bytes per category and per tenant.
+//! - [`settings`]: the typed config (`appsettings.json` merged with the environment's file).
 //!
 //! Layer 4 (a source): it knows nothing of packs, backends or the repository.
 
@@ -19,6 +20,7 @@ pub mod restore;
 pub mod rowjson;
 pub mod schema;
 pub mod sealed;
+pub mod settings;
 pub mod spool;
 pub mod stats;
 
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 pub use category::{Category, SecretField, SECRET_FIELDS};
 pub use demo::{generate, DemoScale, DemoSummary};
 pub use schema::{create_home, open_home, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
+pub use settings::{Settings, SettingsError};
 pub use stats::{stats, Count, GatewayStats, TenantStats};
 
 /// The database file inside a home.
@@ -67,6 +70,9 @@ pub enum GatewayError {
         #[source]
         source: rusqlite::Error,
     },
+
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
 
     #[error("{0}")]
     Invalid(String),

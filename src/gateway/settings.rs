@@ -1,0 +1,558 @@
+//! The gateway's settings, typed and loaded once: `config/appsettings.json`, then the environment's
+//! `config/appsettings.<Environment>.json` merged into it key by key (format-spec/gateway.md §4.1).
+//! Every consumer (backup, restore, forget and prune, cron, the dashboard) reads [`Settings`], so
+//! none can merge differently or skip a broken file: a file that is not valid JSON, or whose
+//! `Sophon:Backups:Default` section has a value of the wrong type, is an error naming the file and
+//! the line.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::retention::{Policy, Within};
+
+/// The folder of a home that holds the config files.
+pub const CONFIG_DIR: &str = "config";
+/// The base file; the environment's file overrides it.
+pub const BASE_FILE: &str = "appsettings.json";
+/// The environment when no variable names one (ASP.NET Core's default).
+pub const DEFAULT_ENVIRONMENT: &str = "Production";
+/// The variables that name the environment, the first set (non-empty) one winning, as in an
+/// ASP.NET Core web host, where `ASPNETCORE_` overrides `DOTNET_`.
+pub const ENVIRONMENT_VARIABLES: [&str; 2] = ["ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT"];
+/// The section this project reads, as a key path.
+pub const BACKUP_SECTION: [&str; 3] = ["Sophon", "Backups", "Default"];
+/// Where a gateway backup goes when the config names no repository, relative to the home.
+pub const DEFAULT_REPOSITORY: &str = "backups/repository";
+
+pub type SettingsResult<T> = std::result::Result<T, SettingsError>;
+
+/// A config file that cannot be used. Each variant names the file and, where JSON parsing found
+/// the problem, its line and column, so the one line an operator sees says what to fix where.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("gateway config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("gateway config {path}, line {line}, column {column}: not valid JSON: {message}")]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+
+    #[error("gateway config {path}, line {line}, column {column}: Sophon:Backups:Default: {message}")]
+    BadValue { path: PathBuf, line: usize, column: usize, message: String },
+
+    #[error("gateway config {path}: the top level must be a JSON object of sections")]
+    NotAnObject { path: PathBuf },
+
+    #[error("gateway config {path}: {key}: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+}
+
+/// The gateway's settings: the merged JSON of the files that apply, and the typed sections this
+/// project reads.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    home: PathBuf,
+    environment: String,
+    /// Each file that exists, in merge order, with its own parsed JSON (to say which file set a key).
+    layers: Vec<(PathBuf, Value)>,
+    merged: Value,
+    backups: BackupSettings,
+}
+
+/// `Sophon:Backups:Default`. Every field is optional: an absent key takes the documented default
+/// through the accessors of [`Settings`]. Unknown keys are ignored, as the gateway's own binder does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BackupSettings {
+    /// The repository of gateway backups: a URL, or a path (relative to the home).
+    pub repository: Option<String>,
+    /// The gateway UI's default destination (`local` or a URL); sophon does not act on it.
+    pub destination: Option<String>,
+    /// The gateway UI's default archive format; sophon does not act on it.
+    pub format: Option<String>,
+    /// The gateway UI's default for encrypted exports; sophon does not act on it.
+    #[serde(default, deserialize_with = "flexible_bool")]
+    pub encrypt: Option<bool>,
+    /// Whether a backup carries `license.key` when `--include-license` is not given.
+    #[serde(default, deserialize_with = "flexible_bool")]
+    pub include_license: Option<bool>,
+    /// The default job's five-field cron expression (checked by `cron`, which owns the syntax).
+    pub schedule: Option<String>,
+    /// The gateway UI's passphrase file; sophon does not act on it.
+    pub passphrase_file: Option<PathBuf>,
+    /// The retention policy of gateway backups.
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// `Sophon:Backups:Default:Lifecycle`: the `--keep-*` counts of format-spec/retention.md.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Lifecycle {
+    #[serde(default, deserialize_with = "count")]
+    pub keep_last: Option<u32>,
+    #[serde(default, deserialize_with = "count")]
+    pub keep_hourly: Option<u32>,
+    #[serde(default, deserialize_with = "count")]
+    pub keep_daily: Option<u32>,
+    #[serde(default, deserialize_with = "count")]
+    pub keep_weekly: Option<u32>,
+    #[serde(default, deserialize_with = "count")]
+    pub keep_monthly: Option<u32>,
+    #[serde(default, deserialize_with = "count")]
+    pub keep_yearly: Option<u32>,
+    #[serde(default, deserialize_with = "within")]
+    pub keep_within: Option<Within>,
+}
+
+impl Lifecycle {
+    /// The retention policy: absent counts are zero.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            last: self.keep_last.unwrap_or(0),
+            hourly: self.keep_hourly.unwrap_or(0),
+            daily: self.keep_daily.unwrap_or(0),
+            weekly: self.keep_weekly.unwrap_or(0),
+            monthly: self.keep_monthly.unwrap_or(0),
+            yearly: self.keep_yearly.unwrap_or(0),
+            within: self.keep_within,
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// The part of a file this project reads, parsed from the file's text so a wrong type is reported
+/// with its line (the merged value no longer knows where a key came from). Parsed for its errors only.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct FileView {
+    #[serde(rename = "Sophon", default)]
+    sophon: Option<SophonView>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct SophonView {
+    #[serde(rename = "Backups", default)]
+    backups: Option<BackupsView>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct BackupsView {
+    #[serde(rename = "Default", default)]
+    default: Option<BackupSettings>,
+}
+
+impl Settings {
+    /// The settings of `home` for the environment the process runs in ([`environment`]).
+    pub fn load(home: &Path) -> SettingsResult<Settings> {
+        Settings::load_for(home, &environment())
+    }
+
+    /// The settings of `home` for `environment`: the base file, then `appsettings.<environment>.json`.
+    /// A missing file contributes nothing; a home without config has every default.
+    pub fn load_for(home: &Path, environment: &str) -> SettingsResult<Settings> {
+        let dir = home.join(CONFIG_DIR);
+        let mut layers = Vec::new();
+        let mut merged = Value::Object(serde_json::Map::new());
+        for name in [BASE_FILE.to_string(), format!("appsettings.{environment}.json")] {
+            let path = dir.join(name);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(SettingsError::Read { path, source }),
+            };
+            let value = parse_config(&path, &text)?;
+            merge(&mut merged, value.clone());
+            layers.push((path, value));
+        }
+        let backups = match lookup(&merged, &BACKUP_SECTION) {
+            None | Some(Value::Null) => BackupSettings::default(),
+            Some(v) => BackupSettings::deserialize(v).map_err(|e| SettingsError::Invalid {
+                // Unreachable while every file passed its own check; name the last file anyway.
+                path: layers.last().map(|(p, _)| p.clone()).unwrap_or_else(|| dir.join(BASE_FILE)),
+                key: BACKUP_SECTION.join(":"),
+                message: e.to_string(),
+            })?,
+        };
+        Ok(Settings { home: home.to_path_buf(), environment: environment.to_string(), layers, merged, backups })
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The environment whose override file was merged (whether or not it exists).
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// The files that were read, in merge order.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.layers.iter().map(|(p, _)| p.as_path())
+    }
+
+    /// The merged JSON of every file, for sections without a typed view.
+    pub fn raw(&self) -> &Value {
+        &self.merged
+    }
+
+    /// A merged value by key path (`["Sophon", "Backups", "Default", "Schedule"]`).
+    pub fn get(&self, path: &[&str]) -> Option<&Value> {
+        lookup(&self.merged, path)
+    }
+
+    /// The file that gave a key its merged value: the last one that sets it.
+    pub fn source_of(&self, path: &[&str]) -> Option<&Path> {
+        self.layers.iter().rev().find(|(_, v)| lookup(v, path).is_some()).map(|(p, _)| p.as_path())
+    }
+
+    /// `Sophon:Backups:Default`.
+    pub fn backups(&self) -> &BackupSettings {
+        &self.backups
+    }
+
+    /// The repository of gateway backups: the configured `Repository` (a path relative to the home
+    /// when not absolute and not a URL), else `HOME/backups/repository`.
+    pub fn repository_url(&self) -> String {
+        match self.backups.repository.as_deref().map(str::trim) {
+            Some(u) if u.contains("://") => u.to_string(),
+            Some(p) if !p.is_empty() => self.home.join(p).to_string_lossy().into_owned(),
+            _ => self.default_repository().to_string_lossy().into_owned(),
+        }
+    }
+
+    /// Whether [`Settings::repository_url`] is the home's own repository, which a first backup creates.
+    pub fn is_default_repository(&self) -> bool {
+        self.backups.repository.as_deref().is_none_or(|r| r.trim().is_empty())
+    }
+
+    fn default_repository(&self) -> PathBuf {
+        self.home.join(DEFAULT_REPOSITORY)
+    }
+
+    /// The configured retention policy, if `Lifecycle` keeps anything.
+    pub fn lifecycle(&self) -> Option<Policy> {
+        self.backups.lifecycle.as_ref().map(Lifecycle::policy).filter(|p| !p.is_empty())
+    }
+
+    /// Whether a backup carries the license key by default.
+    pub fn include_license(&self) -> bool {
+        self.backups.include_license.unwrap_or(false)
+    }
+
+    /// The default job's schedule as written, unchecked.
+    pub fn schedule(&self) -> Option<&str> {
+        self.backups.schedule.as_deref()
+    }
+}
+
+/// The environment named by [`ENVIRONMENT_VARIABLES`], else [`DEFAULT_ENVIRONMENT`].
+pub fn environment() -> String {
+    ENVIRONMENT_VARIABLES
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_string())
+}
+
+/// Parse one config file as the gateway does: JSON with `//` and `/* */` comments and trailing
+/// commas allowed, and a leading byte order mark ignored. The top level must be an object, and the
+/// section this project reads must have the types it expects.
+pub fn parse_config(path: &Path, text: &str) -> SettingsResult<Value> {
+    let text = strip_jsonc(text.strip_prefix('\u{feff}').unwrap_or(text));
+    let value = parse_stripped(path, &text)?;
+    if !value.is_object() {
+        return Err(SettingsError::NotAnObject { path: path.to_path_buf() });
+    }
+    serde_json::from_str::<FileView>(&text).map_err(|e| SettingsError::BadValue {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: without_position(&e),
+    })?;
+    Ok(value)
+}
+
+/// Any JSON file of the gateway's config folder, with the syntax [`parse_config`] accepts but no
+/// check of its contents: for a backup, which must parse a file to redact it.
+pub fn parse_json(path: &Path, text: &str) -> SettingsResult<Value> {
+    parse_stripped(path, &strip_jsonc(text.strip_prefix('\u{feff}').unwrap_or(text)))
+}
+
+fn parse_stripped(path: &Path, text: &str) -> SettingsResult<Value> {
+    serde_json::from_str(text).map_err(|e| SettingsError::Syntax {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: without_position(&e),
+    })
+}
+
+/// serde_json's message without its " at line L column C", which the error states in its own words.
+fn without_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Merge `over` into `base`: objects merge key by key, recursively; any other value (arrays and
+/// `null` included) replaces the one below it.
+pub fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn lookup<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.as_object()?.get(*k))
+}
+
+/// Blank out comments and trailing commas, byte for byte, so serde_json's line and column still
+/// point into the file as written.
+fn strip_jsonc(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = b.to_vec();
+    let mut i = 0;
+    // The index of the last ',' outside strings and comments that no value has followed yet.
+    let mut pending_comma: Option<usize> = None;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                pending_comma = None;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    out[i] = b' ';
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let end = text[i + 2..].find("*/").map(|n| i + 2 + n + 2);
+                let Some(end) = end else {
+                    // Unterminated: leave it for the parser to report where it starts.
+                    break;
+                };
+                for c in &mut out[i..end] {
+                    if *c != b'\n' {
+                        *c = b' ';
+                    }
+                }
+                i = end;
+            }
+            b',' => {
+                pending_comma = Some(i);
+                i += 1;
+            }
+            b'}' | b']' => {
+                if let Some(c) = pending_comma.take() {
+                    out[c] = b' ';
+                }
+                i += 1;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                pending_comma = None;
+                i += 1;
+            }
+        }
+    }
+    // Only ASCII bytes were replaced by ASCII spaces, so the text is still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
+/// A count: a whole number, or its decimal text (the gateway's binder reads both).
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Ok(Some(n)),
+            None => Err(D::Error::custom(format!("{n} is not a count (a whole number from 0 to {})", u32::MAX))),
+        },
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("{s:?} is not a count (a whole number from 0 to {})", u32::MAX))),
+        Some(other) => Err(D::Error::custom(format!("{other} is not a count (a whole number)"))),
+    }
+}
+
+/// A boolean: `true`/`false`, or that text in any case (the gateway's binder reads both).
+fn flexible_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(other) => Err(D::Error::custom(format!("{other} is not true or false"))),
+    }
+}
+
+/// `KeepWithin`: a restic duration such as `1y2m3d4h`.
+fn within<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Within>, D::Error> {
+    use serde::de::Error;
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => s.parse::<Within>().map(Some).map_err(|e| D::Error::custom(format!("KeepWithin: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn home_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join(CONFIG_DIR)).unwrap();
+        for (name, text) in files {
+            std::fs::write(t.path().join(CONFIG_DIR).join(name), text).unwrap();
+        }
+        t
+    }
+
+    const BASE: &str = r#"{ "Logging": { "LogLevel": { "Default": "Information" } },
+      "Sophon": { "Backups": { "Default": { "IncludeLicense": false, "Schedule": "0 3 * * *",
+        "Lifecycle": { "KeepDaily": 7, "KeepWeekly": 4, "KeepMonthly": 12 } } } } }"#;
+
+    #[test]
+    fn objects_merge_key_by_key_and_other_values_replace() {
+        let mut base = json!({ "a": { "x": 1, "y": [1, 2, 3], "z": { "deep": true } }, "b": "keep" });
+        merge(&mut base, json!({ "a": { "x": 2, "y": [9], "z": { "more": 1 } }, "c": null }));
+        assert_eq!(
+            base,
+            json!({ "a": { "x": 2, "y": [9], "z": { "deep": true, "more": 1 } }, "b": "keep", "c": null })
+        );
+        // A non-object replaces an object and the other way round.
+        let mut base = json!({ "a": { "x": 1 } });
+        merge(&mut base, json!({ "a": 5 }));
+        assert_eq!(base, json!({ "a": 5 }));
+        merge(&mut base, json!({ "a": { "y": 2 } }));
+        assert_eq!(base, json!({ "a": { "y": 2 } }));
+    }
+
+    #[test]
+    fn an_override_of_one_lifecycle_key_keeps_the_others() {
+        let t = home_with(&[
+            (BASE_FILE, BASE),
+            (
+                "appsettings.Production.json",
+                r#"{ "Sophon": { "Backups": { "Default": { "Lifecycle": { "KeepYearly": 7 } } } } }"#,
+            ),
+        ]);
+        let s = Settings::load_for(t.path(), "Production").unwrap();
+        let p = s.lifecycle().unwrap();
+        assert_eq!((p.daily, p.weekly, p.monthly, p.yearly, p.last), (7, 4, 12, 7, 0));
+        assert_eq!(s.schedule(), Some("0 3 * * *"));
+        assert_eq!(s.raw()["Logging"]["LogLevel"]["Default"], "Information");
+        assert_eq!(
+            s.source_of(&["Sophon", "Backups", "Default", "Lifecycle", "KeepYearly"]).unwrap().file_name().unwrap(),
+            "appsettings.Production.json"
+        );
+        assert_eq!(s.source_of(&["Sophon", "Backups", "Default", "Schedule"]).unwrap().file_name().unwrap(), BASE_FILE);
+        // Another environment does not see Production's file.
+        let dev = Settings::load_for(t.path(), "Development").unwrap();
+        assert_eq!(dev.lifecycle().unwrap().yearly, 0);
+        assert_eq!(dev.files().count(), 1);
+    }
+
+    #[test]
+    fn a_malformed_file_names_itself_and_the_line() {
+        let t = home_with(&[
+            (BASE_FILE, BASE),
+            ("appsettings.Production.json", "{\n  \"Sophon\": {\n    \"Backups\": }\n}\n"),
+        ]);
+        let e = Settings::load_for(t.path(), "Production").unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, SettingsError::Syntax { line: 3, .. }), "{msg}");
+        assert!(msg.contains("appsettings.Production.json, line 3,"), "{msg}");
+        assert!(!msg.contains(" at line "), "the position is said once: {msg}");
+
+        let t = home_with(&[(BASE_FILE, "[1, 2]")]);
+        assert!(matches!(Settings::load_for(t.path(), "Production"), Err(SettingsError::NotAnObject { .. })));
+    }
+
+    #[test]
+    fn a_wrong_type_in_the_backup_section_names_the_file_and_the_line() {
+        let over = "{ \"Sophon\": { \"Backups\": { \"Default\": {\n  \"Lifecycle\": { \"KeepDaily\": -1 } } } } }";
+        let t = home_with(&[(BASE_FILE, BASE), ("appsettings.Staging.json", over)]);
+        let e = Settings::load_for(t.path(), "Staging").unwrap_err();
+        assert!(matches!(e, SettingsError::BadValue { line: 2, .. }), "{e}");
+        assert!(e.to_string().contains("appsettings.Staging.json"), "{e}");
+
+        let t = home_with(&[(
+            BASE_FILE,
+            r#"{ "Sophon": { "Backups": { "Default": { "Lifecycle": { "KeepWithin": "3x" } } } } }"#,
+        )]);
+        let e = Settings::load_for(t.path(), "Production").unwrap_err();
+        assert!(e.to_string().contains("KeepWithin"), "{e}");
+
+        // Sections sophon does not read may hold anything.
+        let t = home_with(&[(
+            BASE_FILE,
+            r#"{ "Kestrel": 5, "Sophon": { "Other": [1], "Backups": { "Default": { "Unknown": {} } } } }"#,
+        )]);
+        assert_eq!(Settings::load_for(t.path(), "Production").unwrap().backups(), &BackupSettings::default());
+    }
+
+    #[test]
+    fn comments_trailing_commas_and_text_values_are_read_as_the_gateway_reads_them() {
+        let text = "\u{feff}{\n  // the nightly policy\n  \"Sophon\": { \"Backups\": { \"Default\": {\n    /* a \"quoted\" // comment */ \"IncludeLicense\": \"True\",\n    \"Repository\": \"http://x/a,b//c\\\"/*\",\n    \"Lifecycle\": { \"KeepLast\": \"3\", \"KeepWithin\": \"1y\", },\n  } } },\n}\n";
+        let t = home_with(&[(BASE_FILE, text)]);
+        let s = Settings::load_for(t.path(), "Production").unwrap();
+        assert!(s.include_license());
+        assert_eq!(s.repository_url(), "http://x/a,b//c\"/*");
+        let p = s.lifecycle().unwrap();
+        assert_eq!(p.last, 3);
+        assert_eq!(p.within.map(|w| w.years), Some(1));
+    }
+
+    #[test]
+    fn the_repository_is_the_configured_one_else_the_homes() {
+        let t = home_with(&[]);
+        let s = Settings::load_for(t.path(), "Production").unwrap();
+        assert!(s.is_default_repository());
+        assert_eq!(s.repository_url(), t.path().join("backups/repository").to_string_lossy());
+        assert!(s.lifecycle().is_none());
+        assert!(!s.include_license());
+
+        let t =
+            home_with(&[(BASE_FILE, r#"{ "Sophon": { "Backups": { "Default": { "Repository": "/srv/repo" } } } }"#)]);
+        let s = Settings::load_for(t.path(), "Production").unwrap();
+        assert!(!s.is_default_repository());
+        assert_eq!(s.repository_url(), "/srv/repo");
+
+        let t = home_with(&[(
+            BASE_FILE,
+            r#"{ "Sophon": { "Backups": { "Default": { "Repository": "../elsewhere" } } } }"#,
+        )]);
+        let s = Settings::load_for(t.path(), "Production").unwrap();
+        assert_eq!(s.repository_url(), t.path().join("../elsewhere").to_string_lossy());
+    }
+}

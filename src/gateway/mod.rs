@@ -14,6 +14,8 @@ pub mod backup;
 pub mod category;
 pub mod demo;
 pub mod dump;
+pub mod journal;
+pub mod layout;
 pub mod redact;
 pub mod restore;
 pub mod rowjson;
@@ -68,8 +70,27 @@ pub enum GatewayError {
         source: rusqlite::Error,
     },
 
+    /// The database refused a record a restore (or its dry run, which rehearses it) inserts.
+    #[error("{}restoring into {}: {table} row {row} was refused: {source}", would(.dry_run), .home.display())]
+    RestoreRefused {
+        home: PathBuf,
+        table: String,
+        row: String,
+        dry_run: bool,
+        #[source]
+        source: rusqlite::Error,
+    },
+
     #[error("{0}")]
     Invalid(String),
+}
+
+fn would(dry_run: &bool) -> &'static str {
+    if *dry_run {
+        "dry run: the restore would fail: "
+    } else {
+        ""
+    }
 }
 
 impl GatewayError {

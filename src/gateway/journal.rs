@@ -113,6 +113,13 @@ impl<'a> Stager<'a> {
         Ok(())
     }
 
+    /// Before a commit that will not happen: remove what this restore staged.
+    pub fn discard(self) {
+        let stage = self.home.join(STAGE_DIR);
+        let _ = std::fs::remove_dir_all(stage.join(&self.id));
+        let _ = std::fs::remove_dir(&stage);
+    }
+
     /// After the commit: move the staged files into place, then forget them.
     pub fn finish(self, conn: &Connection) -> GatewayResult<()> {
         let staged: Vec<(String, String)> = self.staged.iter().map(|r| (self.id.clone(), r.clone())).collect();

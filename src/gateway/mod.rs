@@ -71,14 +71,14 @@ pub enum GatewayError {
     },
 
     /// The database refused a record a restore (or its dry run, which rehearses it) inserts.
-    #[error("{}restoring into {}: {table} row {row} was refused: {source}", would(.dry_run), .home.display())]
+    #[error("{}restoring into {}: {table} row {row} was refused: {error}", would(.dry_run), .home.display())]
     RestoreRefused {
         home: PathBuf,
         table: String,
         row: String,
         dry_run: bool,
-        #[source]
-        source: rusqlite::Error,
+        /// In the message, not a source: the database's words are the whole of the reason.
+        error: rusqlite::Error,
     },
 
     #[error("{0}")]

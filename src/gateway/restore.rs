@@ -139,8 +139,17 @@ fn run(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions, scope: Scope<
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sqlerr)?;
     let mut plan: Plan = plan::build(&tx, home, src, opts, scope)?;
     let mut stager = Stager::new(home, &plan.restore_id, true);
-    let executed = execute::execute(&tx, home, src, &mut plan, &mut stager, false)?;
-    stager.record(&tx).map_err(sqlerr)?;
+    let executed = execute::execute(&tx, home, src, &mut plan, &mut stager, false)
+        .and_then(|ex| stager.record(&tx).map(|()| ex).map_err(sqlerr));
+    let executed = match executed {
+        Ok(ex) => ex,
+        Err(e) => {
+            // Nothing was committed: the staged files are no one's.
+            drop(tx);
+            stager.discard();
+            return Err(e);
+        }
+    };
     tx.commit().map_err(sqlerr)?;
     // Committed: from here on the restore is rolled forward, even after a crash.
     stager.finish(&conn)?;

@@ -130,13 +130,13 @@ pub(super) fn execute(
     Ok(Executed { tenants_removed })
 }
 
-fn refused(home: &Path, table: &str, row: &str, dry_run: bool, source: rusqlite::Error) -> GatewayError {
+fn refused(home: &Path, table: &str, row: &str, dry_run: bool, error: rusqlite::Error) -> GatewayError {
     GatewayError::RestoreRefused {
         home: home.to_path_buf(),
         table: table.to_string(),
         row: row.to_string(),
         dry_run,
-        source,
+        error,
     }
 }
 

@@ -325,7 +325,8 @@ fn modify(home: &Path) {
     )
     .unwrap();
     drop(db);
-    let agent = std::fs::read_dir(home.join("agents")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    let agent =
+        std::fs::read_dir(home.join("agents")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
     let file = std::fs::read_dir(&agent).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_file()).unwrap();
     let mut text = std::fs::read(&file).unwrap();
     text.extend_from_slice(b"\nedited after the backup\n");
@@ -380,12 +381,14 @@ fn the_dry_run_counts_are_the_executed_restore_counts() {
             let mut real = extra.to_vec();
             real.push("--json");
             let done = counts(&restore(&sophon, repo, &home, &real));
-            assert_eq!(planned, done, "{name} into a {} home: the dry run and the restore disagree", if fresh {
-                "fresh"
-            } else {
-                "modified"
-            });
-            let conflicts: u64 = done["categories"].as_array().unwrap().iter().map(|c| c["conflicts"].as_u64().unwrap()).sum();
+            assert_eq!(
+                planned,
+                done,
+                "{name} into a {} home: the dry run and the restore disagree",
+                if fresh { "fresh" } else { "modified" }
+            );
+            let conflicts: u64 =
+                done["categories"].as_array().unwrap().iter().map(|c| c["conflicts"].as_u64().unwrap()).sum();
             if !fresh && name != "into-tenant" && name != "replace" {
                 assert!(conflicts >= 4, "{name}: the edited users, agent file and document conflict: {done}");
             }
@@ -402,11 +405,9 @@ fn a_dry_run_of_a_restore_that_would_fail_fails_and_changes_nothing() {
     let (sophon, home, repo) = setup(t.path(), &[]);
     let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
     let job: String = db
-        .query_row(
-            "SELECT id FROM cron_jobs WHERE id IN (SELECT job_id FROM cron_runs) ORDER BY id LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT id FROM cron_jobs WHERE id IN (SELECT job_id FROM cron_runs) ORDER BY id LIMIT 1", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     db.execute_batch(&format!(
         "CREATE TEMP TABLE old AS SELECT * FROM cron_jobs WHERE id = '{job}';

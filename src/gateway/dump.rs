@@ -15,8 +15,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
-use super::layout::is_json_column;
 use super::category::{Category, NestedFile, TableFile, NESTED_FILES, SECRET_FIELDS, TABLE_FILES};
+use super::layout::is_json_column;
 use super::redact::{redact_json, redact_text, REDACTED};
 use super::rowjson::{query_json, ColumnRule};
 use super::spool::Spool;

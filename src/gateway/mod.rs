@@ -71,25 +71,29 @@ pub enum GatewayError {
     },
 
     /// The database refused a record a restore (or its dry run, which rehearses it) inserts.
-    #[error("{}restoring into {}: {table} row {row} was refused: {error}", would(.dry_run), .home.display())]
-    RestoreRefused {
-        home: PathBuf,
-        table: String,
-        row: String,
-        dry_run: bool,
-        /// In the message, not a source: the database's words are the whole of the reason.
-        error: rusqlite::Error,
-    },
+    #[error("{0}")]
+    RestoreRefused(Box<RefusedRow>),
 
     #[error("{0}")]
     Invalid(String),
 }
 
-fn would(dry_run: &bool) -> &'static str {
-    if *dry_run {
-        "dry run: the restore would fail: "
-    } else {
-        ""
+/// A record the database refused during a restore: which home, table and row, and why.
+#[derive(Debug)]
+pub struct RefusedRow {
+    pub home: PathBuf,
+    pub table: String,
+    /// The row's primary-key values joined by `/`.
+    pub row: String,
+    pub dry_run: bool,
+    pub error: rusqlite::Error,
+}
+
+impl std::fmt::Display for RefusedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let would = if self.dry_run { "dry run: the restore would fail: " } else { "" };
+        let RefusedRow { home, table, row, error, .. } = self;
+        write!(f, "{would}restoring into {}: {table} row {row} was refused: {error}", home.display())
     }
 }
 

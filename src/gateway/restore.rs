@@ -173,7 +173,8 @@ fn rehearse(
     let mut stager = Stager::new(home, &plan.restore_id, false);
     let executed = execute::execute(&tx, home, src, &mut plan, &mut stager, true)?;
     // Committed in the copy: a check the database makes only at commit fails the dry run too.
-    tx.commit().map_err(|e| invalid(format!("dry run: the restore would fail: committing into {}: {e}", home.display())))?;
+    tx.commit()
+        .map_err(|e| invalid(format!("dry run: the restore would fail: committing into {}: {e}", home.display())))?;
     drop(conn);
     drop(scratch);
     Ok(execute::report(home, &plan, executed, true))

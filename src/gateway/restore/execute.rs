@@ -13,7 +13,7 @@ use super::{BackupSource, CategoryPlan, Mode, RestoreReport, TableCounts};
 use crate::gateway::category::Category;
 use crate::gateway::journal::Stager;
 use crate::gateway::layout::TABLE_ORDER;
-use crate::gateway::{GatewayError, GatewayResult, DB_FILE};
+use crate::gateway::{GatewayError, GatewayResult, RefusedRow, DB_FILE};
 
 /// What only execution decides: the wiped tenants left with no record, which are removed.
 pub(super) struct Executed {
@@ -77,11 +77,8 @@ pub(super) fn execute(
         }
     }
 
-    let quarantine_paths: Vec<Vec<String>> = plan
-        .tables
-        .iter()
-        .map(|t| t.rows.iter().map(|r| plan.row_quarantine_path(t, r)).collect())
-        .collect();
+    let quarantine_paths: Vec<Vec<String>> =
+        plan.tables.iter().map(|t| t.rows.iter().map(|r| plan.row_quarantine_path(t, r)).collect()).collect();
     for (tp, qpaths) in plan.tables.iter_mut().zip(quarantine_paths) {
         let table = tp.table;
         for (row, qpath) in tp.rows.iter_mut().zip(qpaths) {
@@ -122,22 +119,21 @@ pub(super) fn execute(
         };
         match &f.data {
             FileData::Bytes(b) => stager.put(&rel, b)?,
-            FileData::Backup(path) => stager.copy(&rel, |dest| {
-                src.copy_to(path, dest).map_err(|e| invalid(format!("backup file {path}: {e}")))
-            })?,
+            FileData::Backup(path) => stager
+                .copy(&rel, |dest| src.copy_to(path, dest).map_err(|e| invalid(format!("backup file {path}: {e}"))))?,
         }
     }
     Ok(Executed { tenants_removed })
 }
 
 fn refused(home: &Path, table: &str, row: &str, dry_run: bool, error: rusqlite::Error) -> GatewayError {
-    GatewayError::RestoreRefused {
+    GatewayError::RestoreRefused(Box::new(RefusedRow {
         home: home.to_path_buf(),
         table: table.to_string(),
         row: row.to_string(),
         dry_run,
         error,
-    }
+    }))
 }
 
 /// The report of an executed plan: its counts are the plan's, after execution.
@@ -156,7 +152,8 @@ pub(super) fn report(home: &Path, plan: &Plan, executed: Executed, dry_run: bool
         plan.scope.iter().map(|c| (*c, CategoryPlan { category: c.id().into(), ..Default::default() })).collect();
     for t in &plan.tables {
         let c = cats.entry(t.category).or_default();
-        let mut counts = TableCounts { table: t.table.to_string(), category: t.category.id().into(), ..Default::default() };
+        let mut counts =
+            TableCounts { table: t.table.to_string(), category: t.category.id().into(), ..Default::default() };
         for r in &t.rows {
             if t.primary {
                 c.records += 1;

@@ -543,7 +543,9 @@ fn plan_files(
         (false, true) if additive => FileAction::Quarantine,
         _ => FileAction::Write,
     };
-    // Documents are compared by the SHA-256 the manifest records, so planning does not read them.
+    // Documents are compared by the SHA-256 the manifest records, so planning reads a backup's
+    // document only when the hashes differ (the manifest has the database's hash, which a file
+    // changed behind the gateway's back no longer matches: the bytes decide).
     let manifest: HashMap<String, String> = json_file(src, "manifest.json")?
         .and_then(|m| m.get("files").cloned())
         .map(|f| array(Some(f)))
@@ -563,8 +565,11 @@ fn plan_files(
             let present_len = std::fs::metadata(&present_path).ok().filter(|m| m.is_file()).map(|m| m.len());
             let same = match (present_len, manifest.get(&p)) {
                 (Some(n), _) if n != size => false,
-                (Some(_), Some(sha)) => read_present(&present_path)?.is_some_and(|b| &sha256_hex(&b) == sha),
-                (Some(_), None) => read_present(&present_path)? == src.read(&p).map_err(from_crate)?,
+                (Some(_), known) => match read_present(&present_path)? {
+                    Some(b) if known.is_some_and(|sha| *sha == sha256_hex(&b)) => true,
+                    Some(b) => src.read(&p).map_err(from_crate)?.is_some_and(|d| d == b),
+                    None => false,
+                },
                 (None, _) => false,
             };
             let action = decide(same, present_len.is_some());
@@ -617,4 +622,44 @@ fn plan_files(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_unique_clash_is_foreseen_unless_the_clashing_record_is_wiped() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT, UNIQUE (tenant_id, name));
+             INSERT INTO jobs VALUES ('new-id', 'acme', 'nightly');",
+        )
+        .unwrap();
+        let uniques = unique_columns(&conn, "jobs").unwrap();
+        assert_eq!(uniques, vec![vec!["tenant_id".to_string(), "name".to_string()]], "the primary key is not listed");
+        let old = row(serde_json::json!({"id": "old-id", "tenant_id": "acme", "name": "nightly"}));
+        assert!(clashes(&conn, "jobs", &uniques, &old, &|_| false).unwrap());
+        assert!(!clashes(&conn, "jobs", &uniques, &old, &|t| t == "acme").unwrap(), "a wiped record does not clash");
+        let other = row(serde_json::json!({"id": "old-id", "tenant_id": "globex", "name": "nightly"}));
+        assert!(!clashes(&conn, "jobs", &uniques, &other, &|_| false).unwrap());
+        let unnamed = row(serde_json::json!({"id": "x", "tenant_id": "acme", "name": null}));
+        assert!(!clashes(&conn, "jobs", &uniques, &unnamed, &|_| false).unwrap(), "NULLs never clash");
+    }
+
+    #[test]
+    fn a_redacted_backup_value_equals_what_is_present() {
+        let backup = row(serde_json::json!({"id": "w1", "secret": REDACTED, "url": "https://a"}));
+        let present = row(serde_json::json!({"id": "w1", "secret": "whsec_x", "url": "https://a"}));
+        assert!(same_record(&backup, &present));
+        let moved = row(serde_json::json!({"id": "w1", "secret": "whsec_x", "url": "https://b"}));
+        assert!(!same_record(&backup, &moved));
+    }
 }

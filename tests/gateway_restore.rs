@@ -422,12 +422,16 @@ fn a_dry_run_of_a_restore_that_would_fail_fails_and_changes_nothing() {
     let records_before = records(&home);
 
     let args = ["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--home", s(&home)];
-    let dry = sophon.run(&[&args[..], &["--dry-run"]].concat());
+    // The dry run's scratch copy of the database goes to the temporary folder, and away again.
+    let tmp = t.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let dry = sophon.cmd().env("TMPDIR", &tmp).args([&args[..], &["--dry-run"]].concat()).output().unwrap();
     let stderr = String::from_utf8_lossy(&dry.stderr);
     assert_eq!(dry.status.code(), Some(1), "the dry run fails: {stderr}\n{}", String::from_utf8_lossy(&dry.stdout));
     assert!(stderr.contains("would fail") && stderr.contains("cron_runs") && stderr.contains(&job), "{stderr}");
     assert!(stderr.contains("FOREIGN KEY"), "{stderr}");
     assert_eq!(before, hash_tree(&home), "a failing dry run changes no byte of the home");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the scratch copy is removed");
 
     // The restore itself fails the same way, and leaves the records as they were.
     let real = sophon.run(&args);

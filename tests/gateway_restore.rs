@@ -389,6 +389,13 @@ fn the_dry_run_counts_are_the_executed_restore_counts() {
             );
             let conflicts: u64 =
                 done["categories"].as_array().unwrap().iter().map(|c| c["conflicts"].as_u64().unwrap()).sum();
+            if name == "replace" {
+                let wiped: u64 = done["tables"].as_array().unwrap().iter().map(|t| t["wiped"].as_u64().unwrap()).sum();
+                assert!(
+                    wiped > 0,
+                    "replace deletes the present records first (a fresh home's nightly job too): {done}"
+                );
+            }
             if !fresh && name != "into-tenant" && name != "replace" {
                 assert!(conflicts >= 4, "{name}: the edited users, agent file and document conflict: {done}");
             }

@@ -71,6 +71,8 @@ pub struct CategoryPlan {
 pub struct TableCounts {
     pub table: String,
     pub category: String,
+    /// Replace: present records deleted first.
+    pub wiped: u64,
     pub added: u64,
     pub unchanged: u64,
     pub conflicts: u64,

@@ -46,9 +46,11 @@ pub(super) fn execute(
     let mut tenants_removed = Vec::new();
     if plan.mode == Mode::Replace && !plan.tenants_to_wipe.is_empty() {
         let marks = plan.tenants_to_wipe.iter().map(|_| "?").collect::<Vec<_>>().join(", ");
-        for (table, cat) in TABLE_ORDER.iter().rev() {
-            if plan.scope.contains(cat) {
-                tx.execute(
+        // Children first: the plan's tables are in insertion order.
+        for tp in plan.tables.iter_mut().rev() {
+            let table = tp.table;
+            tp.to_wipe = tx
+                .execute(
                     &format!("DELETE FROM {table} WHERE tenant_id IN ({marks})"),
                     params_from_iter(plan.tenants_to_wipe.iter()),
                 )
@@ -57,8 +59,7 @@ pub(super) fn execute(
                         "{would}replace: clearing {table} in {} failed ({e}); restore the categories that depend on it too",
                         home.display()
                     ))
-                })?;
-            }
+                })? as u64;
         }
         // A home tenant the backup does not have, left with nothing, goes too.
         for t in plan.tenants_to_wipe.iter().filter(|t| !plan.tenants.contains(t)) {
@@ -152,8 +153,12 @@ pub(super) fn report(home: &Path, plan: &Plan, executed: Executed, dry_run: bool
         plan.scope.iter().map(|c| (*c, CategoryPlan { category: c.id().into(), ..Default::default() })).collect();
     for t in &plan.tables {
         let c = cats.entry(t.category).or_default();
-        let mut counts =
-            TableCounts { table: t.table.to_string(), category: t.category.id().into(), ..Default::default() };
+        let mut counts = TableCounts {
+            table: t.table.to_string(),
+            category: t.category.id().into(),
+            wiped: t.to_wipe,
+            ..Default::default()
+        };
         for r in &t.rows {
             if t.primary {
                 c.records += 1;

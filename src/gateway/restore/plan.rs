@@ -42,6 +42,8 @@ pub struct TablePlan {
     pub category: Category,
     /// The category's first table: its rows are the category's records.
     pub primary: bool,
+    /// Replace: the present records of the wiped tenants that are deleted first.
+    pub to_wipe: u64,
     pub rows: Vec<RowPlan>,
 }
 
@@ -475,10 +477,23 @@ pub(super) fn build(
     let mut planned = Vec::new();
     let mut primary_seen = std::collections::HashSet::new();
     for (table, cat) in TABLE_ORDER {
-        let Some(rows) = tables.remove(table) else { continue };
+        if !wants(*cat) {
+            continue;
+        }
+        let rows = tables.remove(table).unwrap_or_default();
         let (pk, cols) = table_columns(conn, table, &db)?;
         let uniques = unique_columns(conn, table).map_err(sqlerr)?;
-        let mut tp = TablePlan { table, category: *cat, primary: primary_seen.insert(*cat), rows: Vec::new() };
+        let to_wipe = if tenants_to_wipe.is_empty() {
+            0
+        } else {
+            let marks = tenants_to_wipe.iter().map(|_| "?").collect::<Vec<_>>().join(", ");
+            let q = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id IN ({marks})");
+            conn.query_row(&q, params_from_iter(tenants_to_wipe.iter()), |r| r.get::<_, i64>(0))
+                .map_err(sqlerr)?
+                .unsigned_abs()
+        };
+        let primary = primary_seen.insert(*cat);
+        let mut tp = TablePlan { table, category: *cat, primary, to_wipe, rows: Vec::new() };
         for row in rows {
             let Value::Object(mut m) = row else { continue };
             m.retain(|k, _| cols.contains(k));

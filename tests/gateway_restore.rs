@@ -295,3 +295,157 @@ fn a_restore_killed_at_any_moment_leaves_the_gateway_untouched_or_fully_restored
     }
     eprintln!("killed restores: {untouched} untouched, {complete} complete (seed {seed})");
 }
+
+/// A copy of a home (no process has it open, so copying its files copies a consistent database).
+fn copy_home(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_home(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Change a home after its backup: records changed, added and removed in two tenants (acme and
+/// globex), an agent file and a document changed.
+fn modify(home: &Path) {
+    let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
+    db.execute_batch(
+        "UPDATE users SET display_name = display_name || ' (edited)'
+           WHERE id IN (SELECT id FROM users WHERE tenant_id = 'acme' ORDER BY id LIMIT 2);
+         DELETE FROM memory_entries WHERE id = (SELECT id FROM memory_entries WHERE tenant_id = 'acme' ORDER BY id LIMIT 1);
+         INSERT INTO memory_entries (id, tenant_id, agent_id, kind, content, created_at)
+           SELECT 'after-' || id, tenant_id, agent_id, kind, 'learned after the backup', created_at
+           FROM memory_entries WHERE tenant_id = 'acme' ORDER BY id LIMIT 3;
+         UPDATE tasks SET title = 'changed' WHERE id = (SELECT id FROM tasks WHERE tenant_id = 'globex' ORDER BY id LIMIT 1);
+         DELETE FROM insights WHERE id = (SELECT id FROM insights WHERE tenant_id = 'globex' ORDER BY id LIMIT 1);",
+    )
+    .unwrap();
+    drop(db);
+    let agent =
+        std::fs::read_dir(home.join("agents")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    let file = std::fs::read_dir(&agent).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_file()).unwrap();
+    let mut text = std::fs::read(&file).unwrap();
+    text.extend_from_slice(b"\nedited after the backup\n");
+    std::fs::write(&file, text).unwrap();
+    let doc = std::fs::read_dir(home.join("documents/files")).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&doc).unwrap();
+    bytes[0] ^= 0xff; // same size, other content
+    std::fs::write(&doc, bytes).unwrap();
+}
+
+/// A restore's `--json` report without what differs between two runs by design.
+fn counts(report: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(report).unwrap_or_else(|e| panic!("{e}: {report}"));
+    let m = v.as_object_mut().unwrap();
+    for volatile in ["restore_id", "dry_run", "quarantine"] {
+        m.remove(volatile);
+    }
+    v
+}
+
+#[test]
+fn the_dry_run_counts_are_the_executed_restore_counts() {
+    let t = tempfile::tempdir().unwrap();
+    let (sophon, source, repo) = setup(t.path(), &[]);
+    // A one-tenant backup for --into-tenant.
+    let globex_repo = t.path().join("repo-globex");
+    sophon.init(&globex_repo);
+    sophon.ok(&["backup", "create", "--home", s(&source), "--repo", s(&globex_repo), "--tenant", "globex"]);
+    let modified = t.path().join("modified");
+    copy_home(&source, &modified);
+    modify(&modified);
+
+    let cases: [(&str, &Path, &[&str]); 4] = [
+        ("additive", &repo, &[]),
+        ("replace", &repo, &["--mode", "replace", "--yes"]),
+        ("only", &repo, &["--only", "users,memory,agents,documents,tasks"]),
+        ("into-tenant", &globex_repo, &["--into-tenant", "newco", "--only", "users,agents,memory,workflows"]),
+    ];
+    for (name, repo, extra) in cases {
+        for fresh in [true, false] {
+            let home = t.path().join(format!("{name}-{}", if fresh { "fresh" } else { "modified" }));
+            if fresh {
+                sophon.ok(&["gateway", "init", "--home", s(&home)]);
+            } else {
+                copy_home(&modified, &home);
+            }
+            let before = hash_tree(&home);
+            let mut dry = extra.to_vec();
+            dry.extend(["--dry-run", "--json"]);
+            let planned = counts(&restore(&sophon, repo, &home, &dry));
+            assert_eq!(before, hash_tree(&home), "{name}: the dry run changed {}", home.display());
+            let mut real = extra.to_vec();
+            real.push("--json");
+            let done = counts(&restore(&sophon, repo, &home, &real));
+            assert_eq!(
+                planned,
+                done,
+                "{name} into a {} home: the dry run and the restore disagree",
+                if fresh { "fresh" } else { "modified" }
+            );
+            let conflicts: u64 =
+                done["categories"].as_array().unwrap().iter().map(|c| c["conflicts"].as_u64().unwrap()).sum();
+            if name == "replace" {
+                let wiped: u64 = done["tables"].as_array().unwrap().iter().map(|t| t["wiped"].as_u64().unwrap()).sum();
+                assert!(
+                    wiped > 0,
+                    "replace deletes the present records first (a fresh home's nightly job too): {done}"
+                );
+            }
+            if !fresh && name != "into-tenant" && name != "replace" {
+                assert!(conflicts >= 4, "{name}: the edited users, agent file and document conflict: {done}");
+            }
+        }
+    }
+}
+
+/// Replace a cron job under the same name (its runs deleted, a new job with a new id): an additive
+/// restore of the older backup then clashes on the job's name and its runs name a job that is not
+/// there. The dry run must say so, as the restore does.
+#[test]
+fn a_dry_run_of_a_restore_that_would_fail_fails_and_changes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let (sophon, home, repo) = setup(t.path(), &[]);
+    let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
+    let job: String = db
+        .query_row("SELECT id FROM cron_jobs WHERE id IN (SELECT job_id FROM cron_runs) ORDER BY id LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    db.execute_batch(&format!(
+        "CREATE TEMP TABLE old AS SELECT * FROM cron_jobs WHERE id = '{job}';
+         DELETE FROM cron_runs WHERE job_id = '{job}';
+         DELETE FROM cron_jobs WHERE id = '{job}';
+         UPDATE old SET id = '{job}-replacement';
+         INSERT INTO cron_jobs SELECT * FROM old;"
+    ))
+    .unwrap();
+    drop(db);
+    let before = hash_tree(&home);
+    let records_before = records(&home);
+
+    let args = ["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--home", s(&home)];
+    // The dry run's scratch copy of the database goes to the temporary folder, and away again.
+    let tmp = t.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let dry = sophon.cmd().env("TMPDIR", &tmp).args([&args[..], &["--dry-run"]].concat()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(1), "the dry run fails: {stderr}\n{}", String::from_utf8_lossy(&dry.stdout));
+    assert!(stderr.contains("would fail") && stderr.contains("cron_runs") && stderr.contains(&job), "{stderr}");
+    assert!(stderr.contains("FOREIGN KEY"), "{stderr}");
+    assert_eq!(before, hash_tree(&home), "a failing dry run changes no byte of the home");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the scratch copy is removed");
+
+    // The restore itself fails the same way, and leaves the records as they were.
+    let real = sophon.run(&args);
+    let real_err = String::from_utf8_lossy(&real.stderr);
+    assert_eq!(real.status.code(), Some(1), "{real_err}");
+    assert!(real_err.contains("cron_runs") && real_err.contains("FOREIGN KEY"), "{real_err}");
+    assert!(!real_err.contains("would fail"), "{real_err}");
+    assert_eq!(records_before, records(&home), "a failed restore changes no record");
+    assert!(!home.join(".sophon-restore").exists(), "the stage of a failed restore is gone");
+}

@@ -345,11 +345,11 @@ fn check_metadata(path: &Path, m: &Value) -> Result<()> {
         return Err(Error::UnsupportedVersion { what, found: version as u32, supported: EXPORT_FORMAT_VERSION });
     }
     let layout = m["layout_version"].as_u64().unwrap_or(0);
-    if layout == 0 || layout > crate::gateway::dump::LAYOUT_VERSION as u64 {
+    if layout == 0 || layout > crate::gateway::layout::LAYOUT_VERSION as u64 {
         return Err(Error::UnsupportedVersion {
             what: format!("{what} (layout_version)"),
             found: layout as u32,
-            supported: crate::gateway::dump::LAYOUT_VERSION,
+            supported: crate::gateway::layout::LAYOUT_VERSION,
         });
     }
     Ok(())

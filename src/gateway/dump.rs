@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
 use super::category::{Category, NestedFile, TableFile, NESTED_FILES, SECRET_FIELDS, TABLE_FILES};
+use super::layout::is_json_column;
 use super::redact::{redact_json, redact_text, REDACTED};
 use super::rowjson::{query_json, ColumnRule};
 use super::spool::Spool;
@@ -25,11 +26,8 @@ use crate::archive::{VirtualDir, VirtualEntry};
 /// Generated files from this size on are spooled to disk rather than kept in memory.
 const SPOOL_FROM_BYTES: usize = 1 << 20;
 
-/// The layout version written into `metadata.json`.
-pub const LAYOUT_VERSION: u32 = 1;
-
-/// Columns whose text is JSON and is emitted as JSON, not as a string.
-const JSON_COLUMNS: &[&str] = &["roles", "tool_allowlist", "config", "definition", "events", "detail"];
+/// Kept under this path for the callers that know it from here.
+pub use super::layout::LAYOUT_VERSION;
 
 #[derive(Clone, Debug, Default)]
 pub struct DumpOptions {
@@ -181,7 +179,7 @@ fn rows(conn: &Connection, home: &Path, sql: &str, params: &[&dyn rusqlite::ToSq
                 ValueRef::Real(f) => json!(f),
                 ValueRef::Text(t) => {
                     let s = String::from_utf8_lossy(t).into_owned();
-                    if JSON_COLUMNS.contains(&name.as_str()) {
+                    if is_json_column(name) {
                         serde_json::from_str(&s).unwrap_or(Value::String(s))
                     } else {
                         Value::String(s)
@@ -206,7 +204,7 @@ fn end_lines(out: &mut dyn Write, rows: u64, file: &str) -> GatewayResult<()> {
 
 /// JSON columns written as JSON, every other column scanned.
 fn json_or_scan(column: &str) -> ColumnRule {
-    if JSON_COLUMNS.contains(&column) {
+    if is_json_column(column) {
         ColumnRule::Json
     } else {
         ColumnRule::Scan
@@ -286,7 +284,7 @@ pub fn dump_announcing(
     announce: &mut dyn FnMut(&str, PathBuf),
 ) -> GatewayResult<Dump> {
     // Never back up a half-finished restore.
-    super::restore::recover(home)?;
+    super::journal::recover(home)?;
     let mut conn = open_home(home)?;
     let err = sql_err(home);
     let categories: Vec<Category> =

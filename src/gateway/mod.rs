@@ -15,6 +15,8 @@ pub mod backup;
 pub mod category;
 pub mod demo;
 pub mod dump;
+pub mod journal;
+pub mod layout;
 pub mod redact;
 pub mod restore;
 pub mod rowjson;
@@ -74,8 +76,31 @@ pub enum GatewayError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
 
+    /// The database refused a record a restore (or its dry run, which rehearses it) inserts.
+    #[error("{0}")]
+    RestoreRefused(Box<RefusedRow>),
+
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A record the database refused during a restore: which home, table and row, and why.
+#[derive(Debug)]
+pub struct RefusedRow {
+    pub home: PathBuf,
+    pub table: String,
+    /// The row's primary-key values joined by `/`.
+    pub row: String,
+    pub dry_run: bool,
+    pub error: rusqlite::Error,
+}
+
+impl std::fmt::Display for RefusedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let would = if self.dry_run { "dry run: the restore would fail: " } else { "" };
+        let RefusedRow { home, table, row, error, .. } = self;
+        write!(f, "{would}restoring into {}: {table} row {row} was refused: {error}", home.display())
+    }
 }
 
 impl GatewayError {

@@ -1,0 +1,209 @@
+//! Executing a restore's plan inside one database transaction, and the report it produces. The same
+//! code runs for the real restore (the home's database, files staged) and for the dry run (a
+//! scratch copy of the database, nothing staged), so whatever the real run would meet, from a
+//! clashing record to a foreign key, the dry run meets too.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::{params_from_iter, Transaction};
+
+use super::plan::{has_redacted, invalid, to_sql, FileAction, FileData, Plan, RowAction};
+use super::{BackupSource, CategoryPlan, Mode, RestoreReport, TableCounts};
+use crate::gateway::category::Category;
+use crate::gateway::journal::Stager;
+use crate::gateway::layout::TABLE_ORDER;
+use crate::gateway::{GatewayError, GatewayResult, RefusedRow, DB_FILE};
+
+/// What only execution decides: the wiped tenants left with no record, which are removed.
+pub(super) struct Executed {
+    pub tenants_removed: Vec<String>,
+}
+
+/// Carry out `plan` in `tx`. A row the database refuses with a UNIQUE constraint the plan could not
+/// foresee (two rows of the backup clashing with each other) is quarantined, and the plan updated
+/// to say so; any other refusal fails the restore, naming the table and row.
+pub(super) fn execute(
+    tx: &Transaction<'_>,
+    home: &Path,
+    src: &dyn BackupSource,
+    plan: &mut Plan,
+    stager: &mut Stager<'_>,
+    dry_run: bool,
+) -> GatewayResult<Executed> {
+    let db = home.join(DB_FILE);
+    let sqlerr = |e: rusqlite::Error| GatewayError::sql(&db, e);
+    let would = if dry_run { "dry run: the restore would fail: " } else { "" };
+
+    for t in &plan.tenants_to_create {
+        tx.execute(
+            "INSERT INTO tenants (id, name, tier, created_at) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![t.id, t.name, t.tier, t.created_at],
+        )
+        .map_err(|e| refused(home, "tenants", &t.id, dry_run, e))?;
+    }
+
+    let mut tenants_removed = Vec::new();
+    if plan.mode == Mode::Replace && !plan.tenants_to_wipe.is_empty() {
+        let marks = plan.tenants_to_wipe.iter().map(|_| "?").collect::<Vec<_>>().join(", ");
+        // Children first: the plan's tables are in insertion order.
+        for tp in plan.tables.iter_mut().rev() {
+            let table = tp.table;
+            tp.to_wipe = tx
+                .execute(
+                    &format!("DELETE FROM {table} WHERE tenant_id IN ({marks})"),
+                    params_from_iter(plan.tenants_to_wipe.iter()),
+                )
+                .map_err(|e| {
+                    invalid(format!(
+                        "{would}replace: clearing {table} in {} failed ({e}); restore the categories that depend on it too",
+                        home.display()
+                    ))
+                })? as u64;
+        }
+        // A home tenant the backup does not have, left with nothing, goes too.
+        for t in plan.tenants_to_wipe.iter().filter(|t| !plan.tenants.contains(t)) {
+            let mut empty = true;
+            for (table, _) in TABLE_ORDER.iter() {
+                let q = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = ?1");
+                if tx.query_row(&q, [t], |r| r.get::<_, i64>(0)).map_err(sqlerr)? > 0 {
+                    empty = false;
+                    break;
+                }
+            }
+            // A row elsewhere that still names it (a foreign key) keeps it: not an error.
+            if empty && tx.execute("DELETE FROM tenants WHERE id = ?1", [t]).is_ok() {
+                tenants_removed.push(t.clone());
+            }
+        }
+    }
+
+    let quarantine_paths: Vec<Vec<String>> =
+        plan.tables.iter().map(|t| t.rows.iter().map(|r| plan.row_quarantine_path(t, r)).collect()).collect();
+    for (tp, qpaths) in plan.tables.iter_mut().zip(quarantine_paths) {
+        let table = tp.table;
+        for (row, qpath) in tp.rows.iter_mut().zip(qpaths) {
+            match row.action {
+                RowAction::Unchanged => {}
+                RowAction::Quarantine => {
+                    stager.put(&qpath, &serde_json::to_vec_pretty(&row.row).map_err(invalid)?)?;
+                }
+                RowAction::Add => {
+                    let names: Vec<&str> = row.row.keys().map(String::as_str).collect();
+                    let sql = format!(
+                        "INSERT INTO {table} ({}) VALUES ({})",
+                        names.join(", "),
+                        (1..=names.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+                    );
+                    let args: Vec<rusqlite::types::Value> = row.row.values().map(to_sql).collect();
+                    let mut st = tx.prepare_cached(&sql).map_err(sqlerr)?;
+                    match st.execute(params_from_iter(args)) {
+                        Ok(_) => {}
+                        Err(rusqlite::Error::SqliteFailure(e, _))
+                            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                        {
+                            row.action = RowAction::Quarantine;
+                            stager.put(&qpath, &serde_json::to_vec_pretty(&row.row).map_err(invalid)?)?;
+                        }
+                        Err(e) => return Err(refused(home, table, &row.key.join("/"), dry_run, e)),
+                    }
+                }
+            }
+        }
+    }
+
+    for f in &plan.files {
+        let rel = match f.action {
+            FileAction::Unchanged => continue,
+            FileAction::Write => f.home_path.clone(),
+            FileAction::Quarantine => plan.file_quarantine_path(f),
+        };
+        match &f.data {
+            FileData::Bytes(b) => stager.put(&rel, b)?,
+            FileData::Backup(path) => stager
+                .copy(&rel, |dest| src.copy_to(path, dest).map_err(|e| invalid(format!("backup file {path}: {e}"))))?,
+        }
+    }
+    Ok(Executed { tenants_removed })
+}
+
+fn refused(home: &Path, table: &str, row: &str, dry_run: bool, error: rusqlite::Error) -> GatewayError {
+    GatewayError::RestoreRefused(Box::new(RefusedRow {
+        home: home.to_path_buf(),
+        table: table.to_string(),
+        row: row.to_string(),
+        dry_run,
+        error,
+    }))
+}
+
+/// The report of an executed plan: its counts are the plan's, after execution.
+pub(super) fn report(home: &Path, plan: &Plan, executed: Executed, dry_run: bool) -> RestoreReport {
+    let mut report = RestoreReport {
+        restore_id: plan.restore_id.clone(),
+        dry_run,
+        mode: if plan.mode == Mode::Replace { "replace".into() } else { "additive".into() },
+        users_to_reenrol: plan.users_to_reenrol.clone(),
+        tenants_to_create: plan.tenants_to_create.iter().map(|t| t.id.clone()).collect(),
+        tenants_to_wipe: plan.tenants_to_wipe.clone(),
+        tenants_removed: executed.tenants_removed,
+        ..Default::default()
+    };
+    let mut cats: BTreeMap<Category, CategoryPlan> =
+        plan.scope.iter().map(|c| (*c, CategoryPlan { category: c.id().into(), ..Default::default() })).collect();
+    for t in &plan.tables {
+        let c = cats.entry(t.category).or_default();
+        let mut counts = TableCounts {
+            table: t.table.to_string(),
+            category: t.category.id().into(),
+            wiped: t.to_wipe,
+            ..Default::default()
+        };
+        for r in &t.rows {
+            if t.primary {
+                c.records += 1;
+            }
+            match r.action {
+                RowAction::Add => {
+                    counts.added += 1;
+                    c.added += 1;
+                    if has_redacted(&r.row) {
+                        let id = r.key.join("/");
+                        match t.table {
+                            "connections" => report.connections_to_reauthenticate.push(id),
+                            "nodes" => report.nodes_to_repair.push(id),
+                            "webhooks" => report.webhooks_with_redacted_secrets.push(id),
+                            "channels" => report.channels_with_redacted_secrets.push(id),
+                            _ => {}
+                        }
+                    }
+                }
+                RowAction::Unchanged => {
+                    counts.unchanged += 1;
+                    c.unchanged += 1;
+                }
+                RowAction::Quarantine => {
+                    counts.conflicts += 1;
+                    c.conflicts += 1;
+                }
+            }
+        }
+        report.tables.push(counts);
+    }
+    for f in &plan.files {
+        let c = cats.entry(f.category).or_default();
+        c.files += 1;
+        c.bytes += f.bytes;
+        match f.action {
+            FileAction::Write => c.added += 1,
+            FileAction::Unchanged => c.unchanged += 1,
+            FileAction::Quarantine => c.conflicts += 1,
+        }
+    }
+    report.categories = cats.into_values().collect();
+    report.total_bytes = report.categories.iter().map(|c| c.bytes).sum();
+    if report.categories.iter().any(|c| c.conflicts > 0) {
+        report.quarantine = Some(home.join(plan.quarantine()).to_string_lossy().into_owned());
+    }
+    report
+}

@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use sophon::archive::{self, BackupOptions, ParentChoice, Progress};
 use sophon::check::{self, CheckOptions};
 use sophon::repo::LockMode;
 use sophon::restore::{self, RestoreOptions};
+use sophon::units::Percent;
 
 use super::output::{bytes, json, line};
 use super::progress::ProgressDisplay;
@@ -109,8 +110,8 @@ pub struct RestoreArgs {
     pub home: Option<PathBuf>,
     /// additive (default: keep what is present, quarantine what differs) or replace (wipe the
     /// tenant-scoped data of the categories in scope first).
-    #[arg(long, value_parser = ["additive", "replace"])]
-    pub mode: Option<String>,
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
     /// Only these categories, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "a,b")]
     pub only: Vec<String>,
@@ -129,6 +130,31 @@ pub struct RestoreArgs {
     pub quiet: bool,
 }
 
+/// How a gateway restore treats what the home already holds.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    Additive,
+    Replace,
+}
+
+impl From<ModeArg> for sophon::gateway::restore::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Additive => Self::Additive,
+            ModeArg::Replace => Self::Replace,
+        }
+    }
+}
+
+/// `--read-data=0` would read nothing while the report says the data was read.
+fn read_data_share(s: &str) -> Result<Percent, String> {
+    match s.parse::<Percent>() {
+        Ok(p) if p.is_zero() => Err(format!("{s:?}: give a percentage above 0 (up to 100)")),
+        Ok(p) => Ok(p),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     #[command(flatten)]
@@ -138,8 +164,9 @@ pub struct VerifyArgs {
     #[arg(long = "in", value_name = "FILE", conflicts_with = "read_data")]
     pub input: Option<PathBuf>,
     /// Also read the data: all of it, or the given percentage of packs (e.g. --read-data=10).
-    #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100", require_equals = true)]
-    pub read_data: Option<String>,
+    #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100", require_equals = true,
+        value_parser = read_data_share)]
+    pub read_data: Option<Percent>,
     #[arg(long)]
     pub json: bool,
 }
@@ -221,6 +248,8 @@ fn backup_options(a: &CreateArgs, paths: Vec<PathBuf>) -> anyhow::Result<BackupO
 }
 
 fn create(a: CreateArgs) -> anyhow::Result<u8> {
+    // Before the backup: a refused archive name must leave no snapshot behind.
+    a.archive.archive_format()?;
     if a.paths.is_empty() {
         return create_gateway(a);
     }
@@ -478,7 +507,7 @@ pub(super) fn restore_into_gateway(
             c.trim().parse::<sophon::gateway::Category>().map_err(|e| super::UsageError(format!("--only: {e}")).into())
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mode = if a.mode.as_deref() == Some("replace") { Mode::Replace } else { Mode::Additive };
+    let mode = a.mode.map_or(Mode::Additive, Mode::from);
     if mode == Mode::Replace && !a.dry_run && !a.yes {
         let scope = a.into_tenant.clone().unwrap_or_else(|| "all tenants in the backup".into());
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -535,17 +564,7 @@ pub(super) fn restore_into_gateway(
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
-    let percent = match a.read_data.as_deref() {
-        None => None,
-        Some(p) => {
-            let v: f64 =
-                p.trim_end_matches('%').parse().with_context(|| format!("--read-data={p}: not a percentage"))?;
-            if !(v > 0.0 && v <= 100.0) {
-                anyhow::bail!("--read-data={p}: give a percentage in (0, 100]");
-            }
-            Some(v)
-        }
-    };
+    let percent = a.read_data.map(Percent::get);
     let repo = a.repo.open()?;
     let _lock = repo.lock(LockMode::Shared, "check")?;
     let quiet = a.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -12,6 +12,7 @@ use sophon::cron::store::{self, Action, Job, NewJob};
 use sophon::cron::{self, CronError, DaemonOptions, Event, FixedClock, Runner, Schedule, SystemClock};
 use sophon::gateway::open_home;
 
+use super::export_cmd::FormatArg;
 use super::gateway_cmd::HomeArg;
 use super::output::{json, line};
 use super::{exit, UsageError};
@@ -79,8 +80,8 @@ pub struct AddArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<String>,
     /// Backup: the archive format (zip or tar.gz).
-    #[arg(long, value_name = "FORMAT")]
-    pub format: Option<String>,
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     /// Backup: seal the archive with the passphrase.
     #[arg(long)]
     pub encrypt: bool,
@@ -187,7 +188,7 @@ fn absolute_location(s: &str) -> anyhow::Result<String> {
 #[command(name = "backup create", no_binary_name = true)]
 struct CreateProbe {
     #[command(flatten)]
-    _args: super::backup_cmd::CreateArgs,
+    args: super::backup_cmd::CreateArgs,
 }
 
 fn backup_args(a: &AddArgs) -> anyhow::Result<Vec<String>> {
@@ -205,8 +206,8 @@ fn backup_args(a: &AddArgs) -> anyhow::Result<Vec<String>> {
     if let Some(o) = &a.out {
         args.extend(["--out".to_string(), o.clone()]);
     }
-    if let Some(f) = &a.format {
-        args.extend(["--format".to_string(), f.clone()]);
+    if let Some(f) = a.format {
+        args.extend(["--format".to_string(), sophon::export::Format::from(f).name().to_string()]);
     }
     if a.encrypt {
         args.push("--encrypt".into());
@@ -254,10 +255,16 @@ fn backup_args(a: &AddArgs) -> anyhow::Result<Vec<String>> {
             }
         }
     }
-    if let Err(e) = CreateProbe::try_parse_from(&args) {
-        let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("invalid backup options").trim_start_matches("error: ");
-        return Err(UsageError(format!("backup options {args:?}: {first}")).into());
+    match CreateProbe::try_parse_from(&args) {
+        Ok(probe) => {
+            // Checked now, not at the first run: a scheduled run would fail every night.
+            probe.args.archive.archive_format().map_err(|e| UsageError(format!("backup options {args:?}: {e}")))?;
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid backup options").trim_start_matches("error: ");
+            return Err(UsageError(format!("backup options {args:?}: {first}")).into());
+        }
     }
     Ok(args)
 }

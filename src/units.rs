@@ -192,7 +192,10 @@ mod tests {
             assert_eq!(bad.parse::<Size>(), Err(ParseError::NotASize(bad.into())), "{bad:?}");
         }
         assert_eq!("16777216T".parse::<Size>(), Err(ParseError::SizeTooLarge("16777216T".into())));
-        assert_eq!("99999999999999999999".parse::<Size>(), Err(ParseError::SizeTooLarge("99999999999999999999".into())));
+        assert_eq!(
+            "99999999999999999999".parse::<Size>(),
+            Err(ParseError::SizeTooLarge("99999999999999999999".into()))
+        );
     }
 
     #[test]

@@ -434,3 +434,28 @@ fn read_data_takes_a_share_above_zero() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn a_scheduled_backup_with_an_unknown_archive_extension_is_refused_when_added() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    let sophon = Sophon::new(t.path());
+    sophon.ok(&["gateway", "init", "--home", s(&home)]);
+    let tar = t.path().join("nightly.tar");
+    let add = |name: &str, more: &[&str]| {
+        let base = ["cron", "add", "--home", s(&home), "--name", name, "--schedule", "0 3 * * *", "--action", "backup"];
+        sophon.cmd().args(base).args(["--out", s(&tar)]).args(more).output().unwrap()
+    };
+    let refused = add("tar", &[]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains(".zip") && err.contains(".tar.gz") && err.contains(".tgz"), "{err}");
+    // With --format the same name is accepted and stored with the format.
+    let added = add("tar", &["--format", "tgz", "--json"]);
+    assert_eq!(added.status.code(), Some(0), "{}", String::from_utf8_lossy(&added.stderr));
+    let job: serde_json::Value = serde_json::from_slice(&added.stdout).unwrap();
+    let args: Vec<String> = serde_json::from_value(job["backup_args"].clone()).unwrap();
+    assert!(args.windows(2).any(|w| w == ["--format", "tar.gz"]), "{args:?}");
+    // An unknown --now is a usage error.
+    sophon.expect(2, &["cron", "run-due", "--home", s(&home), "--now", "tomorrow"]);
+}

@@ -124,8 +124,8 @@ pub struct RunDueArgs {
     #[command(flatten)]
     pub home: HomeArg,
     /// Act as if it were this time (RFC 3339): runs are due and recorded at it.
-    #[arg(long, value_name = "TIME")]
-    pub now: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<DateTime<Utc>>,
     /// One JSON object per event.
     #[arg(long)]
     pub json: bool,
@@ -139,8 +139,8 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub rescan: u32,
     /// Stop once this time (RFC 3339) is reached, after the runs in progress end.
-    #[arg(long, value_name = "TIME")]
-    pub until: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
     /// One JSON object per event.
     #[arg(long)]
     pub json: bool,
@@ -165,10 +165,8 @@ fn cron_err(e: CronError) -> anyhow::Error {
     }
 }
 
-fn parse_time(flag: &str, s: &str) -> anyhow::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| UsageError(format!("{flag} {s:?}: not an RFC 3339 time ({e})")).into())
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("not an RFC 3339 time ({e})"))
 }
 
 /// Options of `backup create` whose value is a local path (or a URL, left as it is).
@@ -433,9 +431,9 @@ fn run_due(a: RunDueArgs) -> anyhow::Result<u8> {
     let stop = stop_on_signals()?;
     let opts = DaemonOptions::default();
     let print = printer(a.json);
-    let tally = match &a.now {
+    let tally = match a.now {
         Some(t) => {
-            let clock = FixedClock(parse_time("--now", t)?);
+            let clock = FixedClock(t);
             cron::run_due(home, &runner, &Local, &clock, &opts, &stop, &print)?
         }
         None => cron::run_due(home, &runner, &Local, &SystemClock, &opts, &stop, &print)?,
@@ -468,7 +466,7 @@ fn daemon(a: DaemonArgs) -> anyhow::Result<u8> {
     let home = a.home.get()?;
     // Fail now, not at the first wake-up, on a missing or foreign home.
     drop(open_home(home)?);
-    let until = a.until.as_deref().map(|t| parse_time("--until", t)).transpose()?;
+    let until = a.until;
     let d = cron::Daemon {
         home: home.clone(),
         runner: runner(home)?,

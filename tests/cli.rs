@@ -393,6 +393,9 @@ fn an_archive_name_without_a_known_extension_is_refused_before_the_backup() {
     refused(&["backup", "create", "--path", s(&src), "--repo", s(&repo), "--dest", &format!("{}/x.tar", s(&dest))]);
     assert_eq!(snapshots(), 0);
     assert!(!dest.exists());
+    // A time that is not RFC 3339 is a usage error too, found before the backup.
+    sophon.expect(2, &["backup", "create", "--path", s(&src), "--repo", s(&repo), "--time", "yesterday"]);
+    assert_eq!(snapshots(), 0);
 
     // With --format the name is the caller's choice, and the archive is what --format says.
     sophon.ok(&["backup", "create", "--path", s(&src), "--repo", s(&repo), "--out", s(&tar), "--format", "zip"]);

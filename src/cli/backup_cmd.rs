@@ -64,8 +64,8 @@ pub struct CreateArgs {
     #[arg(long = "tag", value_name = "T")]
     pub tags: Vec<String>,
     /// Record this time (RFC 3339) instead of now.
-    #[arg(long, value_name = "TIMESTAMP")]
-    pub time: Option<String>,
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_time)]
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
     /// Read every file even when the parent snapshot says it is unchanged.
     #[arg(long)]
     pub force: bool,
@@ -144,6 +144,13 @@ impl From<ModeArg> for sophon::gateway::restore::Mode {
             ModeArg::Replace => Self::Replace,
         }
     }
+}
+
+/// An RFC 3339 time, as every time option takes it.
+pub(super) fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e})"))
 }
 
 /// `--read-data=0` would read nothing while the report says the data was read.
@@ -239,11 +246,7 @@ fn backup_options(a: &CreateArgs, paths: Vec<PathBuf>) -> anyhow::Result<BackupO
     if a.force {
         opts.parent = ParentChoice::None;
     }
-    if let Some(t) = &a.time {
-        let t =
-            chrono::DateTime::parse_from_rfc3339(t).with_context(|| format!("--time {t:?} is not an RFC 3339 time"))?;
-        opts.time = Some(t.with_timezone(&chrono::Utc));
-    }
+    opts.time = a.time;
     Ok(opts)
 }
 

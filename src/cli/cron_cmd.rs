@@ -12,6 +12,7 @@ use sophon::cron::store::{self, Action, Job, NewJob};
 use sophon::cron::{self, CronError, DaemonOptions, Event, FixedClock, Runner, Schedule, SystemClock};
 use sophon::gateway::open_home;
 
+use super::backup_cmd::parse_time;
 use super::export_cmd::FormatArg;
 use super::gateway_cmd::HomeArg;
 use super::output::{json, line};
@@ -163,10 +164,6 @@ fn cron_err(e: CronError) -> anyhow::Error {
     } else {
         e.into()
     }
-}
-
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("not an RFC 3339 time ({e})"))
 }
 
 /// Options of `backup create` whose value is a local path (or a URL, left as it is).

@@ -26,6 +26,7 @@ pub mod repo;
 pub mod restore;
 pub mod retention;
 pub mod session;
+pub mod units;
 
 pub use error::{Error, Result};
 pub use id::{BlobId, BlobType, IndexId, KeyId, PackId, RepoId, SnapshotId};

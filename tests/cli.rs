@@ -396,3 +396,102 @@ fn a_closed_pipe_ends_forget_quietly_and_releases_its_lock() {
     assert!(locks.is_empty(), "the forget's lock was released on the way out: {locks:?}");
     assert_eq!(sophon.ok(&["backup", "list", "--repo", s(&repo), "--json"]).matches("\"id\"").count(), 20);
 }
+
+#[test]
+fn an_archive_name_without_a_known_extension_is_refused_before_the_backup() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    sample_tree(&src, 8, 3);
+    let sophon = Sophon::new(t.path());
+    sophon.init(&repo);
+    let tar = t.path().join("backup.tar");
+    let snapshots = || -> usize {
+        let list = sophon.ok(&["backup", "list", "--repo", s(&repo), "--json"]);
+        serde_json::from_str::<serde_json::Value>(&list).unwrap().as_array().unwrap().len()
+    };
+    let refused = |args: &[&str]| {
+        let out = sophon.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "sophon {args:?}: {err}");
+        for ext in [".zip", ".tar.gz", ".tgz", "--format"] {
+            assert!(err.contains(ext), "sophon {args:?}: {ext} not named in {err}");
+        }
+    };
+
+    // `backup create` refuses before it backs anything up: no snapshot, no file, no partial file.
+    refused(&["backup", "create", "--path", s(&src), "--repo", s(&repo), "--out", s(&tar)]);
+    assert_eq!(snapshots(), 0);
+    assert!(!files_below(t.path()).iter().any(|p| p.to_string_lossy().contains("backup.tar")));
+    let dest = t.path().join("store");
+    refused(&["backup", "create", "--path", s(&src), "--repo", s(&repo), "--dest", &format!("{}/x.tar", s(&dest))]);
+    assert_eq!(snapshots(), 0);
+    assert!(!dest.exists());
+    // A time that is not RFC 3339 is a usage error too, found before the backup.
+    sophon.expect(2, &["backup", "create", "--path", s(&src), "--repo", s(&repo), "--time", "yesterday"]);
+    assert_eq!(snapshots(), 0);
+
+    // With --format the name is the caller's choice, and the archive is what --format says.
+    sophon.ok(&["backup", "create", "--path", s(&src), "--repo", s(&repo), "--out", s(&tar), "--format", "zip"]);
+    assert_eq!(snapshots(), 1);
+    assert_eq!(&std::fs::read(&tar).unwrap()[..4], b"PK\x03\x04");
+    let tgz_named_tar = t.path().join("other.tar");
+    sophon.ok(&["backup", "export", "latest", "--repo", s(&repo), "--out", s(&tgz_named_tar), "--format", "tgz"]);
+    assert_eq!(&std::fs::read(&tgz_named_tar).unwrap()[..2], b"\x1f\x8b");
+
+    // `backup export` follows the same rule; known extensions pick their format in any case.
+    refused(&["backup", "export", "latest", "--repo", s(&repo), "--out", s(&t.path().join("b.gz"))]);
+    let upper = t.path().join("B.TGZ");
+    sophon.ok(&["backup", "export", "latest", "--repo", s(&repo), "--out", s(&upper)]);
+    assert_eq!(&std::fs::read(&upper).unwrap()[..2], b"\x1f\x8b");
+    // Standard output has no name: a zip, as before.
+    let out = sophon.cmd().args(["backup", "export", "latest", "--repo", s(&repo), "--out", "-"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(&out.stdout[..4], b"PK\x03\x04");
+    // An unknown --format or --kdf value is a usage error too.
+    sophon.expect(2, &["backup", "export", "latest", "--repo", s(&repo), "--out", "-", "--format", "tar"]);
+    let kdf = ["backup", "export", "latest", "--repo", s(&repo), "--out", "-", "--encrypt", "--kdf", "scrypt"];
+    sophon.expect(2, &kdf);
+}
+
+#[test]
+fn read_data_takes_a_share_above_zero() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    sample_tree(&src, 8, 4);
+    let sophon = Sophon::new(t.path());
+    sophon.init(&repo);
+    sophon.backup_json(&repo, &src);
+    for ok in ["--read-data=10%", "--read-data=12.5", "--read-data=100"] {
+        let out = sophon.ok(&["backup", "verify", "--repo", s(&repo), ok]);
+        assert!(out.contains("no damage found") && out.contains("; read "), "{ok}: {out}");
+    }
+    for bad in ["--read-data=0", "--read-data=101", "--read-data=ten", "--read-data=-5"] {
+        let out = sophon.run(&["backup", "verify", "--repo", s(&repo), bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn a_scheduled_backup_with_an_unknown_archive_extension_is_refused_when_added() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    let sophon = Sophon::new(t.path());
+    sophon.ok(&["gateway", "init", "--home", s(&home)]);
+    let tar = t.path().join("nightly.tar");
+    let add = |name: &str, more: &[&str]| {
+        let base = ["cron", "add", "--home", s(&home), "--name", name, "--schedule", "0 3 * * *", "--action", "backup"];
+        sophon.cmd().args(base).args(["--out", s(&tar)]).args(more).output().unwrap()
+    };
+    let refused = add("tar", &[]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains(".zip") && err.contains(".tar.gz") && err.contains(".tgz"), "{err}");
+    // With --format the same name is accepted and stored with the format.
+    let added = add("tar", &["--format", "tgz", "--json"]);
+    assert_eq!(added.status.code(), Some(0), "{}", String::from_utf8_lossy(&added.stderr));
+    let job: serde_json::Value = serde_json::from_slice(&added.stdout).unwrap();
+    let args: Vec<String> = serde_json::from_value(job["backup_args"].clone()).unwrap();
+    assert!(args.windows(2).any(|w| w == ["--format", "tar.gz"]), "{args:?}");
+    // An unknown --now is a usage error.
+    sophon.expect(2, &["cron", "run-due", "--home", s(&home), "--now", "tomorrow"]);
+}

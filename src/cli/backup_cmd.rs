@@ -4,13 +4,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use sophon::archive::{self, BackupOptions, ParentChoice, Progress};
 use sophon::check::{self, CheckOptions};
 use sophon::gateway::Settings;
 use sophon::restore::{self, RestoreOptions};
 use sophon::Session;
+use sophon::units::Percent;
 
 use super::output::{bytes, json, line};
 use super::progress::ProgressDisplay;
@@ -64,8 +65,8 @@ pub struct CreateArgs {
     #[arg(long = "tag", value_name = "T")]
     pub tags: Vec<String>,
     /// Record this time (RFC 3339) instead of now.
-    #[arg(long, value_name = "TIMESTAMP")]
-    pub time: Option<String>,
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_time)]
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
     /// Read every file even when the parent snapshot says it is unchanged.
     #[arg(long)]
     pub force: bool,
@@ -110,8 +111,8 @@ pub struct RestoreArgs {
     pub home: Option<PathBuf>,
     /// additive (default: keep what is present, quarantine what differs) or replace (wipe the
     /// tenant-scoped data of the categories in scope first).
-    #[arg(long, value_parser = ["additive", "replace"])]
-    pub mode: Option<String>,
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
     /// Only these categories, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "a,b")]
     pub only: Vec<String>,
@@ -130,6 +131,38 @@ pub struct RestoreArgs {
     pub quiet: bool,
 }
 
+/// How a gateway restore treats what the home already holds.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    Additive,
+    Replace,
+}
+
+impl From<ModeArg> for sophon::gateway::restore::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Additive => Self::Additive,
+            ModeArg::Replace => Self::Replace,
+        }
+    }
+}
+
+/// An RFC 3339 time, as every time option takes it.
+pub(super) fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e})"))
+}
+
+/// `--read-data=0` would read nothing while the report says the data was read.
+fn read_data_share(s: &str) -> Result<Percent, String> {
+    match s.parse::<Percent>() {
+        Ok(p) if p.is_zero() => Err(format!("{s:?}: give a percentage above 0 (up to 100)")),
+        Ok(p) => Ok(p),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     #[command(flatten)]
@@ -139,8 +172,9 @@ pub struct VerifyArgs {
     #[arg(long = "in", value_name = "FILE", conflicts_with = "read_data")]
     pub input: Option<PathBuf>,
     /// Also read the data: all of it, or the given percentage of packs (e.g. --read-data=10).
-    #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100", require_equals = true)]
-    pub read_data: Option<String>,
+    #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100", require_equals = true,
+        value_parser = read_data_share)]
+    pub read_data: Option<Percent>,
     #[arg(long)]
     pub json: bool,
 }
@@ -191,15 +225,13 @@ fn backup_options(a: &CreateArgs, paths: Vec<PathBuf>) -> anyhow::Result<BackupO
     if a.force {
         opts.parent = ParentChoice::None;
     }
-    if let Some(t) = &a.time {
-        let t =
-            chrono::DateTime::parse_from_rfc3339(t).with_context(|| format!("--time {t:?} is not an RFC 3339 time"))?;
-        opts.time = Some(t.with_timezone(&chrono::Utc));
-    }
+    opts.time = a.time;
     Ok(opts)
 }
 
 fn create(a: CreateArgs) -> anyhow::Result<u8> {
+    // Before the backup: a refused archive name must leave no snapshot behind.
+    a.archive.archive_format()?;
     if a.paths.is_empty() {
         return create_gateway(a);
     }
@@ -455,7 +487,7 @@ pub(super) fn restore_into_gateway(
             c.trim().parse::<sophon::gateway::Category>().map_err(|e| super::UsageError(format!("--only: {e}")).into())
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mode = if a.mode.as_deref() == Some("replace") { Mode::Replace } else { Mode::Additive };
+    let mode = a.mode.map_or(Mode::Additive, Mode::from);
     if mode == Mode::Replace && !a.dry_run && !a.yes {
         let scope = a.into_tenant.clone().unwrap_or_else(|| "all tenants in the backup".into());
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -512,17 +544,7 @@ pub(super) fn restore_into_gateway(
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<u8> {
-    let percent = match a.read_data.as_deref() {
-        None => None,
-        Some(p) => {
-            let v: f64 =
-                p.trim_end_matches('%').parse().with_context(|| format!("--read-data={p}: not a percentage"))?;
-            if !(v > 0.0 && v <= 100.0) {
-                anyhow::bail!("--read-data={p}: give a percentage in (0, 100]");
-            }
-            Some(v)
-        }
-    };
+    let percent = a.read_data.map(Percent::get);
     let session = Session::shared(a.repo.open()?, "check")?;
     let quiet = a.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = check::check(&session, &CheckOptions { read_data_percent: percent }, &mut |msg| {

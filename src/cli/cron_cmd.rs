@@ -12,6 +12,8 @@ use sophon::cron::store::{self, Action, Job, NewJob};
 use sophon::cron::{self, CronError, DaemonOptions, Event, FixedClock, Runner, Schedule, SystemClock};
 use sophon::gateway::open_home;
 
+use super::backup_cmd::parse_time;
+use super::export_cmd::FormatArg;
 use super::gateway_cmd::HomeArg;
 use super::output::{json, line};
 use super::{exit, UsageError};
@@ -79,8 +81,8 @@ pub struct AddArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<String>,
     /// Backup: the archive format (zip or tar.gz).
-    #[arg(long, value_name = "FORMAT")]
-    pub format: Option<String>,
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     /// Backup: seal the archive with the passphrase.
     #[arg(long)]
     pub encrypt: bool,
@@ -123,8 +125,8 @@ pub struct RunDueArgs {
     #[command(flatten)]
     pub home: HomeArg,
     /// Act as if it were this time (RFC 3339): runs are due and recorded at it.
-    #[arg(long, value_name = "TIME")]
-    pub now: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<DateTime<Utc>>,
     /// One JSON object per event.
     #[arg(long)]
     pub json: bool,
@@ -138,8 +140,8 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub rescan: u32,
     /// Stop once this time (RFC 3339) is reached, after the runs in progress end.
-    #[arg(long, value_name = "TIME")]
-    pub until: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
     /// One JSON object per event.
     #[arg(long)]
     pub json: bool,
@@ -164,12 +166,6 @@ fn cron_err(e: CronError) -> anyhow::Error {
     }
 }
 
-fn parse_time(flag: &str, s: &str) -> anyhow::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| UsageError(format!("{flag} {s:?}: not an RFC 3339 time ({e})")).into())
-}
-
 /// Options of `backup create` whose value is a local path (or a URL, left as it is).
 const PATH_OPTIONS: [&str; 5] = ["--repo", "--passphrase-file", "--cache-dir", "--dest", "--out"];
 
@@ -187,7 +183,7 @@ fn absolute_location(s: &str) -> anyhow::Result<String> {
 #[command(name = "backup create", no_binary_name = true)]
 struct CreateProbe {
     #[command(flatten)]
-    _args: super::backup_cmd::CreateArgs,
+    args: super::backup_cmd::CreateArgs,
 }
 
 fn backup_args(a: &AddArgs) -> anyhow::Result<Vec<String>> {
@@ -205,8 +201,8 @@ fn backup_args(a: &AddArgs) -> anyhow::Result<Vec<String>> {
     if let Some(o) = &a.out {
         args.extend(["--out".to_string(), o.clone()]);
     }
-    if let Some(f) = &a.format {
-        args.extend(["--format".to_string(), f.clone()]);
+    if let Some(f) = a.format {
+        args.extend(["--format".to_string(), sophon::export::Format::from(f).name().to_string()]);
     }
     if a.encrypt {
         args.push("--encrypt".into());
@@ -254,10 +250,16 @@ fn backup_args(a: &AddArgs) -> anyhow::Result<Vec<String>> {
             }
         }
     }
-    if let Err(e) = CreateProbe::try_parse_from(&args) {
-        let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("invalid backup options").trim_start_matches("error: ");
-        return Err(UsageError(format!("backup options {args:?}: {first}")).into());
+    match CreateProbe::try_parse_from(&args) {
+        Ok(probe) => {
+            // Checked now, not at the first run: a scheduled run would fail every night.
+            probe.args.archive.archive_format().map_err(|e| UsageError(format!("backup options {args:?}: {e}")))?;
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid backup options").trim_start_matches("error: ");
+            return Err(UsageError(format!("backup options {args:?}: {first}")).into());
+        }
     }
     Ok(args)
 }
@@ -424,9 +426,9 @@ fn run_due(a: RunDueArgs) -> anyhow::Result<u8> {
     let stop = stop_on_signals()?;
     let opts = DaemonOptions::default();
     let print = printer(a.json);
-    let tally = match &a.now {
+    let tally = match a.now {
         Some(t) => {
-            let clock = FixedClock(parse_time("--now", t)?);
+            let clock = FixedClock(t);
             cron::run_due(home, &runner, &Local, &clock, &opts, &stop, &print)?
         }
         None => cron::run_due(home, &runner, &Local, &SystemClock, &opts, &stop, &print)?,
@@ -459,7 +461,7 @@ fn daemon(a: DaemonArgs) -> anyhow::Result<u8> {
     let home = a.home.get()?;
     // Fail now, not at the first wake-up, on a missing or foreign home.
     drop(open_home(home)?);
-    let until = a.until.as_deref().map(|t| parse_time("--until", t)).transpose()?;
+    let until = a.until;
     let d = cron::Daemon {
         home: home.clone(),
         runner: runner(home)?,

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use sophon::export::{self, seal::Kdf, ExportOptions, ExportSummary, Format};
 use sophon::{Repository, Session, SnapshotId};
@@ -24,15 +24,16 @@ pub struct ArchiveOutArgs {
     /// `{time}`, `{tenant}` and `{snapshot}` in it are expanded when the export runs.
     #[arg(long, value_name = "URL")]
     pub dest: Option<String>,
-    /// zip or tar.gz (default: from the --out extension, else zip).
-    #[arg(long, value_parser = ["zip", "tar.gz", "tgz"])]
-    pub format: Option<String>,
+    /// zip or tar.gz (tgz). Without it the name's extension decides (.zip, .tar.gz or .tgz; another
+    /// extension is refused); standard output gets a zip.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     /// Seal the archive with the backup passphrase (--passphrase-file or SOPHON_BACKUP_PASSPHRASE).
     #[arg(long)]
     pub encrypt: bool,
     /// Key derivation for --encrypt: argon2id (default) or pbkdf2 (PBKDF2-HMAC-SHA256, 600,000 iterations).
-    #[arg(long, value_parser = ["argon2id", "pbkdf2"], requires = "encrypt")]
-    pub kdf: Option<String>,
+    #[arg(long, value_enum, requires = "encrypt")]
+    pub kdf: Option<KdfArg>,
     /// Only what changed since the last export of the same scope in the --out or --dest folder (with --since-last).
     #[arg(long, requires = "since_last")]
     pub incremental: bool,
@@ -42,6 +43,60 @@ pub struct ArchiveOutArgs {
     /// Deflate level, 1 (fastest) to 9 (smallest).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=9))]
     pub level: Option<u32>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatArg {
+    Zip,
+    #[value(name = "tar.gz", alias = "tgz")]
+    TarGz,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Zip => Format::Zip,
+            FormatArg::TarGz => Format::TarGz,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KdfArg {
+    Argon2id,
+    Pbkdf2,
+}
+
+impl From<KdfArg> for Kdf {
+    fn from(k: KdfArg) -> Self {
+        match k {
+            KdfArg::Argon2id => Kdf::default_argon2id(),
+            KdfArg::Pbkdf2 => Kdf::pbkdf2_default(),
+        }
+    }
+}
+
+impl ArchiveOutArgs {
+    /// The format of the archive asked for (`None`: no archive). A name whose extension announces
+    /// no format is refused rather than silently given one (`--out backup.tar` used to become a
+    /// zip); `-` (standard output) has no name and is a zip unless --format says otherwise.
+    pub fn archive_format(&self) -> Result<Option<Format>, UsageError> {
+        if let Some(f) = self.format {
+            return Ok(Some(f.into()));
+        }
+        let (flag, name) = match (&self.out, &self.dest) {
+            (Some(out), _) if out.as_os_str() == "-" => return Ok(Some(Format::Zip)),
+            (Some(out), _) => ("--out", out.to_string_lossy().into_owned()),
+            (None, Some(dest)) => ("--dest", dest.clone()),
+            (None, None) => return Ok(None),
+        };
+        Format::from_archive_name(&name).map(Some).ok_or_else(|| {
+            UsageError(format!(
+                "{flag} {name}: an archive's name ends with one of {} (or give --format zip or --format tar.gz)",
+                Format::extensions_list()
+            ))
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +116,7 @@ pub fn export_cmd(a: ExportArgs) -> anyhow::Result<u8> {
     if a.archive.out.is_none() && a.archive.dest.is_none() {
         return Err(UsageError("backup export needs --out FILE (or - for standard output) or --dest URL".into()).into());
     }
+    a.archive.archive_format()?;
     let session = Session::shared(a.repo.open()?, "export")?;
     let id = session.resolve_snapshot(&a.snapshot)?;
     let summary = write_archive(&session, &id, &a.archive, &a.repo)?;
@@ -104,19 +160,10 @@ pub fn summary_target(args: &ArchiveOutArgs, s: &ExportSummary) -> Option<PathBu
     }
 }
 
+/// `name` is checked by [`ArchiveOutArgs::archive_format`] before any work starts; only `-` and
+/// names with --format reach the default.
 fn format_of(args: &ArchiveOutArgs, name: &str) -> Format {
-    match args.format.as_deref() {
-        Some("zip") => Format::Zip,
-        Some(_) => Format::TarGz,
-        None => {
-            let n = name.to_lowercase();
-            if n.ends_with(".tar.gz") || n.ends_with(".tgz") {
-                Format::TarGz
-            } else {
-                Format::Zip
-            }
-        }
-    }
+    args.format.map(Format::from).or_else(|| Format::from_archive_name(name)).unwrap_or(Format::Zip)
 }
 
 /// `{date}` (YYYY-MM-DD), `{time}` (HHMMSS), both in the server's time zone, `{tenant}` (the
@@ -239,10 +286,7 @@ pub fn write_archive(
         opts.level = level;
     }
     if args.encrypt {
-        let kdf = match args.kdf.as_deref() {
-            Some("pbkdf2") => Kdf::pbkdf2_default(),
-            _ => Kdf::default_argon2id(),
-        };
+        let kdf = args.kdf.map_or_else(Kdf::default_argon2id, Kdf::from);
         opts.seal = Some((repo_args.passphrase()?, kdf));
     }
     if let Some(dest) = &args.dest {

@@ -9,6 +9,7 @@ use sophon::forget::{self, ForgetPlan};
 use sophon::gateway::Settings;
 use sophon::prune::{self, PruneOptions, PrunePlan};
 use sophon::retention::{Policy, Within};
+use sophon::units::{Limit, Percent};
 use sophon::{Repository, Session};
 
 use super::output::{bytes, json, line};
@@ -76,10 +77,10 @@ pub struct PruneFlags {
     /// Unused space to tolerate after the prune, in percent of the repository (default 5): the most
     /// wasteful packs are repacked until the rest is under it.
     #[arg(long, value_name = "PERCENT")]
-    pub max_unused: Option<String>,
-    /// Repack at most this much per run (e.g. 500M, 2G; default unlimited).
+    pub max_unused: Option<Percent>,
+    /// Repack at most this much per run (e.g. 500M, 2G; K, M, G, T are powers of 1024; default unlimited).
     #[arg(long, value_name = "SIZE")]
-    pub max_repack: Option<String>,
+    pub max_repack: Option<Limit>,
 }
 
 #[derive(Args, Debug)]
@@ -153,43 +154,14 @@ impl PolicyArgs {
 impl PruneFlags {
     pub fn options(&self) -> anyhow::Result<PruneOptions> {
         let mut o = PruneOptions::default();
-        if let Some(p) = &self.max_unused {
-            let v: f64 = p
-                .trim()
-                .trim_end_matches('%')
-                .parse()
-                .map_err(|_| UsageError(format!("--max-unused {p:?}: give a percentage such as 5 or 10%")))?;
-            if !(0.0..=100.0).contains(&v) {
-                return Err(UsageError(format!("--max-unused {p:?}: must be between 0 and 100")).into());
-            }
-            o.max_unused_percent = v;
+        if let Some(p) = self.max_unused {
+            o.max_unused_percent = p.get();
         }
-        if let Some(s) = &self.max_repack {
-            o.max_repack_bytes = Some(parse_size(s).ok_or_else(|| {
-                UsageError(format!("--max-repack {s:?}: give a size such as 500M or 2G (K, M, G, T: powers of 1024)"))
-            })?);
+        if let Some(limit) = self.max_repack {
+            o.max_repack_bytes = limit.bytes();
         }
         Ok(o)
     }
-}
-
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last()? {
-        (i, c) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_uppercase() {
-                'B' => 1,
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => return None,
-            };
-            (&s[..i], m)
-        }
-        _ => (s, 1),
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
 /// The repository: --repo, else the gateway's (config's Repository, else `<home>/backups/repository`).

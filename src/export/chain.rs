@@ -15,8 +15,7 @@ use crate::error::{Error, Result};
 /// Whether a file or object name is an export archive's (by extension; hidden names, such as
 /// partial uploads, are not).
 pub fn is_archive_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    !n.starts_with('.') && (n.ends_with(".zip") || n.ends_with(".tar.gz") || n.ends_with(".tgz"))
+    !name.starts_with('.') && super::Format::from_archive_name(name).is_some()
 }
 
 /// Archive files in `dir` (by extension), sorted by name.

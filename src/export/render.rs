@@ -39,6 +39,24 @@ impl Format {
     }
 }
 
+impl Format {
+    /// The extensions an archive's name may end with (any case), and the format each one means.
+    pub const EXTENSIONS: [(&'static str, Format); 3] =
+        [(".zip", Format::Zip), (".tar.gz", Format::TarGz), (".tgz", Format::TarGz)];
+
+    /// The format an archive's name announces; `None` when it ends with none of [`Self::EXTENSIONS`]
+    /// (then the caller must say which format it wants rather than have one guessed).
+    pub fn from_archive_name(name: &str) -> Option<Format> {
+        let n = name.to_ascii_lowercase();
+        Self::EXTENSIONS.iter().find(|(ext, _)| n.ends_with(ext)).map(|&(_, f)| f)
+    }
+
+    /// `.zip, .tar.gz, .tgz`, for messages.
+    pub fn extensions_list() -> String {
+        Self::EXTENSIONS.map(|(ext, _)| ext).join(", ")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct RenderOptions {
     pub format: Format,

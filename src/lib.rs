@@ -24,6 +24,7 @@ pub mod prune;
 pub mod repo;
 pub mod restore;
 pub mod retention;
+pub mod source;
 
 pub use error::{Error, Result};
 pub use id::{BlobId, BlobType, IndexId, KeyId, PackId, RepoId, SnapshotId};

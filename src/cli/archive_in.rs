@@ -70,7 +70,7 @@ fn local_input(input: &Path, args: &RepoArgs) -> anyhow::Result<(PathBuf, Option
         std::io::copy(&mut std::io::stdin().lock(), &mut f).context("reading the archive from standard input")?;
         let pass = optional_passphrase(args);
         let meta = peek_metadata(&local, pass.as_ref().map(|p| p.as_slice()))?;
-        if !meta["export"]["incremental"].is_null() {
+        if meta.follows().is_some() {
             anyhow::bail!(
                 "an incremental archive on standard input cannot bring the exports it follows: give its file or URL"
             );
@@ -91,7 +91,7 @@ fn local_input(input: &Path, args: &RepoArgs) -> anyhow::Result<(PathBuf, Option
     download(&*store, name, &local)?;
     let pass = optional_passphrase(args);
     let meta = peek_metadata(&local, pass.as_ref().map(|p| p.as_slice()))?;
-    if !meta["export"]["incremental"].is_null() {
+    if meta.follows().is_some() {
         let mut names = Vec::new();
         store.list("", &mut |o| {
             if !o.name.contains('/') && o.name != name && is_archive_name(&o.name) {
@@ -158,7 +158,7 @@ pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
         for f in &findings {
             line(format!("damaged: {f}"));
         }
-        let version = newest.and_then(|x| x.metadata["sophon_version"].as_str()).unwrap_or("?");
+        let version = newest.and_then(|x| x.metadata.sophon_version.as_deref()).unwrap_or("?");
         line(format!(
             "{}: {} archive(s), {} file(s) checked against their manifests; made by sophon {version}{}",
             if findings.is_empty() { "no damage found" } else { "DAMAGE FOUND" },
@@ -206,8 +206,7 @@ pub fn restore_in(a: RestoreArgs) -> anyhow::Result<u8> {
         eprintln!("restore refused: {} is damaged; nothing was written to {}", input.display(), home.display());
         return Ok(exit::DAMAGE);
     }
-    let layout = chain.archives.last().map(|x| x.metadata["layout"].as_str().unwrap_or("gateway").to_string());
-    if layout.as_deref() == Some("files") {
+    if chain.archives.last().is_some_and(|x| x.metadata.layout() == sophon::format::layout::Layout::Files) {
         anyhow::bail!(
             "{} is an export of a folder backup, not of a gateway: unpack it with unzip or tar",
             input.display()
@@ -252,12 +251,12 @@ pub fn previous_at(
     let (listed, _unreadable) = place.archives(where_, args, pass.as_ref().map(|p| p.as_slice()))?;
     let mut best: Option<(String, Listed)> = None;
     for l in listed {
-        let e = &l.metadata["export"];
-        if e["scope"].as_str() != Some(scope.as_str()) {
+        let e = &l.metadata.export;
+        if e.scope.as_deref() != Some(scope.as_str()) {
             continue;
         }
-        let created = e["created"].as_str().unwrap_or_default().to_string();
-        let seq = e["incremental"]["sequence"].as_u64().unwrap_or(0);
+        let created = e.created.clone().unwrap_or_default();
+        let seq = e.incremental.as_ref().map_or(0, |i| i.sequence);
         let key = format!("{created}#{seq:020}");
         if best.as_ref().is_none_or(|(k, _)| key > *k) {
             best = Some((key, l));
@@ -266,15 +265,16 @@ pub fn previous_at(
     let Some((_, l)) = best else {
         anyhow::bail!("no earlier export of {scope} in {where_}: make a full export first (without --incremental)");
     };
-    let e = &l.metadata["export"];
-    let export_id = e["id"].as_str().unwrap_or_default().to_string();
-    let snapshot: SnapshotId = e["snapshot"]
-        .as_str()
+    let e = &l.metadata.export;
+    let export_id = e.id.clone().unwrap_or_default();
+    let snapshot: SnapshotId = e
+        .snapshot
+        .as_deref()
         .and_then(|s| s.parse().ok())
         .with_context(|| format!("export {export_id}: its metadata names no snapshot"))?;
     Ok(Previous {
-        base_id: e["incremental"]["base"].as_str().map(str::to_string).unwrap_or_else(|| export_id.clone()),
-        sequence: e["incremental"]["sequence"].as_u64().unwrap_or(0),
+        base_id: e.incremental.as_ref().map_or_else(|| export_id.clone(), |i| i.base.clone()),
+        sequence: e.incremental.as_ref().map_or(0, |i| i.sequence),
         export_id,
         snapshot,
     })

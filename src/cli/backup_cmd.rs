@@ -456,7 +456,7 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
     repo.sync_index(&mut |_| {})?;
     let id = repo.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
     let snap = repo.load_snapshot(&id)?;
-    if !snap.paths.iter().any(|p| p.starts_with("gateway:")) {
+    if !sophon::source::SnapshotScope::from_paths(&snap.paths).is_gateway() {
         anyhow::bail!("snapshot {} is a folder backup, not a gateway backup: restore it with --target DIR", id.short());
     }
     let files = restore::SnapshotFiles::open(&repo, &id)?;

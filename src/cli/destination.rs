@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde_json::Value;
+use sophon::format::export_meta::ExportMetadata;
 
 use sophon::backend::Backend;
 use sophon::export::chain::{archives_in, is_archive_name, peek_metadata};
@@ -20,14 +20,14 @@ use super::RepoArgs;
 pub struct Listed {
     pub name: String,
     pub size: u64,
-    pub metadata: Value,
+    pub metadata: ExportMetadata,
 }
 
 /// What the cache remembers of a remote archive.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Remembered {
     size: u64,
-    metadata: Value,
+    metadata: ExportMetadata,
 }
 
 pub enum Place {
@@ -118,7 +118,7 @@ impl Place {
 
 /// Remember the metadata of an archive this client has just uploaded to the store folder `dest`,
 /// so that archive retention and the next incremental export do not download it to read it.
-pub fn remember(repo: &RepoArgs, dest: &str, name: &str, size: u64, metadata: Value) {
+pub fn remember(repo: &RepoArgs, dest: &str, name: &str, size: u64, metadata: ExportMetadata) {
     let file = cache_file(repo, dest);
     let mut known = remembered(&file);
     known.insert(name.to_string(), Remembered { size, metadata });

@@ -126,15 +126,12 @@ fn format_of(args: &ArchiveOutArgs, name: &str) -> Format {
 pub fn expand_destination(dest: &str, repo: &Repository, id: &SnapshotId) -> anyhow::Result<String> {
     let now = chrono::Local::now();
     let snapshot = repo.load_snapshot(id)?;
-    let tenant = snapshot
-        .paths
-        .iter()
-        .find_map(|p| p.split_once("?tenant=").map(|(_, t)| t.to_string()))
-        .unwrap_or_else(|| "all".into());
+    let scope = sophon::source::SnapshotScope::from_paths(&snapshot.paths);
+    let tenant = scope.tenant().unwrap_or("all");
     Ok(dest
         .replace("{date}", &now.format("%Y-%m-%d").to_string())
         .replace("{time}", &now.format("%H%M%S").to_string())
-        .replace("{tenant}", &tenant)
+        .replace("{tenant}", tenant)
         .replace("{snapshot}", &id.short()))
 }
 

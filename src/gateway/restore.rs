@@ -9,6 +9,8 @@
 //! leaves the gateway untouched (the stage is discarded by [`recover`]); a crash after it is rolled
 //! forward by [`recover`], which every later restore runs first.
 
+pub use crate::source::BackupSource;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -18,14 +20,6 @@ use serde_json::{Map, Value};
 use super::category::{Category, NestedFile, TableFile, NESTED_FILES, TABLE_FILES};
 use super::redact::REDACTED;
 use super::{open_home, GatewayError, GatewayResult, DB_FILE, LICENSE_FILE};
-
-/// Read access to a backup's files (a snapshot, later an export).
-pub trait BackupSource {
-    fn paths(&self) -> Vec<String>;
-    fn size(&self, path: &str) -> Option<u64>;
-    fn read(&self, path: &str) -> crate::Result<Option<Vec<u8>>>;
-    fn copy_to(&self, path: &str, dest: &Path) -> crate::Result<()>;
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

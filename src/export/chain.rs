@@ -144,6 +144,21 @@ impl Chain {
         Ok(Chain { archives, files })
     }
 
+    /// [`Self::open`], then check every archive of the chain against its manifest and, for a
+    /// sealed one, every segment: the chain and its findings, one per problem.
+    pub fn open_checked(newest: &Path, passphrase: Option<&[u8]>, staging: &Path) -> Result<(Chain, Vec<String>)> {
+        let chain = Chain::open(newest, passphrase, staging)?;
+        let mut findings = Vec::new();
+        for a in chain.archives.iter().filter(|a| a.sealed) {
+            let f = std::fs::File::open(&a.path).map_err(|e| Error::io(&a.path, e))?;
+            if let Err(e) = seal::verify_all(std::io::BufReader::new(f), passphrase.unwrap_or_default()) {
+                findings.push(format!("{}: {e}", a.path.display()));
+            }
+        }
+        findings.extend(chain.verify()?);
+        Ok((chain, findings))
+    }
+
     /// Every archive's findings, each prefixed with its file.
     pub fn verify(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();

@@ -4,9 +4,13 @@
 //! `format-spec/export.md` specifies the archive, `format-spec/export-seal.md` the envelope.
 
 pub mod chain;
+pub mod destination;
 mod fetch;
+pub mod input;
 pub mod ordered;
+pub mod output;
 pub mod plan;
+pub mod previous;
 pub mod reader;
 pub mod render;
 pub mod retention;

@@ -7,10 +7,19 @@ use sophon::export::destination::Place;
 use sophon::export::retention::{self, ArchiveDecision, ArchiveInfo};
 use sophon::retention::Policy;
 
-use super::forget_cmd::ForgetArgs;
 use super::output::{bytes, json, line};
+use super::RepoArgs;
 
-pub fn forget_archives(a: &ForgetArgs, dest: &str, policy: &Policy, from: &str) -> anyhow::Result<u8> {
+/// What `forget --dest` takes from the command line (not `ForgetArgs`, so that this file and
+/// `forget_cmd.rs` do not import each other).
+pub struct ArchiveForget<'a> {
+    pub repo: &'a RepoArgs,
+    pub dry_run: bool,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+pub fn forget_archives(a: &ArchiveForget, dest: &str, policy: &Policy, from: &str) -> anyhow::Result<u8> {
     let place = Place::open(dest)?;
     let passphrase = a.repo.passphrase().ok();
     let (listed, mut unreadable) =

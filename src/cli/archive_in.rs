@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use sophon::export::chain::Chain;
 use sophon::export::input::{self, Fetched};
 
-use super::backup_cmd::{restore_home, restore_into_gateway, RestoreArgs, VerifyArgs};
 use super::output::{json, line};
 use super::{exit, RepoArgs};
 
@@ -43,14 +42,14 @@ fn open_and_check(input: &Path, args: &RepoArgs) -> anyhow::Result<(Chain, Vec<S
     Ok(Chain::open_checked(input, pass.as_ref().map(|p| p.as_slice()), &staging(args))?)
 }
 
-pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
-    let given = a.input.clone().unwrap_or_default();
-    let (input, _downloaded) = local_input(&given, &a.repo)?;
-    let (chain, findings) = match open_and_check(&input, &a.repo) {
+/// `backup verify --in INPUT` (`as_json`: `--json`).
+pub fn verify_in(given: &Path, repo: &RepoArgs, as_json: bool) -> anyhow::Result<u8> {
+    let (input, _downloaded) = local_input(given, repo)?;
+    let (chain, findings) = match open_and_check(&input, repo) {
         Ok(x) => x,
         // An archive that cannot even be opened (wrong passphrase, truncated, not an export) is a finding.
         Err(e) if is_damage(&e) => {
-            if a.json {
+            if as_json {
                 json(&serde_json::json!({ "archive": input, "clean": false, "findings": [e.to_string()] }))?;
             } else {
                 line(format!("damaged: {e}"));
@@ -61,7 +60,7 @@ pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
         Err(e) => return Err(e),
     };
     let newest = chain.archives.last();
-    if a.json {
+    if as_json {
         json(&serde_json::json!({
             "archive": input,
             "clean": findings.is_empty(),
@@ -102,17 +101,22 @@ fn is_damage(e: &anyhow::Error) -> bool {
     })
 }
 
-pub fn restore_in(a: RestoreArgs) -> anyhow::Result<u8> {
-    let home = restore_home(&a)?;
-    let given = a.input.clone().unwrap_or_default();
-    let (input, _downloaded) = local_input(&given, &a.repo)?;
-    // Everything is checked before a byte reaches the home.
-    let (chain, findings) = match open_and_check(&input, &a.repo) {
+/// A chain ready to restore into a home: opened and checked, its downloads held until dropped.
+pub struct RestoreInput {
+    pub chain: Chain,
+    _fetched: Option<Fetched>,
+}
+
+/// The archive (or chain) `given` to `restore --in`, checked from end to end before a byte reaches
+/// `home`: `Err(exit code)` when it is refused (reported here).
+pub fn open_for_restore(given: &Path, repo: &RepoArgs, home: &Path) -> anyhow::Result<Result<RestoreInput, u8>> {
+    let (input, fetched) = local_input(given, repo)?;
+    let (chain, findings) = match open_and_check(&input, repo) {
         Ok(x) => x,
         Err(e) if is_damage(&e) => {
             eprintln!("error: {e:#}");
             eprintln!("restore refused: nothing was written to {}", home.display());
-            return Ok(exit::DAMAGE);
+            return Ok(Err(exit::DAMAGE));
         }
         Err(e) => return Err(e),
     };
@@ -121,7 +125,7 @@ pub fn restore_in(a: RestoreArgs) -> anyhow::Result<u8> {
             eprintln!("damaged: {f}");
         }
         eprintln!("restore refused: {} is damaged; nothing was written to {}", input.display(), home.display());
-        return Ok(exit::DAMAGE);
+        return Ok(Err(exit::DAMAGE));
     }
     if chain.archives.last().is_some_and(|x| x.metadata.layout() == sophon::format::layout::Layout::Files) {
         anyhow::bail!(
@@ -129,5 +133,5 @@ pub fn restore_in(a: RestoreArgs) -> anyhow::Result<u8> {
             input.display()
         );
     }
-    restore_into_gateway(&a, &home, &chain, optional_passphrase(&a.repo))
+    Ok(Ok(RestoreInput { chain, _fetched: fetched }))
 }

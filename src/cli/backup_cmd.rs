@@ -149,7 +149,9 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<u8> {
         BackupCommand::Create(a) => create(a),
         BackupCommand::List(a) => list(a),
         BackupCommand::Restore(a) => restore_cmd(a),
-        BackupCommand::Verify(a) if a.input.is_some() => super::archive_in::verify_in(a),
+        BackupCommand::Verify(VerifyArgs { input: Some(input), repo, json, .. }) => {
+            super::archive_in::verify_in(&input, &repo, json)
+        }
         BackupCommand::Verify(a) => verify(a),
         BackupCommand::Export(a) => super::export_cmd::export_cmd(a),
         BackupCommand::Forget(a) => super::forget_cmd::forget(a),
@@ -388,8 +390,13 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
 }
 
 fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
-    if a.input.is_some() {
-        return super::archive_in::restore_in(a);
+    if let Some(input) = &a.input {
+        let home = restore_home(&a)?;
+        let opened = match super::archive_in::open_for_restore(input, &a.repo, &home)? {
+            Ok(opened) => opened,
+            Err(code) => return Ok(code),
+        };
+        return restore_into_gateway(&a, &home, &opened.chain, a.repo.passphrase().ok());
     }
     let Some(target) = a.target.clone() else {
         return restore_gateway(a);

@@ -10,7 +10,7 @@ use sophon::chunk::ChunkerParams;
 use sophon::crypto::Argon2Params;
 use sophon::export::chain::Chain;
 use sophon::export::destination::Place;
-use sophon::export::output::{export_to_file, export_to_store, StoreTarget};
+use sophon::export::output::{export_to_file, StoreDestination};
 use sophon::export::previous::previous_beside;
 use sophon::export::{ExportOptions, Format};
 use sophon::format::layout::Layout;
@@ -82,13 +82,12 @@ fn a_chain_of_folder_exports_written_and_read_through_the_library() {
     assert_eq!(chain.read(&format!("{root}/gone.txt")).unwrap(), None);
 
     // A store destination that is a local folder: the next incremental follows the newest there.
-    let store = out.to_str().unwrap().to_string();
+    let store = StoreDestination::open(out.to_str().unwrap(), "inc2.zip").unwrap();
     let mut opts = ExportOptions::new(Format::Zip);
-    let target =
-        StoreTarget { store_url: &store, name: "inc2.zip", incremental: true, cache_dir: &cache, passphrase: None };
-    let s3 = export_to_store(&repo, &second.snapshot_id, &target, &mut opts).unwrap();
+    opts.previous = Some(store.previous(&repo, &second.snapshot_id, &cache, None).unwrap());
+    let s3 = store.export(&repo, &second.snapshot_id, &opts, &cache).unwrap();
     assert_eq!(s3.follows.as_deref(), Some(s2.export_id.as_str()));
-    assert_eq!(s3.destination, Some(format!("{store}/inc2.zip")));
-    let e = export_to_store(&repo, &second.snapshot_id, &target, &mut ExportOptions::new(Format::Zip)).unwrap_err();
+    assert_eq!(s3.destination, Some(format!("{}/inc2.zip", out.display())));
+    let e = store.previous(&repo, &second.snapshot_id, &cache, None).unwrap_err();
     assert!(e.to_string().contains("never replaces an archive"), "{e}");
 }

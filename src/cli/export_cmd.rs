@@ -149,16 +149,14 @@ pub fn write_archive(
             UsageError(format!("--dest {url}: give the archive's full name, e.g. s3://bucket/backup.zip"))
         })?;
         opts.format = format_of(args, name);
-        let pass = repo_args.passphrase().ok();
         let cache_dir = repo_args.cache_dir();
-        let target = output::StoreTarget {
-            store_url,
-            name,
-            incremental: args.incremental,
-            cache_dir: &cache_dir,
-            passphrase: pass.as_ref().map(|p| p.as_slice()),
-        };
-        return output::export_to_store(repo, id, &target, &mut opts)
+        let store = output::StoreDestination::open(store_url, name)?;
+        if args.incremental {
+            let pass = repo_args.passphrase().ok();
+            opts.previous = Some(store.previous(repo, id, &cache_dir, pass.as_ref().map(|p| p.as_slice()))?);
+        }
+        return store
+            .export(repo, id, &opts, &cache_dir)
             .with_context(|| format!("uploading {url} (nothing was left under that name)"));
     }
     let out = args.out.clone().ok_or_else(|| UsageError("no --out or --dest given".into()))?;

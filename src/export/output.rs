@@ -5,11 +5,12 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::destination::{self, Place};
 use super::previous::{self, PreviousError};
 use super::{export_snapshot, ExportOptions, ExportSummary};
-use crate::backend::ObjectWriter;
+use crate::backend::{Backend, ObjectWriter};
 use crate::error::{Error, Result};
 use crate::format::snapshot::Snapshot;
 use crate::id::SnapshotId;
@@ -53,58 +54,76 @@ pub fn export_to_file(repo: &Repository, id: &SnapshotId, out: &Path, opts: &Exp
     result
 }
 
-/// An archive to upload: `name` in the store folder `store_url`.
-pub struct StoreTarget<'a> {
-    pub store_url: &'a str,
-    pub name: &'a str,
-    /// Follow the newest export of the same scope in the store folder.
-    pub incremental: bool,
-    /// The cache folder, where a store's archive metadata is remembered.
-    pub cache_dir: &'a Path,
-    /// Opens sealed archives whose metadata is read to find the previous export.
-    pub passphrase: Option<&'a [u8]>,
+/// An archive to upload: `name` in the store folder `store_url`, the store opened once for both
+/// the previous-export lookup and the upload.
+pub struct StoreDestination {
+    backend: Arc<dyn Backend>,
+    store_url: String,
+    name: String,
 }
 
-/// Render snapshot `id` and upload it as it is rendered. On failure nothing is left under the
-/// archive's name.
-pub fn export_to_store(
-    repo: &Repository,
-    id: &SnapshotId,
-    t: &StoreTarget,
-    opts: &mut ExportOptions,
-) -> Result<ExportSummary> {
-    let url = format!("{}/{}", t.store_url, t.name);
-    let backend = crate::backend::open_url(t.store_url, true)?;
-    if t.incremental {
-        if backend.stat(t.name)?.is_some() {
-            return Err(PreviousError::WouldReplace { target: url }.into());
-        }
-        let place = match backend.is_remote() {
-            true => Place::Store(backend.clone()),
-            false => Place::open(t.store_url)?,
-        };
-        opts.previous = Some(previous::previous_at(repo, id, &place, t.store_url, t.cache_dir, t.passphrase)?);
+impl StoreDestination {
+    pub fn open(store_url: &str, name: &str) -> Result<StoreDestination> {
+        let backend = crate::backend::open_url(store_url, true)?;
+        Ok(StoreDestination { backend, store_url: store_url.to_string(), name: name.to_string() })
     }
-    let mut up = Upload { w: Some(backend.writer(t.name)?), buf: Vec::with_capacity(UPLOAD_PART) };
-    let result = export_snapshot(repo, id, &mut up, opts).and_then(|s| {
-        up.push().map_err(|e| Error::io(&url, e))?;
-        let w = up.w.take().ok_or_else(|| Error::invalid(format!("{url}: the upload was closed")))?;
-        w.finish()?;
-        Ok(s)
-    });
-    match result {
-        Ok(mut s) => {
-            if backend.is_remote() {
-                destination::remember(t.cache_dir, t.store_url, t.name, s.bytes_out, s.metadata.clone());
-            }
-            s.destination = Some(url);
-            Ok(s)
+
+    /// The archive's full URL.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.store_url, self.name)
+    }
+
+    /// The export an incremental one written here follows: the newest of the same scope in the
+    /// store folder. Refused when the archive's name is taken. `cache_dir` holds the store's
+    /// remembered metadata; `pass` opens sealed archives.
+    pub fn previous(
+        &self,
+        repo: &Repository,
+        id: &SnapshotId,
+        cache_dir: &Path,
+        pass: Option<&[u8]>,
+    ) -> Result<super::Previous> {
+        if self.backend.stat(&self.name)?.is_some() {
+            return Err(PreviousError::WouldReplace { target: self.url() }.into());
         }
-        Err(e) => {
-            if let Some(w) = up.w.take() {
-                w.abort();
+        let place = match self.backend.is_remote() {
+            true => Place::Store(self.backend.clone()),
+            false => Place::open(&self.store_url)?,
+        };
+        previous::previous_at(repo, id, &place, &self.store_url, cache_dir, pass)
+    }
+
+    /// Render snapshot `id` and upload it as it is rendered; on failure nothing is left under the
+    /// archive's name. A store's upload is remembered in `cache_dir` with its metadata.
+    pub fn export(
+        &self,
+        repo: &Repository,
+        id: &SnapshotId,
+        opts: &ExportOptions,
+        cache_dir: &Path,
+    ) -> Result<ExportSummary> {
+        let url = self.url();
+        let mut up = Upload { w: Some(self.backend.writer(&self.name)?), buf: Vec::with_capacity(UPLOAD_PART) };
+        let result = export_snapshot(repo, id, &mut up, opts).and_then(|s| {
+            up.push().map_err(|e| Error::io(&url, e))?;
+            let w = up.w.take().ok_or_else(|| Error::invalid(format!("{url}: the upload was closed")))?;
+            w.finish()?;
+            Ok(s)
+        });
+        match result {
+            Ok(mut s) => {
+                if self.backend.is_remote() {
+                    destination::remember(cache_dir, &self.store_url, &self.name, s.bytes_out, s.metadata.clone());
+                }
+                s.destination = Some(url);
+                Ok(s)
             }
-            Err(e)
+            Err(e) => {
+                if let Some(w) = up.w.take() {
+                    w.abort();
+                }
+                Err(e)
+            }
         }
     }
 }

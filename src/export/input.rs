@@ -22,8 +22,11 @@ impl Drop for Fetched {
     }
 }
 
-/// A fresh folder under `staging` (the cache's spool) for fetched archives.
+/// A fresh folder under `staging` (the cache's spool) for fetched archives; those a killed process
+/// left there are removed first.
 fn fresh_dir(staging: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
+    crate::source::spool::remove_abandoned(staging, "download-");
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let dir = staging.join(format!("download-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

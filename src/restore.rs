@@ -365,7 +365,7 @@ impl<'a> SnapshotFiles<'a> {
     }
 }
 
-impl crate::gateway::restore::BackupSource for SnapshotFiles<'_> {
+impl crate::source::BackupSource for SnapshotFiles<'_> {
     fn paths(&self) -> Vec<String> {
         self.files.keys().cloned().collect()
     }

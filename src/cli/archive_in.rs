@@ -1,16 +1,12 @@
-//! Archives given with `--in`: verify, restore (an incremental chain as a whole), and finding the
-//! export that an incremental one follows.
+//! Archives given with `--in`: verify, restore (an incremental chain as a whole). Fetching and
+//! checking are the library's (`sophon::export::input`, `Chain::open_checked`); this file maps the
+//! flags and reports.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use sophon::export::chain::Chain;
+use sophon::export::input::{self, Fetched};
 
-use sophon::export::chain::{is_archive_name, peek_metadata, Chain};
-use sophon::export::{seal, Previous};
-use sophon::{Repository, SnapshotId};
-
-use super::backup_cmd::{restore_home, restore_into_gateway, RestoreArgs, VerifyArgs};
-use super::destination::{Listed, Place};
 use super::output::{json, line};
 use super::{exit, RepoArgs};
 
@@ -23,117 +19,37 @@ fn staging(args: &RepoArgs) -> PathBuf {
     args.cache_dir().join("spool")
 }
 
-/// Archives downloaded for `--in URL`, removed when dropped.
-struct Downloaded(PathBuf);
-
-impl Drop for Downloaded {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-const DOWNLOAD_PART: u64 = 8 << 20;
-
-/// A fresh folder in the cache's spool for archives read from a URL or standard input.
-fn download_dir(args: &RepoArgs) -> anyhow::Result<(PathBuf, Downloaded)> {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let dir = staging(args).join(format!("download-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok((dir.clone(), Downloaded(dir)))
-}
-
-/// Copy `name` of `store` to `to`, a range at a time (never a whole archive in memory).
-pub(super) fn download(store: &dyn sophon::backend::Backend, name: &str, to: &Path) -> anyhow::Result<()> {
-    use std::io::Write;
-    let size = store.stat(name)?.ok_or_else(|| anyhow::anyhow!("{}/{name}: no such object", store.location()))?;
-    let mut f =
-        std::io::BufWriter::new(std::fs::File::create(to).with_context(|| format!("creating {}", to.display()))?);
-    let mut at = 0;
-    while at < size {
-        let n = DOWNLOAD_PART.min(size - at);
-        f.write_all(&store.read_range(name, at, n)?).with_context(|| format!("writing {}", to.display()))?;
-        at += n;
-    }
-    f.flush()?;
-    Ok(())
-}
-
-/// A local file for `input`: itself, or for a URL (`s3://…/name.zip`) a download into the cache's
-/// spool, with the other archives of its folder when it is an incremental (its chain).
-fn local_input(input: &Path, args: &RepoArgs) -> anyhow::Result<(PathBuf, Option<Downloaded>)> {
+/// A local file for `input`: itself, or for a URL (`s3://…/name.zip`) or standard input (`-`) a
+/// copy fetched into the cache's spool (a URL's with its chain).
+fn local_input(input: &Path, args: &RepoArgs) -> anyhow::Result<(PathBuf, Option<Fetched>)> {
     let text = input.to_string_lossy().into_owned();
+    let pass = optional_passphrase(args);
+    let pass = pass.as_ref().map(|p| p.as_slice());
     if text == "-" {
-        // Standard input has no index and no neighbours: it is spooled, and must be a whole archive.
-        let (dir, guard) = download_dir(args)?;
-        let local = dir.join("stdin-archive");
-        let mut f = std::fs::File::create(&local).with_context(|| format!("creating {}", local.display()))?;
-        std::io::copy(&mut std::io::stdin().lock(), &mut f).context("reading the archive from standard input")?;
-        let pass = optional_passphrase(args);
-        let meta = peek_metadata(&local, pass.as_ref().map(|p| p.as_slice()))?;
-        if !meta["export"]["incremental"].is_null() {
-            anyhow::bail!(
-                "an incremental archive on standard input cannot bring the exports it follows: give its file or URL"
-            );
-        }
-        return Ok((local, Some(guard)));
+        let fetched = input::fetch_stream(&mut std::io::stdin().lock(), "standard input", &staging(args), pass)?;
+        return Ok((fetched.archive.clone(), Some(fetched)));
     }
-    let remote = text.contains("://") && !text.starts_with("file://");
-    if !remote {
+    if !text.contains("://") || text.starts_with("file://") {
         return Ok((PathBuf::from(text.strip_prefix("file://").unwrap_or(&text)), None));
     }
-    let (store_url, name) = text
-        .rsplit_once('/')
-        .filter(|(_, n)| !n.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("--in {text}: no archive name"))?;
-    let store = sophon::backend::open_url(store_url, false)?;
-    let (dir, guard) = download_dir(args)?;
-    let local = dir.join(name);
-    download(&*store, name, &local)?;
-    let pass = optional_passphrase(args);
-    let meta = peek_metadata(&local, pass.as_ref().map(|p| p.as_slice()))?;
-    if !meta["export"]["incremental"].is_null() {
-        let mut names = Vec::new();
-        store.list("", &mut |o| {
-            if !o.name.contains('/') && o.name != name && is_archive_name(&o.name) {
-                names.push(o.name);
-            }
-            Ok(())
-        })?;
-        for n in names {
-            download(&*store, &n, &dir.join(&n))?;
-        }
-    }
-    Ok((local, Some(guard)))
+    let fetched = input::fetch_url(&text, &staging(args), pass)?;
+    Ok((fetched.archive.clone(), Some(fetched)))
 }
 
-/// Open the chain ending in `input` and check every archive of it (for a sealed one, every
-/// segment): the findings, one per line.
+/// Open the chain ending in `input` and check every archive of it: the findings, one per line.
 fn open_and_check(input: &Path, args: &RepoArgs) -> anyhow::Result<(Chain, Vec<String>)> {
     let pass = optional_passphrase(args);
-    let chain = Chain::open(input, pass.as_ref().map(|p| p.as_slice()), &staging(args))?;
-    let mut findings = Vec::new();
-    for a in &chain.archives {
-        if a.sealed {
-            let f = std::fs::File::open(&a.path).with_context(|| format!("opening {}", a.path.display()))?;
-            if let Err(e) =
-                seal::verify_all(std::io::BufReader::new(f), pass.as_ref().map(|p| p.as_slice()).unwrap_or_default())
-            {
-                findings.push(format!("{}: {e}", a.path.display()));
-            }
-        }
-    }
-    findings.extend(chain.verify()?);
-    Ok((chain, findings))
+    Ok(Chain::open_checked(input, pass.as_ref().map(|p| p.as_slice()), &staging(args))?)
 }
 
-pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
-    let given = a.input.clone().unwrap_or_default();
-    let (input, _downloaded) = local_input(&given, &a.repo)?;
-    let (chain, findings) = match open_and_check(&input, &a.repo) {
+/// `backup verify --in INPUT` (`as_json`: `--json`).
+pub fn verify_in(given: &Path, repo: &RepoArgs, as_json: bool) -> anyhow::Result<u8> {
+    let (input, _downloaded) = local_input(given, repo)?;
+    let (chain, findings) = match open_and_check(&input, repo) {
         Ok(x) => x,
         // An archive that cannot even be opened (wrong passphrase, truncated, not an export) is a finding.
         Err(e) if is_damage(&e) => {
-            if a.json {
+            if as_json {
                 json(&serde_json::json!({ "archive": input, "clean": false, "findings": [e.to_string()] }))?;
             } else {
                 line(format!("damaged: {e}"))?;
@@ -144,7 +60,7 @@ pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
         Err(e) => return Err(e),
     };
     let newest = chain.archives.last();
-    if a.json {
+    if as_json {
         json(&serde_json::json!({
             "archive": input,
             "clean": findings.is_empty(),
@@ -158,7 +74,7 @@ pub fn verify_in(a: VerifyArgs) -> anyhow::Result<u8> {
         for f in &findings {
             line(format!("damaged: {f}"))?;
         }
-        let version = newest.and_then(|x| x.metadata["sophon_version"].as_str()).unwrap_or("?");
+        let version = newest.and_then(|x| x.metadata.sophon_version.as_deref()).unwrap_or("?");
         line(format!(
             "{}: {} archive(s), {} file(s) checked against their manifests; made by sophon {version}{}",
             if findings.is_empty() { "no damage found" } else { "DAMAGE FOUND" },
@@ -185,17 +101,22 @@ fn is_damage(e: &anyhow::Error) -> bool {
     })
 }
 
-pub fn restore_in(a: RestoreArgs) -> anyhow::Result<u8> {
-    let home = restore_home(&a)?;
-    let given = a.input.clone().unwrap_or_default();
-    let (input, _downloaded) = local_input(&given, &a.repo)?;
-    // Everything is checked before a byte reaches the home.
-    let (chain, findings) = match open_and_check(&input, &a.repo) {
+/// A chain ready to restore into a home: opened and checked, its downloads held until dropped.
+pub struct RestoreInput {
+    pub chain: Chain,
+    _fetched: Option<Fetched>,
+}
+
+/// The archive (or chain) `given` to `restore --in`, checked from end to end before a byte reaches
+/// `home`: `Err(exit code)` when it is refused (reported here).
+pub fn open_for_restore(given: &Path, repo: &RepoArgs, home: &Path) -> anyhow::Result<Result<RestoreInput, u8>> {
+    let (input, fetched) = local_input(given, repo)?;
+    let (chain, findings) = match open_and_check(&input, repo) {
         Ok(x) => x,
         Err(e) if is_damage(&e) => {
             eprintln!("error: {e:#}");
             eprintln!("restore refused: nothing was written to {}", home.display());
-            return Ok(exit::DAMAGE);
+            return Ok(Err(exit::DAMAGE));
         }
         Err(e) => return Err(e),
     };
@@ -204,78 +125,13 @@ pub fn restore_in(a: RestoreArgs) -> anyhow::Result<u8> {
             eprintln!("damaged: {f}");
         }
         eprintln!("restore refused: {} is damaged; nothing was written to {}", input.display(), home.display());
-        return Ok(exit::DAMAGE);
+        return Ok(Err(exit::DAMAGE));
     }
-    let layout = chain.archives.last().map(|x| x.metadata["layout"].as_str().unwrap_or("gateway").to_string());
-    if layout.as_deref() == Some("files") {
+    if chain.archives.last().is_some_and(|x| x.metadata.layout() == sophon::format::layout::Layout::Files) {
         anyhow::bail!(
             "{} is an export of a folder backup, not of a gateway: unpack it with unzip or tar",
             input.display()
         );
     }
-    restore_into_gateway(&a, &home, &chain, optional_passphrase(&a.repo))
-}
-
-/// The export an incremental one written to `out` follows: the newest of the same scope beside it.
-pub fn previous_export(repo: &Repository, id: &SnapshotId, out: &Path, args: &RepoArgs) -> anyhow::Result<Previous> {
-    if out.as_os_str() == "-" {
-        return Err(super::UsageError(
-            "--incremental needs --out FILE: the earlier exports are looked for beside it".into(),
-        )
-        .into());
-    }
-    if out.exists() {
-        anyhow::bail!("{}: {NEVER_REPLACES}", out.display());
-    }
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let place = Place::Folder(dir.to_path_buf());
-    previous_at(repo, id, &place, &dir.display().to_string(), args)
-}
-
-/// Why an incremental export is not written over an existing archive: chains follow export ids,
-/// so replacing any link, the one followed or an older one, breaks every chain through it.
-pub const NEVER_REPLACES: &str =
-    "already exists, and an incremental export never replaces an archive (it may be a link of \
-     the chain, such as the export it would follow); give each incremental its own name";
-
-/// The newest export of snapshot `id`'s scope at `place` (`where_` names it).
-pub fn previous_at(
-    repo: &Repository,
-    id: &SnapshotId,
-    place: &Place,
-    where_: &str,
-    args: &RepoArgs,
-) -> anyhow::Result<Previous> {
-    let scope = repo.load_snapshot(id)?.paths.join(" ");
-    let pass = optional_passphrase(args);
-    // Archives whose metadata cannot be read (another passphrase, damage) cannot be followed.
-    let (listed, _unreadable) = place.archives(where_, args, pass.as_ref().map(|p| p.as_slice()))?;
-    let mut best: Option<(String, Listed)> = None;
-    for l in listed {
-        let e = &l.metadata["export"];
-        if e["scope"].as_str() != Some(scope.as_str()) {
-            continue;
-        }
-        let created = e["created"].as_str().unwrap_or_default().to_string();
-        let seq = e["incremental"]["sequence"].as_u64().unwrap_or(0);
-        let key = format!("{created}#{seq:020}");
-        if best.as_ref().is_none_or(|(k, _)| key > *k) {
-            best = Some((key, l));
-        }
-    }
-    let Some((_, l)) = best else {
-        anyhow::bail!("no earlier export of {scope} in {where_}: make a full export first (without --incremental)");
-    };
-    let e = &l.metadata["export"];
-    let export_id = e["id"].as_str().unwrap_or_default().to_string();
-    let snapshot: SnapshotId = e["snapshot"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("export {export_id}: its metadata names no snapshot"))?;
-    Ok(Previous {
-        base_id: e["incremental"]["base"].as_str().map(str::to_string).unwrap_or_else(|| export_id.clone()),
-        sequence: e["incremental"]["sequence"].as_u64().unwrap_or(0),
-        export_id,
-        snapshot,
-    })
+    Ok(Ok(RestoreInput { chain, _fetched: fetched }))
 }

@@ -1,19 +1,29 @@
 //! `sophon backup forget --dest URL`: retention for export archives at a destination, decided on
-//! their metadata (read as `destination.rs` describes).
+//! their metadata (read as `sophon::export::destination` describes).
 
 use std::path::Path;
 
+use sophon::export::destination::Place;
 use sophon::export::retention::{self, ArchiveDecision, ArchiveInfo};
 use sophon::retention::Policy;
 
-use super::destination::Place;
-use super::forget_cmd::ForgetArgs;
 use super::output::{bytes, json, line};
+use super::RepoArgs;
 
-pub fn forget_archives(a: &ForgetArgs, dest: &str, policy: &Policy, from: &str) -> anyhow::Result<u8> {
+/// What `forget --dest` takes from the command line (not `ForgetArgs`, so that this file and
+/// `forget_cmd.rs` do not import each other).
+pub struct ArchiveForget<'a> {
+    pub repo: &'a RepoArgs,
+    pub dry_run: bool,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+pub fn forget_archives(a: &ArchiveForget, dest: &str, policy: &Policy, from: &str) -> anyhow::Result<u8> {
     let place = Place::open(dest)?;
     let passphrase = a.repo.passphrase().ok();
-    let (listed, mut unreadable) = place.archives(dest, &a.repo, passphrase.as_ref().map(|p| p.as_slice()))?;
+    let (listed, mut unreadable) =
+        place.archives(dest, &a.repo.cache_dir(), passphrase.as_ref().map(|p| p.as_slice()))?;
     let mut infos = Vec::new();
     for l in listed {
         match ArchiveInfo::from_metadata(&l.name, l.size, &l.metadata) {

@@ -10,8 +10,8 @@ use sophon::archive::{self, BackupOptions, ParentChoice, Progress};
 use sophon::check::{self, CheckOptions};
 use sophon::gateway::Settings;
 use sophon::restore::{self, RestoreOptions};
-use sophon::Session;
 use sophon::units::Percent;
+use sophon::Session;
 
 use super::output::{bytes, json, line};
 use super::progress::ProgressDisplay;
@@ -184,7 +184,9 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<u8> {
         BackupCommand::Create(a) => create(a),
         BackupCommand::List(a) => list(a),
         BackupCommand::Restore(a) => restore_cmd(a),
-        BackupCommand::Verify(a) if a.input.is_some() => super::archive_in::verify_in(a),
+        BackupCommand::Verify(VerifyArgs { input: Some(input), repo, json, .. }) => {
+            super::archive_in::verify_in(&input, &repo, json)
+        }
         BackupCommand::Verify(a) => verify(a),
         BackupCommand::Export(a) => super::export_cmd::export_cmd(a),
         BackupCommand::Forget(a) => super::forget_cmd::forget(a),
@@ -399,8 +401,13 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
 }
 
 fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
-    if a.input.is_some() {
-        return super::archive_in::restore_in(a);
+    if let Some(input) = &a.input {
+        let home = restore_home(&a)?;
+        let opened = match super::archive_in::open_for_restore(input, &a.repo, &home)? {
+            Ok(opened) => opened,
+            Err(code) => return Ok(code),
+        };
+        return restore_into_gateway(&a, &home, &opened.chain, a.repo.passphrase().ok());
     }
     let Some(target) = a.target.clone() else {
         return restore_gateway(a);
@@ -465,7 +472,7 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
     let session = Session::shared(repo, "restore")?;
     let id = session.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
     let snap = session.load_snapshot(&id)?;
-    if !snap.paths.iter().any(|p| p.starts_with("gateway:")) {
+    if !sophon::source::SnapshotScope::from_paths(&snap.paths).is_gateway() {
         anyhow::bail!("snapshot {} is a folder backup, not a gateway backup: restore it with --target DIR", id.short());
     }
     let files = restore::SnapshotFiles::open(&session, &id)?;

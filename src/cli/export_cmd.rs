@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use sophon::export::{self, seal::Kdf, ExportOptions, ExportSummary, Format};
-use sophon::{Repository, Session, SnapshotId};
+use sophon::export::destination::split_archive_url;
+use sophon::export::{self, output, previous, seal::Kdf, ExportOptions, ExportSummary, Format};
+use sophon::{Session, SnapshotId};
 
 use super::output::{bytes, json, line};
 use super::{exit, RepoArgs, UsageError};
@@ -166,112 +167,6 @@ fn format_of(args: &ArchiveOutArgs, name: &str) -> Format {
     args.format.map(Format::from).or_else(|| Format::from_archive_name(name)).unwrap_or(Format::Zip)
 }
 
-/// `{date}` (YYYY-MM-DD), `{time}` (HHMMSS), both in the server's time zone, `{tenant}` (the
-/// backup's tenant, or `all`) and `{snapshot}` (the short id), expanded now: a cron job's command
-/// line keeps the braces and gets a fresh name on every run.
-pub fn expand_destination(dest: &str, repo: &Repository, id: &SnapshotId) -> anyhow::Result<String> {
-    let now = chrono::Local::now();
-    let snapshot = repo.load_snapshot(id)?;
-    let tenant = snapshot
-        .paths
-        .iter()
-        .find_map(|p| p.split_once("?tenant=").map(|(_, t)| t.to_string()))
-        .unwrap_or_else(|| "all".into());
-    Ok(dest
-        .replace("{date}", &now.format("%Y-%m-%d").to_string())
-        .replace("{time}", &now.format("%H%M%S").to_string())
-        .replace("{tenant}", &tenant)
-        .replace("{snapshot}", &id.short()))
-}
-
-/// Buffers the archive into parts for a streamed upload.
-struct Upload {
-    w: Option<Box<dyn sophon::backend::ObjectWriter>>,
-    buf: Vec<u8>,
-}
-
-const UPLOAD_PART: usize = 8 << 20;
-
-impl Write for Upload {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= UPLOAD_PART {
-            self.push()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Upload {
-    fn push(&mut self) -> std::io::Result<()> {
-        let Some(w) = self.w.as_mut() else { return Err(std::io::Error::other("the upload was closed")) };
-        w.write(&self.buf).map_err(std::io::Error::other)?;
-        self.buf.clear();
-        Ok(())
-    }
-}
-
-/// Render snapshot `id` and upload it to `dest` as it is rendered.
-fn upload_archive(
-    session: &Session,
-    id: &SnapshotId,
-    dest: &str,
-    opts: &mut ExportOptions,
-    args: &ArchiveOutArgs,
-    repo_args: &RepoArgs,
-) -> anyhow::Result<ExportSummary> {
-    let repo: &Repository = session.repo();
-    let url = expand_destination(dest, repo, id)?;
-    let (store, name) = url
-        .rsplit_once('/')
-        .filter(|(store, name)| !name.is_empty() && !store.ends_with(':') && !store.ends_with("//"))
-        .ok_or_else(|| {
-            UsageError(format!("--dest {url}: give the archive's full name, e.g. s3://bucket/backup.zip"))
-        })?;
-    opts.format = format_of(args, name);
-    let backend = sophon::backend::open_url(store, true)?;
-    if args.incremental {
-        if backend.stat(name)?.is_some() {
-            anyhow::bail!(
-                "--dest {url}: {} (for example with {{date}} and {{time}})",
-                super::archive_in::NEVER_REPLACES
-            );
-        }
-        // The export it follows is the newest of the same scope in the same folder.
-        let place = match backend.is_remote() {
-            true => super::destination::Place::Store(backend.clone()),
-            false => super::destination::Place::open(store)?,
-        };
-        opts.previous = Some(super::archive_in::previous_at(repo, id, &place, store, repo_args)?);
-    }
-    let writer = backend.writer(name)?;
-    let mut up = Upload { w: Some(writer), buf: Vec::with_capacity(UPLOAD_PART) };
-    let result = export::export_snapshot(session, id, &mut up, opts).map_err(anyhow::Error::from).and_then(|s| {
-        up.push()?;
-        let w = up.w.take().ok_or_else(|| anyhow::anyhow!("the upload was closed"))?;
-        w.finish()?;
-        Ok(s)
-    });
-    match result {
-        Ok(mut s) => {
-            if backend.is_remote() {
-                super::destination::remember(repo_args, store, name, s.bytes_out, s.metadata.clone());
-            }
-            s.destination = Some(url);
-            Ok(s)
-        }
-        Err(e) => {
-            if let Some(w) = up.w.take() {
-                w.abort();
-            }
-            Err(e.context(format!("uploading {url} (nothing was left under that name)")))
-        }
-    }
-}
-
 /// Render snapshot `id` as `args` ask; a file appears under its name only once complete.
 pub fn write_archive(
     session: &Session,
@@ -279,7 +174,6 @@ pub fn write_archive(
     args: &ArchiveOutArgs,
     repo_args: &RepoArgs,
 ) -> anyhow::Result<ExportSummary> {
-    let repo: &Repository = session.repo();
     let name = args.out.as_deref().map(|p| p.to_string_lossy().into_owned()).or(args.dest.clone()).unwrap_or_default();
     let mut opts = ExportOptions::new(format_of(args, &name));
     if let Some(level) = args.level {
@@ -290,11 +184,33 @@ pub fn write_archive(
         opts.seal = Some((repo_args.passphrase()?, kdf));
     }
     if let Some(dest) = &args.dest {
-        return upload_archive(session, id, dest, &mut opts, args, repo_args);
+        let snapshot = session.load_snapshot(id)?;
+        let url = output::expand_destination(dest, &snapshot, id, chrono::Local::now());
+        let (store_url, name) = split_archive_url(&url).ok_or_else(|| {
+            UsageError(format!("--dest {url}: give the archive's full name, e.g. s3://bucket/backup.zip"))
+        })?;
+        opts.format = format_of(args, name);
+        let cache_dir = repo_args.cache_dir();
+        let store = output::StoreDestination::open(store_url, name)?;
+        if args.incremental {
+            let pass = repo_args.passphrase().ok();
+            opts.previous = Some(store.previous(session, id, &cache_dir, pass.as_ref().map(|p| p.as_slice()))?);
+        }
+        return store
+            .export(session, id, &opts, &cache_dir)
+            .with_context(|| format!("uploading {url} (nothing was left under that name)"));
     }
     let out = args.out.clone().ok_or_else(|| UsageError("no --out or --dest given".into()))?;
     if args.incremental {
-        opts.previous = Some(super::archive_in::previous_export(repo, id, &out, repo_args)?);
+        if out.as_os_str() == "-" {
+            return Err(UsageError(
+                "--incremental needs --out FILE: the earlier exports are looked for beside it".into(),
+            )
+            .into());
+        }
+        let pass = repo_args.passphrase().ok();
+        let pass = pass.as_ref().map(|p| p.as_slice());
+        opts.previous = Some(previous::previous_beside(session, id, &out, &repo_args.cache_dir(), pass)?);
     }
     if out.as_os_str() == "-" {
         let stdout = std::io::stdout();
@@ -303,22 +219,8 @@ pub fn write_archive(
         w.flush().context("writing to standard output")?;
         return Ok(s);
     }
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = out.file_name().ok_or_else(|| UsageError(format!("--out {}: not a file name", out.display())))?;
-    let partial = dir.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| -> anyhow::Result<ExportSummary> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let f = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        let s = export::export_snapshot(session, id, &mut w, &opts)?;
-        let f = w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", partial.display()))?;
-        f.sync_all().with_context(|| format!("writing {}", partial.display()))?;
-        std::fs::rename(&partial, &out)
-            .with_context(|| format!("renaming the finished archive to {}", out.display()))?;
-        Ok(s)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
+    if out.file_name().is_none() {
+        return Err(UsageError(format!("--out {}: not a file name", out.display())).into());
     }
-    result
+    Ok(output::export_to_file(session, id, &out, &opts)?)
 }

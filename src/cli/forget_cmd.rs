@@ -178,7 +178,9 @@ fn open_repo(args: &RepoArgs, home: Option<&Path>) -> anyhow::Result<Arc<Reposit
 pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
     let (policy, from) = a.policy.resolve(a.home.as_deref())?;
     if let Some(dest) = &a.dest {
-        return super::archive_retention::forget_archives(&a, dest, &policy, &from);
+        let args =
+            super::archive_retention::ArchiveForget { repo: &a.repo, dry_run: a.dry_run, json: a.json, quiet: a.quiet };
+        return super::archive_retention::forget_archives(&args, dest, &policy, &from);
     }
     let repo = open_repo(&a.repo, a.home.as_deref())?;
     let session = Session::shared(Arc::clone(&repo), "forget")?;

@@ -5,7 +5,6 @@ pub mod archive_retention;
 pub mod backup_cmd;
 pub mod cron_cmd;
 pub mod demo;
-pub mod destination;
 pub mod export_cmd;
 pub mod forget_cmd;
 pub mod gateway_cmd;

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::reader::ExportArchive;
 use super::seal;
 use crate::error::{Error, Result};
+use crate::format::export_meta::{ExportMetadata, MAX_METADATA_BYTES};
+use crate::source::BackupSource;
 
 /// Whether a file or object name is an export archive's (by extension; hidden names, such as
 /// partial uploads, are not).
@@ -32,7 +32,7 @@ pub fn archives_in(dir: &Path) -> Vec<PathBuf> {
 
 /// An archive's `metadata.json` without unpacking it: a zip's from its central directory, a
 /// tar.gz's by streaming through it (nothing written).
-pub fn peek_metadata(path: &Path, passphrase: Option<&[u8]>) -> Result<Value> {
+pub fn peek_metadata(path: &Path, passphrase: Option<&[u8]>) -> Result<ExportMetadata> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut head = [0u8; 8];
     let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
@@ -62,11 +62,14 @@ pub fn peek_metadata(path: &Path, passphrase: Option<&[u8]>) -> Result<Value> {
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::malformed(path.display().to_string(), e.to_string()))?;
         let name = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-        if name == format!("{}/metadata.json", super::ROOT) && entry.size() < (64 << 20) {
+        if name == format!("{}/metadata.json", super::ROOT) {
             let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).map_err(|e| Error::malformed(path.display().to_string(), e.to_string()))?;
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| Error::malformed(format!("{}: metadata.json", path.display()), e.to_string()));
+            // One byte past the limit is enough to refuse it.
+            (&mut entry)
+                .take(MAX_METADATA_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::malformed(path.display().to_string(), e.to_string()))?;
+            return ExportMetadata::parse(&bytes, &format!("{}: metadata.json", path.display()));
         }
     }
     Err(Error::malformed(path.display().to_string(), "no backup/metadata.json: not a Sophon export"))
@@ -83,9 +86,9 @@ impl Chain {
     pub fn open(newest: &Path, passphrase: Option<&[u8]>, staging: &Path) -> Result<Chain> {
         let meta = peek_metadata(newest, passphrase)?;
         let mut order = vec![newest.to_path_buf()];
-        if let Some(mut follows) = meta["export"]["incremental"]["follows"].as_str().map(str::to_string) {
+        if let Some(mut follows) = meta.follows().map(str::to_string) {
             let dir = newest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let mut by_id: BTreeMap<String, (PathBuf, Value)> = BTreeMap::new();
+            let mut by_id: BTreeMap<String, (PathBuf, ExportMetadata)> = BTreeMap::new();
             let mut unreadable = Vec::new();
             for p in archives_in(dir) {
                 if p == newest {
@@ -93,7 +96,7 @@ impl Chain {
                 }
                 match peek_metadata(&p, passphrase) {
                     Ok(m) => {
-                        if let Some(id) = m["export"]["id"].as_str() {
+                        if let Some(id) = m.export_id() {
                             by_id.insert(id.to_string(), (p, m));
                         }
                     }
@@ -115,7 +118,7 @@ impl Chain {
                     )));
                 };
                 order.push(p);
-                match m["export"]["incremental"]["follows"].as_str() {
+                match m.follows() {
                     Some(f) => follows = f.to_string(),
                     None => break,
                 }
@@ -128,8 +131,8 @@ impl Chain {
         }
         let mut files = BTreeMap::new();
         for (i, a) in archives.iter().enumerate() {
-            if let Some(deleted) = a.export_info()["incremental"]["deleted"].as_array() {
-                for d in deleted.iter().filter_map(Value::as_str) {
+            if let Some(inc) = &a.export_info().incremental {
+                for d in &inc.deleted {
                     files.remove(d);
                 }
             }
@@ -138,6 +141,21 @@ impl Chain {
             }
         }
         Ok(Chain { archives, files })
+    }
+
+    /// [`Self::open`], then check every archive of the chain against its manifest and, for a
+    /// sealed one, every segment: the chain and its findings, one per problem.
+    pub fn open_checked(newest: &Path, passphrase: Option<&[u8]>, staging: &Path) -> Result<(Chain, Vec<String>)> {
+        let chain = Chain::open(newest, passphrase, staging)?;
+        let mut findings = Vec::new();
+        for a in chain.archives.iter().filter(|a| a.sealed) {
+            let f = std::fs::File::open(&a.path).map_err(|e| Error::io(&a.path, e))?;
+            if let Err(e) = seal::verify_all(std::io::BufReader::new(f), passphrase.unwrap_or_default()) {
+                findings.push(format!("{}: {e}", a.path.display()));
+            }
+        }
+        findings.extend(chain.verify()?);
+        Ok((chain, findings))
     }
 
     /// Every archive's findings, each prefixed with its file.
@@ -156,7 +174,7 @@ impl Chain {
     }
 }
 
-impl crate::gateway::restore::BackupSource for Chain {
+impl BackupSource for Chain {
     fn paths(&self) -> Vec<String> {
         self.files.keys().cloned().collect()
     }
@@ -171,6 +189,6 @@ impl crate::gateway::restore::BackupSource for Chain {
     }
     fn copy_to(&self, path: &str, dest: &Path) -> Result<()> {
         let a = self.holder(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the archives")))?;
-        crate::gateway::restore::BackupSource::copy_to(a, path, dest)
+        BackupSource::copy_to(a, path, dest)
     }
 }

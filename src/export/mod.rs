@@ -4,9 +4,13 @@
 //! `format-spec/export.md` specifies the archive, `format-spec/export-seal.md` the envelope.
 
 pub mod chain;
+pub mod destination;
 mod fetch;
+pub mod input;
 pub mod ordered;
+pub mod output;
 pub mod plan;
+pub mod previous;
 pub mod reader;
 pub mod render;
 pub mod retention;
@@ -19,16 +23,18 @@ use std::io::Write;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::format::export_meta::{ExportInfo, ExportMetadata, Incremental};
+use crate::format::layout::Layout;
 use crate::id::SnapshotId;
 use crate::repo::Repository;
 use crate::session::Session;
+use crate::source::SnapshotScope;
 pub use plan::ROOT;
 use plan::{Entry, EntryKind};
 use render::{Extra, RenderOptions};
 pub use render::{Format, ManifestFile};
 
-/// The version of the archive layout and of the `export` object in `metadata.json`.
-pub const EXPORT_FORMAT_VERSION: u32 = 1;
+pub use crate::format::export_meta::EXPORT_FORMAT_VERSION;
 /// The deflate level: as small as `zip -6`/`pigz -6` output within a few percent, and faster.
 pub const DEFAULT_LEVEL: u32 = 6;
 
@@ -77,7 +83,7 @@ pub struct ExportSummary {
     pub destination: Option<String>,
     /// The archive's `metadata.json`, so that whoever wrote it need not read it back.
     #[serde(skip)]
-    pub metadata: serde_json::Value,
+    pub metadata: ExportMetadata,
 }
 
 /// Counts what passes through to the output.
@@ -156,43 +162,46 @@ pub fn export_snapshot(
 
     let export_id = new_export_id()?;
     let now = chrono::Utc::now();
-    let export = json!({
-        "format_version": EXPORT_FORMAT_VERSION,
-        "id": export_id,
-        "format": opts.format,
-        "created": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "snapshot": id.to_hex(),
-        "snapshot_time": snapshot.time,
-        "scope": snapshot.paths.join(" "),
-        "sealed": opts.seal.is_some(),
-        "incremental": opts.previous.as_ref().map(|p| json!({
-            "follows": p.export_id,
-            "base": p.base_id,
-            "sequence": p.sequence + 1,
-            "previous_snapshot": p.snapshot.to_hex(),
-            "deleted": deleted,
-        })),
-    });
-    let metadata = match base_metadata {
-        Some(mut m) => {
-            m["export"] = export;
-            m
-        }
-        None => json!({
-            "layout": if gateway { "gateway" } else { "files" },
-            "layout_version": crate::gateway::dump::LAYOUT_VERSION,
-            "sophon_version": env!("CARGO_PKG_VERSION"),
-            "timestamp": snapshot.time,
-            "paths": snapshot.paths,
-            "hostname": snapshot.hostname,
-            "tags": snapshot.tags,
-            "export": export,
+    let export = ExportInfo {
+        format_version: EXPORT_FORMAT_VERSION,
+        id: Some(export_id.clone()),
+        format: Some(opts.format.name().to_string()),
+        created: Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        snapshot: Some(id.to_hex()),
+        snapshot_time: Some(snapshot.time.clone()),
+        scope: Some(SnapshotScope::from_paths(&snapshot.paths).to_string()),
+        sealed: opts.seal.is_some(),
+        incremental: opts.previous.as_ref().map(|p| Incremental {
+            follows: p.export_id.clone(),
+            base: p.base_id.clone(),
+            sequence: p.sequence + 1,
+            previous_snapshot: p.snapshot.to_hex(),
+            deleted: deleted.clone(),
+            other: Default::default(),
         }),
+        other: Default::default(),
+    };
+    let metadata = match base_metadata {
+        Some(base) => ExportMetadata::from_base(base, export, &format!("snapshot {} metadata.json", id.short()))?,
+        None => {
+            let layout = if gateway { Layout::Gateway } else { Layout::Files };
+            ExportMetadata {
+                layout: Some(layout),
+                layout_version: layout.version(),
+                sophon_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+                timestamp: Some(snapshot.time.clone()),
+                paths: Some(snapshot.paths.clone()),
+                hostname: Some(snapshot.hostname.clone()),
+                tags: Some(snapshot.tags.clone()),
+                export,
+                other: Default::default(),
+            }
+        }
     };
     let mtime = now.timestamp();
     let written_metadata = metadata.clone();
     let extras = move |files: &[ManifestFile]| -> Result<Vec<Extra>> {
-        let meta = serde_json::to_vec_pretty(&metadata).map_err(|e| Error::invalid(e.to_string()))?;
+        let meta = metadata.to_bytes()?;
         let mut listed = files.to_vec();
         listed.push(ManifestFile {
             path: "metadata.json".into(),

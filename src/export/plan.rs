@@ -9,6 +9,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::NodeKind;
 use crate::id::{BlobId, SnapshotId};
 use crate::repo::Repository;
+use crate::source::SnapshotScope;
 
 /// The folder every archive unpacks to.
 pub const ROOT: &str = "backup";
@@ -36,7 +37,7 @@ pub type FileIndex = BTreeMap<String, (u64, Vec<BlobId>)>;
 /// A gateway snapshot's files carry the product page's layout; any other snapshot is a folder
 /// backup, whose roots sit under `backup/` by name.
 pub fn is_gateway(snapshot: &Snapshot) -> bool {
-    snapshot.paths.first().is_some_and(|p| p.starts_with("gateway:"))
+    SnapshotScope::from_paths(&snapshot.paths).is_gateway()
 }
 
 /// Every entry of `snapshot`'s tree, depth first in name order (trees are sorted).

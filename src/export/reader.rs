@@ -16,8 +16,10 @@ use serde_json::Value;
 use super::plan::ROOT;
 use super::render::ManifestFile;
 use super::seal::{self, SealedFile};
-use super::EXPORT_FORMAT_VERSION;
 use crate::error::{Error, Result};
+use crate::format::export_meta::{ExportInfo, ExportMetadata, MAX_METADATA_BYTES};
+use crate::format::layout::Layout;
+use crate::source::BackupSource;
 
 /// Deflate cannot expand data more than about 1032 times; a claim beyond this is a bomb.
 const MAX_RATIO: u64 = 1100;
@@ -47,7 +49,7 @@ pub struct ExportArchive {
     pub path: PathBuf,
     pub sealed: bool,
     pub format: super::Format,
-    pub metadata: Value,
+    pub metadata: ExportMetadata,
     pub manifest: Vec<ManifestFile>,
     files: BTreeMap<String, Member>,
     backing: Backing,
@@ -149,18 +151,11 @@ impl ExportArchive {
         } else {
             return Err(Error::malformed(path.display().to_string(), "not a zip or tar.gz archive (nor a sealed one)"));
         };
-        let mut a = ExportArchive {
-            path: path.to_path_buf(),
-            sealed,
-            format,
-            metadata: Value::Null,
-            manifest: Vec::new(),
-            files,
-            backing,
-        };
-        a.metadata = a.json("metadata.json")?;
-        check_metadata(path, &a.metadata)?;
-        if let Some(link) = links.first().filter(|_| a.metadata["layout"].as_str() != Some("files")) {
+        let metadata_bytes = read_member(path, &files, &backing, "metadata.json", MAX_METADATA_BYTES)?;
+        let metadata = ExportMetadata::parse(&metadata_bytes, &format!("{}: metadata.json", path.display()))?;
+        let mut a =
+            ExportArchive { path: path.to_path_buf(), sealed, format, metadata, manifest: Vec::new(), files, backing };
+        if let Some(link) = links.first().filter(|_| a.metadata.layout() != Layout::Files) {
             return Err(refused(
                 path,
                 format!("entry {link:?} is a symbolic link, which a gateway backup never holds"),
@@ -173,20 +168,18 @@ impl ExportArchive {
     }
 
     fn json(&self, name: &str) -> Result<Value> {
-        let bytes = self.read(name)?.ok_or_else(|| {
-            Error::malformed(self.path.display().to_string(), format!("no {ROOT}/{name}: not a Sophon export"))
-        })?;
+        let bytes = read_member(&self.path, &self.files, &self.backing, name, u64::MAX)?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::malformed(format!("{}: {name}", self.path.display()), e.to_string()))
     }
 
     /// The `export` object of the metadata.
-    pub fn export_info(&self) -> &Value {
-        &self.metadata["export"]
+    pub fn export_info(&self) -> &ExportInfo {
+        &self.metadata.export
     }
 
     pub fn export_id(&self) -> Option<&str> {
-        self.export_info()["id"].as_str()
+        self.metadata.export_id()
     }
 
     pub fn paths(&self) -> impl Iterator<Item = &str> {
@@ -200,23 +193,7 @@ impl ExportArchive {
     /// Stream a file's content into `out`; returns its size. Reading more than the declared size
     /// is refused (a bomb), and so is reading less.
     pub fn copy(&self, path: &str, out: &mut dyn Write) -> Result<u64> {
-        let m = self.files.get(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the archive")))?;
-        let what = || format!("{}: {ROOT}/{path}", self.path.display());
-        let n = match &self.backing {
-            Backing::Zip(z) => {
-                let mut z = z.lock().map_err(|_| Error::invalid("archive reader poisoned"))?;
-                let entry = z.by_index(m.zip_index).map_err(|e| zip_err(&self.path, e))?;
-                copy_limited(entry, out, m.size, &what)?
-            }
-            Backing::Staged(dir) => {
-                let f = File::open(dir.join(path)).map_err(|e| Error::io(dir.join(path), e))?;
-                copy_limited(f, out, m.size, &what)?
-            }
-        };
-        if n != m.size {
-            return Err(Error::malformed(what(), format!("holds {n} bytes, its header says {}", m.size)));
-        }
-        Ok(n)
+        copy_member(&self.path, &self.files, &self.backing, path, out)
     }
 
     /// A whole (small) file.
@@ -332,27 +309,52 @@ fn copy_limited(r: impl Read, out: &mut dyn Write, limit: u64, what: &dyn Fn() -
     Ok(n)
 }
 
-fn check_metadata(path: &Path, m: &Value) -> Result<()> {
-    let what = format!("{}: metadata.json", path.display());
-    if !m.is_object() {
-        return Err(Error::malformed(what, "not a JSON object"));
+/// Stream member `path` into `out`; returns its size. Reading more than the declared size is
+/// refused (a bomb), and so is reading less.
+fn copy_member(
+    archive: &Path,
+    files: &BTreeMap<String, Member>,
+    backing: &Backing,
+    path: &str,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let m = files.get(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the archive")))?;
+    let what = || format!("{}: {ROOT}/{path}", archive.display());
+    let n = match backing {
+        Backing::Zip(z) => {
+            let mut z = z.lock().map_err(|_| Error::invalid("archive reader poisoned"))?;
+            let entry = z.by_index(m.zip_index).map_err(|e| zip_err(archive, e))?;
+            copy_limited(entry, out, m.size, &what)?
+        }
+        Backing::Staged(dir) => {
+            let f = File::open(dir.join(path)).map_err(|e| Error::io(dir.join(path), e))?;
+            copy_limited(f, out, m.size, &what)?
+        }
+    };
+    if n != m.size {
+        return Err(Error::malformed(what(), format!("holds {n} bytes, its header says {}", m.size)));
     }
-    let export = &m["export"];
-    let version = export["format_version"]
-        .as_u64()
-        .ok_or_else(|| Error::malformed(what.clone(), "no export.format_version: not a Sophon export"))?;
-    if version > EXPORT_FORMAT_VERSION as u64 {
-        return Err(Error::UnsupportedVersion { what, found: version as u32, supported: EXPORT_FORMAT_VERSION });
+    Ok(n)
+}
+
+/// One of the generated files every export has (`metadata.json`, `manifest.json`), whole; one
+/// declared larger than `limit` is refused before it is read.
+fn read_member(
+    archive: &Path,
+    files: &BTreeMap<String, Member>,
+    backing: &Backing,
+    name: &str,
+    limit: u64,
+) -> Result<Vec<u8>> {
+    let Some(m) = files.get(name) else {
+        return Err(Error::malformed(archive.display().to_string(), format!("no {ROOT}/{name}: not a Sophon export")));
+    };
+    if m.size > limit {
+        return Err(Error::TooLarge { what: format!("{}: {ROOT}/{name}", archive.display()), limit });
     }
-    let layout = m["layout_version"].as_u64().unwrap_or(0);
-    if layout == 0 || layout > crate::gateway::layout::LAYOUT_VERSION as u64 {
-        return Err(Error::UnsupportedVersion {
-            what: format!("{what} (layout_version)"),
-            found: layout as u32,
-            supported: crate::gateway::layout::LAYOUT_VERSION,
-        });
-    }
-    Ok(())
+    let mut v = Vec::new();
+    copy_member(archive, files, backing, name, &mut v)?;
+    Ok(v)
 }
 
 /// Format, files, symbolic links (paths), and where the bytes are.
@@ -451,7 +453,7 @@ impl<R: Read> Read for CountingRead<R> {
 
 fn open_targz(path: &Path, reader: Box<dyn ReadSeek>, staging: &Path) -> Result<Opened> {
     std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
-    crate::gateway::spool::remove_abandoned(staging, "unpack-");
+    crate::source::spool::remove_abandoned(staging, "unpack-");
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let dir = staging.join(format!("unpack-{}-{nanos}", std::process::id()));
     std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -527,7 +529,7 @@ fn io_or_damage(path: &Path, e: std::io::Error) -> Error {
     }
 }
 
-impl crate::gateway::restore::BackupSource for ExportArchive {
+impl BackupSource for ExportArchive {
     fn paths(&self) -> Vec<String> {
         self.files.keys().cloned().collect()
     }

@@ -4,11 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, FixedOffset};
-use serde_json::Value;
-
 use crate::error::{Error, Result};
+use crate::format::export_meta::ExportMetadata;
 use crate::retention::{self, Candidate, Policy};
+use chrono::{DateTime, FixedOffset};
 
 /// What retention needs to know of one archive.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -25,27 +24,21 @@ pub struct ArchiveInfo {
 }
 
 impl ArchiveInfo {
-    pub fn from_metadata(name: &str, size: u64, meta: &Value) -> Result<Self> {
-        let export = &meta["export"];
-        let time = export["snapshot_time"]
-            .as_str()
-            .or_else(|| meta["timestamp"].as_str())
+    pub fn from_metadata(name: &str, size: u64, meta: &ExportMetadata) -> Result<Self> {
+        let time = meta
+            .snapshot_time()
             .ok_or_else(|| Error::malformed(format!("{name}: metadata.json"), "no snapshot time"))?;
         DateTime::parse_from_rfc3339(time)
             .map_err(|e| Error::malformed(format!("{name}: metadata.json"), format!("time {time:?}: {e}")))?;
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default()
-        };
-        let scope = export["scope"].as_str().map(str::to_string).unwrap_or_else(|| strings(&meta["paths"]).join(" "));
         Ok(ArchiveInfo {
             name: name.to_string(),
             size,
             time: time.to_string(),
-            scope,
-            hostname: meta["hostname"].as_str().unwrap_or("").to_string(),
-            tags: strings(&meta["tags"]),
-            id: export["id"].as_str().map(str::to_string),
-            follows: export["incremental"]["follows"].as_str().map(str::to_string),
+            scope: meta.scope(),
+            hostname: meta.hostname.clone().unwrap_or_default(),
+            tags: meta.tags.clone().unwrap_or_default(),
+            id: meta.export_id().map(str::to_string),
+            follows: meta.follows().map(str::to_string),
         })
     }
 

@@ -1,11 +1,14 @@
 //! Pure encoders and decoders for every byte the repository stores. No I/O and no cryptography
 //! here: callers seal and open; these functions frame, parse and validate. Every decoder treats
 //! its input as hostile: it checks lengths before reading, refuses unknown versions, and never panics.
-//! The byte layouts are specified in `format-spec/repository.md`.
+//! The byte layouts are specified in `format-spec/repository.md` (an export's `metadata.json` in
+//! `format-spec/export.md`).
 
 pub mod config;
 pub mod envelope;
+pub mod export_meta;
 pub mod index;
+pub mod layout;
 pub mod pack;
 pub mod prune;
 pub mod seal;

@@ -7,15 +7,13 @@ use std::sync::Arc;
 use super::dump::{dump_announcing, Dump, DumpOptions};
 use crate::archive::{self, BackupOptions, BackupOutcome, Progress};
 use crate::session::Session;
+use crate::source::SnapshotScope;
 
 /// What a gateway backup's snapshot names as its source: the home's absolute path and, for a
-/// tenant-scoped backup, the tenant. Parents are chosen by it, so each scope has its own chain.
+/// tenant-scoped backup, the tenant ([`SnapshotScope`] writes it). Parents are chosen by it, so
+/// each scope has its own chain.
 pub fn source_label(home: &Path, tenant: Option<&str>) -> String {
-    let abs = std::path::absolute(home).unwrap_or_else(|_| home.to_path_buf());
-    match tenant {
-        Some(t) => format!("gateway:{}?tenant={t}", abs.display()),
-        None => format!("gateway:{}", abs.display()),
-    }
+    SnapshotScope::gateway(home, tenant).to_string()
 }
 
 /// Back up the gateway at `home` into the session's repository.

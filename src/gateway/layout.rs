@@ -6,8 +6,9 @@
 use super::category::Category;
 use super::LICENSE_FILE;
 
-/// The layout version written into `metadata.json`.
-pub const LAYOUT_VERSION: u32 = 1;
+/// The layout version written into `metadata.json` (defined with the other layouts in
+/// [`crate::format::layout`], which export readers check without knowing the gateway).
+pub const LAYOUT_VERSION: u32 = crate::source::GATEWAY_LAYOUT_VERSION;
 
 /// Columns whose text is JSON and is emitted as JSON, not as a string.
 pub const JSON_COLUMNS: &[&str] = &["roles", "tool_allowlist", "config", "definition", "events", "detail"];

@@ -127,3 +127,14 @@ impl From<GatewayError> for crate::Error {
         }
     }
 }
+
+/// The shared layers below the gateway (the spool, the virtual tree) report in the library's error;
+/// inside the gateway an I/O error keeps its path.
+impl From<crate::Error> for GatewayError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Io { path, source } => GatewayError::Io { path, source },
+            other => GatewayError::Invalid(other.to_string()),
+        }
+    }
+}

@@ -15,6 +15,8 @@
 mod execute;
 pub mod plan;
 
+pub use crate::source::BackupSource;
+
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
@@ -27,14 +29,6 @@ use plan::{invalid, json_file, Plan, Scope};
 
 /// Finish an interrupted restore (kept here too: callers know it as `restore::recover`).
 pub use super::journal::recover;
-
-/// Read access to a backup's files (a snapshot, later an export).
-pub trait BackupSource {
-    fn paths(&self) -> Vec<String>;
-    fn size(&self, path: &str) -> Option<u64>;
-    fn read(&self, path: &str) -> crate::Result<Option<Vec<u8>>>;
-    fn copy_to(&self, path: &str, dest: &Path) -> crate::Result<()>;
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

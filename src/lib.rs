@@ -1,8 +1,12 @@
 //! Sophon Backup: a content-addressed, deduplicating, encrypted backup engine.
 //!
-//! Layers (a module uses only the layers below it; see `../shared/DESIGN.md`):
-//! 0 `error`, `id`, `format` · 1 `chunk`, `crypto`, `compress`, `liveness` · 2 `backend`, `pack` ·
-//! 3 `index`, `repo`, `session` · 4 `archive`, `restore`, `check` · 5 the binary.
+//! Layers (a module uses only the layers below it; `ARCHITECTURE.md` explains them and
+//! `tests/layers.rs` enforces them):
+//! 0 `error`, `id`, `format`, `units` · 1 `chunk`, `crypto`, `compress`, `liveness` ·
+//! 2 `backend`, `pack` · 3 `index`, `repo`, `session` · 4 `archive`, `restore`, `export`, `check`,
+//! `retention`, `forget`, `prune`, `source` · 5 `gateway`, `cron` · 6 the binary (`main`, `cli`).
+//!
+//! Every operation takes a [`Session`]: the repository with the lock it needs and a synced index.
 #![forbid(unsafe_code)]
 
 pub mod archive;

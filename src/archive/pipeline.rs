@@ -1,0 +1,425 @@
+//! The stages after the walk: readers chunk and deduplicate, sealers compress, the packer fills
+//! packs, uploaders store them and the collector writes the index segments that list them. They
+//! run on their own threads joined by bounded channels, and share one [`Shared`].
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use super::{BackupOptions, Progress};
+use crate::chunk::Chunker;
+use crate::compress::Compressor;
+use crate::error::{Error, Result};
+use crate::format::index::{IndexSegment, IndexedPack};
+use crate::format::pack::PackEntry;
+use crate::id::{BlobId, BlobType, IndexId, PackId};
+use crate::pack::{self, CompressedBlob, PackBuilder};
+use crate::repo::Repository;
+use crate::session::Session;
+
+/// Packs listed per index segment before a new segment is started.
+const PACKS_PER_SEGMENT: usize = 128;
+
+pub(super) struct RawBlob {
+    pub(super) blob_type: BlobType,
+    pub(super) id: BlobId,
+    pub(super) data: Vec<u8>,
+}
+
+pub(super) struct FileJob {
+    pub(super) source: JobSource,
+    pub(super) reply: Sender<std::result::Result<FileContent, String>>,
+}
+
+pub(super) enum JobSource {
+    Path(PathBuf),
+    Bytes(Arc<Vec<u8>>),
+}
+
+pub(super) struct FileContent {
+    pub(super) content: Vec<BlobId>,
+    pub(super) size: u64,
+}
+
+/// A fixed set of chunk-sized buffers that circulate reader → sealer → packer → back. Reusing them
+/// keeps peak memory independent of how much data a backup reads (glibc's arenas otherwise fragment
+/// under millions of 1-4 MiB allocations), and an empty pool is the readers' backpressure.
+struct BufferPool {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+    capacity: usize,
+}
+
+impl BufferPool {
+    fn new(count: usize, capacity: usize) -> Self {
+        let (tx, rx) = bounded(count);
+        for _ in 0..count {
+            let _ = tx.try_send(Vec::with_capacity(capacity));
+        }
+        BufferPool { tx, rx, capacity }
+    }
+
+    /// A cleared buffer, or `None` once the backup is aborted.
+    fn take(&self, aborted: &AtomicBool) -> Option<Vec<u8>> {
+        loop {
+            match self.rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(mut b) => {
+                    b.clear();
+                    return Some(b);
+                }
+                Err(_) if aborted.load(Ordering::Relaxed) => return None,
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Return a buffer; small ones (trees) and any beyond the pool's size are dropped.
+    fn give(&self, b: Vec<u8>) {
+        if b.capacity() >= self.capacity {
+            let _ = self.tx.try_send(b);
+        }
+    }
+}
+
+/// What every stage shares.
+pub(super) struct Shared {
+    pub(super) repo: Arc<Repository>,
+    /// Its lock is checked before anything that makes this run's packs reachable (index segments,
+    /// snapshot).
+    pub(super) lock: Session,
+    /// Blobs claimed by this run and not yet in the index cache.
+    session: Mutex<HashSet<BlobId>>,
+    /// The first fatal error (a failed upload, a full disk); every stage stops soon after.
+    fatal: Mutex<Option<Error>>,
+    pub(super) aborted: AtomicBool,
+    pub(super) progress: Arc<Progress>,
+    pool: BufferPool,
+    pub(super) blobs_added: AtomicU64,
+    pub(super) bytes_added: AtomicU64,
+    pub(super) bytes_stored: AtomicU64,
+}
+
+impl Shared {
+    pub(super) fn new(session: &Session, progress: Arc<Progress>, opts: &BackupOptions) -> Self {
+        let repo = session.repo();
+        Shared {
+            repo: Arc::clone(repo),
+            lock: session.clone(),
+            session: Mutex::new(HashSet::new()),
+            fatal: Mutex::new(None),
+            aborted: AtomicBool::new(false),
+            progress,
+            pool: BufferPool::new(
+                opts.reader_threads + 2 * opts.sealer_threads + 2,
+                buffer_capacity(repo.config().chunker.max_size as usize),
+            ),
+            blobs_added: AtomicU64::new(0),
+            bytes_added: AtomicU64::new(0),
+            bytes_stored: AtomicU64::new(0),
+        }
+    }
+
+    /// True when this run should store `id`: neither indexed nor claimed before.
+    pub(super) fn claim(&self, id: &BlobId) -> Result<bool> {
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        if session.contains(id) || self.repo.index().contains(id)? {
+            return Ok(false);
+        }
+        session.insert(*id);
+        Ok(true)
+    }
+
+    pub(super) fn fail(&self, e: Error) {
+        let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = Some(e);
+        }
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+
+    pub(super) fn take_fatal(&self) -> Option<Error> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Room for one chunk of the largest size, compressed or not.
+fn buffer_capacity(max_chunk: usize) -> usize {
+    crate::compress::compress_bound(max_chunk).max(max_chunk)
+}
+
+pub(super) struct Pipeline {
+    pub(super) file_tx: Sender<FileJob>,
+    pub(super) blob_tx: Sender<RawBlob>,
+    readers: Vec<JoinHandle<()>>,
+    sealers: Vec<JoinHandle<()>>,
+    packer: JoinHandle<()>,
+    uploaders: Vec<JoinHandle<()>>,
+    collector: JoinHandle<Result<Vec<IndexId>>>,
+}
+
+struct FinishedPack {
+    id: PackId,
+    bytes: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+impl Pipeline {
+    pub(super) fn start(shared: &Arc<Shared>, opts: &BackupOptions, level: i32) -> Result<Self> {
+        let (file_tx, file_rx) = bounded::<FileJob>(256);
+        let (blob_tx, blob_rx) = bounded::<RawBlob>(opts.sealer_threads);
+        let (sealed_tx, sealed_rx) = bounded::<CompressedBlob>(opts.sealer_threads);
+        // One finished pack may wait while others upload: memory holds at most uploaders + 2 packs.
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
+        let (done_tx, done_rx) = unbounded::<(PackId, Vec<PackEntry>)>();
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name.clone()).spawn(f).map_err(|e| Error::io(name, e))
+        };
+
+        let mut readers = Vec::new();
+        for i in 0..opts.reader_threads.max(1) {
+            let (rx, tx, sh) = (file_rx.clone(), blob_tx.clone(), Arc::clone(shared));
+            readers.push(spawn(format!("sophon-read-{i}"), Box::new(move || reader_loop(&sh, rx, tx)))?);
+        }
+        let mut sealers = Vec::new();
+        for i in 0..opts.sealer_threads.max(1) {
+            let (rx, tx, sh) = (blob_rx.clone(), sealed_tx.clone(), Arc::clone(shared));
+            sealers.push(spawn(format!("sophon-seal-{i}"), Box::new(move || sealer_loop(&sh, level, rx, tx)))?);
+        }
+        drop(sealed_tx);
+        let packer = {
+            let sh = Arc::clone(shared);
+            let target = shared.repo.config().pack_size as usize;
+            spawn("sophon-pack".into(), Box::new(move || packer_loop(&sh, target, sealed_rx, pack_tx)))?
+        };
+        let mut uploaders = Vec::new();
+        // A remote store hides its latency behind parallel uploads; a local disk needs one.
+        let upload_threads = opts.upload_threads.max(shared.repo.backend().parallel_writes()).max(1);
+        for i in 0..upload_threads {
+            let (rx, tx, sh) = (pack_rx.clone(), done_tx.clone(), Arc::clone(shared));
+            uploaders.push(spawn(format!("sophon-upload-{i}"), Box::new(move || uploader_loop(&sh, rx, tx)))?);
+        }
+        drop(done_tx);
+        let collector = {
+            let sh = Arc::clone(shared);
+            std::thread::Builder::new()
+                .name("sophon-index".into())
+                .spawn(move || collector_loop(&sh, done_rx))
+                .map_err(|e| Error::io("sophon-index", e))?
+        };
+        Ok(Pipeline { file_tx, blob_tx, readers, sealers, packer, uploaders, collector })
+    }
+
+    /// Close the pipeline stage by stage and wait for every pack and index segment to be stored.
+    pub(super) fn finish(self, shared: &Shared) -> Result<Vec<IndexId>> {
+        drop(self.file_tx);
+        let join = |h: JoinHandle<()>| {
+            if h.join().is_err() {
+                shared.fail(Error::invalid("a backup worker thread panicked"));
+            }
+        };
+        self.readers.into_iter().for_each(join);
+        drop(self.blob_tx);
+        self.sealers.into_iter().for_each(join);
+        join(self.packer);
+        self.uploaders.into_iter().for_each(join);
+        match self.collector.join() {
+            Ok(r) => r,
+            Err(_) => Err(Error::invalid("the index writer thread panicked")),
+        }
+    }
+}
+
+fn reader_loop(shared: &Shared, jobs: Receiver<FileJob>, blobs: Sender<RawBlob>) {
+    let chunker = Chunker::new(shared.repo.config().chunker, shared.repo.keys().cdc_seed());
+    let mut chunker = match chunker {
+        Ok(c) => c,
+        Err(e) => return shared.fail(e),
+    };
+    for job in jobs {
+        if shared.aborted.load(Ordering::Relaxed) {
+            let _ = job.reply.send(Err("backup aborted".into()));
+            continue;
+        }
+        let result = match &job.source {
+            JobSource::Path(path) => match File::open(path) {
+                Ok(mut f) => read_content(shared, &mut chunker, &mut f, &blobs),
+                Err(e) => Err(e.to_string()),
+            },
+            JobSource::Bytes(data) => read_content(shared, &mut chunker, &mut &data[..], &blobs),
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+/// Chunk one file and hand its new chunks on. `Err` is an unreadable file (reported, not fatal).
+fn read_content(
+    shared: &Shared,
+    chunker: &mut Chunker,
+    file: &mut dyn std::io::Read,
+    blobs: &Sender<RawBlob>,
+) -> std::result::Result<FileContent, String> {
+    chunker.reset();
+    let mut content = Vec::new();
+    let mut size = 0u64;
+    let keys = shared.repo.keys();
+    while let Some(chunk) = chunker.next_chunk(file).map_err(|e| e.to_string())? {
+        let id = keys.blob_id(chunk);
+        size += chunk.len() as u64;
+        shared.progress.bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        match shared.claim(&id) {
+            Ok(true) => {
+                let Some(mut data) = shared.pool.take(&shared.aborted) else {
+                    return Err("backup aborted".into());
+                };
+                data.extend_from_slice(chunk);
+                if blobs.send(RawBlob { blob_type: BlobType::Data, id, data }).is_err() {
+                    return Err("backup aborted".into());
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                shared.fail(e);
+                return Err("backup aborted".into());
+            }
+        }
+        content.push(id);
+    }
+    Ok(FileContent { content, size })
+}
+
+fn sealer_loop(shared: &Shared, level: i32, blobs: Receiver<RawBlob>, sealed: Sender<CompressedBlob>) {
+    let mut compressor = match Compressor::new(level) {
+        Ok(c) => c,
+        Err(e) => return shared.fail(e),
+    };
+    let mut spare = Vec::with_capacity(shared.pool.capacity);
+    for blob in blobs {
+        if shared.aborted.load(Ordering::Relaxed) {
+            shared.pool.give(blob.data);
+            continue;
+        }
+        let raw_len = match u32::try_from(blob.data.len()) {
+            Ok(n) => n,
+            Err(_) => {
+                shared.fail(Error::invalid("blob larger than 4 GiB"));
+                continue;
+            }
+        };
+        // Compress into the spare buffer; whichever of the two is not sent on becomes the spare.
+        let compression = compressor.compress_into(&blob.data, &mut spare);
+        let payload = match compression {
+            crate::compress::Compression::Zstd => std::mem::replace(&mut spare, blob.data),
+            crate::compress::Compression::None => blob.data,
+        };
+        if spare.capacity() < shared.pool.capacity {
+            spare = Vec::with_capacity(shared.pool.capacity);
+        }
+        shared.blobs_added.fetch_add(1, Ordering::Relaxed);
+        shared.bytes_added.fetch_add(raw_len as u64, Ordering::Relaxed);
+        let c = CompressedBlob { blob_type: blob.blob_type, compression, id: blob.id, raw_len, payload };
+        if sealed.send(c).is_err() {
+            return;
+        }
+    }
+}
+
+fn packer_loop(shared: &Shared, target: usize, sealed: Receiver<CompressedBlob>, packs: Sender<FinishedPack>) {
+    let key = &shared.repo.keys().seal;
+    // Room for the target, one more blob of the largest size, and the header: the buffer never
+    // reallocates (a reallocation would briefly double a 16 MiB pack).
+    let capacity = target + shared.repo.config().chunker.max_size as usize + 1024 * 1024;
+    let mut data = PackBuilder::with_capacity(capacity);
+    let mut trees = PackBuilder::new();
+    let flush = |b: PackBuilder| -> bool {
+        match b.finish(key) {
+            Ok((id, bytes, entries)) => packs.send(FinishedPack { id, bytes, entries }).is_ok(),
+            Err(e) => {
+                shared.fail(e);
+                false
+            }
+        }
+    };
+    for blob in sealed {
+        let builder = if blob.blob_type == BlobType::Tree { &mut trees } else { &mut data };
+        let added = builder.add(key, &blob);
+        shared.pool.give(blob.payload);
+        match added {
+            Ok(sealed_len) => {
+                shared.bytes_stored.fetch_add(sealed_len as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                shared.fail(e);
+                continue;
+            }
+        }
+        if builder.len() >= target {
+            let full = std::mem::replace(builder, PackBuilder::with_capacity(capacity));
+            if !flush(full) {
+                return;
+            }
+        }
+    }
+    if shared.aborted.load(Ordering::Relaxed) {
+        return;
+    }
+    for b in [data, trees] {
+        if !b.is_empty() && !flush(b) {
+            return;
+        }
+    }
+}
+
+fn uploader_loop(shared: &Shared, packs: Receiver<FinishedPack>, done: Sender<(PackId, Vec<PackEntry>)>) {
+    let backend = shared.repo.backend();
+    for p in packs {
+        if shared.aborted.load(Ordering::Relaxed) {
+            continue;
+        }
+        match backend.write(&pack::pack_path(&p.id), p.bytes) {
+            Ok(()) => {
+                let _ = done.send((p.id, p.entries));
+            }
+            Err(e) => shared.fail(e.into()),
+        }
+    }
+}
+
+fn collector_loop(shared: &Shared, done: Receiver<(PackId, Vec<PackEntry>)>) -> Result<Vec<IndexId>> {
+    let mut pending = IndexSegment::default();
+    let mut written = Vec::new();
+    let repo = &shared.repo;
+    let mut flush = |pending: &mut IndexSegment| -> Result<()> {
+        if pending.packs.is_empty() {
+            return Ok(());
+        }
+        let seg = std::mem::take(pending);
+        shared.lock.ensure_held()?;
+        written.push(repo.save_index_segment(&seg)?);
+        // Blobs now in the cache no longer need the in-memory claim.
+        let mut session = shared.session.lock().unwrap_or_else(|p| p.into_inner());
+        for p in &seg.packs {
+            for e in &p.entries {
+                session.remove(&e.id);
+            }
+        }
+        Ok(())
+    };
+    for (id, entries) in done {
+        pending.packs.push(IndexedPack { id, entries });
+        if pending.packs.len() >= PACKS_PER_SEGMENT {
+            if let Err(e) = flush(&mut pending) {
+                shared.fail(e);
+            }
+        }
+    }
+    if shared.aborted.load(Ordering::Relaxed) {
+        return Ok(written);
+    }
+    flush(&mut pending)?;
+    Ok(written)
+}

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    cli::edge::forget_empty_variables();
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         // The reader of standard output went away (`sophon … | head`): what it wanted it has.
         Err(e) if cli::output::is_broken_pipe(&e) => ExitCode::from(cli::exit::OK),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::edge::error_text(&e));
             let usage = e.downcast_ref::<cli::UsageError>().is_some();
             ExitCode::from(if usage { cli::exit::USAGE } else { cli::exit::FAILURE })
         }

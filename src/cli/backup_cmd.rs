@@ -19,16 +19,18 @@ use super::{exit, RepoArgs};
 
 #[derive(Subcommand, Debug)]
 pub enum BackupCommand {
-    /// Take a snapshot of one or more folders.
+    /// Back up the gateway at --home (SOPHON_HOME), or folders given with --path; optionally export
+    /// the snapshot as an archive (--out, --dest).
     Create(CreateArgs),
     /// List snapshots, oldest first.
     List(ListArgs),
-    /// Restore a snapshot into a folder.
+    /// Restore a backup (a snapshot or an exported archive) into the gateway at --home, or a
+    /// folder snapshot into --target.
     Restore(RestoreArgs),
     /// Check the repository (with --read-data also read and authenticate the stored data), or an
     /// exported archive with --in.
     Verify(VerifyArgs),
-    /// Render a snapshot as a zip or tar.gz archive (optionally sealed).
+    /// Render a snapshot (of the gateway or of folders) as a zip or tar.gz archive (optionally sealed).
     Export(super::export_cmd::ExportArgs),
     /// Remove snapshots (or, with --dest, export archives) that a retention policy does not keep.
     Forget(super::forget_cmd::ForgetArgs),
@@ -498,7 +500,9 @@ pub(super) fn restore_into_gateway(
     if mode == Mode::Replace && !a.dry_run && !a.yes {
         let scope = a.into_tenant.clone().unwrap_or_else(|| "all tenants in the backup".into());
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            anyhow::bail!("--mode replace wipes the data of {scope} first: confirm with --yes when not at a terminal");
+            let why =
+                format!("--mode replace wipes the data of {scope} first: confirm with --yes when not at a terminal");
+            return Err(super::UsageError(why).into());
         }
         let expected = a.into_tenant.clone().unwrap_or_else(|| "replace".into());
         eprint!("--mode replace wipes the existing data of {scope} for the categories restored. Type {expected:?} to go on: ");

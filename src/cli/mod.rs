@@ -5,6 +5,7 @@ pub mod archive_retention;
 pub mod backup_cmd;
 pub mod cron_cmd;
 pub mod demo;
+pub mod edge;
 pub mod export_cmd;
 pub mod forget_cmd;
 pub mod gateway_cmd;
@@ -79,7 +80,8 @@ impl std::error::Error for UsageError {}
 /// Where the repository is and how to open it; shared by every command that uses one.
 #[derive(Args, Debug, Clone)]
 pub struct RepoArgs {
-    /// Repository URL: a path, file://PATH or memory://NAME.
+    /// Repository URL: a path, file://PATH, s3://BUCKET/PREFIX, azblob://CONTAINER/PREFIX,
+    /// sftp://USER@HOST:PORT/PATH or memory://NAME (tests). Default for a gateway: its own, in the home.
     #[arg(long, env = "SOPHON_REPOSITORY", value_name = "URL")]
     pub repo: Option<String>,
     /// Read the passphrase from this file (first line). Otherwise SOPHON_BACKUP_PASSPHRASE.

@@ -137,7 +137,7 @@ fn replace_restores_one_tenant_and_leaves_the_others() {
     db.execute("DELETE FROM insights WHERE tenant_id = 'acme'", []).unwrap();
     drop(db);
 
-    // Not at a terminal and no --yes: refused, nothing changed.
+    // Not at a terminal and no --yes: refused as a usage error (issue 11, finding 16), nothing changed.
     let refused = sophon.run(&[
         "backup",
         "restore",
@@ -150,7 +150,7 @@ fn replace_restores_one_tenant_and_leaves_the_others() {
         "--mode",
         "replace",
     ]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
 
     restore(&sophon, &repo, &home, &["--mode", "replace", "--yes", "--only", "tasks,insights"]);

@@ -19,12 +19,20 @@ fn main() -> ExitCode {
     };
     // `cli::run` has returned, so every lock guard and temporary folder of the command is dropped
     // before the exit code is chosen.
+    let verbose = args.verbose;
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
         // The reader of standard output went away (`sophon … | head`): what it wanted it has.
         Err(e) if cli::output::is_broken_pipe(&e) => ExitCode::from(cli::exit::OK),
         Err(e) => {
             eprintln!("error: {}", cli::edge::error_text(&e));
+            if let Some(detail) = cli::edge::store_detail(&e) {
+                if verbose {
+                    eprintln!("the store answered: {detail}");
+                } else {
+                    eprintln!("(--verbose shows what the store answered)");
+                }
+            }
             let usage = e.downcast_ref::<cli::UsageError>().is_some();
             ExitCode::from(if usage { cli::exit::USAGE } else { cli::exit::FAILURE })
         }

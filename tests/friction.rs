@@ -70,3 +70,57 @@ fn help_speaks_of_the_gateway_and_names_every_repository_scheme() {
         assert!(create.contains(scheme), "--repo help lacks {scheme}:\n{create}");
     }
 }
+
+/// Finding 14: a failed export after a backup says in one line what failed and what was kept, and
+/// the command it names retries the export.
+#[test]
+fn a_failed_export_names_the_kept_snapshot_and_how_to_retry() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let home = t.path().join("home");
+    let h = home.to_str().unwrap();
+    sophon.ok(&["gateway", "init", "--home", h]);
+    std::fs::write(t.path().join("blocker"), b"a file where a folder should be").unwrap();
+    let dest = t.path().join("blocker/sub/x.zip");
+    let out = sophon.run(&["backup", "create", "--home", h, "--dest", dest.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("created repository")).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    let retry = lines[0].split('`').nth(1).unwrap_or_else(|| panic!("no command to retry in: {err}"));
+    assert!(retry.starts_with("sophon backup export "), "{retry}");
+    let id = retry.split_whitespace().nth(3).unwrap();
+    let listed = sophon.ok(&["backup", "list", "--repo", home.join("backups/repository").to_str().unwrap()]);
+    assert!(listed.contains(id), "snapshot {id} is kept: {listed}");
+
+    // The named command works once the destination does.
+    let fixed = t.path().join("archives/x.zip");
+    let args: Vec<String> = retry.split_whitespace().skip(1).map(String::from).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let at = args.iter().position(|a| *a == "--dest").unwrap();
+    args[at + 1] = fixed.to_str().unwrap();
+    std::fs::create_dir_all(fixed.parent().unwrap()).unwrap();
+    sophon.ok(&args);
+    assert!(fixed.exists());
+}
+
+/// Finding 14 against a real S3 server: the store's raw answer only with --verbose.
+#[test]
+fn a_store_refusal_is_one_line_and_its_raw_answer_is_behind_verbose() {
+    if std::env::var_os("SOPHON_TEST_S3_ENDPOINT").is_none() {
+        assert!(std::env::var_os("SOPHON_REQUIRE_SERVERS").is_none(), "SOPHON_TEST_S3_ENDPOINT is not set");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let home = t.path().join("home");
+    let h = home.to_str().unwrap();
+    sophon.ok(&["gateway", "init", "--home", h]);
+    let args = ["backup", "create", "--home", h, "--dest", "s3://no-such-bucket-for-sophon/x.zip"];
+    let err = stderr(&sophon.run(&args));
+    assert!(err.contains("no-such-bucket-for-sophon") && err.contains("does not exist"), "{err}");
+    assert!(!err.contains("x-amz") && !err.contains("Parts {"), "raw response without --verbose: {err}");
+    assert!(err.contains("--verbose"), "{err}");
+    let verbose = stderr(&sophon.run(&[&args[..], &["--verbose"]].concat()));
+    assert!(verbose.contains("status: 404"), "{verbose}");
+}

@@ -72,6 +72,7 @@ impl FaultyBackend {
                 "injected {} fault",
                 if kind == BackendErrorKind::Transient { "transient" } else { "permanent" }
             ),
+            detail: String::new(),
         }
     }
 
@@ -168,6 +169,7 @@ impl CutStreamWriter {
             op: "write",
             location: self.location.clone(),
             message: "injected permanent fault".into(),
+            detail: String::new(),
         }
     }
 }

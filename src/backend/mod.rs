@@ -35,7 +35,10 @@ pub struct BackendError {
     pub op: &'static str,
     /// The object's full location (backend URL and path).
     pub location: String,
+    /// What went wrong, in a line.
     pub message: String,
+    /// The store's whole answer (request, response headers, body), for `--verbose`; may be empty.
+    pub detail: String,
 }
 
 impl fmt::Display for BackendError {
@@ -98,6 +101,7 @@ pub trait Backend: Send + Sync {
             op: "write",
             location: format!("{}/{path}", self.location()),
             message: "this store cannot stream an object".into(),
+            detail: String::new(),
         })
     }
 }

@@ -87,7 +87,34 @@ fn convert(op: &'static str, location: &str, path: &str, e: opendal::Error) -> B
     };
     let location =
         if path.is_empty() { location.to_string() } else { format!("{}/{}", location.trim_end_matches('/'), path) };
-    BackendError { kind, op, location, message: e.to_string() }
+    BackendError { kind, op, location, message: concise(&e), detail: e.to_string() }
+}
+
+/// The store's own words in a line: `NoSuchBucket: The specified bucket does not exist`, not the
+/// request, the response headers and the request id (those are in the detail).
+fn concise(e: &opendal::Error) -> String {
+    let m = e.message();
+    let field = |name: &str| {
+        let start = m.find(&format!("{name}: \""))? + name.len() + 3;
+        let len = m[start..].find('"')?;
+        Some(&m[start..start + len])
+    };
+    let tag = |name: &str| {
+        let start = m.find(&format!("<{name}>"))? + name.len() + 2;
+        let len = m[start..].find(['<', '\n'])?;
+        Some(&m[start..start + len])
+    };
+    let line = match (field("code").or_else(|| tag("Code")), field("message").or_else(|| tag("Message"))) {
+        (Some(code), Some(text)) if !text.is_empty() => format!("{code}: {text}"),
+        (Some(code), _) => code.to_string(),
+        _ => m.lines().next().unwrap_or("").to_string(),
+    };
+    let line = if line.is_empty() { e.kind().to_string() } else { line };
+    const MAX: usize = 200;
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }
 
 impl Backend for OpendalBackend {
@@ -108,6 +135,7 @@ impl Backend for OpendalBackend {
                 op: "read",
                 location: self.loc(path),
                 message: format!("short read: {} of {len} bytes at offset {offset}", buf.len()),
+                detail: String::new(),
             });
         }
         Ok(buf.to_vec())

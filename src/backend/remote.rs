@@ -89,6 +89,7 @@ fn checked(url: &str, op: Operator, what: &str) -> Result<Arc<dyn Backend>> {
             op: "open",
             location: url.to_string(),
             message: format!("{hint}: {}", e.message),
+            detail: e.detail,
         }));
     }
     Ok(Arc::new(backend))
@@ -185,6 +186,7 @@ pub(super) fn sftp(url: &str, rest: &str) -> Result<Arc<dyn Backend>> {
                 "cannot open the SFTP store (host key not in ~/.ssh/known_hosts or changed, key refused, or no such folder): {}",
                 e.message
             ),
+            detail: e.detail,
         }));
     }
     Ok(Arc::new(backend))

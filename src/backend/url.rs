@@ -76,5 +76,11 @@ fn open_raw(url: &str, create: bool) -> Result<Arc<dyn Backend>> {
 }
 
 pub(super) fn config_error(url: &str, message: String) -> Error {
-    Error::Backend(BackendError { kind: BackendErrorKind::Config, op: "open", location: url.to_string(), message })
+    Error::Backend(BackendError {
+        kind: BackendErrorKind::Config,
+        op: "open",
+        location: url.to_string(),
+        message,
+        detail: String::new(),
+    })
 }

@@ -46,6 +46,37 @@ pub fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
+/// A failure after which something was kept (a snapshot whose export failed): the message says
+/// what failed and what is left, the cause stays reachable for `--verbose`.
+#[derive(Debug)]
+pub struct Kept {
+    pub message: String,
+    pub cause: anyhow::Error,
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Kept {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.cause.as_ref())
+    }
+}
+
+/// The storage service's whole answer behind the error, when one is there.
+pub fn store_detail(e: &anyhow::Error) -> Option<&str> {
+    e.chain().find_map(|c| {
+        let backend = match c.downcast_ref::<sophon::Error>() {
+            Some(sophon::Error::Backend(b)) => Some(b),
+            _ => c.downcast_ref::<sophon::backend::BackendError>(),
+        }?;
+        Some(backend.detail.as_str()).filter(|d| !d.is_empty())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

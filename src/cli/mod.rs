@@ -43,6 +43,9 @@ pub mod exit {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// On failure, also print what a storage service answered (request, status, headers, body).
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 }
 
 // Parsed once per process: the size of the biggest variant does not matter.

@@ -247,7 +247,7 @@ fn a_job_s_retention_keeps_manual_and_category_only_snapshots() {
         (&cat["kind"], &cat["tenant"], &cat["job"]),
         (&Value::from("gateway"), &Value::from("all"), &Value::Null)
     );
-    assert!(keys.iter().any(|k| k["job"] == Value::from(format!("{tenant}/nightly-backup"))), "{v}");
+    assert!(keys.iter().any(|k| k["job"] == format!("{tenant}/nightly-backup").as_str()), "{v}");
 
     // The job's own run: its snapshot carries its tag, its retention thins only its snapshots.
     db.execute("UPDATE cron_jobs SET created_at = '2030-01-01T00:00:00Z' WHERE name = 'nightly-backup'", []).unwrap();

@@ -347,3 +347,75 @@ fn unsafe_or_unknown_archives_are_refused_with_nothing_written() {
     let v = sophon.run(&["backup", "verify", "--in", s(&bomb)]);
     assert_eq!(v.status.code(), Some(3), "{}", String::from_utf8_lossy(&v.stdout));
 }
+
+/// Issue 11, finding 15: the archive carries `backup/SHA256SUMS`, which GNU `sha256sum -c` checks
+/// in `backup/` after `unzip` (every file, the manifest included); one altered file makes it fail.
+/// `backup verify --in` reads it too: a SHA256SUMS that disagrees is damage.
+#[test]
+fn sha256sum_checks_an_unzipped_export_with_its_sha256sums() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let home = t.path().join("home");
+    sophon.ok(&["gateway", "init", "--home", s(&home)]);
+    sophon.init(&home.join("backups/repository"));
+    // Used: a job added, then a first backup before the exported one.
+    sophon.ok(&["backup", "create", "--home", s(&home), "--quiet"]);
+    sophon.ok(&[
+        "cron",
+        "add",
+        "--home",
+        s(&home),
+        "--name",
+        "vacuum",
+        "--schedule",
+        "15 5 1 * *",
+        "--action",
+        "custom",
+        "--command",
+        "true",
+    ]);
+    let zip = t.path().join("backup.zip");
+    sophon.ok(&["backup", "create", "--home", s(&home), "--out", s(&zip), "--quiet"]);
+
+    let unpacked = t.path().join("unpacked");
+    tool("unzip", &["-q", s(&zip), "-d", s(&unpacked)]);
+    let dir = unpacked.join("backup");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let listed: Vec<&str> = sums.lines().map(|l| l.split_once("  ").unwrap().1).collect();
+    assert!(listed.contains(&"manifest.json") && listed.contains(&"metadata.json"), "{sums}");
+    assert!(listed.contains(&"cron/jobs.json"), "{sums}");
+    assert!(!listed.contains(&"SHA256SUMS"), "{sums}");
+    let files = files_below(&dir).len();
+    assert_eq!(listed.len(), files - 1, "every file but SHA256SUMS itself");
+    let check = || Command::new("sha256sum").args(["-c", "--quiet", "SHA256SUMS"]).current_dir(&dir).output().unwrap();
+    let ok = check();
+    assert!(ok.status.success(), "{}{}", String::from_utf8_lossy(&ok.stdout), String::from_utf8_lossy(&ok.stderr));
+    assert!(sophon.ok(&["backup", "verify", "--in", s(&zip)]).contains("no damage found"));
+
+    let mut jobs = std::fs::read(dir.join("cron/jobs.json")).unwrap();
+    jobs.push(b'\n');
+    std::fs::write(dir.join("cron/jobs.json"), jobs).unwrap();
+    let bad = check();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("cron/jobs.json: FAILED"), "{bad:?}");
+
+    // A SHA256SUMS that disagrees with the manifest is found by verify.
+    let tampered = t.path().join("tampered.zip");
+    let script = r#"
+import sys, zipfile
+src, dst = zipfile.ZipFile(sys.argv[1]), zipfile.ZipFile(sys.argv[2], "w", zipfile.ZIP_DEFLATED)
+for info in src.infolist():
+    data = src.read(info)
+    if info.filename == "backup/SHA256SUMS":
+        lines = data.decode().splitlines(True)
+        lines[0] = ("0" if lines[0][0] != "0" else "1") + lines[0][1:]
+        data = "".join(lines).encode()
+    dst.writestr(info, data)
+dst.close()
+"#;
+    tool("python3", &["-c", script, s(&zip), s(&tampered)]);
+    let out = sophon.run(&["backup", "verify", "--in", s(&tampered)]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("SHA256SUMS says SHA-256"), "{text}");
+}

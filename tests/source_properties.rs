@@ -95,7 +95,7 @@ fn metadata() -> impl Strategy<Value = ExportMetadata> {
 proptest! {
     #[test]
     fn gateway_scope_labels_round_trip(home in home(), tenant in prop::option::of(tenant())) {
-        let scope = SnapshotScope::Gateway { home: home.clone().into(), tenant: tenant.clone() };
+        let scope = SnapshotScope::Gateway { home: home.clone().into(), tenant: tenant.clone(), categories: vec![] };
         let label = scope.to_string();
         let expected = match &tenant {
             Some(t) => format!("gateway:{home}?tenant={t}"),

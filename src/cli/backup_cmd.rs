@@ -235,7 +235,7 @@ fn backup_options(a: &CreateArgs, paths: Vec<PathBuf>) -> anyhow::Result<BackupO
 
 fn create(a: CreateArgs) -> anyhow::Result<u8> {
     // Before the backup: a refused archive name must leave no snapshot behind.
-    a.archive.archive_format()?;
+    a.archive.check_before_backup(a.tenant.as_deref())?;
     if a.paths.is_empty() {
         return create_gateway(a);
     }

@@ -44,6 +44,10 @@ pub struct ArchiveOutArgs {
     /// Deflate level, 1 (fastest) to 9 (smallest).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=9))]
     pub level: Option<u32>,
+    /// Replace a file or object already at --out or --dest. Without it an existing one is an
+    /// error naming it, and nothing is written (`backup create` checks before the backup).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +82,23 @@ impl From<KdfArg> for Kdf {
 }
 
 impl ArchiveOutArgs {
+    /// What `backup create` checks before taking the backup: the archive's format, and (without
+    /// --overwrite, or with --incremental) that its name is free, so a refused archive leaves no
+    /// snapshot behind.
+    /// `tenant` expands `{tenant}` in --dest.
+    pub fn check_before_backup(&self, tenant: Option<&str>) -> anyhow::Result<Option<Format>> {
+        let format = self.archive_format()?;
+        let planned = output::PlannedArchive {
+            out: self.out.as_deref(),
+            dest: self.dest.as_deref(),
+            tenant,
+            overwrite: self.overwrite,
+            incremental: self.incremental,
+        };
+        output::refuse_existing(&planned, chrono::Local::now())?;
+        Ok(format)
+    }
+
     /// The format of the archive asked for (`None`: no archive). A name whose extension announces
     /// no format is refused rather than silently given one (`--out backup.tar` used to become a
     /// zip); `-` (standard output) has no name and is a zip unless --format says otherwise.
@@ -176,6 +197,7 @@ pub fn write_archive(
 ) -> anyhow::Result<ExportSummary> {
     let name = args.out.as_deref().map(|p| p.to_string_lossy().into_owned()).or(args.dest.clone()).unwrap_or_default();
     let mut opts = ExportOptions::new(format_of(args, &name));
+    opts.overwrite = args.overwrite;
     if let Some(level) = args.level {
         opts.level = level;
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use sophon::forget::{self, ForgetPlan};
+use sophon::forget::{self, ForgetPlan, Selection};
 use sophon::gateway::Settings;
 use sophon::prune::{self, PruneOptions, PrunePlan};
 use sophon::retention::{Policy, Within};
@@ -53,6 +53,11 @@ pub struct ForgetArgs {
     pub home: Option<PathBuf>,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Look only at snapshots carrying these tags (all of them: a,b); repeat for alternatives. A
+    /// scheduled job passes its own tag (cron:TENANT/NAME), so its retention never touches a
+    /// snapshot taken by hand or by another job.
+    #[arg(long = "tag", value_name = "T[,T…]", conflicts_with = "dest")]
+    pub tags: Vec<String>,
     /// Apply the policy to the export archives at this destination (a folder or URL) instead of a
     /// repository's snapshots.
     #[arg(long, value_name = "URL", conflicts_with = "prune")]
@@ -102,6 +107,15 @@ pub struct PruneArgs {
     pub quiet: bool,
 }
 
+/// `a,b` lists, empty items dropped (the form of --keep-tag and --tag).
+fn tag_lists(flags: &[String]) -> Vec<Vec<String>> {
+    flags
+        .iter()
+        .map(|t| t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .filter(|l: &Vec<String>| !l.is_empty())
+        .collect()
+}
+
 impl PolicyArgs {
     fn given(&self) -> bool {
         self.keep_last.is_some()
@@ -130,12 +144,7 @@ impl PolicyArgs {
                 monthly: self.keep_monthly.unwrap_or(0),
                 yearly: self.keep_yearly.unwrap_or(0),
                 within,
-                tags: self
-                    .keep_tags
-                    .iter()
-                    .map(|t| t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-                    .filter(|l: &Vec<String>| !l.is_empty())
-                    .collect(),
+                tags: tag_lists(&self.keep_tags),
             };
             if policy.is_empty() {
                 return Err(UsageError("every --keep-* given is zero: that would remove every snapshot".into()).into());
@@ -184,7 +193,8 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
     }
     let repo = open_repo(&a.repo, a.home.as_deref())?;
     let session = Session::shared(Arc::clone(&repo), "forget")?;
-    let plan = forget::plan(&session, &policy)?;
+    let selection = Selection { tags: tag_lists(&a.tags) };
+    let plan = forget::plan(&session, &policy, &selection)?;
     if !a.json {
         print_forget_plan(&plan, &from, a.dry_run, a.quiet)?;
     }
@@ -208,6 +218,7 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
         json(&serde_json::json!({
             "policy": plan.policy,
             "policy_from": from,
+            "selection": plan.selection,
             "dry_run": a.dry_run,
             "groups": plan.groups,
             "kept": plan.kept(),
@@ -227,14 +238,13 @@ pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {
 
 fn print_forget_plan(plan: &ForgetPlan, from: &str, dry_run: bool, quiet: bool) -> std::io::Result<()> {
     line(format!("policy ({from}): {}", plan.policy.describe()))?;
+    if !plan.selection.tags.is_empty() {
+        let lists: Vec<String> = plan.selection.tags.iter().map(|l| l.join(",")).collect();
+        line(format!("only snapshots tagged {}", lists.join(" or ")))?;
+    }
     for g in &plan.groups {
         let keep = g.snapshots.iter().filter(|s| s.keep).count();
-        line(format!(
-            "{} on {}: keep {keep}, remove {}",
-            g.key.paths.join(", "),
-            if g.key.hostname.is_empty() { "?" } else { &g.key.hostname },
-            g.snapshots.len() - keep
-        ))?;
+        line(format!("group {}: keep {keep}, remove {}", g.key.describe(), g.snapshots.len() - keep))?;
         if quiet {
             continue;
         }

@@ -1,8 +1,9 @@
 //! Running a job's action as child processes, with its outcome summarised for `cron_runs.summary`.
 //!
-//! A backup job runs `SOPHON backup create --home HOME <args> --time <run start> --json`, then, with
-//! retention, `SOPHON backup forget --home HOME [--repo …] [--passphrase-file …] [--cache-dir …]
-//! --prune` (the repository arguments are the job's own), and, when the job exports archives to a
+//! A backup job runs `SOPHON backup create --home HOME <args> --time <run start> --tag
+//! cron:TENANT/NAME --json`, then, with retention, `SOPHON backup forget --home HOME [--repo …]
+//! [--passphrase-file …] [--cache-dir …] --tag cron:TENANT/NAME --prune` (the repository arguments
+//! are the job's own; the tag limits the retention to the job's own snapshots), and, when the job exports archives to a
 //! fixed folder (`--dest FOLDER/NAME`), `SOPHON backup forget --home HOME --dest FOLDER
 //! [--passphrase-file …] [--cache-dir …]`. A custom job runs `sh -c COMMAND` without the
 //! scheduler's repository and passphrase variables. Both get `SOPHON_HOME`, `SOPHON_CRON_JOB` and
@@ -99,7 +100,10 @@ impl Runner {
         let mut c = Command::new(&self.sophon);
         // The snapshot's time is when it was taken: a run catching up on a missed night at 09:00
         // must not pass off 09:00 data as 03:00's. The occurrence goes into the summary instead.
+        // The job's tag marks its snapshots, so its retention below touches those and no others.
+        let tag = crate::forget::job_tag(&job.tenant_id, &job.name);
         c.args(["backup", "create", "--home"]).arg(&self.home).args(args).args(["--time", &ts(started)]);
+        c.args(["--tag", &tag]);
         if !args.iter().any(|a| a == "--json") {
             c.arg("--json");
         }
@@ -117,7 +121,11 @@ impl Runner {
             return Outcome::ok(created);
         }
         let mut c = Command::new(&self.sophon);
-        c.args(["backup", "forget", "--home"]).arg(&self.home).args(repo_args(args)).arg("--prune");
+        c.args(["backup", "forget", "--home"])
+            .arg(&self.home)
+            .args(repo_args(args))
+            .args(["--tag", &tag])
+            .arg("--prune");
         let mut out = match self.exec(c, job, scheduled, stop) {
             Ok(Exit::Done { status, stdout, .. }) if status.success() => {
                 let kept = last_lines(&stdout, 1).unwrap_or_else(|| "done".into());

@@ -28,6 +28,11 @@ pub enum DestinationError {
 
     #[error("an incremental archive on standard input cannot bring the exports it follows: give its file or URL")]
     IncrementalOnStdin,
+
+    /// An archive is never replaced unless asked (`--overwrite`): a name reused by a script (a
+    /// date without the time, run twice a day) must not silently destroy the earlier archive.
+    #[error("{0} already exists: an archive is never replaced without --overwrite (nothing was written)")]
+    Exists(String),
 }
 
 impl From<DestinationError> for Error {

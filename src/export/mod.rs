@@ -1,5 +1,5 @@
 //! Portable exports: a snapshot rendered as a zip or tar.gz archive laid out like the product
-//! page's backup structure (`backup/…`, with `metadata.json` and `manifest.json`), optionally
+//! page's backup structure (`backup/…`, with `metadata.json`, `manifest.json` and `SHA256SUMS`), optionally
 //! sealed in a streaming envelope; and the way back (verify, restore from an archive).
 //! `format-spec/export.md` specifies the archive, `format-spec/export-seal.md` the envelope.
 
@@ -56,12 +56,15 @@ pub struct ExportOptions {
     /// Seal with this passphrase and key derivation.
     pub seal: Option<(zeroize::Zeroizing<Vec<u8>>, seal::Kdf)>,
     pub previous: Option<Previous>,
+    /// Replace a file or object already at the destination (otherwise that is an error, before
+    /// anything is written: `output`).
+    pub overwrite: bool,
 }
 
 impl ExportOptions {
     pub fn new(format: Format) -> Self {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        ExportOptions { format, level: DEFAULT_LEVEL, workers, seal: None, previous: None }
+        ExportOptions { format, level: DEFAULT_LEVEL, workers, seal: None, previous: None, overwrite: false }
     }
 }
 
@@ -71,7 +74,7 @@ pub struct ExportSummary {
     pub snapshot: String,
     pub format: Format,
     pub sealed: bool,
-    /// Files in the archive (the generated metadata.json and manifest.json included).
+    /// Files in the archive (the generated metadata.json, manifest.json and SHA256SUMS included).
     pub files: u64,
     /// Bytes of file content rendered.
     pub bytes_in: u64,
@@ -101,6 +104,10 @@ impl Write for Counting<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
 }
 
 /// A random export id, `exp_` and 16 hex digits.
@@ -135,8 +142,8 @@ pub fn export_snapshot(
                 base_metadata = Some(v);
             }
         }
-        entries.retain(|e| e.path != "metadata.json" && e.path != "manifest.json");
-    } else if let Some(e) = entries.iter().find(|e| e.path == "metadata.json" || e.path == "manifest.json") {
+        entries.retain(|e| !plan::GENERATED.contains(&e.path.as_str()));
+    } else if let Some(e) = entries.iter().find(|e| plan::GENERATED.contains(&e.path.as_str())) {
         return Err(Error::invalid(format!(
             "snapshot {}: a backed-up root is named {}, which the export's own file needs; \
              restore it with `backup restore --target` instead",
@@ -156,7 +163,7 @@ pub fn export_snapshot(
             ))
         })?;
         let mut prev_entries = plan::entries(repo, &prev_snapshot, &prev.snapshot)?;
-        prev_entries.retain(|e| e.path != "metadata.json" && e.path != "manifest.json");
+        prev_entries.retain(|e| !plan::GENERATED.contains(&e.path.as_str()));
         deleted = plan::keep_changed(&mut entries, &plan::file_index(&prev_entries));
     }
 
@@ -203,17 +210,18 @@ pub fn export_snapshot(
     let extras = move |files: &[ManifestFile]| -> Result<Vec<Extra>> {
         let meta = metadata.to_bytes()?;
         let mut listed = files.to_vec();
-        listed.push(ManifestFile {
-            path: "metadata.json".into(),
-            size: meta.len() as u64,
-            sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, &meta)),
-        });
+        listed.push(ManifestFile { path: plan::METADATA.into(), size: meta.len() as u64, sha256: sha256_hex(&meta) });
         listed.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest =
             serde_json::to_vec_pretty(&json!({ "files": listed })).map_err(|e| Error::invalid(e.to_string()))?;
+        // Every file but itself, the manifest included, for `sha256sum -c SHA256SUMS` in backup/.
+        let mut sums: Vec<(String, String)> = listed.into_iter().map(|f| (f.path, f.sha256)).collect();
+        sums.push((plan::MANIFEST.into(), sha256_hex(&manifest)));
+        let sums = plan::sha256sums(&sums);
         Ok(vec![
-            Extra { path: "metadata.json".into(), data: meta, mtime },
-            Extra { path: "manifest.json".into(), data: manifest, mtime },
+            Extra { path: plan::METADATA.into(), data: meta, mtime },
+            Extra { path: plan::MANIFEST.into(), data: manifest, mtime },
+            Extra { path: plan::SUMS.into(), data: sums, mtime },
         ])
     };
 
@@ -234,7 +242,7 @@ pub fn export_snapshot(
         snapshot: id.to_hex(),
         format: opts.format,
         sealed: opts.seal.is_some(),
-        files: rendered.files.len() as u64 + 2,
+        files: rendered.files.len() as u64 + plan::GENERATED.len() as u64,
         bytes_in: rendered.bytes_in,
         bytes_out: counting.n,
         follows: opts.previous.as_ref().map(|p| p.export_id.clone()),

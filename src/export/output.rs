@@ -1,13 +1,15 @@
 //! Where a rendered export goes: a file that appears under its name only once complete (written
 //! under a temporary name, synced, renamed), or an object in a store uploaded while it is rendered
 //! (never left half-written under its name). Destination names may hold templates expanded when
-//! the export runs.
+//! the export runs. An archive already under the name is never replaced unless the options say so
+//! (`ExportOptions::overwrite`): checked before rendering, and for a file again when it is put in
+//! place (a hard link, which fails rather than replaces).
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::destination::{self, Place};
+use super::destination::{self, split_archive_url, DestinationError, Place};
 use super::previous::{self, PreviousError};
 use super::{export_snapshot, ExportOptions, ExportSummary};
 use crate::backend::{Backend, ObjectWriter};
@@ -27,16 +29,104 @@ pub fn expand_destination(
     now: chrono::DateTime<chrono::Local>,
 ) -> String {
     let scope = SnapshotScope::from_paths(&snapshot.paths);
-    dest.replace("{date}", &now.format("%Y-%m-%d").to_string())
-        .replace("{time}", &now.format("%H%M%S").to_string())
-        .replace("{tenant}", scope.tenant().unwrap_or("all"))
-        .replace("{snapshot}", &id.short())
+    expand(dest, scope.tenant(), Some(&id.short()), now)
 }
 
-/// Render snapshot `id` into the file `out`, which appears under its name only once complete.
+fn expand(dest: &str, tenant: Option<&str>, short_id: Option<&str>, now: chrono::DateTime<chrono::Local>) -> String {
+    let expanded = dest
+        .replace("{date}", &now.format("%Y-%m-%d").to_string())
+        .replace("{time}", &now.format("%H%M%S").to_string())
+        .replace("{tenant}", tenant.unwrap_or("all"));
+    match short_id {
+        Some(id) => expanded.replace("{snapshot}", id),
+        None => expanded,
+    }
+}
+
+/// Where an archive is to be written, as given before the backup it renders is taken.
+pub struct PlannedArchive<'a> {
+    /// `--out`: a file (`-`, standard output, is never taken).
+    pub out: Option<&'a Path>,
+    /// `--dest`: a URL or path, with templates.
+    pub dest: Option<&'a str>,
+    /// The tenant of the backup, for `{tenant}`.
+    pub tenant: Option<&'a str>,
+    pub overwrite: bool,
+    /// An incremental export never replaces an archive, `overwrite` or not.
+    pub incremental: bool,
+}
+
+/// Refuse, before a backup is taken, an archive name that is already taken, so a refused archive
+/// leaves no snapshot behind. `dest`'s templates are expanded at `now`; a name with `{snapshot}`
+/// cannot be known yet and is checked when the export starts.
+pub fn refuse_existing(a: &PlannedArchive, now: chrono::DateTime<chrono::Local>) -> Result<()> {
+    if a.overwrite && !a.incremental {
+        return Ok(());
+    }
+    let taken = match (a.out.filter(|o| o.as_os_str() != "-"), a.dest.filter(|d| !d.contains("{snapshot}"))) {
+        (Some(out), _) => file_taken(out).then(|| out.display().to_string()),
+        (None, Some(dest)) => {
+            let url = expand(dest, a.tenant, None, now);
+            match split_archive_url(&url) {
+                None => None,
+                Some((store_url, name)) if destination::is_local(store_url) => {
+                    let file = Path::new(store_url.strip_prefix("file://").unwrap_or(store_url)).join(name);
+                    file_taken(&file).then(|| file.display().to_string())
+                }
+                Some((store_url, name)) => {
+                    let store = StoreDestination::open(store_url, name)?;
+                    store.backend.stat(name)?.map(|_| store.url())
+                }
+            }
+        }
+        (None, None) => None,
+    };
+    match taken {
+        None => Ok(()),
+        Some(target) if a.incremental => Err(PreviousError::WouldReplace { target }.into()),
+        Some(target) => Err(DestinationError::Exists(target).into()),
+    }
+}
+
+/// A dangling symbolic link is a name taken as well.
+fn file_taken(out: &Path) -> bool {
+    std::fs::symlink_metadata(out).is_ok()
+}
+
+fn refuse_existing_file(out: &Path) -> Result<()> {
+    match file_taken(out) {
+        true => Err(DestinationError::Exists(out.display().to_string()).into()),
+        false => Ok(()),
+    }
+}
+
+/// Put the finished `partial` under the name `out` without replacing anything there: a hard link
+/// fails when the name exists, where a rename would replace it. On a file system without hard
+/// links, a check then a rename (a race with another writer of the same name is then possible).
+fn publish_new(partial: &Path, out: &Path) -> Result<()> {
+    match std::fs::hard_link(partial, out) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(partial);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(DestinationError::Exists(out.display().to_string()).into())
+        }
+        Err(_) => {
+            refuse_existing_file(out)?;
+            std::fs::rename(partial, out).map_err(|e| Error::io(out, e))
+        }
+    }
+}
+
+/// Render snapshot `id` into the file `out`, which appears under its name only once complete. An
+/// existing `out` is an error (before anything is written) unless `opts.overwrite`.
 pub fn export_to_file(session: &Session, id: &SnapshotId, out: &Path, opts: &ExportOptions) -> Result<ExportSummary> {
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = out.file_name().ok_or_else(|| Error::invalid(format!("{}: not a file name", out.display())))?;
+    if !opts.overwrite {
+        refuse_existing_file(out)?;
+    }
     let partial = dir.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
     let result = (|| -> Result<ExportSummary> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -45,7 +135,11 @@ pub fn export_to_file(session: &Session, id: &SnapshotId, out: &Path, opts: &Exp
         let s = export_snapshot(session, id, &mut w, opts)?;
         let f = w.into_inner().map_err(|e| Error::io(&partial, e.into_error()))?;
         f.sync_all().map_err(|e| Error::io(&partial, e))?;
-        std::fs::rename(&partial, out).map_err(|e| Error::io(out, e))?;
+        if opts.overwrite {
+            std::fs::rename(&partial, out).map_err(|e| Error::io(out, e))?;
+        } else {
+            publish_new(&partial, out)?;
+        }
         Ok(s)
     })();
     if result.is_err() {
@@ -73,6 +167,14 @@ impl StoreDestination {
         format!("{}/{}", self.store_url, self.name)
     }
 
+    /// An error naming the archive when its name is already taken in the store.
+    pub fn refuse_existing(&self) -> Result<()> {
+        match self.backend.stat(&self.name)? {
+            Some(_) => Err(DestinationError::Exists(self.url()).into()),
+            None => Ok(()),
+        }
+    }
+
     /// The export an incremental one written here follows: the newest of the same scope in the
     /// store folder. Refused when the archive's name is taken. `cache_dir` holds the store's
     /// remembered metadata; `pass` opens sealed archives.
@@ -94,7 +196,8 @@ impl StoreDestination {
     }
 
     /// Render snapshot `id` and upload it as it is rendered; on failure nothing is left under the
-    /// archive's name. A store's upload is remembered in `cache_dir` with its metadata.
+    /// archive's name. A store's upload is remembered in `cache_dir` with its metadata. An object
+    /// already under the name is an error (before anything is uploaded) unless `opts.overwrite`.
     pub fn export(
         &self,
         session: &Session,
@@ -102,6 +205,9 @@ impl StoreDestination {
         opts: &ExportOptions,
         cache_dir: &Path,
     ) -> Result<ExportSummary> {
+        if !opts.overwrite {
+            self.refuse_existing()?;
+        }
         let url = self.url();
         let mut up = Upload { w: Some(self.backend.writer(&self.name)?), buf: Vec::with_capacity(UPLOAD_PART) };
         let result = export_snapshot(session, id, &mut up, opts).and_then(|s| {

@@ -1,5 +1,5 @@
 //! What an export holds, in archive order: the snapshot's tree under `backup/`, then the
-//! generated `metadata.json` and `manifest.json`. For an incremental export, only the files that
+//! generated `metadata.json`, `manifest.json` and `SHA256SUMS`. For an incremental export, only the files that
 //! differ from the snapshot the previous export was made from (and the folders leading to them).
 
 use std::collections::BTreeMap;
@@ -13,6 +13,68 @@ use crate::source::SnapshotScope;
 
 /// The folder every archive unpacks to.
 pub const ROOT: &str = "backup";
+
+/// The files every export generates beside the tree's (`format-spec/export.md` §1): a snapshot's
+/// own copies are replaced, and a folder backup may not have a root of these names.
+pub const METADATA: &str = "metadata.json";
+pub const MANIFEST: &str = "manifest.json";
+/// The checksums in the form GNU `sha256sum -c` reads, so the archive checks out without Sophon.
+pub const SUMS: &str = "SHA256SUMS";
+pub const GENERATED: [&str; 3] = [METADATA, MANIFEST, SUMS];
+
+/// `SHA256SUMS`: one line per file, `<hex>  <path>`, as GNU sha256sum writes them (text mode),
+/// sorted by path. A path holding `\`, a line feed or a carriage return is written escaped
+/// (`\\`, `\n`, `\r`) with a `\` before the line, as sha256sum does.
+pub fn sha256sums(files: &[(String, String)]) -> Vec<u8> {
+    let mut sorted: Vec<&(String, String)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::new();
+    for (path, sha) in sorted {
+        if path.contains(['\\', '\n', '\r']) {
+            let escaped = path.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r");
+            out.push_str(&format!("\\{sha}  {escaped}\n"));
+        } else {
+            out.push_str(&format!("{sha}  {path}\n"));
+        }
+    }
+    out.into_bytes()
+}
+
+/// The lines of a `SHA256SUMS` as (path, hex), or the number of the first line that is not one.
+pub fn parse_sha256sums(text: &str) -> std::result::Result<Vec<(String, String)>, usize> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let (escaped, line) = match line.strip_prefix('\\') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let (sha, path) = line.split_once("  ").ok_or(i + 1)?;
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) || path.is_empty() {
+            return Err(i + 1);
+        }
+        let path = if escaped { unescape(path).ok_or(i + 1)? } else { path.to_string() };
+        out.push((path, sha.to_ascii_lowercase()));
+    }
+    Ok(out)
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '\\' => '\\',
+            'n' => '\n',
+            'r' => '\r',
+            _ => return None,
+        });
+    }
+    Some(out)
+}
 
 #[derive(Clone, Debug)]
 pub enum EntryKind {
@@ -120,4 +182,25 @@ pub fn keep_changed(entries: &mut Vec<Entry>, previous: &FileIndex) -> Vec<Strin
         keep
     });
     deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_are_written_as_sha256sum_writes_them_and_read_back() {
+        let a = "ab".repeat(32);
+        let b = "0c".repeat(32);
+        let files = vec![("z/x.txt".to_string(), a.clone()), ("a b\\c\nd".to_string(), b.clone())];
+        let text = String::from_utf8(sha256sums(&files)).unwrap();
+        assert_eq!(text, format!("\\{b}  a b\\\\c\\nd\n{a}  z/x.txt\n"));
+        let mut back = parse_sha256sums(&text).unwrap();
+        back.sort();
+        let mut want = files.clone();
+        want.sort();
+        assert_eq!(back, want);
+        assert_eq!(parse_sha256sums("nothex  x\n"), Err(1));
+        assert_eq!(parse_sha256sums(&format!("{a}  ok\n{a} one-space\n")), Err(2));
+    }
 }

@@ -1,5 +1,6 @@
 //! Reading an export back: open a zip or tar.gz (sealed or not), refuse anything unsafe before a
-//! byte reaches a home, verify it against its manifest, and serve its files to a restore.
+//! byte reaches a home, verify it against its manifest and its `SHA256SUMS`, and serve its files
+//! to a restore.
 //!
 //! A zip is read in place (its central directory gives random access; a sealed one is decrypted
 //! segment by segment as entries are read). A tar.gz has no index, so its files are unpacked once
@@ -13,7 +14,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::plan::ROOT;
+use super::plan::{self, ROOT};
 use super::render::ManifestFile;
 use super::seal::{self, SealedFile};
 use crate::error::{Error, Result};
@@ -51,6 +52,9 @@ pub struct ExportArchive {
     pub format: super::Format,
     pub metadata: ExportMetadata,
     pub manifest: Vec<ManifestFile>,
+    /// `SHA256SUMS` as (path, hex); `None` in an archive written before it was (format 1 exports
+    /// of earlier builds).
+    pub sums: Option<Vec<(String, String)>>,
     files: BTreeMap<String, Member>,
     backing: Backing,
 }
@@ -153,8 +157,16 @@ impl ExportArchive {
         };
         let metadata_bytes = read_member(path, &files, &backing, "metadata.json", MAX_METADATA_BYTES)?;
         let metadata = ExportMetadata::parse(&metadata_bytes, &format!("{}: metadata.json", path.display()))?;
-        let mut a =
-            ExportArchive { path: path.to_path_buf(), sealed, format, metadata, manifest: Vec::new(), files, backing };
+        let mut a = ExportArchive {
+            path: path.to_path_buf(),
+            sealed,
+            format,
+            metadata,
+            manifest: Vec::new(),
+            sums: None,
+            files,
+            backing,
+        };
         if let Some(link) = links.first().filter(|_| a.metadata.layout() != Layout::Files) {
             return Err(refused(
                 path,
@@ -164,7 +176,50 @@ impl ExportArchive {
         let manifest = a.json("manifest.json")?;
         a.manifest = serde_json::from_value(manifest["files"].clone())
             .map_err(|e| Error::malformed(format!("{}: manifest.json", path.display()), e.to_string()))?;
+        if a.files.contains_key(plan::SUMS) {
+            let bytes = read_member(&a.path, &a.files, &a.backing, plan::SUMS, u64::MAX)?;
+            let what = || format!("{}: {}", path.display(), plan::SUMS);
+            let text = String::from_utf8(bytes).map_err(|_| Error::malformed(what(), "not UTF-8 text"))?;
+            let sums = plan::parse_sha256sums(&text)
+                .map_err(|line| Error::malformed(what(), format!("line {line} is not `<sha-256 hex>  <path>`")))?;
+            a.sums = Some(sums);
+        }
         Ok(a)
+    }
+
+    /// What `SHA256SUMS` says against the manifest (whose entries [`Self::verify`] checks against
+    /// the content) and against `manifest.json` itself.
+    fn verify_sums(&self, findings: &mut Vec<String>) -> Result<()> {
+        let Some(sums) = &self.sums else { return Ok(()) };
+        let by_path: BTreeMap<&str, &str> =
+            self.manifest.iter().map(|f| (f.path.as_str(), f.sha256.as_str())).collect();
+        let mut seen = HashSet::new();
+        for (path, sha) in sums {
+            seen.insert(path.as_str());
+            let want = if path == plan::MANIFEST {
+                let mut h = HashingSink { sha: ring::digest::Context::new(&ring::digest::SHA256), n: 0 };
+                self.copy(plan::MANIFEST, &mut h)?;
+                hex::encode(h.sha.finish())
+            } else {
+                match by_path.get(path.as_str()) {
+                    Some(m) => m.to_string(),
+                    None => {
+                        findings.push(format!("{}: lists {path}, which the manifest does not", plan::SUMS));
+                        continue;
+                    }
+                }
+            };
+            if *sha != want {
+                findings.push(format!("checksum: {} says SHA-256 {sha} for {path}, which has {want}", plan::SUMS));
+            }
+        }
+        for f in self.manifest.iter().filter(|f| !seen.contains(f.path.as_str())) {
+            findings.push(format!("{}: does not list {}", plan::SUMS, f.path));
+        }
+        if !seen.contains(plan::MANIFEST) {
+            findings.push(format!("{}: does not list {}", plan::SUMS, plan::MANIFEST));
+        }
+        Ok(())
     }
 
     fn json(&self, name: &str) -> Result<Value> {
@@ -206,7 +261,8 @@ impl ExportArchive {
         Ok(Some(v))
     }
 
-    /// Check the archive against its manifest; one finding per problem (empty: clean).
+    /// Check the archive against its manifest, and `SHA256SUMS` against both; one finding per
+    /// problem (empty: clean).
     pub fn verify(&self) -> Result<Vec<String>> {
         let mut findings = Vec::new();
         let listed: HashSet<&str> = self.manifest.iter().map(|f| f.path.as_str()).collect();
@@ -234,10 +290,11 @@ impl ExportArchive {
             }
         }
         for p in self.files.keys() {
-            if p != "manifest.json" && !listed.contains(p.as_str()) {
+            if p != plan::MANIFEST && p != plan::SUMS && !listed.contains(p.as_str()) {
                 findings.push(format!("unlisted: {p} is in the archive but not in the manifest"));
             }
         }
+        self.verify_sums(&mut findings)?;
         Ok(findings)
     }
 }
@@ -337,7 +394,7 @@ fn copy_member(
     Ok(n)
 }
 
-/// One of the generated files every export has (`metadata.json`, `manifest.json`), whole; one
+/// One of the generated files every export has (`metadata.json`, `manifest.json`, `SHA256SUMS`), whole; one
 /// declared larger than `limit` is refused before it is read.
 fn read_member(
     archive: &Path,

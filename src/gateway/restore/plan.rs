@@ -22,7 +22,8 @@ pub enum RowAction {
     Add,
     /// Present and equal (a redacted value equals whatever is present): nothing to do.
     Unchanged,
-    /// Present and different, or clashing with a present record on a unique column: the present
+    /// Present and different, clashing with a present record on a unique column (a job replaced
+    /// under the same name), or naming a parent record that is quarantined or nowhere: the present
     /// one is kept and the backup's goes to the quarantine folder.
     Quarantine,
 }
@@ -44,6 +45,8 @@ pub struct TablePlan {
     pub primary: bool,
     /// Replace: the present records of the wiped tenants that are deleted first.
     pub to_wipe: u64,
+    /// The table's references to other records: (column, parent table), tenants left out.
+    pub parents: Vec<(String, String)>,
     pub rows: Vec<RowPlan>,
 }
 
@@ -97,6 +100,8 @@ pub struct Plan {
     pub tables: Vec<TablePlan>,
     pub files: Vec<FilePlan>,
     pub users_to_reenrol: Vec<String>,
+    /// The backup seals its users' 2FA secrets and no passphrase was given to open them.
+    pub two_factor_sealed: bool,
 }
 
 impl Plan {
@@ -165,15 +170,23 @@ fn unnest(parents: &mut [Value], field: &str, key: &str) -> Vec<Value> {
 /// Rows by table name.
 type Tables = BTreeMap<&'static str, Vec<Value>>;
 
-/// The backup's records by table, its tenant rows, and the users who must re-enrol in 2FA.
+/// What the backup's users need: who must re-enrol in 2FA, and whether that is because its sealed
+/// 2FA secrets were not opened (no passphrase given).
+#[derive(Default)]
+struct TwoFactor {
+    reenrol: Vec<String>,
+    sealed_unopened: bool,
+}
+
+/// The backup's records by table, its tenant rows, and what its users' 2FA needs.
 fn backup_rows(
     src: &dyn BackupSource,
     wants: &dyn Fn(Category) -> bool,
     passphrase: Option<&[u8]>,
-) -> GatewayResult<(Tables, Vec<Value>, Vec<String>)> {
+) -> GatewayResult<(Tables, Vec<Value>, TwoFactor)> {
     let mut t: Tables = BTreeMap::new();
     let mut tenants = Vec::new();
-    let mut reenrol = Vec::new();
+    let mut two_factor = TwoFactor::default();
     if let Some(u) = json_file(src, "users/users.json")? {
         tenants = array(u.get("tenants").cloned());
         if wants(Category::Users) {
@@ -184,7 +197,11 @@ fn backup_rows(
                             .map_err(from_crate)?;
                         serde_json::from_slice(&plain).map_err(invalid)?
                     }
-                    _ => HashMap::new(),
+                    (Some(_), None) => {
+                        two_factor.sealed_unopened = true;
+                        HashMap::new()
+                    }
+                    (None, _) => HashMap::new(),
                 };
             let mut users = array(u.get("users").cloned());
             for user in &mut users {
@@ -193,7 +210,7 @@ fn backup_rows(
                 let id = m.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
                 let secret = secrets.get(&id).cloned();
                 if enrolled && secret.is_none() {
-                    reenrol.push(id);
+                    two_factor.reenrol.push(id);
                 }
                 m.insert("totp_secret".into(), secret.unwrap_or(Value::Null));
             }
@@ -233,7 +250,7 @@ fn backup_rows(
     if wants(Category::Audit) {
         t.insert("audit_log", jsonl_file(src, "audit/entries.jsonl")?);
     }
-    Ok((t, tenants, reenrol))
+    Ok((t, tenants, two_factor))
 }
 
 /// The primary-key columns and all columns of a table.
@@ -312,7 +329,50 @@ fn from_sql(v: rusqlite::types::ValueRef<'_>, column: &str) -> Value {
 
 /// Equal, treating a redacted backup value as equal to whatever is present.
 fn same_record(backup: &Map<String, Value>, present: &Map<String, Value>) -> bool {
-    backup.iter().all(|(k, v)| v.as_str() == Some(REDACTED) || present.get(k).is_some_and(|p| p == v))
+    backup.iter().all(|(k, v)| v.as_str() == Some(REDACTED) || present.get(k).is_some_and(|p| same_value(v, p)))
+}
+
+/// Equal but for redaction: a backup value that is the marker equals any present value, one that
+/// holds the marker in its text (a token cut out of a command or a note) equals a present text
+/// that has something in its place, at any depth of a JSON value.
+pub(super) fn same_value(backup: &Value, present: &Value) -> bool {
+    match (backup, present) {
+        (Value::String(b), _) if b == REDACTED => true,
+        (Value::String(b), Value::String(p)) if b.contains(REDACTED) => same_text(b, p),
+        (Value::Object(b), Value::Object(p)) => {
+            b.len() == p.len() && b.iter().all(|(k, v)| p.get(k).is_some_and(|pv| same_value(v, pv)))
+        }
+        (Value::Array(b), Value::Array(p)) => b.len() == p.len() && b.iter().zip(p).all(|(b, p)| same_value(b, p)),
+        // The database hands back a JSON column's text when it does not parse as JSON.
+        (Value::Object(_) | Value::Array(_), Value::String(p)) => {
+            serde_json::from_str::<Value>(p).is_ok_and(|pv| same_value(backup, &pv))
+        }
+        _ => backup == present,
+    }
+}
+
+/// Whether `present` is `backup` with every redaction marker standing for some text (at least one
+/// character).
+pub(super) fn same_text(backup: &str, present: &str) -> bool {
+    let parts: Vec<&str> = backup.split(REDACTED).collect();
+    let (Some((first, rest_parts)), Some(last)) = (parts.split_first(), parts.last()) else { return false };
+    let Some(middles) = rest_parts.len().checked_sub(1).map(|n| &rest_parts[..n]) else {
+        return backup == present;
+    };
+    let Some(mut rest) = present.strip_prefix(first) else { return false };
+    for middle in middles {
+        let mut chars = rest.chars();
+        if chars.next().is_none() {
+            return false;
+        }
+        // The leftmost match leaves the most text for what follows.
+        let tail = chars.as_str();
+        match tail.find(middle) {
+            Some(at) => rest = &tail[at + middle.len()..],
+            None => return false,
+        }
+    }
+    rest.len() > last.len() && rest.ends_with(last)
 }
 
 fn existing(
@@ -333,6 +393,58 @@ fn existing(
         m.insert(c.clone(), from_sql(r.get_ref(i)?, c));
     }
     Ok(Some(m))
+}
+
+/// A reference from a table's column to another record (the tenant reference is left out: the
+/// plan creates every tenant it writes into).
+struct ForeignKey {
+    from: String,
+    parent: String,
+    to: String,
+}
+
+fn foreign_keys(conn: &Connection, table: &str) -> rusqlite::Result<Vec<ForeignKey>> {
+    let mut st = conn.prepare(&format!("PRAGMA foreign_key_list({table})"))?;
+    let rows = st.query_map([], |r| {
+        let to: Option<String> = r.get(4)?;
+        Ok(ForeignKey { parent: r.get(2)?, from: r.get(3)?, to: to.unwrap_or_else(|| "id".into()) })
+    })?;
+    let all: Vec<ForeignKey> = rows.collect::<rusqlite::Result<_>>()?;
+    Ok(all.into_iter().filter(|f| f.parent != "tenants").collect())
+}
+
+/// A JSON value as the text a key or reference compares by.
+pub(super) fn key_text(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}
+
+/// Whether every record `row` refers to will be there after the restore: added or left unchanged
+/// by it, or present in the home and not wiped. A row whose parent is quarantined goes with it
+/// (the backup's runs of a job replaced under the same name), and so does one whose parent is
+/// nowhere (a category restored without the one it refers to): never a foreign-key failure.
+fn parents_stay(
+    conn: &Connection,
+    fks: &[ForeignKey],
+    row: &Map<String, Value>,
+    decided: &HashMap<&'static str, HashMap<String, RowAction>>,
+    wiped: &dyn Fn(&str) -> bool,
+) -> rusqlite::Result<bool> {
+    for fk in fks {
+        let Some(v) = row.get(&fk.from).filter(|v| !v.is_null()) else { continue };
+        let id = key_text(v);
+        match decided.get(fk.parent.as_str()).and_then(|d| d.get(&id)) {
+            Some(RowAction::Quarantine) => return Ok(false),
+            Some(RowAction::Add | RowAction::Unchanged) => continue,
+            None => {}
+        }
+        let sql = format!("SELECT tenant_id FROM {} WHERE {} = ?1", fk.parent, fk.to);
+        let mut st = conn.prepare_cached(&sql)?;
+        let tenants: Vec<String> = st.query_map([to_sql(v)], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        if !tenants.iter().any(|t| !wiped(t)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Whether `row` would clash on a unique column set with a record that stays in the home.
@@ -420,7 +532,8 @@ pub(super) fn build(
     let sqlerr = |e: rusqlite::Error| GatewayError::sql(&db, e);
     let meta = scope.meta;
     let wants = |c: Category| scope.categories.contains(&c);
-    let (mut tables, tenant_rows, reenrol) = backup_rows(src, &wants, opts.passphrase.as_ref().map(|p| p.as_slice()))?;
+    let (mut tables, tenant_rows, two_factor) =
+        backup_rows(src, &wants, opts.passphrase.as_ref().map(|p| p.as_slice()))?;
     if let Some(t) = &opts.into_tenant {
         for rows in tables.values_mut() {
             for r in rows.iter_mut() {
@@ -476,6 +589,8 @@ pub(super) fn build(
 
     let mut planned = Vec::new();
     let mut primary_seen = std::collections::HashSet::new();
+    // What this restore decided for each record by id, table by table (parents come first).
+    let mut decided: HashMap<&'static str, HashMap<String, RowAction>> = HashMap::new();
     for (table, cat) in TABLE_ORDER {
         if !wants(*cat) {
             continue;
@@ -483,6 +598,7 @@ pub(super) fn build(
         let rows = tables.remove(table).unwrap_or_default();
         let (pk, cols) = table_columns(conn, table, &db)?;
         let uniques = unique_columns(conn, table).map_err(sqlerr)?;
+        let fks = foreign_keys(conn, table).map_err(sqlerr)?;
         let to_wipe = if tenants_to_wipe.is_empty() {
             0
         } else {
@@ -493,7 +609,8 @@ pub(super) fn build(
                 .unsigned_abs()
         };
         let primary = primary_seen.insert(*cat);
-        let mut tp = TablePlan { table, category: *cat, primary, to_wipe, rows: Vec::new() };
+        let parents = fks.iter().map(|f| (f.from.clone(), f.parent.clone())).collect();
+        let mut tp = TablePlan { table, category: *cat, primary, to_wipe, parents, rows: Vec::new() };
         for row in rows {
             let Value::Object(mut m) = row else { continue };
             m.retain(|k, _| cols.contains(k));
@@ -512,8 +629,12 @@ pub(super) fn build(
                 Some(present) if same_record(&m, &present) => RowAction::Unchanged,
                 Some(_) => RowAction::Quarantine,
                 None if clashes(conn, table, &uniques, &m, &wiped).map_err(sqlerr)? => RowAction::Quarantine,
+                None if !parents_stay(conn, &fks, &m, &decided, &wiped).map_err(sqlerr)? => RowAction::Quarantine,
                 None => RowAction::Add,
             };
+            if let Some(id) = m.get("id") {
+                decided.entry(table).or_default().insert(key_text(id), action);
+            }
             tp.rows.push(RowPlan { key, action, row: m });
         }
         planned.push(tp);
@@ -529,8 +650,22 @@ pub(super) fn build(
         tenants_to_wipe,
         tables: planned,
         files,
-        users_to_reenrol: reenrol,
+        users_to_reenrol: two_factor.reenrol,
+        two_factor_sealed: two_factor.sealed_unopened,
     })
+}
+
+/// A file whose only differences from the present one are the backup's redaction markers (a key
+/// cut out of an agent's notes or an MCP server's arguments): as JSON when both are, else as text.
+fn same_but_redacted(backup: &[u8], present: &[u8]) -> bool {
+    let (Ok(b), Ok(p)) = (std::str::from_utf8(backup), std::str::from_utf8(present)) else { return false };
+    if !b.contains(REDACTED) {
+        return false;
+    }
+    match (serde_json::from_str::<Value>(b), serde_json::from_str::<Value>(p)) {
+        (Ok(bv), Ok(pv)) => same_value(&bv, &pv),
+        _ => same_text(b, p),
+    }
 }
 
 fn read_present(path: &Path) -> GatewayResult<Option<Vec<u8>>> {
@@ -602,7 +737,9 @@ fn plan_files(
                 }
             }
         }
-        let action = decide(present.as_ref() == Some(&data), present.is_some());
+        let same =
+            present.as_ref().is_some_and(|p| *p == data || (cat != Category::Config && same_but_redacted(&data, p)));
+        let action = decide(same, present.is_some());
         out.push(FilePlan { category: cat, home_path: rel, bytes: size, action, data: FileData::Bytes(data) });
     }
     // Daily logs: one backup file a day, split back per tenant.

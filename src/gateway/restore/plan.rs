@@ -427,7 +427,7 @@ fn parents_stay(
     fks: &[ForeignKey],
     row: &Map<String, Value>,
     decided: &HashMap<&'static str, HashMap<String, RowAction>>,
-    wiped: &dyn Fn(&str) -> bool,
+    wiped: &dyn Fn(&str, &str) -> bool,
 ) -> rusqlite::Result<bool> {
     for fk in fks {
         let Some(v) = row.get(&fk.from).filter(|v| !v.is_null()) else { continue };
@@ -440,7 +440,7 @@ fn parents_stay(
         let sql = format!("SELECT tenant_id FROM {} WHERE {} = ?1", fk.parent, fk.to);
         let mut st = conn.prepare_cached(&sql)?;
         let tenants: Vec<String> = st.query_map([to_sql(v)], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        if !tenants.iter().any(|t| !wiped(t)) {
+        if !tenants.iter().any(|t| !wiped(&fk.parent, t)) {
             return Ok(false);
         }
     }
@@ -586,6 +586,9 @@ pub(super) fn build(
         }
     }
     let wiped = |t: &str| tenants_to_wipe.iter().any(|w| w == t);
+    // A parent record is deleted by a replace only when its own table is in scope.
+    let parent_wiped =
+        |table: &str, t: &str| wiped(t) && TABLE_ORDER.iter().any(|(name, cat)| *name == table && wants(*cat));
 
     let mut planned = Vec::new();
     let mut primary_seen = std::collections::HashSet::new();
@@ -629,7 +632,9 @@ pub(super) fn build(
                 Some(present) if same_record(&m, &present) => RowAction::Unchanged,
                 Some(_) => RowAction::Quarantine,
                 None if clashes(conn, table, &uniques, &m, &wiped).map_err(sqlerr)? => RowAction::Quarantine,
-                None if !parents_stay(conn, &fks, &m, &decided, &wiped).map_err(sqlerr)? => RowAction::Quarantine,
+                None if !parents_stay(conn, &fks, &m, &decided, &parent_wiped).map_err(sqlerr)? => {
+                    RowAction::Quarantine
+                }
                 None => RowAction::Add,
             };
             if let Some(id) = m.get("id") {

@@ -812,6 +812,22 @@ mod tests {
     }
 
     #[test]
+    fn a_marker_nested_in_json_or_inside_a_text_is_no_difference() {
+        let backup = row(serde_json::json!({"id": "a1", "config": {"model": {"name": "m", "api_key": REDACTED}}}));
+        let present = row(serde_json::json!({"id": "a1", "config": {"model": {"name": "m", "api_key": "sk-x"}}}));
+        assert!(same_record(&backup, &present));
+        let renamed = row(serde_json::json!({"id": "a1", "config": {"model": {"name": "n", "api_key": "sk-x"}}}));
+        assert!(!same_record(&backup, &renamed));
+        let cmd = format!("curl -u admin:{REDACTED} https://x");
+        assert!(same_text(&cmd, "curl -u admin:hunter2 https://x"));
+        assert!(!same_text(&cmd, "curl -u admin: https://x"), "a marker stands for some text");
+        assert!(!same_text(&cmd, "wget -u admin:hunter2 https://x"));
+        let two = format!("{REDACTED} and {REDACTED}");
+        assert!(same_text(&two, "k1 and k2"));
+        assert!(!same_text(&two, "k1 or k2"));
+    }
+
+    #[test]
     fn a_redacted_backup_value_equals_what_is_present() {
         let backup = row(serde_json::json!({"id": "w1", "secret": REDACTED, "url": "https://a"}));
         let present = row(serde_json::json!({"id": "w1", "secret": "whsec_x", "url": "https://a"}));

@@ -12,8 +12,10 @@
 //! in the restore journal ([`crate::gateway::journal`]) in that transaction, and moved into place
 //! after it commits.
 
+mod compare;
 mod execute;
 pub mod plan;
+mod refs;
 
 pub use crate::source::BackupSource;
 

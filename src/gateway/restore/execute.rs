@@ -8,7 +8,9 @@ use std::path::Path;
 
 use rusqlite::{params_from_iter, Transaction};
 
-use super::plan::{has_redacted, invalid, key_text, to_sql, FileAction, FileData, Plan, RowAction};
+use super::compare::has_redacted;
+use super::plan::{invalid, to_sql, FileAction, FileData, Plan, RowAction};
+use super::refs::key_text;
 use super::{BackupSource, CategoryPlan, Mode, RestoreReport, TableCounts};
 use crate::gateway::category::Category;
 use crate::gateway::journal::Stager;

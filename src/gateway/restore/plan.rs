@@ -8,10 +8,11 @@ use std::path::Path;
 use rusqlite::{params_from_iter, Connection};
 use serde_json::{Map, Value};
 
+use super::compare::{same_but_redacted, same_record, unredact_from};
+use super::refs::{foreign_keys, key_text, parents_stay};
 use super::{BackupSource, Mode, RestoreOptions};
 use crate::gateway::category::{Category, NestedFile, TableFile, NESTED_FILES, TABLE_FILES};
 use crate::gateway::layout::{self, DAILY_LOGS, TABLE_ORDER};
-use crate::gateway::redact::REDACTED;
 use crate::gateway::{GatewayError, GatewayResult, DB_FILE};
 
 /// What happens to one record of the backup.
@@ -327,54 +328,6 @@ fn from_sql(v: rusqlite::types::ValueRef<'_>, column: &str) -> Value {
     }
 }
 
-/// Equal, treating a redacted backup value as equal to whatever is present.
-fn same_record(backup: &Map<String, Value>, present: &Map<String, Value>) -> bool {
-    backup.iter().all(|(k, v)| v.as_str() == Some(REDACTED) || present.get(k).is_some_and(|p| same_value(v, p)))
-}
-
-/// Equal but for redaction: a backup value that is the marker equals any present value, one that
-/// holds the marker in its text (a token cut out of a command or a note) equals a present text
-/// that has something in its place, at any depth of a JSON value.
-pub(super) fn same_value(backup: &Value, present: &Value) -> bool {
-    match (backup, present) {
-        (Value::String(b), _) if b == REDACTED => true,
-        (Value::String(b), Value::String(p)) if b.contains(REDACTED) => same_text(b, p),
-        (Value::Object(b), Value::Object(p)) => {
-            b.len() == p.len() && b.iter().all(|(k, v)| p.get(k).is_some_and(|pv| same_value(v, pv)))
-        }
-        (Value::Array(b), Value::Array(p)) => b.len() == p.len() && b.iter().zip(p).all(|(b, p)| same_value(b, p)),
-        // The database hands back a JSON column's text when it does not parse as JSON.
-        (Value::Object(_) | Value::Array(_), Value::String(p)) => {
-            serde_json::from_str::<Value>(p).is_ok_and(|pv| same_value(backup, &pv))
-        }
-        _ => backup == present,
-    }
-}
-
-/// Whether `present` is `backup` with every redaction marker standing for some text (at least one
-/// character).
-pub(super) fn same_text(backup: &str, present: &str) -> bool {
-    let parts: Vec<&str> = backup.split(REDACTED).collect();
-    let (Some((first, rest_parts)), Some(last)) = (parts.split_first(), parts.last()) else { return false };
-    let Some(middles) = rest_parts.len().checked_sub(1).map(|n| &rest_parts[..n]) else {
-        return backup == present;
-    };
-    let Some(mut rest) = present.strip_prefix(first) else { return false };
-    for middle in middles {
-        let mut chars = rest.chars();
-        if chars.next().is_none() {
-            return false;
-        }
-        // The leftmost match leaves the most text for what follows.
-        let tail = chars.as_str();
-        match tail.find(middle) {
-            Some(at) => rest = &tail[at + middle.len()..],
-            None => return false,
-        }
-    }
-    rest.len() > last.len() && rest.ends_with(last)
-}
-
 fn existing(
     conn: &Connection,
     table: &str,
@@ -393,58 +346,6 @@ fn existing(
         m.insert(c.clone(), from_sql(r.get_ref(i)?, c));
     }
     Ok(Some(m))
-}
-
-/// A reference from a table's column to another record (the tenant reference is left out: the
-/// plan creates every tenant it writes into).
-struct ForeignKey {
-    from: String,
-    parent: String,
-    to: String,
-}
-
-fn foreign_keys(conn: &Connection, table: &str) -> rusqlite::Result<Vec<ForeignKey>> {
-    let mut st = conn.prepare(&format!("PRAGMA foreign_key_list({table})"))?;
-    let rows = st.query_map([], |r| {
-        let to: Option<String> = r.get(4)?;
-        Ok(ForeignKey { parent: r.get(2)?, from: r.get(3)?, to: to.unwrap_or_else(|| "id".into()) })
-    })?;
-    let all: Vec<ForeignKey> = rows.collect::<rusqlite::Result<_>>()?;
-    Ok(all.into_iter().filter(|f| f.parent != "tenants").collect())
-}
-
-/// A JSON value as the text a key or reference compares by.
-pub(super) fn key_text(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
-}
-
-/// Whether every record `row` refers to will be there after the restore: added or left unchanged
-/// by it, or present in the home and not wiped. A row whose parent is quarantined goes with it
-/// (the backup's runs of a job replaced under the same name), and so does one whose parent is
-/// nowhere (a category restored without the one it refers to): never a foreign-key failure.
-fn parents_stay(
-    conn: &Connection,
-    fks: &[ForeignKey],
-    row: &Map<String, Value>,
-    decided: &HashMap<&'static str, HashMap<String, RowAction>>,
-    wiped: &dyn Fn(&str, &str) -> bool,
-) -> rusqlite::Result<bool> {
-    for fk in fks {
-        let Some(v) = row.get(&fk.from).filter(|v| !v.is_null()) else { continue };
-        let id = key_text(v);
-        match decided.get(fk.parent.as_str()).and_then(|d| d.get(&id)) {
-            Some(RowAction::Quarantine) => return Ok(false),
-            Some(RowAction::Add | RowAction::Unchanged) => continue,
-            None => {}
-        }
-        let sql = format!("SELECT tenant_id FROM {} WHERE {} = ?1", fk.parent, fk.to);
-        let mut st = conn.prepare_cached(&sql)?;
-        let tenants: Vec<String> = st.query_map([to_sql(v)], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        if !tenants.iter().any(|t| !wiped(&fk.parent, t)) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Whether `row` would clash on a unique column set with a record that stays in the home.
@@ -486,28 +387,6 @@ fn settle_running_claim(row: &mut Map<String, Value>) {
         if row.contains_key(claim) {
             row.insert(claim.into(), Value::Null);
         }
-    }
-}
-
-pub(super) fn has_redacted(row: &Map<String, Value>) -> bool {
-    row.values().any(|v| v.as_str() == Some(REDACTED) || (v.is_object() && v.to_string().contains(REDACTED)))
-}
-
-/// Put back, from the present file, every value the backup redacted (same JSON pointer).
-fn unredact_from(backup: &mut Value, present: &Value) {
-    match backup {
-        Value::String(s) if s == REDACTED && !present.is_null() => *backup = present.clone(),
-        Value::Object(m) => {
-            for (k, v) in m.iter_mut() {
-                unredact_from(v, present.get(k).unwrap_or(&Value::Null));
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter_mut().enumerate() {
-                unredact_from(v, present.get(i).unwrap_or(&Value::Null));
-            }
-        }
-        _ => {}
     }
 }
 
@@ -660,19 +539,6 @@ pub(super) fn build(
     })
 }
 
-/// A file whose only differences from the present one are the backup's redaction markers (a key
-/// cut out of an agent's notes or an MCP server's arguments): as JSON when both are, else as text.
-fn same_but_redacted(backup: &[u8], present: &[u8]) -> bool {
-    let (Ok(b), Ok(p)) = (std::str::from_utf8(backup), std::str::from_utf8(present)) else { return false };
-    if !b.contains(REDACTED) {
-        return false;
-    }
-    match (serde_json::from_str::<Value>(b), serde_json::from_str::<Value>(p)) {
-        (Ok(bv), Ok(pv)) => same_value(&bv, &pv),
-        _ => same_text(b, p),
-    }
-}
-
 fn read_present(path: &Path) -> GatewayResult<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
@@ -809,30 +675,5 @@ mod tests {
         assert!(!clashes(&conn, "jobs", &uniques, &other, &|_| false).unwrap());
         let unnamed = row(serde_json::json!({"id": "x", "tenant_id": "acme", "name": null}));
         assert!(!clashes(&conn, "jobs", &uniques, &unnamed, &|_| false).unwrap(), "NULLs never clash");
-    }
-
-    #[test]
-    fn a_marker_nested_in_json_or_inside_a_text_is_no_difference() {
-        let backup = row(serde_json::json!({"id": "a1", "config": {"model": {"name": "m", "api_key": REDACTED}}}));
-        let present = row(serde_json::json!({"id": "a1", "config": {"model": {"name": "m", "api_key": "sk-x"}}}));
-        assert!(same_record(&backup, &present));
-        let renamed = row(serde_json::json!({"id": "a1", "config": {"model": {"name": "n", "api_key": "sk-x"}}}));
-        assert!(!same_record(&backup, &renamed));
-        let cmd = format!("curl -u admin:{REDACTED} https://x");
-        assert!(same_text(&cmd, "curl -u admin:hunter2 https://x"));
-        assert!(!same_text(&cmd, "curl -u admin: https://x"), "a marker stands for some text");
-        assert!(!same_text(&cmd, "wget -u admin:hunter2 https://x"));
-        let two = format!("{REDACTED} and {REDACTED}");
-        assert!(same_text(&two, "k1 and k2"));
-        assert!(!same_text(&two, "k1 or k2"));
-    }
-
-    #[test]
-    fn a_redacted_backup_value_equals_what_is_present() {
-        let backup = row(serde_json::json!({"id": "w1", "secret": REDACTED, "url": "https://a"}));
-        let present = row(serde_json::json!({"id": "w1", "secret": "whsec_x", "url": "https://a"}));
-        assert!(same_record(&backup, &present));
-        let moved = row(serde_json::json!({"id": "w1", "secret": "whsec_x", "url": "https://b"}));
-        assert!(!same_record(&backup, &moved));
     }
 }

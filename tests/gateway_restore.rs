@@ -204,7 +204,7 @@ fn dry_run_prints_the_plan_and_changes_no_byte() {
     for home in [&home, &target] {
         let before = hash_tree(home);
         let out = restore(&sophon, &repo, home, &["--dry-run"]);
-        assert!(out.starts_with("Would restore into"), "{out}");
+        assert!(out.starts_with("Would restore: "), "{out}");
         assert!(out.contains("memory: 8,471 records"), "{out}");
         assert!(out.contains("documents: 189 records, 189 files"), "{out}");
         assert!(out.contains("Total size:"), "{out}");

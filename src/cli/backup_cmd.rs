@@ -540,13 +540,13 @@ fn print_restore_report(
     }
     let sum = |f: fn(&sophon::gateway::restore::CategoryPlan) -> u64| report.categories.iter().map(f).sum::<u64>();
     line(format!(
-        "{} {} ({}): {} added, {} unchanged, {} quarantined",
-        if dry { "Would restore into" } else { "Restored into" },
-        home.display(),
-        report.mode,
+        "{}: {} added, {} unchanged, {} quarantined ({}, into {})",
+        if dry { "Would restore" } else { "Restored" },
         thousands(sum(|c| c.added)),
         thousands(sum(|c| c.unchanged)),
         thousands(sum(|c| c.quarantined)),
+        report.mode,
+        home.display(),
     ))?;
     let counts = |added: u64, unchanged: u64, quarantined: u64, wiped: u64| {
         let deleted = if wiped > 0 { format!(" ({} present deleted first)", thousands(wiped)) } else { String::new() };

@@ -109,7 +109,7 @@ fn additive_restore_quarantines_exactly_the_changed_records() {
     assert_eq!(others(&records(&home)), untouched_before, "--only touches no other category");
     let files_after: Vec<_> = std::fs::read_dir(home.join("agents")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files_before, files_after);
-    assert!(out.contains("users: 42 (3 conflicts"), "{out}");
+    assert!(out.contains("users: 42 records: 0 added, 39 unchanged, 3 quarantined"), "{out}");
     let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
     let edited: i64 =
         db.query_row("SELECT COUNT(*) FROM users WHERE display_name LIKE '% (edited)'", [], |r| r.get(0)).unwrap();
@@ -204,14 +204,14 @@ fn dry_run_prints_the_plan_and_changes_no_byte() {
     for home in [&home, &target] {
         let before = hash_tree(home);
         let out = restore(&sophon, &repo, home, &["--dry-run"]);
-        assert!(out.starts_with("Would restore:"), "{out}");
-        assert!(out.contains("memory: 8,471 entries"), "{out}");
-        assert!(out.contains("documents: 189 files"), "{out}");
+        assert!(out.starts_with("Would restore: "), "{out}");
+        assert!(out.contains("memory: 8,471 records"), "{out}");
+        assert!(out.contains("documents: 189 records, 189 files"), "{out}");
         assert!(out.contains("Total size:"), "{out}");
         assert_eq!(before, hash_tree(home), "a dry run changes no byte of {}", home.display());
     }
     let out = restore(&sophon, &repo, &home, &["--dry-run"]);
-    assert!(out.contains("users: 42 (3 conflicts — would go to quarantine)"), "{out}");
+    assert!(out.contains("users: 42 records: 0 added, 39 unchanged, 3 quarantined"), "{out}");
 }
 
 #[test]
@@ -388,7 +388,7 @@ fn the_dry_run_counts_are_the_executed_restore_counts() {
                 if fresh { "fresh" } else { "modified" }
             );
             let conflicts: u64 =
-                done["categories"].as_array().unwrap().iter().map(|c| c["conflicts"].as_u64().unwrap()).sum();
+                done["categories"].as_array().unwrap().iter().map(|c| c["quarantined"].as_u64().unwrap()).sum();
             if name == "replace" {
                 let wiped: u64 = done["tables"].as_array().unwrap().iter().map(|t| t["wiped"].as_u64().unwrap()).sum();
                 assert!(
@@ -403,25 +403,17 @@ fn the_dry_run_counts_are_the_executed_restore_counts() {
     }
 }
 
-/// Replace a cron job under the same name (its runs deleted, a new job with a new id): an additive
-/// restore of the older backup then clashes on the job's name and its runs name a job that is not
-/// there. The dry run must say so, as the restore does.
+/// A restore the database refuses (here a trigger of the home that refuses new memory entries): the
+/// dry run must say so, as the restore does, and neither changes anything.
 #[test]
 fn a_dry_run_of_a_restore_that_would_fail_fails_and_changes_nothing() {
     let t = tempfile::tempdir().unwrap();
     let (sophon, home, repo) = setup(t.path(), &[]);
     let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
-    let job: String = db
-        .query_row("SELECT id FROM cron_jobs WHERE id IN (SELECT job_id FROM cron_runs) ORDER BY id LIMIT 1", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let entry: String = db.query_row("SELECT id FROM memory_entries ORDER BY id LIMIT 1", [], |r| r.get(0)).unwrap();
     db.execute_batch(&format!(
-        "CREATE TEMP TABLE old AS SELECT * FROM cron_jobs WHERE id = '{job}';
-         DELETE FROM cron_runs WHERE job_id = '{job}';
-         DELETE FROM cron_jobs WHERE id = '{job}';
-         UPDATE old SET id = '{job}-replacement';
-         INSERT INTO cron_jobs SELECT * FROM old;"
+        "DELETE FROM memory_entries WHERE id = '{entry}';
+         CREATE TRIGGER no_new_memory BEFORE INSERT ON memory_entries BEGIN SELECT RAISE(ABORT, 'memory is frozen'); END;"
     ))
     .unwrap();
     drop(db);
@@ -435,8 +427,8 @@ fn a_dry_run_of_a_restore_that_would_fail_fails_and_changes_nothing() {
     let dry = sophon.cmd().env("TMPDIR", &tmp).args([&args[..], &["--dry-run"]].concat()).output().unwrap();
     let stderr = String::from_utf8_lossy(&dry.stderr);
     assert_eq!(dry.status.code(), Some(1), "the dry run fails: {stderr}\n{}", String::from_utf8_lossy(&dry.stdout));
-    assert!(stderr.contains("would fail") && stderr.contains("cron_runs") && stderr.contains(&job), "{stderr}");
-    assert!(stderr.contains("FOREIGN KEY"), "{stderr}");
+    assert!(stderr.contains("would fail") && stderr.contains("memory_entries") && stderr.contains(&entry), "{stderr}");
+    assert!(stderr.contains("memory is frozen"), "{stderr}");
     assert_eq!(before, hash_tree(&home), "a failing dry run changes no byte of the home");
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the scratch copy is removed");
 
@@ -444,7 +436,7 @@ fn a_dry_run_of_a_restore_that_would_fail_fails_and_changes_nothing() {
     let real = sophon.run(&args);
     let real_err = String::from_utf8_lossy(&real.stderr);
     assert_eq!(real.status.code(), Some(1), "{real_err}");
-    assert!(real_err.contains("cron_runs") && real_err.contains("FOREIGN KEY"), "{real_err}");
+    assert!(real_err.contains("memory_entries") && real_err.contains("memory is frozen"), "{real_err}");
     assert!(!real_err.contains("would fail"), "{real_err}");
     assert_eq!(records_before, records(&home), "a failed restore changes no record");
     assert!(!home.join(".sophon-restore").exists(), "the stage of a failed restore is gone");

@@ -525,30 +525,75 @@ pub(super) fn restore_into_gateway(
         }
     }
     let opts = GatewayRestore { mode, only, into_tenant: a.into_tenant.clone(), dry_run: a.dry_run, passphrase };
-    let report = gateway_restore(home, src, &opts)?;
+    let report = gateway_restore(home, src, &opts).map_err(|e| -> anyhow::Error {
+        match e {
+            sophon::gateway::GatewayError::Usage(m) => super::UsageError(m).into(),
+            e => e.into(),
+        }
+    })?;
     if a.json {
         json(&report)?;
         return Ok(exit::OK);
     }
-    line(if a.dry_run { "Would restore:" } else { "Restored:" })?;
+    print_restore_report(&report, home)?;
+    Ok(exit::OK)
+}
+
+/// A gateway restore's report: what needs the passphrase first, then per category and per table
+/// what was added, left unchanged (a redacted value counts as equal) and quarantined.
+fn print_restore_report(
+    report: &sophon::gateway::restore::RestoreReport,
+    home: &std::path::Path,
+) -> anyhow::Result<()> {
+    let dry = report.dry_run;
+    if report.two_factor_sealed {
+        let users = report.users_to_reenrol.len();
+        line(format!(
+            "2FA: the backup's 2FA secrets are sealed with its passphrase, which was not given: {users} user(s) {} \
+             without 2FA and must re-enrol. Restore with --passphrase-file FILE (or SOPHON_BACKUP_PASSPHRASE) to keep it.",
+            if dry { "would be restored" } else { "were restored" }
+        ))?;
+    }
+    let sum = |f: fn(&sophon::gateway::restore::CategoryPlan) -> u64| report.categories.iter().map(f).sum::<u64>();
+    line(format!(
+        "{}: {} added, {} unchanged, {} quarantined ({}, into {})",
+        if dry { "Would restore" } else { "Restored" },
+        thousands(sum(|c| c.added)),
+        thousands(sum(|c| c.unchanged)),
+        thousands(sum(|c| c.quarantined)),
+        report.mode,
+        home.display(),
+    ))?;
+    let counts = |added: u64, unchanged: u64, quarantined: u64, wiped: u64| {
+        let deleted = if wiped > 0 { format!(" ({} present deleted first)", thousands(wiped)) } else { String::new() };
+        format!(
+            "{} added, {} unchanged, {} quarantined{deleted}",
+            thousands(added),
+            thousands(unchanged),
+            thousands(quarantined)
+        )
+    };
     for c in &report.categories {
-        let verb = if a.dry_run { "would go" } else { "went" };
-        let conflicts = if mode == Mode::Additive && c.conflicts > 0 {
-            format!(" ({} conflicts — {verb} to quarantine)", thousands(c.conflicts))
-        } else {
-            String::new()
-        };
+        let tables: Vec<_> = report.tables.iter().filter(|t| t.category == c.category).collect();
+        let wiped = tables.iter().map(|t| t.wiped).sum();
         let what = match c.category.as_str() {
-            "memory" => format!("{} entries ({} conflicts)", thousands(c.records), thousands(c.conflicts)),
-            "documents" => format!("{} files, {}{conflicts}", thousands(c.files), bytes(c.bytes)),
-            "mcp" | "config" | "license" => format!("{} file(s){conflicts}", c.files),
-            _ => format!("{}{conflicts}", thousands(c.records)),
+            "documents" => {
+                format!("{} records, {} files, {}", thousands(c.records), thousands(c.files), bytes(c.bytes))
+            }
+            "mcp" | "config" | "license" => format!("{} file(s)", c.files),
+            _ if c.files > 0 => format!("{} records, {} file(s)", thousands(c.records), thousands(c.files)),
+            _ => format!("{} records", thousands(c.records)),
         };
-        line(format!("  {}: {what}", c.category))?;
+        line(format!("  {}: {what}: {}", c.category, counts(c.added, c.unchanged, c.quarantined, wiped)))?;
+        if tables.len() > 1 || (c.files > 0 && !tables.is_empty()) {
+            for t in tables {
+                line(format!("    {}: {}", t.table, counts(t.added, t.unchanged, t.quarantined, t.wiped)))?;
+            }
+        }
     }
     line(format!("Total size: {}", bytes(report.total_bytes)))?;
     if let Some(q) = &report.quarantine {
-        line(format!("Quarantine: {q}"))?;
+        line(format!("Quarantine{}: {q}", if dry { " (would be)" } else { "" }))?;
     }
     let todo: Vec<(&str, &Vec<String>)> = vec![
         ("connections to re-authenticate", &report.connections_to_reauthenticate),
@@ -558,12 +603,12 @@ pub(super) fn restore_into_gateway(
         ("users to re-enrol in 2FA", &report.users_to_reenrol),
     ];
     if todo.iter().any(|(_, v)| !v.is_empty()) {
-        line(if a.dry_run { "Would need action:" } else { "Needs action:" })?;
+        line(if dry { "Would need action:" } else { "Needs action:" })?;
         for (what, ids) in todo.into_iter().filter(|(_, v)| !v.is_empty()) {
             line(format!("  {what}: {}", ids.join(", ")))?;
         }
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<u8> {

@@ -75,6 +75,13 @@ pub fn peek_metadata(path: &Path, passphrase: Option<&[u8]>) -> Result<ExportMet
     Err(Error::malformed(path.display().to_string(), "no backup/metadata.json: not a Sophon export"))
 }
 
+/// Whether the file at `path` starts as a sealed archive does (unreadable: not sealed).
+fn is_sealed_file(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    seal::is_sealed(&head[..n])
+}
+
 /// A chain opened for restoring: the archives, full first, and which one holds each file.
 pub struct Chain {
     pub archives: Vec<ExportArchive>,
@@ -90,6 +97,8 @@ impl Chain {
             let dir = newest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             let mut by_id: BTreeMap<String, (PathBuf, ExportMetadata)> = BTreeMap::new();
             let mut unreadable = Vec::new();
+            // Sealed archives that no passphrase was given for: the link may be one of them.
+            let mut sealed = Vec::new();
             for p in archives_in(dir) {
                 if p == newest {
                     continue;
@@ -100,11 +109,20 @@ impl Chain {
                             by_id.insert(id.to_string(), (p, m));
                         }
                     }
+                    Err(_) if passphrase.is_none() && is_sealed_file(&p) => sealed.push(p.display().to_string()),
                     Err(e) => unreadable.push(format!("{} ({e})", p.display())),
                 }
             }
             loop {
                 let Some((p, m)) = by_id.remove(&follows) else {
+                    if !sealed.is_empty() {
+                        return Err(Error::invalid(format!(
+                            "incremental chain of {}: passphrase needed: export {follows} may be in sealed {}; \
+                             give the passphrase (--passphrase-file or SOPHON_BACKUP_PASSPHRASE)",
+                            newest.display(),
+                            sealed.join(", ")
+                        )));
+                    }
                     let also = if unreadable.is_empty() {
                         String::new()
                     } else {

@@ -22,6 +22,8 @@ pub enum Category {
     Skills,
     Mcp,
     Nodes,
+    /// The gateway's conversations (threads and their messages): what the product page calls chats.
+    #[serde(alias = "chats")]
     Discussions,
     Insights,
     Tasks,
@@ -118,13 +120,18 @@ impl fmt::Display for Category {
     }
 }
 
+/// Other names a category is known by on the command line: the product page's "chats" are the
+/// gateway's conversations, kept in `discussions` and `discussion_messages`.
+pub const ALIASES: &[(&str, Category)] = &[("chats", Category::Discussions)];
+
 impl FromStr for Category {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Category::ALL.into_iter().find(|c| c.id() == s).ok_or_else(|| {
+        let alias = ALIASES.iter().find(|(name, _)| *name == s).map(|(_, c)| *c);
+        alias.or_else(|| Category::ALL.into_iter().find(|c| c.id() == s)).ok_or_else(|| {
             let ids: Vec<&str> = Category::ALL.iter().map(|c| c.id()).collect();
-            format!("unknown category {s:?} (known: {})", ids.join(", "))
+            format!("unknown category {s:?} (known: {}; chats is discussions)", ids.join(", "))
         })
     }
 }
@@ -283,7 +290,9 @@ mod tests {
             assert_eq!(c.id().parse::<Category>(), Ok(c));
             assert_eq!(serde_json::to_string(&c).ok(), Some(format!("\"{}\"", c.id())));
         }
-        assert!("chats".parse::<Category>().is_err());
+        assert_eq!("chats".parse::<Category>(), Ok(Category::Discussions), "the product page's name");
+        assert_eq!(serde_json::from_str::<Category>("\"chats\"").ok(), Some(Category::Discussions));
+        assert!("chat".parse::<Category>().is_err());
         let mut sorted = Category::ALL;
         sorted.sort();
         assert_eq!(sorted, Category::ALL);

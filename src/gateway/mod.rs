@@ -82,6 +82,10 @@ pub enum GatewayError {
 
     #[error("{0}")]
     Invalid(String),
+
+    /// Options that cannot go together for this input (the CLI reports it as a usage error).
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// A record the database refused during a restore: which home, table and row, and why.

@@ -12,8 +12,10 @@
 //! in the restore journal ([`crate::gateway::journal`]) in that transaction, and moved into place
 //! after it commits.
 
+mod compare;
 mod execute;
 pub mod plan;
+mod refs;
 
 pub use crate::source::BackupSource;
 
@@ -48,14 +50,15 @@ pub struct RestoreOptions {
 }
 
 /// A category's counts: records (its first table's rows), then rows and files together by what
-/// happens to them (`added`: inserted or written; `conflicts`: quarantined).
+/// happens to them (`added`: inserted or written; `unchanged`: present and equal, a redacted value
+/// counting as equal; `quarantined`: the present one kept, the backup's put in the quarantine).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CategoryPlan {
     pub category: String,
     pub records: u64,
     pub added: u64,
     pub unchanged: u64,
-    pub conflicts: u64,
+    pub quarantined: u64,
     pub files: u64,
     pub bytes: u64,
 }
@@ -69,7 +72,7 @@ pub struct TableCounts {
     pub wiped: u64,
     pub added: u64,
     pub unchanged: u64,
-    pub conflicts: u64,
+    pub quarantined: u64,
 }
 
 /// What a restore did, or (a dry run) would do: the counts of its executed plan.
@@ -92,6 +95,9 @@ pub struct RestoreReport {
     pub webhooks_with_redacted_secrets: Vec<String>,
     pub channels_with_redacted_secrets: Vec<String>,
     pub users_to_reenrol: Vec<String>,
+    /// The backup seals its users' 2FA secrets and the restore was given no passphrase to open
+    /// them: `users_to_reenrol` lists who loses 2FA, and a restore with the passphrase keeps it.
+    pub two_factor_sealed: bool,
 }
 
 /// Restore `src` into the gateway at `home` (with `dry_run`: rehearse it and write nothing).
@@ -104,6 +110,7 @@ pub fn restore(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions) -> Ga
             "backup layout version {layout} is not supported (this build reads {LAYOUT_VERSION}); upgrade sophon"
         )));
     }
+    refuse_into_tenant_of_several(&meta, opts)?;
     let in_backup: Vec<Category> =
         meta["categories"].as_array().into_iter().flatten().filter_map(|c| c.as_str()?.parse().ok()).collect();
     for c in &opts.only {
@@ -124,6 +131,23 @@ pub fn restore(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions) -> Ga
     } else {
         run(home, src, opts, scope)
     }
+}
+
+/// `--into-tenant` re-homes the records of one tenant. A backup of several tenants is refused
+/// rather than merged: their records would clash with each other on names and ids.
+fn refuse_into_tenant_of_several(meta: &serde_json::Value, opts: &RestoreOptions) -> GatewayResult<()> {
+    let Some(into) = &opts.into_tenant else { return Ok(()) };
+    let tenants: Vec<&str> = meta["tenants"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+    if tenants.len() <= 1 {
+        return Ok(());
+    }
+    Err(GatewayError::Usage(format!(
+        "--into-tenant {into}: the backup holds {} tenants ({}), and --into-tenant restores a backup of one tenant; \
+         back one tenant up with `sophon backup create --tenant <id>` and restore that, or restore this backup \
+         without --into-tenant",
+        tenants.len(),
+        tenants.join(", ")
+    )))
 }
 
 fn run(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions, scope: Scope<'_>) -> GatewayResult<RestoreReport> {

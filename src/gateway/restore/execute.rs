@@ -3,12 +3,14 @@
 //! scratch copy of the database, nothing staged), so whatever the real run would meet, from a
 //! clashing record to a foreign key, the dry run meets too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{params_from_iter, Transaction};
 
-use super::plan::{has_redacted, invalid, to_sql, FileAction, FileData, Plan, RowAction};
+use super::compare::has_redacted;
+use super::plan::{invalid, to_sql, FileAction, FileData, Plan, RowAction};
+use super::refs::key_text;
 use super::{BackupSource, CategoryPlan, Mode, RestoreReport, TableCounts};
 use crate::gateway::category::Category;
 use crate::gateway::journal::Stager;
@@ -21,8 +23,9 @@ pub(super) struct Executed {
 }
 
 /// Carry out `plan` in `tx`. A row the database refuses with a UNIQUE constraint the plan could not
-/// foresee (two rows of the backup clashing with each other) is quarantined, and the plan updated
-/// to say so; any other refusal fails the restore, naming the table and row.
+/// foresee (two rows of the backup clashing with each other) is quarantined, with the rows that
+/// refer to it, and the plan updated to say so; any other refusal fails the restore, naming the
+/// table and row.
 pub(super) fn execute(
     tx: &Transaction<'_>,
     home: &Path,
@@ -80,9 +83,22 @@ pub(super) fn execute(
 
     let quarantine_paths: Vec<Vec<String>> =
         plan.tables.iter().map(|t| t.rows.iter().map(|r| plan.row_quarantine_path(t, r)).collect()).collect();
+    // Records the plan meant to add and execution quarantined: whatever refers to them follows.
+    let mut late: HashMap<&'static str, HashSet<String>> = HashMap::new();
     for (tp, qpaths) in plan.tables.iter_mut().zip(quarantine_paths) {
         let table = tp.table;
         for (row, qpath) in tp.rows.iter_mut().zip(qpaths) {
+            let orphaned = tp.parents.iter().any(|(col, parent)| {
+                row.row
+                    .get(col)
+                    .is_some_and(|v| late.get(parent.as_str()).is_some_and(|ids| ids.contains(&key_text(v))))
+            });
+            if row.action == RowAction::Add && orphaned {
+                row.action = RowAction::Quarantine;
+                if let Some(id) = row.row.get("id") {
+                    late.entry(table).or_default().insert(key_text(id));
+                }
+            }
             match row.action {
                 RowAction::Unchanged => {}
                 RowAction::Quarantine => {
@@ -103,6 +119,9 @@ pub(super) fn execute(
                             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
                         {
                             row.action = RowAction::Quarantine;
+                            if let Some(id) = row.row.get("id") {
+                                late.entry(table).or_default().insert(key_text(id));
+                            }
                             stager.put(&qpath, &serde_json::to_vec_pretty(&row.row).map_err(invalid)?)?;
                         }
                         Err(e) => return Err(refused(home, table, &row.key.join("/"), dry_run, e)),
@@ -144,6 +163,7 @@ pub(super) fn report(home: &Path, plan: &Plan, executed: Executed, dry_run: bool
         dry_run,
         mode: if plan.mode == Mode::Replace { "replace".into() } else { "additive".into() },
         users_to_reenrol: plan.users_to_reenrol.clone(),
+        two_factor_sealed: plan.two_factor_sealed,
         tenants_to_create: plan.tenants_to_create.iter().map(|t| t.id.clone()).collect(),
         tenants_to_wipe: plan.tenants_to_wipe.clone(),
         tenants_removed: executed.tenants_removed,
@@ -183,8 +203,8 @@ pub(super) fn report(home: &Path, plan: &Plan, executed: Executed, dry_run: bool
                     c.unchanged += 1;
                 }
                 RowAction::Quarantine => {
-                    counts.conflicts += 1;
-                    c.conflicts += 1;
+                    counts.quarantined += 1;
+                    c.quarantined += 1;
                 }
             }
         }
@@ -197,12 +217,12 @@ pub(super) fn report(home: &Path, plan: &Plan, executed: Executed, dry_run: bool
         match f.action {
             FileAction::Write => c.added += 1,
             FileAction::Unchanged => c.unchanged += 1,
-            FileAction::Quarantine => c.conflicts += 1,
+            FileAction::Quarantine => c.quarantined += 1,
         }
     }
     report.categories = cats.into_values().collect();
     report.total_bytes = report.categories.iter().map(|c| c.bytes).sum();
-    if report.categories.iter().any(|c| c.conflicts > 0) {
+    if report.categories.iter().any(|c| c.quarantined > 0) {
         report.quarantine = Some(home.join(plan.quarantine()).to_string_lossy().into_owned());
     }
     report

@@ -8,10 +8,11 @@ use std::path::Path;
 use rusqlite::{params_from_iter, Connection};
 use serde_json::{Map, Value};
 
+use super::compare::{same_but_redacted, same_record, unredact_from};
+use super::refs::{foreign_keys, key_text, parents_stay};
 use super::{BackupSource, Mode, RestoreOptions};
 use crate::gateway::category::{Category, NestedFile, TableFile, NESTED_FILES, TABLE_FILES};
 use crate::gateway::layout::{self, DAILY_LOGS, TABLE_ORDER};
-use crate::gateway::redact::REDACTED;
 use crate::gateway::{GatewayError, GatewayResult, DB_FILE};
 
 /// What happens to one record of the backup.
@@ -22,7 +23,8 @@ pub enum RowAction {
     Add,
     /// Present and equal (a redacted value equals whatever is present): nothing to do.
     Unchanged,
-    /// Present and different, or clashing with a present record on a unique column: the present
+    /// Present and different, clashing with a present record on a unique column (a job replaced
+    /// under the same name), or naming a parent record that is quarantined or nowhere: the present
     /// one is kept and the backup's goes to the quarantine folder.
     Quarantine,
 }
@@ -44,6 +46,8 @@ pub struct TablePlan {
     pub primary: bool,
     /// Replace: the present records of the wiped tenants that are deleted first.
     pub to_wipe: u64,
+    /// The table's references to other records: (column, parent table), tenants left out.
+    pub parents: Vec<(String, String)>,
     pub rows: Vec<RowPlan>,
 }
 
@@ -97,6 +101,8 @@ pub struct Plan {
     pub tables: Vec<TablePlan>,
     pub files: Vec<FilePlan>,
     pub users_to_reenrol: Vec<String>,
+    /// The backup seals its users' 2FA secrets and no passphrase was given to open them.
+    pub two_factor_sealed: bool,
 }
 
 impl Plan {
@@ -165,15 +171,23 @@ fn unnest(parents: &mut [Value], field: &str, key: &str) -> Vec<Value> {
 /// Rows by table name.
 type Tables = BTreeMap<&'static str, Vec<Value>>;
 
-/// The backup's records by table, its tenant rows, and the users who must re-enrol in 2FA.
+/// What the backup's users need: who must re-enrol in 2FA, and whether that is because its sealed
+/// 2FA secrets were not opened (no passphrase given).
+#[derive(Default)]
+struct TwoFactor {
+    reenrol: Vec<String>,
+    sealed_unopened: bool,
+}
+
+/// The backup's records by table, its tenant rows, and what its users' 2FA needs.
 fn backup_rows(
     src: &dyn BackupSource,
     wants: &dyn Fn(Category) -> bool,
     passphrase: Option<&[u8]>,
-) -> GatewayResult<(Tables, Vec<Value>, Vec<String>)> {
+) -> GatewayResult<(Tables, Vec<Value>, TwoFactor)> {
     let mut t: Tables = BTreeMap::new();
     let mut tenants = Vec::new();
-    let mut reenrol = Vec::new();
+    let mut two_factor = TwoFactor::default();
     if let Some(u) = json_file(src, "users/users.json")? {
         tenants = array(u.get("tenants").cloned());
         if wants(Category::Users) {
@@ -184,7 +198,11 @@ fn backup_rows(
                             .map_err(from_crate)?;
                         serde_json::from_slice(&plain).map_err(invalid)?
                     }
-                    _ => HashMap::new(),
+                    (Some(_), None) => {
+                        two_factor.sealed_unopened = true;
+                        HashMap::new()
+                    }
+                    (None, _) => HashMap::new(),
                 };
             let mut users = array(u.get("users").cloned());
             for user in &mut users {
@@ -193,7 +211,7 @@ fn backup_rows(
                 let id = m.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
                 let secret = secrets.get(&id).cloned();
                 if enrolled && secret.is_none() {
-                    reenrol.push(id);
+                    two_factor.reenrol.push(id);
                 }
                 m.insert("totp_secret".into(), secret.unwrap_or(Value::Null));
             }
@@ -233,7 +251,7 @@ fn backup_rows(
     if wants(Category::Audit) {
         t.insert("audit_log", jsonl_file(src, "audit/entries.jsonl")?);
     }
-    Ok((t, tenants, reenrol))
+    Ok((t, tenants, two_factor))
 }
 
 /// The primary-key columns and all columns of a table.
@@ -310,11 +328,6 @@ fn from_sql(v: rusqlite::types::ValueRef<'_>, column: &str) -> Value {
     }
 }
 
-/// Equal, treating a redacted backup value as equal to whatever is present.
-fn same_record(backup: &Map<String, Value>, present: &Map<String, Value>) -> bool {
-    backup.iter().all(|(k, v)| v.as_str() == Some(REDACTED) || present.get(k).is_some_and(|p| p == v))
-}
-
 fn existing(
     conn: &Connection,
     table: &str,
@@ -377,28 +390,6 @@ fn settle_running_claim(row: &mut Map<String, Value>) {
     }
 }
 
-pub(super) fn has_redacted(row: &Map<String, Value>) -> bool {
-    row.values().any(|v| v.as_str() == Some(REDACTED) || (v.is_object() && v.to_string().contains(REDACTED)))
-}
-
-/// Put back, from the present file, every value the backup redacted (same JSON pointer).
-fn unredact_from(backup: &mut Value, present: &Value) {
-    match backup {
-        Value::String(s) if s == REDACTED && !present.is_null() => *backup = present.clone(),
-        Value::Object(m) => {
-            for (k, v) in m.iter_mut() {
-                unredact_from(v, present.get(k).unwrap_or(&Value::Null));
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter_mut().enumerate() {
-                unredact_from(v, present.get(i).unwrap_or(&Value::Null));
-            }
-        }
-        _ => {}
-    }
-}
-
 /// What the backup asks for and where, decided before planning.
 pub(super) struct Scope<'a> {
     pub meta: &'a Value,
@@ -420,7 +411,8 @@ pub(super) fn build(
     let sqlerr = |e: rusqlite::Error| GatewayError::sql(&db, e);
     let meta = scope.meta;
     let wants = |c: Category| scope.categories.contains(&c);
-    let (mut tables, tenant_rows, reenrol) = backup_rows(src, &wants, opts.passphrase.as_ref().map(|p| p.as_slice()))?;
+    let (mut tables, tenant_rows, two_factor) =
+        backup_rows(src, &wants, opts.passphrase.as_ref().map(|p| p.as_slice()))?;
     if let Some(t) = &opts.into_tenant {
         for rows in tables.values_mut() {
             for r in rows.iter_mut() {
@@ -473,9 +465,14 @@ pub(super) fn build(
         }
     }
     let wiped = |t: &str| tenants_to_wipe.iter().any(|w| w == t);
+    // A parent record is deleted by a replace only when its own table is in scope.
+    let parent_wiped =
+        |table: &str, t: &str| wiped(t) && TABLE_ORDER.iter().any(|(name, cat)| *name == table && wants(*cat));
 
     let mut planned = Vec::new();
     let mut primary_seen = std::collections::HashSet::new();
+    // What this restore decided for each record by id, table by table (parents come first).
+    let mut decided: HashMap<&'static str, HashMap<String, RowAction>> = HashMap::new();
     for (table, cat) in TABLE_ORDER {
         if !wants(*cat) {
             continue;
@@ -483,6 +480,7 @@ pub(super) fn build(
         let rows = tables.remove(table).unwrap_or_default();
         let (pk, cols) = table_columns(conn, table, &db)?;
         let uniques = unique_columns(conn, table).map_err(sqlerr)?;
+        let fks = foreign_keys(conn, table).map_err(sqlerr)?;
         let to_wipe = if tenants_to_wipe.is_empty() {
             0
         } else {
@@ -493,7 +491,8 @@ pub(super) fn build(
                 .unsigned_abs()
         };
         let primary = primary_seen.insert(*cat);
-        let mut tp = TablePlan { table, category: *cat, primary, to_wipe, rows: Vec::new() };
+        let parents = fks.iter().map(|f| (f.from.clone(), f.parent.clone())).collect();
+        let mut tp = TablePlan { table, category: *cat, primary, to_wipe, parents, rows: Vec::new() };
         for row in rows {
             let Value::Object(mut m) = row else { continue };
             m.retain(|k, _| cols.contains(k));
@@ -512,8 +511,14 @@ pub(super) fn build(
                 Some(present) if same_record(&m, &present) => RowAction::Unchanged,
                 Some(_) => RowAction::Quarantine,
                 None if clashes(conn, table, &uniques, &m, &wiped).map_err(sqlerr)? => RowAction::Quarantine,
+                None if !parents_stay(conn, &fks, &m, &decided, &parent_wiped).map_err(sqlerr)? => {
+                    RowAction::Quarantine
+                }
                 None => RowAction::Add,
             };
+            if let Some(id) = m.get("id") {
+                decided.entry(table).or_default().insert(key_text(id), action);
+            }
             tp.rows.push(RowPlan { key, action, row: m });
         }
         planned.push(tp);
@@ -529,7 +534,8 @@ pub(super) fn build(
         tenants_to_wipe,
         tables: planned,
         files,
-        users_to_reenrol: reenrol,
+        users_to_reenrol: two_factor.reenrol,
+        two_factor_sealed: two_factor.sealed_unopened,
     })
 }
 
@@ -602,7 +608,9 @@ fn plan_files(
                 }
             }
         }
-        let action = decide(present.as_ref() == Some(&data), present.is_some());
+        let same =
+            present.as_ref().is_some_and(|p| *p == data || (cat != Category::Config && same_but_redacted(&data, p)));
+        let action = decide(same, present.is_some());
         out.push(FilePlan { category: cat, home_path: rel, bytes: size, action, data: FileData::Bytes(data) });
     }
     // Daily logs: one backup file a day, split back per tenant.
@@ -667,14 +675,5 @@ mod tests {
         assert!(!clashes(&conn, "jobs", &uniques, &other, &|_| false).unwrap());
         let unnamed = row(serde_json::json!({"id": "x", "tenant_id": "acme", "name": null}));
         assert!(!clashes(&conn, "jobs", &uniques, &unnamed, &|_| false).unwrap(), "NULLs never clash");
-    }
-
-    #[test]
-    fn a_redacted_backup_value_equals_what_is_present() {
-        let backup = row(serde_json::json!({"id": "w1", "secret": REDACTED, "url": "https://a"}));
-        let present = row(serde_json::json!({"id": "w1", "secret": "whsec_x", "url": "https://a"}));
-        assert!(same_record(&backup, &present));
-        let moved = row(serde_json::json!({"id": "w1", "secret": "whsec_x", "url": "https://b"}));
-        assert!(!same_record(&backup, &moved));
     }
 }

@@ -12,6 +12,7 @@
 //! in the restore journal ([`crate::gateway::journal`]) in that transaction, and moved into place
 //! after it commits.
 
+mod config_merge;
 mod execute;
 pub mod plan;
 
@@ -92,6 +93,8 @@ pub struct RestoreReport {
     pub webhooks_with_redacted_secrets: Vec<String>,
     pub channels_with_redacted_secrets: Vec<String>,
     pub users_to_reenrol: Vec<String>,
+    /// Redacted settings (`file#/json/pointer`, live value kept or left out) to check or enter again.
+    pub settings_to_enter: Vec<String>,
 }
 
 /// Restore `src` into the gateway at `home` (with `dry_run`: rehearse it and write nothing).
@@ -118,12 +121,10 @@ pub fn restore(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions) -> Ga
         now.format("%Y%m%dT%H%M%SZ"),
         u32::from_le_bytes(crate::crypto::random_array().map_err(plan::from_crate)?)
     );
+    let settings = config_merge::settings_to_enter(home, src, &categories)?;
     let scope = Scope { meta: &meta, categories, restore_id, now };
-    if opts.dry_run {
-        rehearse(home, src, opts, scope)
-    } else {
-        run(home, src, opts, scope)
-    }
+    let report = if opts.dry_run { rehearse(home, src, opts, scope) } else { run(home, src, opts, scope) };
+    report.map(|r| RestoreReport { settings_to_enter: settings, ..r })
 }
 
 fn run(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions, scope: Scope<'_>) -> GatewayResult<RestoreReport> {

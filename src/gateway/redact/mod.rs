@@ -188,6 +188,29 @@ pub fn redact_file_text(text: &str) -> Option<(String, Vec<usize>)> {
     Some((text::apply(text, &spans), lines))
 }
 
+/// Whether `present` is what `backup` was before redaction could have made it: equal, with each
+/// [`REDACTED`] in `backup` standing for any text (a restore compares records this way, so a
+/// command whose token was redacted is not a conflict with the live one).
+pub fn same_but_redacted(backup: &str, present: &str) -> bool {
+    let mut parts = backup.split(REDACTED);
+    let Some(first) = parts.next() else { return backup == present };
+    let Some(mut rest) = present.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    if parts.is_empty() {
+        return rest.is_empty();
+    }
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part) && rest.len() >= part.len();
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +248,14 @@ mod tests {
         redact_json(&mut v, "x", &mut again);
         assert_eq!(v, before);
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_partly_redacted_value_matches_the_live_one() {
+        let b = format!("curl -H 'Authorization: Bearer {REDACTED}' https://crm");
+        assert!(same_but_redacted(&b, "curl -H 'Authorization: Bearer sk_live_abc' https://crm"));
+        assert!(!same_but_redacted(&b, "curl -H 'Authorization: Bearer sk_live_abc' https://other"));
+        assert!(same_but_redacted(REDACTED, "anything") && same_but_redacted("a", "a") && !same_but_redacted("a", "b"));
     }
 
     #[test]

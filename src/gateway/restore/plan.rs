@@ -381,24 +381,6 @@ pub(super) fn has_redacted(row: &Map<String, Value>) -> bool {
     row.values().any(|v| v.as_str() == Some(REDACTED) || (v.is_object() && v.to_string().contains(REDACTED)))
 }
 
-/// Put back, from the present file, every value the backup redacted (same JSON pointer).
-fn unredact_from(backup: &mut Value, present: &Value) {
-    match backup {
-        Value::String(s) if s == REDACTED && !present.is_null() => *backup = present.clone(),
-        Value::Object(m) => {
-            for (k, v) in m.iter_mut() {
-                unredact_from(v, present.get(k).unwrap_or(&Value::Null));
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter_mut().enumerate() {
-                unredact_from(v, present.get(i).unwrap_or(&Value::Null));
-            }
-        }
-        _ => {}
-    }
-}
-
 /// What the backup asks for and where, decided before planning.
 pub(super) struct Scope<'a> {
     pub meta: &'a Value,
@@ -593,13 +575,12 @@ fn plan_files(
         }
         let present = read_present(&present_path)?;
         let Some(mut data) = src.read(&p).map_err(from_crate)? else { continue };
-        if rel.ends_with(".json") && matches!(cat, Category::Mcp | Category::Config | Category::Agents) {
-            if let (Ok(mut v), Some(p)) = (serde_json::from_slice::<Value>(&data), present.as_ref()) {
-                if let Ok(pv) = serde_json::from_slice::<Value>(p) {
-                    unredact_from(&mut v, &pv);
-                    data = serde_json::to_vec_pretty(&v).map_err(invalid)?;
-                    data.push(b'\n');
-                }
+        if super::config_merge::is_settings_file(cat, &rel) {
+            if let Ok(mut v) = serde_json::from_slice::<Value>(&data) {
+                let pv = present.as_ref().and_then(|p| serde_json::from_slice::<Value>(p).ok());
+                super::config_merge::merge(&mut v, pv.as_ref());
+                data = serde_json::to_vec_pretty(&v).map_err(invalid)?;
+                data.push(b'\n');
             }
         }
         let action = decide(present.as_ref() == Some(&data), present.is_some());

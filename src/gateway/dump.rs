@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::category::{Category, NestedFile, TableFile, NESTED_FILES, SECRET_FIELDS, TABLE_FILES};
 use super::layout::is_json_column;
-use super::redact::{redact_file_text, redact_json, REDACTED};
+use super::redact::{redact_file_text, redact_json, redact_mcp_config, REDACTED};
 use super::rowjson::{query_json, ColumnRule};
 use super::spool::Spool;
 use super::{open_home, GatewayError, GatewayResult, DB_FILE, LICENSE_FILE};
@@ -492,9 +492,9 @@ pub fn dump_announcing(
         for name in ["mcp.json", "mcp-server.json"] {
             if let Some(text) = read_text(&home.join("config").join(name))? {
                 let path = format!("mcp/{name}");
-                // Decided by name and shape like every other document: `AWS_REGION` or a token's
-                // name and scopes are no secret, `--token VALUE` in `args` is one.
-                let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                // `AWS_REGION` or a token's name and scopes are no secret, `--token VALUE` in `args` is one.
+                let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                redact_mcp_config(&mut v, &path, &mut b.redacted);
                 b.json(&path, v)?;
             }
         }

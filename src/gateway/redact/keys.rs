@@ -22,7 +22,6 @@ const SECRET_WORDS: &[&str] = &[
     "apikeys",
     "accesskey",
     "privatekey",
-    "connectionpassword",
 ];
 
 /// Words that make `… key` a credential (`api key`, `signing key`); a `sort key` or an `object key`
@@ -62,7 +61,7 @@ const SECRET_NAMES: &[&str] = &["pass", "auth", "key", "otp", "totp", "pin", "si
 
 /// Names from [`SECRET_NAMES`] that are also section names (`"Auth": {"Jwt": …}`): only a scalar
 /// under them is a secret, an object under them is decided key by key.
-const SCALAR_ONLY: &[&str] = &["auth", "key", "otp", "totp", "pin", "sig", "pat", "sas"];
+const SCALAR_ONLY: &[&str] = &["auth", "key", "otp", "totp", "pin", "sig", "pat", "sas", "cookie", "token"];
 
 /// Words that make a name describe a secret (its hash, its URL, its lifetime, where it is kept)
 /// rather than hold one.
@@ -225,6 +224,13 @@ fn secret_words(w: &[String]) -> bool {
 pub fn inherits(key: &str) -> bool {
     let w = words(key);
     secret_words(&w) && !(w.len() == 1 && SCALAR_ONLY.contains(&w[0].as_str()))
+}
+
+/// A secret key whose value may be a number that is secret (a PIN, a numeric password); a number
+/// under a `… token` or `… key` name is a count or a size (`TokenOverlap: 64`).
+pub fn numbers_secret(key: &str) -> bool {
+    let w = words(key);
+    secret_words(&w) && !w.iter().any(|x| matches!(x.as_str(), "token" | "key" | "keys" | "apikey"))
 }
 
 /// A key that describes rather than holds, even under a secret section.

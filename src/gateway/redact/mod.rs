@@ -71,6 +71,8 @@ struct KeyVerdict {
     inherits: bool,
     /// Under a secret section, still not a secret (`Username`, `Region`).
     descriptor: bool,
+    /// A number under it is a secret too.
+    numbers: bool,
 }
 
 /// Redacts many documents with the same keys (the rows of a table) and remembers its verdict on
@@ -84,6 +86,7 @@ pub struct Redactor {
 struct Ctx {
     secret: bool,
     inherits: bool,
+    numbers: bool,
 }
 
 impl Redactor {
@@ -99,6 +102,7 @@ impl Redactor {
             secret: keys::is_secret_key(k),
             inherits: keys::inherits(k),
             descriptor: keys::is_descriptor(k),
+            numbers: keys::numbers_secret(k),
         };
         self.keys.insert(k.to_string(), v);
         v
@@ -113,7 +117,11 @@ impl Redactor {
                     pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
                     let kv = self.verdict(k);
                     let inherited = ctx.inherits && !kv.descriptor;
-                    let child = Ctx { secret: kv.secret || inherited, inherits: kv.inherits || inherited };
+                    let child = Ctx {
+                        secret: kv.secret || inherited,
+                        inherits: kv.inherits || inherited,
+                        numbers: kv.numbers || inherited,
+                    };
                     self.walk(v, pointer, child, path, redacted);
                     pointer.truncate(len);
                 }
@@ -145,13 +153,35 @@ impl Redactor {
                     redacted.push(format!("{path}#{pointer}"));
                 }
             }
-            Value::Number(_) if ctx.secret => {
+            Value::Number(_) if ctx.secret && ctx.numbers => {
                 *value = Value::String(REDACTED.to_string());
                 redacted.push(format!("{path}#{pointer}"));
             }
             _ => {}
         }
     }
+}
+
+/// An MCP config (`mcp.json`): a server's `env` is where its credentials go, whatever their names
+/// (`"WHATEVER": "…"`), so every variable in it is a secret unless its name describes
+/// (`AWS_REGION`, `SLACK_TEAM_ID`, `LOG_LEVEL`, `…_URL`); everything else is decided like any
+/// document, headers by their names (`Authorization`, `X-Api-Key`) and values by their shapes.
+pub fn redact_mcp_config(v: &mut Value, path: &str, redacted: &mut Vec<String>) {
+    for servers_key in ["mcpServers", "servers"] {
+        let Some(servers) = v.get_mut(servers_key).and_then(Value::as_object_mut) else { continue };
+        for (name, server) in servers.iter_mut() {
+            let Some(env) = server.get_mut("env").and_then(Value::as_object_mut) else { continue };
+            for (k, val) in env.iter_mut() {
+                let literal = val.as_str().is_some_and(|s| !s.is_empty() && s != REDACTED && !is_reference(s));
+                if literal && !keys::is_descriptor(k) {
+                    *val = Value::String(REDACTED.into());
+                    let k = k.replace('~', "~0").replace('/', "~1");
+                    redacted.push(format!("{path}#/{servers_key}/{name}/env/{k}"));
+                }
+            }
+        }
+    }
+    redact_json(v, path, redacted);
 }
 
 /// What one string value becomes in a backup: `None` when it stays as it is. Under a secret key a

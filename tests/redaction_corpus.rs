@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sophon::gateway::redact::{redact_file_text, redact_json, redact_mcp_config};
 
 fn corpus() -> PathBuf {
@@ -120,4 +120,85 @@ fn the_corpus_loses_every_secret_and_keeps_the_rest() {
     ] {
         assert!(!touched.iter().any(|t| t.starts_with(&format!("{file}#{pointer}:"))), "{file}#{pointer} was redacted");
     }
+}
+
+mod common;
+
+use common::gateway::s;
+use common::*;
+
+fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
+    let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn a_used_gateway_exports_no_planted_secret_and_a_replace_restore_keeps_live_settings() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let (home, dst) = (t.path().join("home"), t.path().join("dst"));
+    sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small"]);
+    let sentry = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let (mcp_token, pem_line, slack) = (
+        "PlantedMcpToken9a8b7c6d5e4f",
+        "MIIEpAIBAAKCAQEAplantedPEMbodyLine0123456789abcdefABCDEFplanted",
+        "xoxb-111122223333-4444555566667-PlantedSlackBotToken0",
+    );
+    let (xauth, curl_pass, log_key) = ("PlantedXAuthValue77aa", "PlantedCurlPass31", "PlantedLogApiKey5150");
+    edit_json(&home.join("config/appsettings.json"), |v| {
+        v["Sophon"]["Telemetry"]["SentryDsn"] = json!(format!("https://{sentry}@o679256.ingest.sentry.io/4504"));
+        v["Sophon"]["Slack"] = json!({ "BotToken": slack, "TeamId": "T0PLANTED1" });
+        v["Sophon"]["Hooks"] = json!({ "Ping": format!("curl -u admin:{curl_pass} https://x.example/ping"),
+                                       "Headers": format!("X-Auth: {xauth}") });
+    });
+    edit_json(&home.join("config/mcp.json"), |v| {
+        v["mcpServers"]["notion"] = json!({ "command": "npx", "args": ["-y", "notion-mcp", "--token", mcp_token] });
+    });
+    let agent_dir = std::fs::read_dir(home.join("agents")).unwrap().next().unwrap().unwrap().path();
+    let pem = format!("Deploy key:\n-----BEGIN RSA PRIVATE KEY-----\n{pem_line}\n-----END RSA PRIVATE KEY-----\nKeep it safe.\n");
+    std::fs::write(agent_dir.join("AGENTS.md"), pem).unwrap();
+    let logs = home.join("memory/daily-logs");
+    let tenant_dir = std::fs::read_dir(&logs).unwrap().next().unwrap().unwrap().path();
+    let log_line = json!({ "level": "error", "message": format!("sync failed: GET /api?api_key={log_key} returned 401") });
+    std::fs::write(tenant_dir.join("2026-11-02.jsonl"), format!("{log_line}\n")).unwrap();
+
+    let zip = t.path().join("x.zip");
+    sophon.ok(&["backup", "create", "--home", s(&home), "--out", s(&zip)]);
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let mut all = String::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut data).unwrap();
+        all.push_str(&String::from_utf8_lossy(&data));
+    }
+    for secret in [sentry, mcp_token, pem_line, slack, xauth, curl_pass, log_key] {
+        assert!(!all.contains(secret), "{secret} is in the archive");
+    }
+    for kept in ["sync failed: GET /api?api_key=", "returned 401", "Keep it safe.", "o679256.ingest.sentry.io", "T0PLANTED1"] {
+        assert!(all.contains(kept), "{kept} was redacted");
+    }
+
+    // A destination with live secrets of its own and no LifetimeMinutes.
+    sophon.ok(&["gateway", "init", "--home", s(&dst), "--demo", "--scale", "small"]);
+    let cfg = dst.join("config/appsettings.json");
+    let mut live_key = String::new();
+    edit_json(&cfg, |v| {
+        v["Sophon"]["Auth"]["Jwt"]["SigningKey"] = json!("live-signing-key-of-the-destination");
+        live_key = v["Sophon"]["Llm"]["Providers"]["OpenAI"]["ApiKey"].as_str().unwrap().to_string();
+        v["Sophon"]["Auth"]["Jwt"].as_object_mut().unwrap().remove("LifetimeMinutes");
+    });
+    let out = sophon.ok(&[
+        "backup", "restore", "--in", s(&zip), "--home", s(&dst), "--mode", "replace", "--yes", "--only", "config",
+    ]);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(!text.contains(sophon::gateway::redact::REDACTED), "a marker was written into the config: {text}");
+    assert_eq!(v["Sophon"]["Auth"]["Jwt"]["LifetimeMinutes"], 60, "a number stays a number");
+    assert_eq!(v["Sophon"]["Auth"]["Jwt"]["SigningKey"], "live-signing-key-of-the-destination");
+    assert_eq!(v["Sophon"]["Llm"]["Providers"]["OpenAI"]["ApiKey"], json!(live_key));
+    assert!(v["Sophon"]["Slack"].get("BotToken").is_none(), "no live value: left out");
+    assert!(out.contains("config/appsettings.json#/Sophon/Slack/BotToken (left out: enter it again)"), "{out}");
+    assert!(out.contains("config/appsettings.json#/Sophon/Auth/Jwt/SigningKey (live value kept)"), "{out}");
 }

@@ -40,11 +40,11 @@ fn lookup<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
 
 #[test]
 fn the_corpus_loses_every_secret_and_keeps_the_rest() {
-    let expect: Value =
-        serde_json::from_str(&std::fs::read_to_string(corpus().join("expect.json")).unwrap()).unwrap();
+    let expect: Value = serde_json::from_str(&std::fs::read_to_string(corpus().join("expect.json")).unwrap()).unwrap();
     let secrets: Vec<String> =
         expect["secrets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
-    let keep: Vec<String> = expect["keep"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    let keep: Vec<String> =
+        expect["keep"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
     let mut paths = Vec::new();
     files(&corpus(), &mut paths);
     let (mut outputs, mut settings, mut touched) = (String::new(), 0usize, Vec::new());
@@ -103,7 +103,11 @@ fn the_corpus_loses_every_secret_and_keeps_the_rest() {
     for t in &touched {
         println!("  redacted though not secret: {t}");
     }
-    assert!(secrets.len() >= 40 && settings >= 150, "the corpus is too small: {} secrets, {settings} settings", secrets.len());
+    assert!(
+        secrets.len() >= 40 && settings >= 150,
+        "the corpus is too small: {} secrets, {settings} settings",
+        secrets.len()
+    );
     assert!(missed.is_empty(), "secrets missed: {missed:?}");
     assert!(rate <= 2.0, "{rate:.2}% of non-secret settings redacted: {touched:#?}");
     // The items issue 11 names, one by one.
@@ -156,11 +160,14 @@ fn a_used_gateway_exports_no_planted_secret_and_a_replace_restore_keeps_live_set
         v["mcpServers"]["notion"] = json!({ "command": "npx", "args": ["-y", "notion-mcp", "--token", mcp_token] });
     });
     let agent_dir = std::fs::read_dir(home.join("agents")).unwrap().next().unwrap().unwrap().path();
-    let pem = format!("Deploy key:\n-----BEGIN RSA PRIVATE KEY-----\n{pem_line}\n-----END RSA PRIVATE KEY-----\nKeep it safe.\n");
+    let pem = format!(
+        "Deploy key:\n-----BEGIN RSA PRIVATE KEY-----\n{pem_line}\n-----END RSA PRIVATE KEY-----\nKeep it safe.\n"
+    );
     std::fs::write(agent_dir.join("AGENTS.md"), pem).unwrap();
     let logs = home.join("memory/daily-logs");
     let tenant_dir = std::fs::read_dir(&logs).unwrap().next().unwrap().unwrap().path();
-    let log_line = json!({ "level": "error", "message": format!("sync failed: GET /api?api_key={log_key} returned 401") });
+    let log_line =
+        json!({ "level": "error", "message": format!("sync failed: GET /api?api_key={log_key} returned 401") });
     std::fs::write(tenant_dir.join("2026-11-02.jsonl"), format!("{log_line}\n")).unwrap();
 
     let zip = t.path().join("x.zip");
@@ -176,7 +183,9 @@ fn a_used_gateway_exports_no_planted_secret_and_a_replace_restore_keeps_live_set
     for secret in [sentry, mcp_token, pem_line, slack, xauth, curl_pass, log_key] {
         assert!(!all.contains(secret), "{secret} is in the archive");
     }
-    for kept in ["sync failed: GET /api?api_key=", "returned 401", "Keep it safe.", "o679256.ingest.sentry.io", "T0PLANTED1"] {
+    for kept in
+        ["sync failed: GET /api?api_key=", "returned 401", "Keep it safe.", "o679256.ingest.sentry.io", "T0PLANTED1"]
+    {
         assert!(all.contains(kept), "{kept} was redacted");
     }
 
@@ -190,7 +199,17 @@ fn a_used_gateway_exports_no_planted_secret_and_a_replace_restore_keeps_live_set
         v["Sophon"]["Auth"]["Jwt"].as_object_mut().unwrap().remove("LifetimeMinutes");
     });
     let out = sophon.ok(&[
-        "backup", "restore", "--in", s(&zip), "--home", s(&dst), "--mode", "replace", "--yes", "--only", "config",
+        "backup",
+        "restore",
+        "--in",
+        s(&zip),
+        "--home",
+        s(&dst),
+        "--mode",
+        "replace",
+        "--yes",
+        "--only",
+        "config",
     ]);
     let text = std::fs::read_to_string(&cfg).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();

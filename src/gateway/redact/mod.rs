@@ -213,7 +213,8 @@ pub fn redact_file_text(text: &str) -> Option<(String, Vec<usize>)> {
     if spans.is_empty() {
         return None;
     }
-    let mut lines: Vec<usize> = spans.iter().map(|s| 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..s.start]).count()).collect();
+    let mut lines: Vec<usize> =
+        spans.iter().map(|s| 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..s.start]).count()).collect();
     lines.dedup();
     Some((text::apply(text, &spans), lines))
 }

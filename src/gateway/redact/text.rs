@@ -290,7 +290,9 @@ fn url_userinfo(text: &str, core: Range<usize>, spans: &mut Vec<Range<usize>>) {
     match userinfo.find(':') {
         Some(c) if c + 1 < userinfo.len() => spans.push(base + c + 1..base + at),
         Some(_) => {}
-        None if userinfo.len() >= 16 && userinfo.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+        None if userinfo.len() >= 16
+            && userinfo.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
             spans.push(base..base + at)
         }
         None => {}
@@ -370,7 +372,7 @@ fn pem_blocks(text: &str, spans: &mut Vec<Range<usize>>) {
                 for line in text[body..].split_inclusive('\n') {
                     let t = line.trim();
                     let b64 = t.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
-                    if !(b64 || t.contains(": ")) && !t.is_empty() {
+                    if !(b64 || t.contains(": ") || t.is_empty()) {
                         break;
                     }
                     e += line.len();

@@ -101,8 +101,7 @@ pub(super) fn settings_to_enter(
             continue;
         }
         let Some(v) = super::plan::json_file(src, &p).ok().flatten() else { continue };
-        let present: Option<Value> =
-            std::fs::read(home.join(&rel)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let present: Option<Value> = std::fs::read(home.join(&rel)).ok().and_then(|b| serde_json::from_slice(&b).ok());
         list(&v, present.as_ref(), &rel, &mut String::new(), &mut out);
     }
     Ok(out)
@@ -121,7 +120,8 @@ mod tests {
             "ConnectionStrings": {"Db": format!("Host=x;Password={REDACTED}")},
             "args": ["--token", REDACTED],
         });
-        let present = json!({"Jwt": {"SigningKey": "live-key", "LifetimeMinutes": 15}, "Pin": 1234, "args": ["--token", "live"]});
+        let present =
+            json!({"Jwt": {"SigningKey": "live-key", "LifetimeMinutes": 15}, "Pin": 1234, "args": ["--token", "live"]});
         let mut listed = Vec::new();
         list(&backup, Some(&present), "config/appsettings.json", &mut String::new(), &mut listed);
         merge(&mut backup, Some(&present));
@@ -132,7 +132,9 @@ mod tests {
         assert_eq!(backup["args"][1], "live");
         assert!(!backup.to_string().contains(REDACTED));
         assert!(listed.contains(&"config/appsettings.json#/Jwt/SigningKey (live value kept)".to_string()));
-        assert!(listed.contains(&"config/appsettings.json#/ConnectionStrings/Db (left out: enter it again)".to_string()));
+        assert!(
+            listed.contains(&"config/appsettings.json#/ConnectionStrings/Db (left out: enter it again)".to_string())
+        );
         let mut fresh = json!({"Smtp": {"Password": REDACTED, "Port": 587}});
         merge(&mut fresh, None);
         assert_eq!(fresh, json!({"Smtp": {"Port": 587}}));

@@ -601,6 +601,7 @@ fn print_restore_report(
         ("webhooks whose signing secrets were redacted", &report.webhooks_with_redacted_secrets),
         ("channels whose tokens were redacted", &report.channels_with_redacted_secrets),
         ("users to re-enrol in 2FA", &report.users_to_reenrol),
+        ("redacted settings to check or enter again", &report.settings_to_enter),
     ];
     if todo.iter().any(|(_, v)| !v.is_empty()) {
         line(if dry { "Would need action:" } else { "Needs action:" })?;

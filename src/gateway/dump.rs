@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::category::{Category, NestedFile, TableFile, NESTED_FILES, SECRET_FIELDS, TABLE_FILES};
 use super::layout::is_json_column;
-use super::redact::{redact_json, redact_text, REDACTED};
+use super::redact::{redact_file_text, redact_json, redact_mcp_config, REDACTED};
 use super::rowjson::{query_json, ColumnRule};
 use super::spool::Spool;
 use super::{open_home, GatewayError, GatewayResult, DB_FILE, LICENSE_FILE};
@@ -137,19 +137,16 @@ impl Builder {
         self.root.insert(path, entry).map_err(|e| GatewayError::Invalid(e.to_string()))
     }
 
-    /// A text file, secret-shaped words replaced line by line.
+    /// A text file, its secret spans replaced (a PEM block spans lines, so the text is scanned whole);
+    /// each line where a secret started is reported.
     fn text(&mut self, path: &str, text: &str) -> GatewayResult<()> {
-        let mut out = String::with_capacity(text.len());
-        for (i, line) in text.split_inclusive('\n').enumerate() {
-            match redact_text(line) {
-                Some(r) => {
-                    self.redacted.push(format!("{path}:{}", i + 1));
-                    out.push_str(&r);
-                }
-                None => out.push_str(line),
+        match redact_file_text(text) {
+            Some((out, lines)) => {
+                self.redacted.extend(lines.into_iter().map(|l| format!("{path}:{l}")));
+                self.bytes(path, out.into_bytes())
             }
+            None => self.bytes(path, text.as_bytes().to_vec()),
         }
-        self.bytes(path, out.into_bytes())
     }
 
     /// A real file of the home, read at backup time; `size` and `sha256` as the database records them.
@@ -248,25 +245,6 @@ fn read_text(path: &Path) -> GatewayResult<Option<String>> {
         Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(GatewayError::io(path, e)),
-    }
-}
-
-/// Every value under `env` and `headers` of every MCP server is a secret by design.
-fn redact_mcp(v: &mut Value, file: &str, redacted: &mut Vec<String>) {
-    for servers_key in ["mcpServers", "servers"] {
-        let Some(servers) = v.get_mut(servers_key).and_then(Value::as_object_mut) else { continue };
-        for (name, server) in servers.iter_mut() {
-            for section in ["env", "headers"] {
-                if let Some(map) = server.get_mut(section).and_then(Value::as_object_mut) {
-                    for (k, val) in map.iter_mut() {
-                        if val.as_str() != Some(REDACTED) {
-                            *val = Value::String(REDACTED.into());
-                            redacted.push(format!("{file}#/{servers_key}/{name}/{section}/{k}"));
-                        }
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -514,8 +492,9 @@ pub fn dump_announcing(
         for name in ["mcp.json", "mcp-server.json"] {
             if let Some(text) = read_text(&home.join("config").join(name))? {
                 let path = format!("mcp/{name}");
+                // `AWS_REGION` or a token's name and scopes are no secret, `--token VALUE` in `args` is one.
                 let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                redact_mcp(&mut v, &path, &mut b.redacted);
+                redact_mcp_config(&mut v, &path, &mut b.redacted);
                 b.json(&path, v)?;
             }
         }

@@ -13,6 +13,7 @@
 //! after it commits.
 
 mod compare;
+mod config_merge;
 mod execute;
 pub mod plan;
 mod refs;
@@ -98,6 +99,8 @@ pub struct RestoreReport {
     /// The backup seals its users' 2FA secrets and the restore was given no passphrase to open
     /// them: `users_to_reenrol` lists who loses 2FA, and a restore with the passphrase keeps it.
     pub two_factor_sealed: bool,
+    /// Redacted settings (`file#/json/pointer`, live value kept or left out) to check or enter again.
+    pub settings_to_enter: Vec<String>,
 }
 
 /// Restore `src` into the gateway at `home` (with `dry_run`: rehearse it and write nothing).
@@ -125,12 +128,10 @@ pub fn restore(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions) -> Ga
         now.format("%Y%m%dT%H%M%SZ"),
         u32::from_le_bytes(crate::crypto::random_array().map_err(plan::from_crate)?)
     );
+    let settings = config_merge::settings_to_enter(home, src, &categories)?;
     let scope = Scope { meta: &meta, categories, restore_id, now };
-    if opts.dry_run {
-        rehearse(home, src, opts, scope)
-    } else {
-        run(home, src, opts, scope)
-    }
+    let report = if opts.dry_run { rehearse(home, src, opts, scope) } else { run(home, src, opts, scope) };
+    report.map(|r| RestoreReport { settings_to_enter: settings, ..r })
 }
 
 /// `--into-tenant` re-homes the records of one tenant. A backup of several tenants is refused

@@ -58,24 +58,6 @@ pub(super) fn has_redacted(row: &Map<String, Value>) -> bool {
     row.values().any(|v| v.as_str() == Some(REDACTED) || (v.is_object() && v.to_string().contains(REDACTED)))
 }
 
-/// Put back, from the present file, every value the backup redacted (same JSON pointer).
-pub(super) fn unredact_from(backup: &mut Value, present: &Value) {
-    match backup {
-        Value::String(s) if s == REDACTED && !present.is_null() => *backup = present.clone(),
-        Value::Object(m) => {
-            for (k, v) in m.iter_mut() {
-                unredact_from(v, present.get(k).unwrap_or(&Value::Null));
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter_mut().enumerate() {
-                unredact_from(v, present.get(i).unwrap_or(&Value::Null));
-            }
-        }
-        _ => {}
-    }
-}
-
 /// A file whose only differences from the present one are the backup's redaction markers (a key
 /// cut out of an agent's notes or an MCP server's arguments): as JSON when both are, else as text.
 pub(super) fn same_but_redacted(backup: &[u8], present: &[u8]) -> bool {

@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{params_from_iter, Connection};
 use serde_json::{Map, Value};
 
-use super::compare::{same_but_redacted, same_record, unredact_from};
+use super::compare::{same_but_redacted, same_record};
 use super::refs::{foreign_keys, key_text, parents_stay};
 use super::{BackupSource, Mode, RestoreOptions};
 use crate::gateway::category::{Category, NestedFile, TableFile, NESTED_FILES, TABLE_FILES};
@@ -599,13 +599,12 @@ fn plan_files(
         }
         let present = read_present(&present_path)?;
         let Some(mut data) = src.read(&p).map_err(from_crate)? else { continue };
-        if rel.ends_with(".json") && matches!(cat, Category::Mcp | Category::Config | Category::Agents) {
-            if let (Ok(mut v), Some(p)) = (serde_json::from_slice::<Value>(&data), present.as_ref()) {
-                if let Ok(pv) = serde_json::from_slice::<Value>(p) {
-                    unredact_from(&mut v, &pv);
-                    data = serde_json::to_vec_pretty(&v).map_err(invalid)?;
-                    data.push(b'\n');
-                }
+        if super::config_merge::is_settings_file(cat, &rel) {
+            if let Ok(mut v) = serde_json::from_slice::<Value>(&data) {
+                let pv = present.as_ref().and_then(|p| serde_json::from_slice::<Value>(p).ok());
+                super::config_merge::merge(&mut v, pv.as_ref());
+                data = serde_json::to_vec_pretty(&v).map_err(invalid)?;
+                data.push(b'\n');
             }
         }
         let same =

@@ -1,0 +1,82 @@
+//! What a backup job's run passes to `backup create`: its stored arguments, the config's defaults
+//! for scheduled backups (`Sophon:Backups:Default:Destination`, `Format`, `Encrypt`) when the job
+//! names no destination of its own, and the run-time templates; and which repository it writes,
+//! so that the daemon runs the jobs of one repository one after another (format-spec/gateway.md §3.4).
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::run::flag_value;
+use super::template;
+use crate::gateway::settings::{ScheduledDestination, LOCAL_ARCHIVES};
+use crate::gateway::Settings;
+
+/// The variable that carries the backup passphrase to `sophon` children.
+const PASSPHRASE_VARIABLE: &str = "SOPHON_BACKUP_PASSPHRASE";
+
+/// The arguments of `backup create` for a run of a job with `args`, started at `started`; `env` is
+/// the runner's extra environment. `Err` is the run's failure summary (a config value sophon
+/// cannot honour, or a seal without a passphrase): nothing has been backed up then.
+pub fn run_args(
+    home: &Path,
+    args: &[String],
+    env: &[(OsString, OsString)],
+    started: DateTime<Utc>,
+) -> Result<Vec<String>, String> {
+    let mut all = args.to_vec();
+    if flag_value(args, "--dest").is_none() && flag_value(args, "--out").is_none() {
+        all.extend(config_defaults(home, args, env)?);
+    }
+    Ok(template::expand_args(&all, &started))
+}
+
+/// The arguments that honour the config's `Destination`, `Format` and `Encrypt`: none for
+/// `archive`, else `--dest FOLDER/<scope>/{date}-{time}.<format>` (scope: the job's `--tenant`, or
+/// `all`), and `--encrypt` with a passphrase the child can use.
+fn config_defaults(home: &Path, args: &[String], env: &[(OsString, OsString)]) -> Result<Vec<String>, String> {
+    let settings = Settings::load(home).map_err(|e| e.to_string())?;
+    let d = settings.scheduled_backups().map_err(|e| e.to_string())?;
+    let folder = match &d.destination {
+        ScheduledDestination::Archive => return Ok(Vec::new()),
+        ScheduledDestination::Local => home.join(LOCAL_ARCHIVES).to_string_lossy().into_owned(),
+        ScheduledDestination::Url(u) => u.clone(),
+    };
+    // One folder per scope: `forget --dest` thins a folder as one series, and a tenant's archives
+    // must not be thinned with the whole gateway's.
+    let scope = flag_value(args, "--tenant").unwrap_or("all");
+    let mut out =
+        vec!["--dest".to_string(), format!("{folder}/{scope}/{}-{}.{}", template::DATE, template::TIME, d.format)];
+    if d.encrypt {
+        out.push("--encrypt".into());
+        let has_variable =
+            env.iter().any(|(k, _)| k == PASSPHRASE_VARIABLE) || std::env::var_os(PASSPHRASE_VARIABLE).is_some();
+        if flag_value(args, "--passphrase-file").is_none() && !has_variable {
+            match settings.passphrase_file() {
+                Some(f) => out.extend(["--passphrase-file".to_string(), f.to_string_lossy().into_owned()]),
+                None => {
+                    return Err(format!(
+                        "Sophon:Backups:Default:Encrypt is true, but no backup passphrase is configured: set \
+                         Sophon:Backups:Default:PassphraseFile, or {PASSPHRASE_VARIABLE} in the scheduler's \
+                         environment (or set Encrypt to false); nothing was backed up"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The repository a job writes: its `--repo`, else the home's configured one. `None` for jobs that
+/// are not backups (what a shell command touches is not known).
+pub fn repository_key(home: &Path, action: &super::Action) -> Option<String> {
+    let super::Action::Backup { args, .. } = action else {
+        return None;
+    };
+    if let Some(r) = flag_value(args, "--repo") {
+        return Some(r.to_string());
+    }
+    // A config that cannot be read fails the run itself; for ordering, it is the home's repository.
+    Some(Settings::load(home).map(|s| s.repository_url()).unwrap_or_else(|_| home.to_string_lossy().into_owned()))
+}

@@ -29,7 +29,33 @@ pub fn run_args(
     if flag_value(args, "--dest").is_none() && flag_value(args, "--out").is_none() {
         all.extend(config_defaults(home, args, env)?);
     }
-    Ok(template::expand_args(&all, &started))
+    Ok(expand_names(&all, &started))
+}
+
+/// The templates expanded in the file names of `--dest` and `--out` (after their last `/`), with
+/// the run's start: `backup create` would expand them with the wall clock, which is not the run's
+/// time under an injected clock. The folder part is left to `backup create`, as a `{…}` there
+/// decides whether the job's archives are thinned (see [`super::run::archive_folder`]).
+fn expand_names(args: &[String], at: &DateTime<Utc>) -> Vec<String> {
+    let name_of = |v: &str| match v.rsplit_once('/') {
+        Some((folder, name)) => format!("{folder}/{}", template::expand(name, at)),
+        None => template::expand(v, at),
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut value_next = false;
+    for a in args {
+        if value_next {
+            out.push(name_of(a));
+            value_next = false;
+            continue;
+        }
+        value_next = a == "--dest" || a == "--out";
+        match a.split_once('=') {
+            Some((flag @ ("--dest" | "--out"), v)) => out.push(format!("{flag}={}", name_of(v))),
+            _ => out.push(a.clone()),
+        }
+    }
+    out
 }
 
 /// The arguments that honour the config's `Destination`, `Format` and `Encrypt`: none for
@@ -79,4 +105,26 @@ pub fn repository_key(home: &Path, action: &super::Action) -> Option<String> {
     }
     // A config that cannot be read fails the run itself; for ordering, it is the home's repository.
     Some(Settings::load(home).map(|s| s.repository_url()).unwrap_or_else(|_| home.to_string_lossy().into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn only_the_archive_names_get_the_run_time() {
+        let at = chrono::Utc.with_ymd_and_hms(2030, 1, 2, 12, 0, 0).single().expect("time");
+        let day = at.with_timezone(&chrono::Local).format("%Y-%m-%d").to_string();
+        let args: Vec<String> =
+            ["--dest", "/x/{date}/n-{date}.zip", "--out=/y/{date}.zip", "--tag", "{date}"].map(String::from).to_vec();
+        let want = [
+            "--dest".to_string(),
+            format!("/x/{{date}}/n-{day}.zip"),
+            format!("--out=/y/{day}.zip"),
+            "--tag".into(),
+            "{date}".into(),
+        ];
+        assert_eq!(expand_names(&args, &at), want);
+    }
 }

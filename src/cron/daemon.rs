@@ -428,6 +428,7 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
                     break;
                 }
                 let mut next_wake = now + self.opts.rescan;
+                let mut deferred = false;
                 match self.scan(now) {
                     Ok((jobs, warnings)) => {
                         for w in warnings {
@@ -462,6 +463,7 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
                                         // Taken when the run in flight ends: its end wakes this loop.
                                         if !repos_in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(r.clone())
                                         {
+                                            deferred = true;
                                             continue;
                                         }
                                     }
@@ -532,7 +534,13 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
                 if let Some(u) = self.opts.until {
                     next_wake = next_wake.min(u);
                 }
-                self.clock.sleep_until(next_wake, &wake);
+                if deferred {
+                    // A due job waits for the run of its repository: look again when a run ends,
+                    // at the same time (a simulated clock must not jump past the job's turn).
+                    wake.wait_timeout((next_wake - now).to_std().unwrap_or_default());
+                } else {
+                    self.clock.sleep_until(next_wake, &wake);
+                }
             }
             Ok(())
         })?;

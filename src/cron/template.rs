@@ -1,9 +1,9 @@
 //! The run-time templates of a job's command line, and the dates a shell froze into it.
 //!
-//! `{date}` (YYYY-MM-DD) and `{time}` (HHMMSS) in a custom command or a backup job's arguments are
-//! replaced, in the server's time zone, with the run's start before the command runs, so that
-//! every run writes its own name, and a scheduler on an injected clock (`cron run-due --now`) names
-//! its archives by that clock. `{tenant}` and `{snapshot}` are left to `backup create`, which knows
+//! `{date}` (YYYY-MM-DD) and `{time}` (HHMMSS) in a custom command, and in the archive names of a
+//! backup job's `--dest`/`--out`, are replaced, in the server's time zone, with the run's start
+//! before the command runs, so that every run writes its own name, and a scheduler on an injected
+//! clock (`cron run-due --now`) names its archives by that clock. `{tenant}` and `{snapshot}` are left to `backup create`, which knows
 //! them. A command written as `… $(date +%Y-%m-%d).zip` in a shell is expanded by that shell when
 //! the job is added: [`literal_dates`] finds such a frozen date so `cron add` can say so.
 
@@ -20,11 +20,6 @@ pub fn expand<Tz: TimeZone>(text: &str, at: &DateTime<Tz>) -> String {
     }
     let at = at.with_timezone(&Local);
     text.replace(DATE, &at.format("%Y-%m-%d").to_string()).replace(TIME, &at.format("%H%M%S").to_string())
-}
-
-/// [`expand`] over each argument.
-pub fn expand_args<Tz: TimeZone>(args: &[String], at: &DateTime<Tz>) -> Vec<String> {
-    args.iter().map(|a| expand(a, at)).collect()
 }
 
 /// The spellings of `days` that `text` holds literally: `YYYY-MM-DD`, and `YYYYMMDD` standing alone

@@ -307,11 +307,28 @@ fn the_configs_destination_format_and_encrypt_are_honoured_or_refused() {
     let night = |n: u32| format!("2030-01-{n:02}T03:00:30Z");
     let last = |home: &Path| runs_of(home, "nightly-backup").pop().unwrap();
 
+    // A job of its own choosing (categories) does not take the defaults.
+    sophon.ok(&[
+        "cron",
+        "add",
+        "--home",
+        s(&home),
+        "--name",
+        "ops",
+        "--schedule",
+        "0 3 * * *",
+        "--action",
+        "backup",
+        "--categories",
+        "cron",
+    ]);
+    db(&home).execute("UPDATE cron_jobs SET created_at = '2030-01-01T00:00:00Z'", []).unwrap();
     // `local`, tar.gz, not sealed: the snapshot and an archive in the home's archives folder.
     set_backup_defaults(&home, r#"{ "Destination": "local", "Format": "tar.gz", "Encrypt": false }"#);
     sophon.ok(&["cron", "run-due", "--home", s(&home), "--now", &night(1)]);
     let (_, status, summary) = last(&home);
     assert_eq!(status, "ok", "{summary}");
+    assert_eq!(runs_of(&home, "ops")[0].1, "ok");
     let files = files_in(&archives);
     assert_eq!(files.len(), 1, "{files:?} ({summary})");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();

@@ -16,17 +16,24 @@ use crate::gateway::Settings;
 /// The variable that carries the backup passphrase to `sophon` children.
 const PASSPHRASE_VARIABLE: &str = "SOPHON_BACKUP_PASSPHRASE";
 
+/// The options that make a job's backup its own rather than the gateway's default one: a job
+/// with any of them (or without retention) does not take the config's `Destination`.
+const OWN_CHOICES: [&str; 4] = ["--dest", "--out", "--repo", "--categories"];
+
 /// The arguments of `backup create` for a run of a job with `args`, started at `started`; `env` is
-/// the runner's extra environment. `Err` is the run's failure summary (a config value sophon
-/// cannot honour, or a seal without a passphrase): nothing has been backed up then.
+/// the runner's extra environment. The config's defaults apply to the gateway's default kind of
+/// job (the `nightly-backup` of `gateway init` and the demo's per-tenant ones): with retention, and
+/// none of [`OWN_CHOICES`]. `Err` is the run's failure summary (a config value sophon cannot
+/// honour, or a seal without a passphrase): nothing has been backed up then.
 pub fn run_args(
     home: &Path,
     args: &[String],
+    retention: bool,
     env: &[(OsString, OsString)],
     started: DateTime<Utc>,
 ) -> Result<Vec<String>, String> {
     let mut all = args.to_vec();
-    if flag_value(args, "--dest").is_none() && flag_value(args, "--out").is_none() {
+    if retention && OWN_CHOICES.iter().all(|f| flag_value(args, f).is_none()) {
         all.extend(config_defaults(home, args, env)?);
     }
     Ok(expand_names(&all, &started))

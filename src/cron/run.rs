@@ -71,10 +71,12 @@ impl Runner {
         match action {
             // The config's defaults and the templates are applied at each run: a changed config
             // applies to the next run, and `{date}` is the run's own.
-            Action::Backup { args, retention } => match backup_job::run_args(&self.home, &args, &self.env, started) {
-                Ok(args) => self.backup(job, &args, retention, started, scheduled, stop),
-                Err(e) => Outcome::failed(e),
-            },
+            Action::Backup { args, retention } => {
+                match backup_job::run_args(&self.home, &args, retention, &self.env, started) {
+                    Ok(args) => self.backup(job, &args, retention, started, scheduled, stop),
+                    Err(e) => Outcome::failed(e),
+                }
+            }
             Action::Custom { command } => {
                 let mut c = Command::new("sh");
                 c.arg("-c").arg(template::expand(&command, &started));

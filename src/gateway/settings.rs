@@ -540,6 +540,30 @@ mod tests {
     }
 
     #[test]
+    fn scheduled_backup_defaults_are_checked_naming_the_key_and_file() {
+        let with = |d: &str| {
+            let over = format!(r#"{{ "Sophon": {{ "Backups": {{ "Default": {d} }} }} }}"#);
+            let t = home_with(&[(BASE_FILE, BASE), ("appsettings.Production.json", &over)]);
+            let r = Settings::load_for(t.path(), "Production").unwrap().scheduled_backups();
+            r.map_err(|e| e.to_string())
+        };
+        let ok = |d, f: &str, e| ScheduledBackups { destination: d, format: f.to_string(), encrypt: e };
+        assert_eq!(with("{}"), Ok(ok(ScheduledDestination::Archive, "zip", false)));
+        assert_eq!(
+            with(r#"{ "Destination": "Local", "Format": "TAR.GZ", "Encrypt": "true" }"#),
+            Ok(ok(ScheduledDestination::Local, "tar.gz", true))
+        );
+        assert_eq!(
+            with(r#"{ "Destination": "s3://b/nightly/" }"#),
+            Ok(ok(ScheduledDestination::Url("s3://b/nightly".into()), "zip", false))
+        );
+        let e = with(r#"{ "Destination": "dropbox" }"#).unwrap_err();
+        assert!(e.contains("appsettings.Production.json: Sophon:Backups:Default:Destination: \"dropbox\""), "{e}");
+        let e = with(r#"{ "Format": "7z" }"#).unwrap_err();
+        assert!(e.contains("Sophon:Backups:Default:Format: \"7z\""), "{e}");
+    }
+
+    #[test]
     fn an_override_of_one_lifecycle_key_keeps_the_others() {
         let t = home_with(&[
             (BASE_FILE, BASE),

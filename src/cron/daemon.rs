@@ -11,8 +11,8 @@
 //! runs are picked up), sleeps until the next due time, and runs each job on its own thread so a
 //! long job delays no other, except that backup jobs of one repository run one after another (the
 //! next starts when the previous ends): they would meet on the repository's prune lock. `run-due`
-//! runs the due jobs one after another anyway. When asked to stop it kills the children of runs in progress and
-//! records those runs as failed ("abandoned").
+//! runs the due jobs one after another anyway. When asked to stop it kills the children of runs in
+//! progress and records those runs as failed ("abandoned").
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -7,6 +7,10 @@
 //! [--passphrase-file …] [--cache-dir …]`. A custom job runs `sh -c COMMAND` without the
 //! scheduler's repository and passphrase variables. Both get `SOPHON_HOME`, `SOPHON_CRON_JOB` and
 //! `SOPHON_CRON_TIME` (the scheduled occurrence) in their environment.
+//!
+//! Before a run, a custom command's `{date}`/`{time}` are filled in ([`super::template`]) and a
+//! backup job's arguments get the config's defaults ([`super::backup_job`]). A `sophon` step that
+//! meets another process's repository lock is tried again for a while rather than failing.
 
 use std::ffi::OsString;
 use std::io::Read;

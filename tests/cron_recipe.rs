@@ -415,3 +415,31 @@ fn cron_list_columns_stay_in_line() {
         }
     }
 }
+
+/// Finding 9 across processes: two schedulers of one home (a system cron starting `run-due` while
+/// the previous one still runs) take the tenants' jobs side by side, and all succeed.
+#[test]
+fn two_schedulers_of_one_home_take_turns_at_its_repository() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let home = demo_home(&sophon, t.path());
+    let spawn = || {
+        sophon
+            .std_cmd()
+            .args(["cron", "run-due", "--home", s(&home), "--now", "2025-10-01T03:00:30Z"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let text: Vec<String> = outs.iter().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).collect();
+    for o in &outs {
+        assert_eq!(o.status.code(), Some(0), "{text:#?}");
+    }
+    let runs = runs_of(&home, "nightly-backup");
+    let tonight: Vec<_> = runs.iter().filter(|(_, _, sum)| sum.contains("2025-10-01T03:00:00Z")).collect();
+    assert_eq!(tonight.len(), 3, "each job ran once: {tonight:#?}");
+    assert!(tonight.iter().all(|(_, st, _)| st == "ok"), "{tonight:#?}");
+}

@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -107,11 +108,50 @@ pub fn repository_key(home: &Path, action: &super::Action) -> Option<String> {
     let super::Action::Backup { args, .. } = action else {
         return None;
     };
+    Some(repository_of(home, args))
+}
+
+/// [`repository_key`] of a backup job's arguments.
+pub fn repository_of(home: &Path, args: &[String]) -> String {
     if let Some(r) = flag_value(args, "--repo") {
-        return Some(r.to_string());
+        return r.to_string();
     }
     // A config that cannot be read fails the run itself; for ordering, it is the home's repository.
-    Some(Settings::load(home).map(|s| s.repository_url()).unwrap_or_else(|_| home.to_string_lossy().into_owned()))
+    Settings::load(home).map(|s| s.repository_url()).unwrap_or_else(|_| home.to_string_lossy().into_owned())
+}
+
+/// A backup job's turn at its repository, across processes (two schedulers of one home, a daemon
+/// and `run-due`): an exclusive advisory lock on `HOME/backups/.cron-<hash of the repository>.lock`,
+/// held for the whole run and released when dropped (or when the process ends, however it ends).
+#[derive(Debug)]
+pub struct Turn {
+    _file: Option<std::fs::File>,
+}
+
+/// Where the turns of a home's jobs are taken.
+pub const TURN_FOLDER: &str = "backups";
+
+/// Wait for the turn of `repository` (polling `stop`); `None` when stopped first. Where the lock
+/// file cannot be made or locked (a read-only folder, a file system without locks) the run goes
+/// ahead without a turn: its steps still wait for repository locks.
+pub fn wait_turn(home: &Path, repository: &str, stop: &AtomicBool) -> Option<Turn> {
+    let dir = home.join(TURN_FOLDER);
+    let hash = blake3::hash(repository.as_bytes());
+    let path = dir.join(format!(".cron-{}.lock", &hash.to_hex()[..16]));
+    let file = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path));
+    let Ok(file) = file else { return Some(Turn { _file: None }) };
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Some(Turn { _file: Some(file) }),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(_)) => return Some(Turn { _file: None }),
+        }
+        if stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[cfg(test)]

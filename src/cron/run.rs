@@ -77,7 +77,7 @@ impl Runner {
             // applies to the next run, and `{date}` is the run's own.
             Action::Backup { args, retention } => {
                 match backup_job::run_args(&self.home, &args, retention, &self.env, started) {
-                    Ok(args) => self.backup(job, &args, retention, started, scheduled, stop),
+                    Ok(args) => self.backup_in_turn(job, &args, retention, started, scheduled, stop),
                     Err(e) => Outcome::failed(e),
                 }
             }
@@ -205,6 +205,26 @@ impl Runner {
 }
 
 impl Runner {
+    /// [`Runner::backup`] once no other backup job of its repository runs, in this process or
+    /// another ([`backup_job::wait_turn`]): their `forget --prune` steps would fail on each other.
+    fn backup_in_turn(
+        &self,
+        job: &Job,
+        args: &[String],
+        retention: bool,
+        started: DateTime<Utc>,
+        scheduled: DateTime<Utc>,
+        stop: &AtomicBool,
+    ) -> Outcome {
+        let repository = backup_job::repository_of(&self.home, args);
+        let Some(turn) = backup_job::wait_turn(&self.home, &repository, stop) else {
+            return Outcome::failed(ABANDONED.into());
+        };
+        let out = self.backup(job, args, retention, started, scheduled, stop);
+        drop(turn);
+        out
+    }
+
     /// [`Runner::exec`] of a `sophon` command that takes a repository lock: while it fails because
     /// another process holds a conflicting lock (another job's prune, a manual prune), it is run
     /// again every [`LOCK_RETRY_EVERY`], for up to [`LOCK_WAIT`]. Jobs of one home must not fail

@@ -8,7 +8,9 @@ use anyhow::{anyhow, Context};
 use chrono::{DateTime, Local, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use sophon::cron::edit::{self, JobChanges, Replaced};
 use sophon::cron::store::{self, Action, Job, NewJob};
+use sophon::cron::template;
 use sophon::cron::{self, CronError, DaemonOptions, Event, FixedClock, Runner, Schedule, SystemClock};
 use sophon::gateway::open_home;
 
@@ -24,6 +26,8 @@ use super::{exit, UsageError};
 pub enum CronCommand {
     /// Add a job: a backup (`--action backup` with backup options) or a shell command.
     Add(AddArgs),
+    /// Change a job's schedule, command or enabled flag (its run history is kept).
+    Edit(EditArgs),
     /// List the jobs with their next and last runs.
     List(ListArgs),
     /// Remove a job and its run history.
@@ -64,6 +68,9 @@ pub struct AddArgs {
     /// Add the job disabled.
     #[arg(long)]
     pub disabled: bool,
+    /// Replace the tenant's job of that name, if there is one (it keeps its id and run history).
+    #[arg(long)]
+    pub replace: bool,
     /// A backup job without retention (by default each backup is followed by
     /// `backup forget --prune` with the gateway's lifecycle policy).
     #[arg(long)]
@@ -95,6 +102,32 @@ pub struct AddArgs {
     /// Backup: any other `backup create` options, after `--`.
     #[arg(last = true, value_name = "BACKUP OPTIONS")]
     pub backup_args: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    #[command(flatten)]
+    pub home: HomeArg,
+    /// The job's name.
+    #[arg(long)]
+    pub name: String,
+    /// The job's tenant (default: the default tenant).
+    #[arg(long, value_name = "T")]
+    pub tenant: Option<String>,
+    /// A new five-field cron expression.
+    #[arg(long, value_name = "EXPR")]
+    pub schedule: Option<String>,
+    /// A new shell command (custom jobs; a backup job's options are changed with `cron add --replace`).
+    #[arg(long, value_name = "CMD")]
+    pub command: Option<String>,
+    /// Enable the job.
+    #[arg(long, conflicts_with = "disable")]
+    pub enable: bool,
+    /// Disable the job (it stays listed, with its history).
+    #[arg(long)]
+    pub disable: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -150,6 +183,7 @@ pub struct DaemonArgs {
 pub fn run(cmd: CronCommand) -> anyhow::Result<u8> {
     match cmd {
         CronCommand::Add(a) => add(a),
+        CronCommand::Edit(a) => edit(a),
         CronCommand::List(a) => list(a),
         CronCommand::Rm(a) => rm(a),
         CronCommand::RunDue(a) => run_due(a),
@@ -293,21 +327,86 @@ fn add(a: AddArgs) -> anyhow::Result<u8> {
             Action::Custom { command }
         }
     };
+    warn_frozen_dates(&action);
     let conn = open_home(home)?;
     let tenant = store::resolve_tenant(&conn, a.tenant.as_deref()).map_err(cron_err)?;
     let new =
         NewJob { tenant_id: tenant, name: a.name.clone(), schedule: a.schedule.clone(), action, enabled: !a.disabled };
-    let job = store::add_job(&conn, &new, Utc::now()).map_err(cron_err)?;
-    let next = job.schedule().ok().and_then(|s| store::next_due(&job, &s, None, Utc::now(), &Local));
+    let (job, verb) = if a.replace {
+        match edit::replace_job(&conn, &new, Utc::now()).map_err(cron_err)? {
+            (job, Replaced::Added) => (job, "added"),
+            (job, Replaced::Replaced) => (job, "replaced"),
+        }
+    } else {
+        (store::add_job(&conn, &new, Utc::now()).map_err(cron_err)?, "added")
+    };
+    let counted = store::last_start(&conn, &job.id, Utc::now()).map_err(cron_err)?.counted;
+    let next = job.schedule().ok().and_then(|s| store::next_due(&job, &s, counted, Utc::now(), &Local));
     if a.json {
-        json(&job_json(&job, next, None))?;
+        let mut v = job_json(&job, next, None);
+        v["replaced"] = serde_json::Value::Bool(verb == "replaced");
+        json(&v)?;
     } else {
         line(format!(
-            "added job {}/{} ({}, {}); next run {}",
+            "{verb} job {}/{} ({}, {}); next run {}",
             job.tenant_id,
             job.name,
             job.schedule,
             job.action,
+            next.map_or("never".into(), local)
+        ))?;
+    }
+    Ok(exit::OK)
+}
+
+/// A date the shell froze into the job's command (`$(date …)` expanded when the job was added).
+fn warn_frozen_dates(action: &Action) {
+    let text = match action {
+        Action::Custom { command } => command.clone(),
+        Action::Backup { args, .. } => args.join(" "),
+        Action::Gateway { .. } => return,
+    };
+    if let Some(w) = template::frozen_date_warning(&text) {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn edit(a: EditArgs) -> anyhow::Result<u8> {
+    let home = a.home.get()?;
+    let changes = JobChanges {
+        schedule: a.schedule.clone(),
+        command: a.command.clone(),
+        enabled: if a.enable {
+            Some(true)
+        } else if a.disable {
+            Some(false)
+        } else {
+            None
+        },
+    };
+    if let Some(c) = &changes.command {
+        warn_frozen_dates(&Action::Custom { command: c.clone() });
+    }
+    let conn = open_home(home)?;
+    let tenant = store::resolve_tenant(&conn, a.tenant.as_deref()).map_err(cron_err)?;
+    let job = edit::edit_job(&conn, &tenant, &a.name, &changes, Utc::now()).map_err(cron_err)?;
+    let next = match job.schedule() {
+        Ok(s) if job.enabled => {
+            let counted = store::last_start(&conn, &job.id, Utc::now()).map_err(cron_err)?.counted;
+            store::next_due(&job, &s, counted, Utc::now(), &Local)
+        }
+        _ => None,
+    };
+    if a.json {
+        json(&job_json(&job, next, None))?;
+    } else {
+        line(format!(
+            "changed job {}/{} ({}, {}, {}); next run {}",
+            job.tenant_id,
+            job.name,
+            job.schedule,
+            job.action,
+            if job.enabled { "enabled" } else { "disabled" },
             next.map_or("never".into(), local)
         ))?;
     }
@@ -365,10 +464,8 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
         line("no jobs")?;
         return Ok(exit::OK);
     }
-    line(format!(
-        "{:<12} {:<22} {:<16} {:<8} {:<7} {:<24} last run",
-        "tenant", "name", "schedule", "action", "enabled", "next run"
-    ))?;
+    let header = ["tenant", "name", "schedule", "action", "enabled", "next run", "last run"];
+    let mut table: Vec<[String; 7]> = vec![header.map(str::to_string)];
     for (job, next, last) in &rows {
         let next = match (job.schedule(), next) {
             (Err(_), _) => "invalid schedule".to_string(),
@@ -377,18 +474,39 @@ fn list(a: ListArgs) -> anyhow::Result<u8> {
             (_, None) => "-".to_string(),
         };
         let last = last.as_ref().map_or("never".to_string(), |r| format!("{} {}", local(r.started_at), r.status));
-        line(format!(
-            "{:<12} {:<22} {:<16} {:<8} {:<7} {:<24} {}",
-            job.tenant_id,
-            job.name,
-            job.schedule,
-            job.action,
-            if job.enabled { "yes" } else { "no" },
+        let enabled = if job.enabled { "yes" } else { "no" };
+        table.push([
+            job.tenant_id.clone(),
+            job.name.clone(),
+            job.schedule.clone(),
+            job.action.clone(),
+            enabled.to_string(),
             next,
-            last
-        ))?;
+            last,
+        ]);
+    }
+    for row in columns(&table) {
+        line(row)?;
     }
     Ok(exit::OK)
+}
+
+/// The rows of a table with each column as wide as its widest cell (names and schedules have no
+/// fixed length), the last column unpadded.
+fn columns<const N: usize>(table: &[[String; N]]) -> Vec<String> {
+    let mut widths = [0usize; N];
+    for row in table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    table
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect::<Vec<_>>();
+            cells.join(" ").trim_end().to_string()
+        })
+        .collect()
 }
 
 fn rm(a: RmArgs) -> anyhow::Result<u8> {

@@ -9,8 +9,10 @@
 //!
 //! The daemon re-reads the jobs at least every [`DaemonOptions::rescan`] (so jobs added while it
 //! runs are picked up), sleeps until the next due time, and runs each job on its own thread so a
-//! long job delays no other. When asked to stop it kills the children of runs in progress and
-//! records those runs as failed ("abandoned").
+//! long job delays no other, except that backup jobs of one repository run one after another (the
+//! next starts when the previous ends): they would meet on the repository's prune lock. `run-due`
+//! runs the due jobs one after another anyway. When asked to stop it kills the children of runs in
+//! progress and records those runs as failed ("abandoned").
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::Serialize;
 
+use super::backup_job;
 use super::run::{Outcome, Runner};
 use super::store::{self, ts, ClaimOutcome, Claimant, Job};
 use super::{CronError, CronResult};
@@ -407,6 +410,9 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
     pub fn run(&self, on_event: &(dyn Fn(&Event) + Sync)) -> CronResult<Tally> {
         let wake = Wake::new(self.stop.clone());
         let in_flight: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+        // The repositories that backup runs in flight write: a second job of the same repository
+        // waits for the first (their `forget --prune` steps would otherwise meet on its prune lock).
+        let repos_in_flight: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
         // Jobs found busy (claimed by another process) wait for the next rescan, not the next wake-up.
         let backoff: Mutex<std::collections::HashMap<String, DateTime<Utc>>> = Mutex::default();
         let tally = Mutex::new(Tally::default());
@@ -422,6 +428,7 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
                     break;
                 }
                 let mut next_wake = now + self.opts.rescan;
+                let mut deferred = false;
                 match self.scan(now) {
                     Ok((jobs, warnings)) => {
                         for w in warnings {
@@ -447,12 +454,24 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
                                         continue;
                                     }
                                     let mut running = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                                    if !running.insert(job.id.clone()) {
+                                    if running.contains(&job.id) {
                                         continue;
                                     }
+                                    let repo =
+                                        job.action().ok().and_then(|a| backup_job::repository_key(&self.home, &a));
+                                    if let Some(r) = &repo {
+                                        // Taken when the run in flight ends: its end wakes this loop.
+                                        if !repos_in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(r.clone())
+                                        {
+                                            deferred = true;
+                                            continue;
+                                        }
+                                    }
+                                    running.insert(job.id.clone());
                                     drop(running);
                                     wake.begin();
                                     let (wake, in_flight, tally, backoff) = (&wake, &in_flight, &tally, &backoff);
+                                    let repos_in_flight = &repos_in_flight;
                                     scope.spawn(move || {
                                         let r = run_one(
                                             &self.home,
@@ -489,6 +508,9 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
                                                 on_event(&ev);
                                             }
                                         }
+                                        if let Some(r) = &repo {
+                                            repos_in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(r);
+                                        }
                                         in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&job.id);
                                         wake.end();
                                     });
@@ -512,7 +534,13 @@ impl<Tz: TimeZone + Sync> Daemon<'_, Tz> {
                 if let Some(u) = self.opts.until {
                     next_wake = next_wake.min(u);
                 }
-                self.clock.sleep_until(next_wake, &wake);
+                if deferred {
+                    // A due job waits for the run of its repository: look again when a run ends,
+                    // at the same time (a simulated clock must not jump past the job's turn).
+                    wake.wait_timeout((next_wake - now).to_std().unwrap_or_default());
+                } else {
+                    self.clock.sleep_until(next_wake, &wake);
+                }
             }
             Ok(())
         })?;

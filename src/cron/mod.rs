@@ -4,16 +4,20 @@
 //!
 //! - [`expr`]: parsing expressions and finding the next occurrence in a time zone.
 //! - [`store`]: jobs and runs in the database; claiming a run so that two never overlap.
+//! - [`edit`]: replacing a job under its name, or changing its fields, with its history kept.
 //! - [`run`]: executing an action (a backup through the `sophon` binary, or a shell command).
 //! - [`daemon`]: when jobs are due, and the loop that runs them, over an injectable [`daemon::Clock`].
 //!
 //! Layer 4 (an operation): it uses the gateway home and runs the `sophon` binary as a child
 //! process, so a backup run is exactly what `sophon backup create` does from a shell.
 
+pub mod backup_job;
 pub mod daemon;
+pub mod edit;
 pub mod expr;
 pub mod run;
 pub mod store;
+pub mod template;
 
 use std::path::PathBuf;
 
@@ -71,7 +75,10 @@ pub enum CronError {
     #[error("the gateway has no tenant: create one, or pass --tenant")]
     NoTenant,
 
-    #[error("tenant {tenant:?} already has a job named {name:?}")]
+    #[error(
+        "tenant {tenant:?} already has a job named {name:?}: add --replace to replace it (its run history \
+         is kept), or change its schedule or command with `sophon cron edit --name {name} …`"
+    )]
     Duplicate { tenant: String, name: String },
 
     #[error("tenant {tenant:?} has no job named {name:?}")]

@@ -8,6 +8,10 @@
 //! [--passphrase-file …] [--cache-dir …]`. A custom job runs `sh -c COMMAND` without the
 //! scheduler's repository and passphrase variables. Both get `SOPHON_HOME`, `SOPHON_CRON_JOB` and
 //! `SOPHON_CRON_TIME` (the scheduled occurrence) in their environment.
+//!
+//! Before a run, a custom command's `{date}`/`{time}` are filled in ([`super::template`]) and a
+//! backup job's arguments get the config's defaults ([`super::backup_job`]). A `sophon` step that
+//! meets another process's repository lock is tried again for a while rather than failing.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -20,6 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::store::{ts, Action, Job};
+use super::{backup_job, template};
 
 /// How many trailing lines of a failed command's standard error go into the summary.
 pub const SUMMARY_LINES: usize = 5;
@@ -69,10 +74,17 @@ impl Runner {
             Err(e) => return Outcome::failed(e.to_string()),
         };
         match action {
-            Action::Backup { args, retention } => self.backup(job, &args, retention, started, scheduled, stop),
+            // The config's defaults and the templates are applied at each run: a changed config
+            // applies to the next run, and `{date}` is the run's own.
+            Action::Backup { args, retention } => {
+                match backup_job::run_args(&self.home, &args, retention, &self.env, started) {
+                    Ok(args) => self.backup_in_turn(job, &args, retention, started, scheduled, stop),
+                    Err(e) => Outcome::failed(e),
+                }
+            }
             Action::Custom { command } => {
                 let mut c = Command::new("sh");
-                c.arg("-c").arg(&command);
+                c.arg("-c").arg(template::expand(&command, &started));
                 match self.exec(c, job, scheduled, stop) {
                     Ok(Exit::Done { status, stdout, .. }) if status.success() => {
                         Outcome::ok(last_lines(&stdout, 1).unwrap_or_else(|| "exit status 0".into()))
@@ -107,7 +119,7 @@ impl Runner {
         if !args.iter().any(|a| a == "--json") {
             c.arg("--json");
         }
-        let created = match self.exec(c, job, scheduled, stop) {
+        let created = match self.exec_waiting_for_locks(c, job, scheduled, stop) {
             Ok(Exit::Done { status, stdout, .. }) if status.success() => {
                 format!("{} (scheduled for {})", snapshot_summary(&stdout), ts(scheduled))
             }
@@ -126,7 +138,7 @@ impl Runner {
             .args(repo_args(args))
             .args(["--tag", &tag])
             .arg("--prune");
-        let mut out = match self.exec(c, job, scheduled, stop) {
+        let mut out = match self.exec_waiting_for_locks(c, job, scheduled, stop) {
             Ok(Exit::Done { status, stdout, .. }) if status.success() => {
                 let kept = last_lines(&stdout, 1).unwrap_or_else(|| "done".into());
                 Outcome::ok(format!("{created}; retention: {kept}"))
@@ -198,6 +210,84 @@ impl Runner {
             None => Exit::Abandoned,
         })
     }
+}
+
+impl Runner {
+    /// [`Runner::backup`] once no other backup job of its repository runs, in this process or
+    /// another ([`backup_job::wait_turn`]): their `forget --prune` steps would fail on each other.
+    fn backup_in_turn(
+        &self,
+        job: &Job,
+        args: &[String],
+        retention: bool,
+        started: DateTime<Utc>,
+        scheduled: DateTime<Utc>,
+        stop: &AtomicBool,
+    ) -> Outcome {
+        let repository = backup_job::repository_of(&self.home, args);
+        let Some(turn) = backup_job::wait_turn(&self.home, &repository, stop) else {
+            return Outcome::failed(ABANDONED.into());
+        };
+        let out = self.backup(job, args, retention, started, scheduled, stop);
+        drop(turn);
+        out
+    }
+
+    /// [`Runner::exec`] of a `sophon` command that takes a repository lock: while it fails because
+    /// another process holds a conflicting lock (another job's prune, a manual prune), it is run
+    /// again every [`LOCK_RETRY_EVERY`], for up to [`LOCK_WAIT`]. Jobs of one home must not fail
+    /// because of each other; a lock still held after that long is reported as the failure.
+    fn exec_waiting_for_locks(
+        &self,
+        c: Command,
+        job: &Job,
+        scheduled: DateTime<Utc>,
+        stop: &AtomicBool,
+    ) -> std::io::Result<Exit> {
+        let begun = Instant::now();
+        loop {
+            let exit = self.exec(copy_command(&c), job, scheduled, stop)?;
+            let Exit::Done { status, stdout, stderr } = exit else { return Ok(exit) };
+            if status.success() || !stderr.contains(LOCKED) {
+                return Ok(Exit::Done { status, stdout, stderr });
+            }
+            let waited = begun.elapsed();
+            if waited >= LOCK_WAIT {
+                let stderr = format!("{stderr}\ngave up after waiting {} s for the lock", waited.as_secs());
+                return Ok(Exit::Done { status, stdout, stderr });
+            }
+            let until = Instant::now() + LOCK_RETRY_EVERY;
+            while Instant::now() < until {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(Exit::Abandoned);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// What `sophon` prints when a repository lock stands in its way (`Error::Locked`).
+const LOCKED: &str = " is locked: ";
+/// How long a job waits for another process's repository lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
+/// How often it tries again meanwhile.
+const LOCK_RETRY_EVERY: Duration = Duration::from_secs(2);
+
+/// A new command with the program, arguments, environment and folder of `c` (a `Command` runs once).
+fn copy_command(c: &Command) -> Command {
+    let mut n = Command::new(c.get_program());
+    n.args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => n.env(k, v),
+            None => n.env_remove(k),
+        };
+    }
+    if let Some(d) = c.get_current_dir() {
+        n.current_dir(d);
+    }
+    n
 }
 
 const ABANDONED: &str = "abandoned: the scheduler was stopped while the run was in progress";
@@ -344,7 +434,7 @@ fn picked(args: &[String], flags: &[&str]) -> Vec<String> {
 }
 
 /// The value of `flag` among `args` (`--flag VALUE` or `--flag=VALUE`; the last one wins).
-fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+pub(super) fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
     let mut found = None;
     let mut i = 0;
     while i < args.len() {

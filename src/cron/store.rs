@@ -187,7 +187,7 @@ pub struct Claim {
     pub scheduled: DateTime<Utc>,
 }
 
-fn sql_err(conn: &Connection, e: rusqlite::Error) -> CronError {
+pub(super) fn sql_err(conn: &Connection, e: rusqlite::Error) -> CronError {
     CronError::Gateway(GatewayError::sql(Path::new(conn.path().unwrap_or("gateway.db")), e))
 }
 
@@ -202,10 +202,10 @@ fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
-const JOB_COLUMNS: &str = "id, tenant_id, name, schedule, action, command, enabled, created_at";
+pub(super) const JOB_COLUMNS: &str = "id, tenant_id, name, schedule, action, command, enabled, created_at";
 const RUN_COLUMNS: &str = "job_id, tenant_id, started_at, finished_at, status, summary, pid, host";
 
-fn job_row(r: &Row) -> rusqlite::Result<Job> {
+pub(super) fn job_row(r: &Row) -> rusqlite::Result<Job> {
     Ok(Job {
         id: r.get(0)?,
         tenant_id: r.get(1)?,
@@ -239,7 +239,7 @@ pub fn default_tenant(conn: &Connection) -> CronResult<Option<String>> {
         .map_err(|e| sql_err(conn, e))
 }
 
-fn tenant_exists(conn: &Connection, tenant: &str) -> CronResult<bool> {
+pub(super) fn tenant_exists(conn: &Connection, tenant: &str) -> CronResult<bool> {
     conn.query_row("SELECT 1 FROM tenants WHERE id = ?1", [tenant], |_| Ok(()))
         .optional()
         .map(|o| o.is_some())
@@ -603,12 +603,11 @@ pub fn finish(
     Ok(n == 1)
 }
 
-/// Remove a job and its run history (the history's rows reference the job). Refused while a live
-/// claim exists. Returns the number of runs removed.
-pub fn remove_job(conn: &Connection, job: &Job, now: DateTime<Utc>) -> CronResult<usize> {
+/// Fail with [`CronError::Running`] while a live claim of `job` exists (inside the caller's
+/// transaction, so that no run can start between the check and the change).
+pub(super) fn refuse_if_running(tx: &Connection, job: &Job, now: DateTime<Utc>) -> CronResult<()> {
     let me = Claimant::this_process();
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(|e| sql_err(conn, e))?;
-    for r in runs(&tx, &job.id)? {
+    for r in runs(tx, &job.id)? {
         if r.status == "running" && !is_stale(&r, now, &me, chrono::Duration::hours(24)) {
             let claim = format!(
                 "pid {} on {}, since {}",
@@ -619,6 +618,14 @@ pub fn remove_job(conn: &Connection, job: &Job, now: DateTime<Utc>) -> CronResul
             return Err(CronError::Running { tenant: job.tenant_id.clone(), name: job.name.clone(), claim });
         }
     }
+    Ok(())
+}
+
+/// Remove a job and its run history (the history's rows reference the job). Refused while a live
+/// claim exists. Returns the number of runs removed.
+pub fn remove_job(conn: &Connection, job: &Job, now: DateTime<Utc>) -> CronResult<usize> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(|e| sql_err(conn, e))?;
+    refuse_if_running(&tx, job, now)?;
     let n = tx.execute("DELETE FROM cron_runs WHERE job_id = ?1", [&job.id]).map_err(|e| sql_err(conn, e))?;
     tx.execute("DELETE FROM cron_jobs WHERE id = ?1", [&job.id]).map_err(|e| sql_err(conn, e))?;
     tx.commit().map_err(|e| sql_err(conn, e))?;

@@ -71,11 +71,11 @@ pub struct Settings {
 pub struct BackupSettings {
     /// The repository of gateway backups: a URL, or a path (relative to the home).
     pub repository: Option<String>,
-    /// The gateway UI's default destination (`local` or a URL); sophon does not act on it.
+    /// Where scheduled backups go (see [`Settings::scheduled_backups`]).
     pub destination: Option<String>,
-    /// The gateway UI's default archive format; sophon does not act on it.
+    /// The format of the archives scheduled backups export.
     pub format: Option<String>,
-    /// The gateway UI's default for encrypted exports; sophon does not act on it.
+    /// Whether scheduled backups seal the archives they export.
     #[serde(default, deserialize_with = "flexible_bool")]
     pub encrypt: Option<bool>,
     /// Whether a backup carries `license.key` when `--include-license` is not given.
@@ -83,11 +83,40 @@ pub struct BackupSettings {
     pub include_license: Option<bool>,
     /// The default job's five-field cron expression (checked by `cron`, which owns the syntax).
     pub schedule: Option<String>,
-    /// The gateway UI's passphrase file; sophon does not act on it.
+    /// The backup passphrase's file, for the exports of scheduled backups that `Encrypt`.
     pub passphrase_file: Option<PathBuf>,
     /// The retention policy of gateway backups.
     pub lifecycle: Option<Lifecycle>,
 }
+
+/// Where scheduled backups go: `Sophon:Backups:Default:Destination` (format-spec/gateway.md §4.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScheduledDestination {
+    /// `archive` (and the default): the repository is the backups' archive storage, its
+    /// `Lifecycle` their retention; nothing is exported.
+    Archive,
+    /// `local`: also an archive of `Format` in the home's `backups/archives/` folder.
+    Local,
+    /// A URL (`s3://`, `azblob://`, `sftp://`) or an absolute folder: also an archive of `Format` there.
+    Url(String),
+}
+
+/// The defaults of scheduled backups, checked: `Destination`, `Format`, `Encrypt`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledBackups {
+    pub destination: ScheduledDestination,
+    /// The exported archive's extension: `zip` or `tar.gz`.
+    pub format: String,
+    /// Seal exported archives with the backup passphrase.
+    pub encrypt: bool,
+}
+
+/// The folder of a home where `Destination: local` puts archives.
+pub const LOCAL_ARCHIVES: &str = "backups/archives";
+/// The URL schemes `Destination` accepts.
+pub const DESTINATION_SCHEMES: [&str; 3] = ["s3://", "azblob://", "sftp://"];
+/// The archive formats `Format` accepts.
+pub const ARCHIVE_FORMATS: [&str; 2] = ["zip", "tar.gz"];
 
 /// `Sophon:Backups:Default:Lifecycle`: the `--keep-*` counts of format-spec/retention.md.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +273,59 @@ impl Settings {
     /// Whether a backup carries the license key by default.
     pub fn include_license(&self) -> bool {
         self.backups.include_license.unwrap_or(false)
+    }
+
+    /// `Destination`, `Format` and `Encrypt` for scheduled backups, checked: a value sophon cannot
+    /// honour is an error naming the key and the file that set it, never silently ignored.
+    pub fn scheduled_backups(&self) -> SettingsResult<ScheduledBackups> {
+        let invalid = |name: &str, message: String| {
+            let key: Vec<&str> = BACKUP_SECTION.iter().copied().chain([name]).collect();
+            SettingsError::Invalid {
+                path: self
+                    .source_of(&key)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| self.home.join(CONFIG_DIR).join(BASE_FILE)),
+                key: key.join(":"),
+                message,
+            }
+        };
+        let destination = match self.backups.destination.as_deref().map(str::trim) {
+            None | Some("") => ScheduledDestination::Archive,
+            Some(d) if d.eq_ignore_ascii_case("archive") => ScheduledDestination::Archive,
+            Some(d) if d.eq_ignore_ascii_case("local") => ScheduledDestination::Local,
+            Some(d) if DESTINATION_SCHEMES.iter().any(|s| d.starts_with(s)) || Path::new(d).is_absolute() => {
+                ScheduledDestination::Url(d.trim_end_matches('/').to_string())
+            }
+            Some(d) => {
+                return Err(invalid(
+                    "Destination",
+                    format!(
+                        "{d:?} is not a destination sophon can use: write \"archive\" (the repository only), \
+                         \"local\" (also an archive in {LOCAL_ARCHIVES}/), an {} URL, or an absolute folder",
+                        DESTINATION_SCHEMES.join(", ")
+                    ),
+                ))
+            }
+        };
+        let format = match self.backups.format.as_deref().map(str::trim) {
+            None | Some("") => ARCHIVE_FORMATS[0].to_string(),
+            Some(f) => match ARCHIVE_FORMATS.iter().find(|k| k.eq_ignore_ascii_case(f)) {
+                Some(k) => k.to_string(),
+                None => {
+                    return Err(invalid(
+                        "Format",
+                        format!("{f:?} is not an archive format: write one of {}", ARCHIVE_FORMATS.join(", ")),
+                    ))
+                }
+            },
+        };
+        Ok(ScheduledBackups { destination, format, encrypt: self.backups.encrypt.unwrap_or(false) })
+    }
+
+    /// The configured `PassphraseFile`, a path relative to the home when not absolute.
+    pub fn passphrase_file(&self) -> Option<PathBuf> {
+        let p = self.backups.passphrase_file.as_ref().filter(|p| !p.as_os_str().is_empty())?;
+        Some(self.home.join(p))
     }
 
     /// The default job's schedule as written, unchecked.
@@ -455,6 +537,30 @@ mod tests {
         assert_eq!(base, json!({ "a": 5 }));
         merge(&mut base, json!({ "a": { "y": 2 } }));
         assert_eq!(base, json!({ "a": { "y": 2 } }));
+    }
+
+    #[test]
+    fn scheduled_backup_defaults_are_checked_naming_the_key_and_file() {
+        let with = |d: &str| {
+            let over = format!(r#"{{ "Sophon": {{ "Backups": {{ "Default": {d} }} }} }}"#);
+            let t = home_with(&[(BASE_FILE, BASE), ("appsettings.Production.json", &over)]);
+            let r = Settings::load_for(t.path(), "Production").unwrap().scheduled_backups();
+            r.map_err(|e| e.to_string())
+        };
+        let ok = |d, f: &str, e| ScheduledBackups { destination: d, format: f.to_string(), encrypt: e };
+        assert_eq!(with("{}"), Ok(ok(ScheduledDestination::Archive, "zip", false)));
+        assert_eq!(
+            with(r#"{ "Destination": "Local", "Format": "TAR.GZ", "Encrypt": "true" }"#),
+            Ok(ok(ScheduledDestination::Local, "tar.gz", true))
+        );
+        assert_eq!(
+            with(r#"{ "Destination": "s3://b/nightly/" }"#),
+            Ok(ok(ScheduledDestination::Url("s3://b/nightly".into()), "zip", false))
+        );
+        let e = with(r#"{ "Destination": "dropbox" }"#).unwrap_err();
+        assert!(e.contains("appsettings.Production.json: Sophon:Backups:Default:Destination: \"dropbox\""), "{e}");
+        let e = with(r#"{ "Format": "7z" }"#).unwrap_err();
+        assert!(e.contains("Sophon:Backups:Default:Format: \"7z\""), "{e}");
     }
 
     #[test]

@@ -83,7 +83,9 @@ pub struct BackupSettings {
     pub include_license: Option<bool>,
     /// The default job's five-field cron expression (checked by `cron`, which owns the syntax).
     pub schedule: Option<String>,
-    /// The gateway UI's passphrase file; sophon does not act on it.
+    /// The gateway's backup passphrase (first line of the file; a path relative to the home when
+    /// not absolute): the seal of 2FA secrets and archives, and the repository's key when none
+    /// of its own is given ([`crate::gateway::keys`]).
     pub passphrase_file: Option<PathBuf>,
     /// The retention policy of gateway backups.
     pub lifecycle: Option<Lifecycle>,
@@ -239,6 +241,12 @@ impl Settings {
     /// The configured retention policy, if `Lifecycle` keeps anything.
     pub fn lifecycle(&self) -> Option<Policy> {
         self.backups.lifecycle.as_ref().map(Lifecycle::policy).filter(|p| !p.is_empty())
+    }
+
+    /// The configured `PassphraseFile`, relative to the home when not absolute; `None` when unset or empty.
+    pub fn passphrase_file(&self) -> Option<PathBuf> {
+        let p = self.backups.passphrase_file.as_deref().filter(|p| !p.as_os_str().is_empty())?;
+        Some(if p.is_absolute() { p.to_path_buf() } else { self.home.join(p) })
     }
 
     /// Whether a backup carries the license key by default.

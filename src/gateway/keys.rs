@@ -1,4 +1,4 @@
-//! Which passphrase is the repository's key and which one seals (format-spec/gateway.md §4.3).
+//! Which passphrase is the repository's key and which one seals (format-spec/gateway.md §4.2).
 //!
 //! They are two secrets: the repository's key opens every snapshot, the seal protects one export
 //! (`--encrypt`) and the 2FA secrets inside a gateway backup. An export's passphrase is handed to
@@ -34,7 +34,7 @@ use super::Category;
 use crate::repo::{InitOptions, Repository};
 
 /// The key file of the in-home default repository, relative to the home. A secret of the home:
-/// no backup ever reads `backups/` (gateway.md §4.3).
+/// no backup ever reads `backups/` (gateway.md §4.2).
 pub const KEY_FILE: &str = "backups/repository.key";
 
 pub type KeyResult<T> = std::result::Result<T, KeyError>;
@@ -342,7 +342,7 @@ fn write_key_file(path: &Path) -> KeyResult<Passphrase> {
     from_bytes(text.as_bytes(), Source::KeyFile(path.to_path_buf()))
 }
 
-/// What protects a gateway backup, for the report (gateway.md §4.3).
+/// What protects a gateway backup, for the report (gateway.md §4.2).
 #[derive(Debug, Clone, Serialize)]
 pub struct Protection {
     /// Where the seal came from; `None`: no passphrase is set up for sealing.

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use sophon::archive::{self, BackupOptions, ParentChoice, Progress};
 use sophon::check::{self, CheckOptions};
-use sophon::gateway::Settings;
+use sophon::gateway::{keys, Settings};
 use sophon::restore::{self, RestoreOptions};
 use sophon::units::Percent;
 use sophon::Session;
@@ -197,28 +197,26 @@ pub fn run(cmd: BackupCommand) -> anyhow::Result<u8> {
 }
 
 /// The repository of a gateway backup: --repo / SOPHON_REPOSITORY, else the settings' repository,
-/// created on first use.
+/// created on first use under the key `gateway::keys` chooses.
 fn gateway_repository(args: &RepoArgs, settings: &Settings) -> anyhow::Result<Arc<sophon::Repository>> {
     if args.repo.is_some() {
         return args.open();
     }
     let url = settings.repository_url();
-    let mut with_url = args.clone();
-    with_url.repo = Some(url.clone());
-    let default_local = !url.contains("://") && !std::path::Path::new(&url).join("config").exists();
-    if default_local {
-        let backend = sophon::backend::open_url(&url, true)?;
-        let repo = sophon::Repository::init(
-            backend,
-            &args.passphrase()?,
-            &sophon::InitOptions::default(),
-            Some(args.cache_dir()),
-        )
-        .with_context(|| format!("creating the gateway's repository {url}"))?;
-        eprintln!("created repository {} at {url}", repo.config().id.short());
-        return Ok(Arc::new(repo));
+    let home =
+        keys::open_home_repository(settings, &args.given(), Some(args.cache_dir()), &sophon::InitOptions::default())
+            .with_context(|| format!("the gateway's repository {url}"))?;
+    if home.created {
+        eprintln!("created repository {} at {url}, key: {}", home.repo.config().id.short(), home.key);
+        if let keys::Source::KeyFile(f) = &home.key {
+            eprintln!(
+                "note: {} (mode 0600) is the repository's key: a secret of this home that no backup contains; \
+                 keep a copy elsewhere to read the repository without the home",
+                f.display()
+            );
+        }
     }
-    with_url.open()
+    Ok(Arc::new(home.repo))
 }
 
 /// The pipeline options both kinds of backup take from the command line.
@@ -239,26 +237,31 @@ fn create(a: CreateArgs) -> anyhow::Result<u8> {
     if a.paths.is_empty() {
         return create_gateway(a);
     }
+    if a.archive.encrypt {
+        // Before the backup too: --encrypt without a seal must leave no snapshot behind.
+        a.repo.passphrase()?;
+    }
     let session = Session::shared(a.repo.open()?, "backup")?;
     let opts = backup_options(&a, a.paths.clone())?;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
     let outcome = archive::backup(&session, &opts, progress)?;
     drop(display);
-    let export = export_after(&a, &session, &outcome)?;
+    let export = export_after(&a, &a.repo, &session, &outcome)?;
     report_backup(&a, &outcome, None, export.as_ref())
 }
 
 /// `backup create --out`: render the snapshot just taken.
 fn export_after(
     a: &CreateArgs,
+    repo: &RepoArgs,
     session: &Session,
     outcome: &archive::BackupOutcome,
 ) -> anyhow::Result<Option<sophon::export::ExportSummary>> {
     if a.archive.out.is_none() && a.archive.dest.is_none() {
         return Ok(None);
     }
-    let s = super::export_cmd::write_archive(session, &outcome.snapshot_id, &a.archive, &a.repo).map_err(|cause| {
+    let s = super::export_cmd::write_archive(session, &outcome.snapshot_id, &a.archive, repo).map_err(|cause| {
         let id = outcome.snapshot_id.short();
         let target = match (&a.archive.out, &a.archive.dest) {
             (Some(out), _) => format!("--out {}", out.display()),
@@ -292,29 +295,41 @@ fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let settings = Settings::load(&home)?;
-    let session = Session::shared(gateway_repository(&a.repo, &settings)?, "backup")?;
+    // The config's PassphraseFile is this gateway's backup passphrase, --repo or not.
+    let mut repo = a.repo.clone();
+    repo.settings = Some(settings.clone());
+    let seal = repo.seal()?;
+    if a.archive.encrypt && seal.is_none() {
+        // Before the backup: --encrypt without a seal must leave no snapshot behind.
+        return Err(keys::KeyError::NoSeal.into());
+    }
+    let session = Session::shared(gateway_repository(&repo, &settings)?, "backup")?;
     let dump_opts = DumpOptions {
         categories,
         tenant: a.tenant.clone(),
         include_license: a.include_license || settings.include_license(),
         audit_since: a.audit_since.clone(),
         audit_until: a.audit_until.clone(),
-        passphrase: Some(a.repo.passphrase()?),
-        spool_dir: Some(a.repo.cache_dir().join("spool")),
+        passphrase: seal.as_ref().map(|p| p.value.clone()),
+        spool_dir: Some(repo.cache_dir().join("spool")),
     };
     let opts = backup_options(&a, vec![])?;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "backup", a.quiet || a.json);
     let (outcome, d) = sophon::gateway::backup::backup(&session, &home, &dump_opts, &opts, progress)?;
     drop(display);
-    let export = export_after(&a, &session, &outcome)?;
-    report_backup(&a, &outcome, Some(&d), export.as_ref())
+    let export = export_after(&a, &repo, &session, &outcome)?;
+    let protection = keys::Protection::of(&d, seal.as_ref(), export.as_ref().map(|e| e.sealed));
+    if let Some(notice) = protection.notice() {
+        eprintln!("{notice}");
+    }
+    report_backup(&a, &outcome, Some((&d, &protection)), export.as_ref())
 }
 
 fn report_backup(
     a: &CreateArgs,
     outcome: &archive::BackupOutcome,
-    gateway: Option<&sophon::gateway::dump::Dump>,
+    gateway: Option<(&sophon::gateway::dump::Dump, &keys::Protection)>,
     export: Option<&sophon::export::ExportSummary>,
 ) -> anyhow::Result<u8> {
     let s = &outcome.snapshot;
@@ -330,12 +345,13 @@ fn report_backup(
             "summary": s.summary,
             "seconds": outcome.seconds,
         });
-        if let Some(d) = gateway {
+        if let Some((d, p)) = gateway {
             v["gateway"] = serde_json::json!({
                 "categories": d.categories.iter().map(|c| c.id()).collect::<Vec<_>>(),
                 "records": d.records,
                 "redacted": d.redacted.len(),
                 "users_to_reenrol": d.reenrol,
+                "protection": p,
             });
         }
         if let Some(e) = export {
@@ -365,13 +381,15 @@ fn report_backup(
             bytes(m.bytes_stored),
             outcome.seconds
         ))?;
-        if let Some(d) = gateway {
+        if let Some((d, p)) = gateway {
             let counts: Vec<String> = d.records.iter().map(|(k, v)| format!("{k} {v}")).collect();
             line(format!("gateway records: {}", counts.join(", ")))?;
-            line(format!(
-                "{} secret value(s) redacted; 2FA secrets sealed with the backup passphrase",
-                d.redacted.len()
-            ))?;
+            let two_factor = match (p.two_factor, &p.passphrase) {
+                ("sealed", Some(source)) => format!("sealed with the passphrase of {source}"),
+                ("left out", _) => format!("left out for {} user(s) (no passphrase)", p.users_to_reenrol),
+                (other, _) => other.to_string(),
+            };
+            line(format!("{} secret value(s) redacted; 2FA secrets: {two_factor}", d.redacted.len()))?;
         }
         if let Some(e) = export {
             super::export_cmd::report(e, super::export_cmd::summary_target(&a.archive, e).as_deref(), false)?;
@@ -476,13 +494,7 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
     let home = restore_home(&a)?;
     // Without --repo, the repository `backup create` uses: the settings are read only then, so a
     // broken config can still be restored over from a named repository.
-    let repo = if a.repo.repo.is_some() {
-        a.repo.open()?
-    } else {
-        let mut r = a.repo.clone();
-        r.repo = Some(Settings::load(&home)?.repository_url());
-        r.open()?
-    };
+    let repo = if a.repo.repo.is_some() { a.repo.open()? } else { a.repo.with_home(&Settings::load(&home)?).open()? };
     let session = Session::shared(repo, "restore")?;
     let id = session.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
     let snap = session.load_snapshot(&id)?;
@@ -490,7 +502,7 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
         anyhow::bail!("snapshot {} is a folder backup, not a gateway backup: restore it with --target DIR", id.short());
     }
     let files = restore::SnapshotFiles::open(&session, &id)?;
-    restore_into_gateway(&a, &home, &files, Some(a.repo.passphrase()?))
+    restore_into_gateway(&a, &home, &files, a.repo.seal()?.map(|p| p.value))
 }
 
 /// Restore a gateway backup from `src` (a snapshot or an archive) into `home`, as `a` asks.

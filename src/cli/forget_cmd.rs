@@ -179,9 +179,7 @@ fn open_repo(args: &RepoArgs, home: Option<&Path>) -> anyhow::Result<Arc<Reposit
         return args.open();
     }
     let Some(home) = home else { return args.open() };
-    let mut with_url = args.clone();
-    with_url.repo = Some(Settings::load(home)?.repository_url());
-    with_url.open()
+    args.with_home(&Settings::load(home)?).open()
 }
 
 pub fn forget(a: ForgetArgs) -> anyhow::Result<u8> {

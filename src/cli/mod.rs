@@ -20,7 +20,8 @@ use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
-use sophon::backend::open_url;
+use sophon::gateway::keys::{self, Given};
+use sophon::gateway::Settings;
 use sophon::repo::default_cache_dir;
 use sophon::Repository;
 
@@ -80,19 +81,31 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// Where the repository is and how to open it; shared by every command that uses one.
+/// Where the repository is and how to open it; shared by every command that uses one. The
+/// repository's key and the seal are resolved by `sophon::gateway::keys`; this only maps the flags
+/// and variables to it.
 #[derive(Args, Debug, Clone)]
 pub struct RepoArgs {
     /// Repository URL: a path, file://PATH, s3://BUCKET/PREFIX, azblob://CONTAINER/PREFIX,
     /// sftp://USER@HOST:PORT/PATH or memory://NAME (tests). Default for a gateway: its own, in the home.
     #[arg(long, env = "SOPHON_REPOSITORY", value_name = "URL")]
     pub repo: Option<String>,
-    /// Read the passphrase from this file (first line). Otherwise SOPHON_BACKUP_PASSPHRASE.
+    /// The repository's own key, from this file (first line). Otherwise SOPHON_REPOSITORY_PASSPHRASE;
+    /// without either, the seal's passphrase is tried (and, for a gateway's in-home repository,
+    /// the home's key file first).
     #[arg(long, value_name = "FILE")]
+    pub repo_passphrase_file: Option<PathBuf>,
+    /// The backup passphrase, from this file (first line): seals archives (--encrypt) and 2FA
+    /// secrets. Otherwise SOPHON_BACKUP_PASSPHRASE, then the config's PassphraseFile.
+    #[arg(long, env = "SOPHON_BACKUP_PASSPHRASE_FILE", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Folder for the local index cache (default: $SOPHON_CACHE_DIR, $XDG_CACHE_HOME/sophon or ~/.cache/sophon).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The gateway whose repository this is, when it was found through its settings: its config's
+    /// PassphraseFile and key file take part in resolving the passphrases.
+    #[arg(skip)]
+    pub settings: Option<Settings>,
 }
 
 impl RepoArgs {
@@ -100,22 +113,57 @@ impl RepoArgs {
         self.repo.as_deref().ok_or_else(|| anyhow!("no repository given: pass --repo URL or set SOPHON_REPOSITORY"))
     }
 
+    /// The flags and variables given, for `sophon::gateway::keys`.
+    pub fn given(&self) -> Given {
+        Given {
+            repo_file: self.repo_passphrase_file.clone(),
+            repo_variable: env_bytes("SOPHON_REPOSITORY_PASSPHRASE"),
+            seal_file: self.passphrase_file.clone(),
+            seal_variable: env_bytes("SOPHON_BACKUP_PASSPHRASE"),
+        }
+    }
+
+    /// The seal: --passphrase-file, SOPHON_BACKUP_PASSPHRASE, the config's PassphraseFile (never the
+    /// repository's own key).
     pub fn passphrase(&self) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-        read_passphrase(self.passphrase_file.as_deref(), "SOPHON_BACKUP_PASSPHRASE", "--passphrase-file")
+        Ok(self.given().require_seal(self.settings.as_ref())?.value)
+    }
+
+    /// The seal if one is set up, with where it came from.
+    pub fn seal(&self) -> anyhow::Result<Option<keys::Passphrase>> {
+        Ok(self.given().seal(self.settings.as_ref())?)
+    }
+
+    /// The key a new repository is made under: its own if given, else the seal's.
+    pub fn repository_passphrase(&self) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        let url = self.url()?;
+        let first = self.given().repository_candidates(self.settings.as_ref(), url)?.into_iter().next();
+        Ok(first.ok_or_else(|| keys::KeyError::NoRepositoryKey { repo: url.to_string() })?.value)
     }
 
     pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir.clone().unwrap_or_else(default_cache_dir)
     }
 
+    /// These arguments for the repository of a gateway home found through its settings.
+    pub fn with_home(&self, settings: &Settings) -> RepoArgs {
+        let mut a = self.clone();
+        a.repo = Some(settings.repository_url());
+        a.settings = Some(settings.clone());
+        a
+    }
+
     pub fn open(&self) -> anyhow::Result<Arc<Repository>> {
         let url = self.url()?;
-        let backend = open_url(url, false)?;
-        let pass = self.passphrase()?;
-        let repo = Repository::open(backend, &pass, Some(self.cache_dir()))
+        let (repo, _) = keys::open_repository(url, &self.given(), self.settings.as_ref(), Some(self.cache_dir()))
             .with_context(|| format!("opening repository {url}"))?;
         Ok(Arc::new(repo))
     }
+}
+
+fn env_bytes(name: &str) -> Option<Zeroizing<Vec<u8>>> {
+    use std::os::unix::ffi::OsStringExt;
+    std::env::var_os(name).map(|v| Zeroizing::new(v.into_vec()))
 }
 
 /// A passphrase from a file (its first line) or an environment variable; never from the command line,
@@ -123,17 +171,12 @@ impl RepoArgs {
 pub fn read_passphrase(file: Option<&std::path::Path>, env: &str, flag: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let raw = if let Some(f) = file {
         Zeroizing::new(std::fs::read(f).with_context(|| format!("reading passphrase file {}", f.display()))?)
-    } else if let Some(v) = std::env::var_os(env) {
-        use std::os::unix::ffi::OsStringExt;
-        Zeroizing::new(v.into_vec())
+    } else if let Some(v) = env_bytes(env) {
+        v
     } else {
         return Err(anyhow!("no passphrase: pass {flag} FILE or set {env}"));
     };
-    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
-    let mut line = &raw[..line_end];
-    if line.last() == Some(&b'\r') {
-        line = &line[..line.len() - 1];
-    }
+    let line = keys::first_line(&raw);
     if line.is_empty() {
         return Err(anyhow!("the passphrase is empty"));
     }

@@ -124,7 +124,7 @@ pub fn run(cmd: RepoCommand) -> anyhow::Result<u8> {
 
 fn init(a: InitArgs) -> anyhow::Result<u8> {
     let url = a.repo.url()?;
-    let pass = a.repo.passphrase()?;
+    let pass = a.repo.repository_passphrase()?;
     let opts = InitOptions {
         compression: a.compression,
         pack_size: a.pack_size_mib.checked_mul(1024 * 1024).context("--pack-size-mib is too large")?,

@@ -6,8 +6,11 @@
 //! are the job's own; the tag limits the retention to the job's own snapshots), and, when the job exports archives to a
 //! fixed folder (`--dest FOLDER/NAME`), `SOPHON backup forget --home HOME --dest FOLDER
 //! [--passphrase-file …] [--cache-dir …]`. A custom job runs `sh -c COMMAND` without the
-//! scheduler's repository and passphrase variables. Both get `SOPHON_HOME`, `SOPHON_CRON_JOB` and
-//! `SOPHON_CRON_TIME` (the scheduled occurrence) in their environment.
+//! scheduler's repository and passphrase variables; when the scheduler has `SOPHON_BACKUP_PASSPHRASE`,
+//! the command gets `SOPHON_BACKUP_PASSPHRASE_FILE` instead, the path of a private file (0600, in a
+//! 0700 folder, removed when the run ends) holding it, which a `sophon` child reads as its
+//! `--passphrase-file`. Both get `SOPHON_HOME`, `SOPHON_CRON_JOB` and `SOPHON_CRON_TIME` (the
+//! scheduled occurrence) in their environment.
 //!
 //! Before a run, a custom command's `{date}`/`{time}` are filled in ([`super::template`]) and a
 //! backup job's arguments get the config's defaults ([`super::backup_job`]). A `sophon` step that
@@ -186,11 +189,18 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if c.get_program() != self.sophon.as_os_str() {
-            // A shell command has no use for the repository's passphrase: keep it out of reach of
-            // whatever the command runs (and of its logs). Removed last, after `self.env`.
+        // Held until the run ends, when the file is removed.
+        let custom = c.get_program() != self.sophon.as_os_str();
+        let passphrase_file = if custom { self.custom_passphrase_file()? } else { None };
+        if custom {
+            // Secrets stay out of reach of whatever the command runs (and of its logs): the backup
+            // passphrase only as a file path, so `sophon backup create --encrypt` still finds it.
+            // Removed last, after `self.env`.
             for secret in SCRUBBED_FOR_CUSTOM {
                 c.env_remove(secret);
+            }
+            if let Some(f) = &passphrase_file {
+                c.env(PASSPHRASE_FILE_VARIABLE, f.path());
             }
         }
         // Its own process group, so that stopping a run reaches the command's children too (a
@@ -265,6 +275,26 @@ impl Runner {
             }
         }
     }
+
+    /// The value of `name` in a child's environment: `self.env`'s last setting, else the process's.
+    fn child_env(&self, name: &str) -> Option<OsString> {
+        match self.env.iter().rev().find(|(k, _)| k == name) {
+            Some((_, v)) => Some(v.clone()),
+            None => std::env::var_os(name),
+        }
+    }
+
+    /// The scheduler's `SOPHON_BACKUP_PASSPHRASE` in a private file for a custom command; `None`
+    /// when there is none, or when a passphrase file is named already (that path passes through).
+    fn custom_passphrase_file(&self) -> std::io::Result<Option<PrivateFile>> {
+        if self.child_env(PASSPHRASE_FILE_VARIABLE).is_some_and(|v| !v.is_empty()) {
+            return Ok(None);
+        }
+        match self.child_env("SOPHON_BACKUP_PASSPHRASE").filter(|v| !v.is_empty()) {
+            Some(v) => PrivateFile::write(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str())).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 /// What `sophon` prints when a repository lock stands in its way (`Error::Locked`).
@@ -290,10 +320,44 @@ fn copy_command(c: &Command) -> Command {
     n
 }
 
+/// The variable that names a passphrase file for `--passphrase-file`.
+const PASSPHRASE_FILE_VARIABLE: &str = "SOPHON_BACKUP_PASSPHRASE_FILE";
+
+/// A secret in a file only its owner can read, in a folder of its own; both removed on drop.
+struct PrivateFile {
+    dir: PathBuf,
+}
+
+impl PrivateFile {
+    fn write(secret: &[u8]) -> std::io::Result<PrivateFile> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let tag: [u8; 8] = crate::crypto::random_array().map_err(std::io::Error::other)?;
+        let dir = std::env::temp_dir().join(format!("sophon-cron-{}-{}", std::process::id(), hex::encode(tag)));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let file = PrivateFile { dir };
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file.path())?;
+        f.write_all(secret)?;
+        f.write_all(b"\n")?;
+        Ok(file)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("passphrase")
+    }
+}
+
+impl Drop for PrivateFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 const ABANDONED: &str = "abandoned: the scheduler was stopped while the run was in progress";
 
 /// Variables removed from a custom job's environment: the scheduler's own secrets and repository.
-const SCRUBBED_FOR_CUSTOM: [&str; 3] = ["SOPHON_BACKUP_PASSPHRASE", "SOPHON_NEW_PASSPHRASE", "SOPHON_REPOSITORY"];
+const SCRUBBED_FOR_CUSTOM: [&str; 4] =
+    ["SOPHON_BACKUP_PASSPHRASE", "SOPHON_NEW_PASSPHRASE", "SOPHON_REPOSITORY_PASSPHRASE", "SOPHON_REPOSITORY"];
 
 /// How long a command's output may stay open after it exited (held by a process it left behind).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(5);

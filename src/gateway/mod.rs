@@ -8,6 +8,7 @@
 //!   planted secrets) at three scales.
 //! - [`stats`]: records and bytes per category and per tenant.
 //! - [`settings`]: the typed config (`appsettings.json` merged with the environment's file).
+//! - [`keys`]: which passphrase is the repository's key and which one seals.
 //!
 //! Layer 4 (a source): it knows nothing of packs, backends or the repository.
 
@@ -16,6 +17,7 @@ pub mod category;
 pub mod demo;
 pub mod dump;
 pub mod journal;
+pub mod keys;
 pub mod layout;
 pub mod redact;
 pub mod restore;

@@ -83,7 +83,9 @@ pub struct BackupSettings {
     pub include_license: Option<bool>,
     /// The default job's five-field cron expression (checked by `cron`, which owns the syntax).
     pub schedule: Option<String>,
-    /// The backup passphrase's file, for the exports of scheduled backups that `Encrypt`.
+    /// The gateway's backup passphrase (first line of the file; a path relative to the home when
+    /// not absolute): the seal of 2FA secrets and archives, and the repository's key when none
+    /// of its own is given ([`crate::gateway::keys`]).
     pub passphrase_file: Option<PathBuf>,
     /// The retention policy of gateway backups.
     pub lifecycle: Option<Lifecycle>,
@@ -270,6 +272,12 @@ impl Settings {
         self.backups.lifecycle.as_ref().map(Lifecycle::policy).filter(|p| !p.is_empty())
     }
 
+    /// The configured `PassphraseFile`, relative to the home when not absolute; `None` when unset or empty.
+    pub fn passphrase_file(&self) -> Option<PathBuf> {
+        let p = self.backups.passphrase_file.as_deref().filter(|p| !p.as_os_str().is_empty())?;
+        Some(if p.is_absolute() { p.to_path_buf() } else { self.home.join(p) })
+    }
+
     /// Whether a backup carries the license key by default.
     pub fn include_license(&self) -> bool {
         self.backups.include_license.unwrap_or(false)
@@ -320,12 +328,6 @@ impl Settings {
             },
         };
         Ok(ScheduledBackups { destination, format, encrypt: self.backups.encrypt.unwrap_or(false) })
-    }
-
-    /// The configured `PassphraseFile`, a path relative to the home when not absolute.
-    pub fn passphrase_file(&self) -> Option<PathBuf> {
-        let p = self.backups.passphrase_file.as_ref().filter(|p| !p.as_os_str().is_empty())?;
-        Some(self.home.join(p))
     }
 
     /// The default job's schedule as written, unchecked.

@@ -261,19 +261,20 @@ fn export_after(
     if a.archive.out.is_none() && a.archive.dest.is_none() {
         return Ok(None);
     }
-    let s = super::export_cmd::write_archive(session, &outcome.snapshot_id, &a.archive, repo).map_err(|cause| {
-        let id = outcome.snapshot_id.short();
-        let target = match (&a.archive.out, &a.archive.dest) {
-            (Some(out), _) => format!("--out {}", out.display()),
-            (None, dest) => format!("--dest {}", dest.as_deref().unwrap_or_default()),
-        };
-        let repo = session.repo().backend().location();
-        let message = format!(
-            "{}; snapshot {id} was kept: `sophon backup export {id} --repo {repo} {target}` retries the export",
-            super::edge::error_text(&cause)
-        );
-        anyhow::Error::new(super::edge::Kept { message, cause })
-    })?;
+    let s = super::export_cmd::write_archive(session, &outcome.snapshot_id, &a.archive, repo, a.quiet || a.json)
+        .map_err(|cause| {
+            let id = outcome.snapshot_id.short();
+            let target = match (&a.archive.out, &a.archive.dest) {
+                (Some(out), _) => format!("--out {}", out.display()),
+                (None, dest) => format!("--dest {}", dest.as_deref().unwrap_or_default()),
+            };
+            let repo = session.repo().backend().location();
+            let message = format!(
+                "{}; snapshot {id} was kept: `sophon backup export {id} --repo {repo} {target}` retries the export",
+                super::edge::error_text(&cause)
+            );
+            anyhow::Error::new(super::edge::Kept { message, cause })
+        })?;
     Ok(Some(s))
 }
 

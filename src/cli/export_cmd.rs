@@ -141,7 +141,7 @@ pub fn export_cmd(a: ExportArgs) -> anyhow::Result<u8> {
     a.archive.archive_format()?;
     let session = Session::shared(a.repo.open()?, "export")?;
     let id = session.resolve_snapshot(&a.snapshot)?;
-    let summary = write_archive(&session, &id, &a.archive, &a.repo)?;
+    let summary = write_archive(&session, &id, &a.archive, &a.repo, a.json)?;
     report(&summary, summary_target(&a.archive, &summary).as_deref(), a.json)?;
     Ok(exit::OK)
 }
@@ -160,7 +160,14 @@ pub fn report(s: &ExportSummary, out: Option<&Path>, as_json: bool) -> anyhow::R
 }
 
 fn describe(s: &ExportSummary) -> String {
-    let follows = s.follows.as_ref().map(|f| format!(", follows {f}, {} deleted", s.deleted)).unwrap_or_default();
+    let follows = s
+        .follows
+        .as_ref()
+        .map(|f| {
+            let base = s.follows_archive.as_deref().map(|a| format!(" in {a}")).unwrap_or_default();
+            format!(", follows {f}{base}, {} deleted", s.deleted)
+        })
+        .unwrap_or_default();
     format!(
         "export {} of snapshot {}: {} {}, {} files, {} of content, {} written{follows}",
         s.export_id,
@@ -194,10 +201,14 @@ pub fn write_archive(
     id: &SnapshotId,
     args: &ArchiveOutArgs,
     repo_args: &RepoArgs,
+    quiet: bool,
 ) -> anyhow::Result<ExportSummary> {
+    let progress = std::sync::Arc::new(sophon::archive::Progress::default());
+    let _display = super::progress::ProgressDisplay::start(std::sync::Arc::clone(&progress), "export", quiet);
     let name = args.out.as_deref().map(|p| p.to_string_lossy().into_owned()).or(args.dest.clone()).unwrap_or_default();
     let mut opts = ExportOptions::new(format_of(args, &name));
     opts.overwrite = args.overwrite;
+    opts.progress = Some(progress);
     if let Some(level) = args.level {
         opts.level = level;
     }

@@ -47,6 +47,8 @@ pub struct Previous {
     /// 0 for the full export, then 1, 2, …
     pub sequence: u64,
     pub snapshot: SnapshotId,
+    /// The name of the archive it is in, so the operator can tell which file a new one needs.
+    pub archive: String,
 }
 
 pub struct ExportOptions {
@@ -59,12 +61,22 @@ pub struct ExportOptions {
     /// Replace a file or object already at the destination (otherwise that is an error, before
     /// anything is written: `output`).
     pub overwrite: bool,
+    /// Where the export counts its progress: the totals are set once the files to write are known.
+    pub progress: Option<std::sync::Arc<crate::archive::Progress>>,
 }
 
 impl ExportOptions {
     pub fn new(format: Format) -> Self {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        ExportOptions { format, level: DEFAULT_LEVEL, workers, seal: None, previous: None, overwrite: false }
+        ExportOptions {
+            format,
+            level: DEFAULT_LEVEL,
+            workers,
+            seal: None,
+            previous: None,
+            overwrite: false,
+            progress: None,
+        }
     }
 }
 
@@ -81,6 +93,8 @@ pub struct ExportSummary {
     /// Bytes written (the archive's size).
     pub bytes_out: u64,
     pub follows: Option<String>,
+    /// The name of the archive holding the export this one follows.
+    pub follows_archive: Option<String>,
     pub deleted: u64,
     /// Where it was uploaded (`--dest`, templates expanded), if anywhere.
     pub destination: Option<String>,
@@ -225,7 +239,22 @@ pub fn export_snapshot(
         ])
     };
 
-    let ropts = RenderOptions { format: opts.format, level: opts.level, workers: opts.workers };
+    if let Some(p) = &opts.progress {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sizes = entries.iter().filter_map(|e| match &e.kind {
+            EntryKind::File { size, .. } => Some(*size),
+            _ => None,
+        });
+        let (files, bytes) = sizes.fold((0u64, 0u64), |(n, b), s| (n + 1, b + s));
+        p.files_total.store(files, Relaxed);
+        p.bytes_total.store(bytes, Relaxed);
+    }
+    let ropts = RenderOptions {
+        format: opts.format,
+        level: opts.level,
+        workers: opts.workers,
+        progress: opts.progress.clone(),
+    };
     let mut counting = Counting { inner: out, n: 0 };
     let rendered = match &opts.seal {
         Some((pass, kdf)) => {
@@ -246,6 +275,7 @@ pub fn export_snapshot(
         bytes_in: rendered.bytes_in,
         bytes_out: counting.n,
         follows: opts.previous.as_ref().map(|p| p.export_id.clone()),
+        follows_archive: opts.previous.as_ref().map(|p| p.archive.clone()),
         deleted: deleted.len() as u64,
         destination: None,
         metadata: written_metadata,

@@ -81,6 +81,7 @@ pub fn previous_at(
         sequence: e.incremental.as_ref().map_or(0, |i| i.sequence),
         export_id,
         snapshot,
+        archive: newest.name.clone(),
     })
 }
 

@@ -63,6 +63,19 @@ pub struct RenderOptions {
     /// Deflate level, 1..=9.
     pub level: u32,
     pub workers: usize,
+    /// Counted as file content is written (`bytes_done`, `files_done`).
+    pub progress: Option<Arc<crate::archive::Progress>>,
+}
+
+impl RenderOptions {
+    /// Count `bytes` of a file's content written, and the file when `file_done`.
+    pub(crate) fn tick(&self, bytes: u64, file_done: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(p) = &self.progress {
+            p.bytes_done.fetch_add(bytes, Relaxed);
+            p.files_done.fetch_add(u64::from(file_done), Relaxed);
+        }
+    }
 }
 
 /// A file of the archive as the manifest lists it.
@@ -263,6 +276,7 @@ fn zip_pass(
                 let (mode, mtime) = all.meta(i);
                 zip.start_file(&name(i), mode, mtime, Method::Stored, 0)?;
                 zip.end_file(0, 0)?;
+                opts.tick(0, true);
                 rendered.files.push(ManifestFile {
                     path: all.path(i).to_string(),
                     size: 0,
@@ -289,6 +303,9 @@ fn zip_pass(
                 sha.update(&p.raw);
                 st.size += p.raw.len() as u64;
                 rendered.bytes_in += p.raw.len() as u64;
+                if i < all.entries.len() {
+                    opts.tick(p.raw.len() as u64, last);
+                }
                 match (method, p.deflated) {
                     (Method::Stored, _) => zip.data(&p.raw)?,
                     (Method::Deflate, Some(d)) => zip.data(&d)?,

@@ -54,10 +54,10 @@ pub(crate) fn render(
                         entries.first().map(|e| e.mtime).unwrap_or(0),
                         None,
                     )?;
-                    write_entries(repo, entries, &[], &mut tar, &mut r, workers)?;
+                    write_entries(repo, entries, &[], &mut tar, &mut r, opts)?;
                     let extra = extras(&r.files)?;
                     let mut tail = Rendered::default();
-                    write_entries(repo, &[], &extra, &mut tar, &mut tail, workers)?;
+                    write_entries(repo, &[], &extra, &mut tar, &mut tail, opts)?;
                     r.bytes_in += tail.bytes_in;
                     tar.put(&[0u8; 1024])?;
                     tar.cutter.close()
@@ -105,8 +105,9 @@ fn write_entries(
     extras: &[Extra],
     tar: &mut TarStream,
     r: &mut Rendered,
-    workers: usize,
+    opts: &RenderOptions,
 ) -> Result<()> {
+    let workers = opts.workers.max(1);
     // Units: (index, piece number, piece count); extras are indexed after the entries.
     let units = (0..entries.len() + extras.len()).flat_map(|i| {
         let n = match entries.get(i) {
@@ -163,6 +164,9 @@ fn write_entries(
                 }
                 size += data.len() as u64;
                 r.bytes_in += data.len() as u64;
+                if i < entries.len() {
+                    opts.tick(data.len() as u64, k + 1 >= pieces);
+                }
                 tar.put(&data)?;
                 if k + 1 >= pieces {
                     if size != declared {

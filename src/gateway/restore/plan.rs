@@ -507,8 +507,19 @@ pub(super) fn build(
             let present = existing(conn, table, &pk, &m, &cols)
                 .map_err(sqlerr)?
                 .filter(|p| !p.get("tenant_id").and_then(Value::as_str).is_some_and(wiped));
+            // A user whose 2FA secret was left out of the backup (no passphrase) keeps the live
+            // one: the missing secret is no difference.
+            let secret_unknown = *table == "users"
+                && m.get("id").and_then(Value::as_str).is_some_and(|id| two_factor.reenrol.iter().any(|r| r == id));
+            let compared = if secret_unknown {
+                let mut c = m.clone();
+                c.remove("totp_secret");
+                std::borrow::Cow::Owned(c)
+            } else {
+                std::borrow::Cow::Borrowed(&m)
+            };
             let action = match present {
-                Some(present) if same_record(&m, &present) => RowAction::Unchanged,
+                Some(present) if same_record(&compared, &present) => RowAction::Unchanged,
                 Some(_) => RowAction::Quarantine,
                 None if clashes(conn, table, &uniques, &m, &wiped).map_err(sqlerr)? => RowAction::Quarantine,
                 None if !parents_stay(conn, &fks, &m, &decided, &parent_wiped).map_err(sqlerr)? => {
@@ -524,6 +535,9 @@ pub(super) fn build(
         planned.push(tp);
     }
 
+    // Only a user the restore writes loses 2FA; one left as it is keeps the live secret.
+    let written = |id: &String| decided.get("users").and_then(|d| d.get(id)).is_none_or(|a| *a == RowAction::Add);
+    let users_to_reenrol: Vec<String> = two_factor.reenrol.iter().filter(|id| written(id)).cloned().collect();
     let files = plan_files(home, src, opts, &wants)?;
     Ok(Plan {
         restore_id: scope.restore_id,
@@ -534,7 +548,7 @@ pub(super) fn build(
         tenants_to_wipe,
         tables: planned,
         files,
-        users_to_reenrol: two_factor.reenrol,
+        users_to_reenrol,
         two_factor_sealed: two_factor.sealed_unopened,
     })
 }
@@ -599,16 +613,19 @@ fn plan_files(
         }
         let present = read_present(&present_path)?;
         let Some(mut data) = src.read(&p).map_err(from_crate)? else { continue };
+        // A settings file is the same when its values are: the home's file may be laid out by hand.
+        let mut same_values = false;
         if super::config_merge::is_settings_file(cat, &rel) {
             if let Ok(mut v) = serde_json::from_slice::<Value>(&data) {
                 let pv = present.as_ref().and_then(|p| serde_json::from_slice::<Value>(p).ok());
                 super::config_merge::merge(&mut v, pv.as_ref());
+                same_values = pv.as_ref() == Some(&v);
                 data = serde_json::to_vec_pretty(&v).map_err(invalid)?;
                 data.push(b'\n');
             }
         }
-        let same =
-            present.as_ref().is_some_and(|p| *p == data || (cat != Category::Config && same_but_redacted(&data, p)));
+        let same = same_values
+            || present.as_ref().is_some_and(|p| *p == data || (cat != Category::Config && same_but_redacted(&data, p)));
         let action = decide(same, present.is_some());
         out.push(FilePlan { category: cat, home_path: rel, bytes: size, action, data: FileData::Bytes(data) });
     }

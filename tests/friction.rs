@@ -124,3 +124,22 @@ fn a_store_refusal_is_one_line_and_its_raw_answer_is_behind_verbose() {
     let verbose = stderr(&sophon.run(&[&args[..], &["--verbose"]].concat()));
     assert!(verbose.contains("status: 404"), "{verbose}");
 }
+
+/// Finding 16 (part): "2FA secrets sealed" was printed for a backup that holds no users; the line
+/// says what the backup holds.
+#[test]
+fn the_2fa_line_tells_the_truth_when_users_are_not_in_the_backup() {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let home = t.path().join("home");
+    let h = home.to_str().unwrap();
+    sophon.ok(&["gateway", "init", "--home", h, "--demo", "--scale", "small"]);
+    let pass = t.path().join("pass");
+    std::fs::write(&pass, "a passphrase\n").unwrap();
+    let p = pass.to_str().unwrap();
+    let memory_only = sophon.ok(&["backup", "create", "--home", h, "--categories", "memory", "--passphrase-file", p]);
+    assert!(memory_only.contains("2FA secrets: not in the backup"), "{memory_only}");
+    assert!(!memory_only.contains("sealed"), "{memory_only}");
+    let full = sophon.ok(&["backup", "create", "--home", h, "--passphrase-file", p]);
+    assert!(full.contains("2FA secrets: sealed"), "{full}");
+}

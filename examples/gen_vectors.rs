@@ -1189,8 +1189,15 @@ fn index_vectors(v: &mut Vectors, key: &[u8; 32]) -> Result<()> {
             IndexedPack { id: PackId([0xb1; 32]), entries: vec![entry(1, 9, 100), entry(2, 109, 200)] },
             IndexedPack { id: PackId([0xb2; 32]), entries: vec![entry(3, 9, 300)] },
         ],
+        condemned: Vec::new(),
     };
     let good = seg.encode();
+    let with_condemned = IndexSegment {
+        superseded: vec![IndexId([0xa1; 32])],
+        packs: vec![IndexedPack { id: PackId([0xb1; 32]), entries: vec![entry(1, 9, 100)] }],
+        condemned: vec![IndexedPack { id: PackId([0xc1; 32]), entries: vec![entry(4, 9, 400), entry(5, 409, 50)] }],
+    };
+    let condemned = with_condemned.encode();
     let plain = |e: serde_json::Map<String, Value>| e.with("form", "plain");
     v.add(
         "index/ok-superseded.bin",
@@ -1202,10 +1209,35 @@ fn index_vectors(v: &mut Vectors, key: &[u8; 32]) -> Result<()> {
         &IndexSegment::default().encode(),
         plain(ok("index", "nothing superseded, no packs (what repair-index writes for a repository without packs)")),
     )?;
+    v.add(
+        "index/ok-condemned.bin",
+        &condemned,
+        plain(ok(
+            "index",
+            "version 2 (what prune writes): supersedes a1…a1; lists pack b1…b1 (1 entry) and condemned pack c1…c1 \
+             (2 entries)",
+        )),
+    )?;
     // Offsets of the counts in `good`: version at 0, superseded count at 1, ids at 5..69, pack count at 69,
     // first pack id at 73..105, its entry count at 105, its entries at 109..201.
     let cases: Vec<(&str, &str, &str, Vec<u8>)> = vec![
-        ("version-2.bin", "UnsupportedVersion", "plaintext version byte 2", modify(&good, |b| b[0] = 2)),
+        ("version-3.bin", "UnsupportedVersion", "plaintext version byte 3", modify(&good, |b| b[0] = 3)),
+        (
+            "version-2-without-condemned-list.bin",
+            "Malformed",
+            "index/ok-superseded.bin with version byte 2: the condemned count is missing",
+            modify(&good, |b| b[0] = 2),
+        ),
+        (
+            "condemned-count-too-large.bin",
+            "Malformed",
+            "index/ok-condemned.bin claiming 2^32-1 condemned packs: refused before anything is allocated",
+            {
+                // version, 1 superseded id, one pack of one entry, then the condemned count.
+                let at = 1 + 4 + 32 + 4 + 32 + 4 + 46;
+                modify(&condemned, |b| b[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes()))
+            },
+        ),
         (
             "superseded-count-too-large.bin",
             "Malformed",
@@ -1238,11 +1270,11 @@ fn index_vectors(v: &mut Vectors, key: &[u8; 32]) -> Result<()> {
     for (file, error, why, bytes) in cases {
         v.add(&format!("index/{file}"), &bytes, plain(reject("index", error, why)))?;
     }
-    let sealed = envelope_fixed(key, "index sealed version 2", ObjectKind::Index, true, &modify(&good, |b| b[0] = 2));
+    let sealed = envelope_fixed(key, "index sealed version 3", ObjectKind::Index, true, &modify(&good, |b| b[0] = 3));
     v.add(
-        "index/sealed-version-2.bin",
+        "index/sealed-version-3.bin",
         &sealed,
-        reject("index", "UnsupportedVersion", "a valid v1 envelope whose plaintext is an index segment of version 2")
+        reject("index", "UnsupportedVersion", "a valid v1 envelope whose plaintext is an index segment of version 3")
             .with("form", "sealed"),
     )?;
     let sealed = envelope_fixed(key, "index sealed ok", ObjectKind::Index, false, &good);

@@ -4,10 +4,11 @@
 //! Order: index segments (read and authenticated, independently of the cache) → pack listing
 //! against the index → pack contents (with `read_data`) → every snapshot's trees and blobs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobType, PackId, SnapshotId};
+use crate::index::ScratchPack;
 use crate::pack;
 use crate::repo::Repository;
 use crate::session::Session;
@@ -37,6 +38,8 @@ pub struct CheckReport {
     pub packs_read: u64,
     pub blobs_read: u64,
     pub bytes_read: u64,
+    /// Packs the index lists only as condemned by a prune (still readable, never reused).
+    pub condemned_packs: u64,
 }
 
 impl CheckReport {
@@ -106,8 +109,8 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
     let unindexed = index.scratch_unindexed_count()?;
     if unindexed > 0 {
         report.warnings.push(format!(
-            "{unindexed} pack(s) are not in any index segment (condemned by a prune that waits for clients \
-             that were running, or left by an interrupted backup; prune removes them, repo repair-index indexes them)"
+            "{unindexed} pack(s) are not in any index segment (left by an interrupted backup or prune, or being \
+             written by a running backup; prune removes them, repo repair-index indexes them)"
         ));
     }
     match repo.prune_records() {
@@ -129,14 +132,23 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
     //    the picked ones are read whole and every blob authenticated.
     let mut damaged_packs: HashMap<PackId, String> = HashMap::new();
     let mut damaged_blobs: HashMap<BlobId, String> = HashMap::new();
+    let mut gone_condemned: HashSet<PackId> = HashSet::new();
     let read_seed = u64::from_le_bytes(crate::crypto::random_array()?);
     let mut after: Option<PackId> = None;
     loop {
         let page = index.scratch_indexed_packs(after.as_ref(), 1024)?;
         let Some(last) = page.last() else { break };
-        after = Some(last.0);
-        for (id, blob_bytes, listed) in page {
+        after = Some(last.id);
+        for ScratchPack { id, blob_bytes, listed, condemned } in page {
+            if condemned && listed.is_some() {
+                report.condemned_packs += 1;
+            }
             match listed {
+                // A prune deleted it after the clients that might use it had finished; the next
+                // prune drops it from the index. Only a snapshot that uses it makes it damage.
+                None if condemned => {
+                    gone_condemned.insert(id);
+                }
                 None => {
                     let o = findings.add(format!("pack {id}"), "indexed but missing from the repository".into());
                     damaged_packs.insert(id, o);
@@ -162,6 +174,14 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
         }
     }
 
+    if report.condemned_packs > 0 {
+        report.warnings.push(format!(
+            "{} pack(s) are condemned by a prune: still readable, never reused, deleted by a later prune once \
+             the clients that were running have finished",
+            report.condemned_packs
+        ));
+    }
+
     // 4. Snapshots and their trees.
     on_progress("checking snapshots");
     for snap_id in repo.snapshot_ids()? {
@@ -180,6 +200,7 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
             findings: &mut findings,
             damaged_packs: &damaged_packs,
             damaged_blobs: &damaged_blobs,
+            gone_condemned: &gone_condemned,
 
             trees: 0,
         };
@@ -275,6 +296,7 @@ struct Walk<'a> {
     findings: &'a mut Findings,
     damaged_packs: &'a HashMap<PackId, String>,
     damaged_blobs: &'a HashMap<BlobId, String>,
+    gone_condemned: &'a HashSet<PackId>,
     trees: u64,
 }
 
@@ -329,6 +351,12 @@ impl Walk<'_> {
             Some(loc) => {
                 if let Some(o) = self.damaged_packs.get(&loc.pack) {
                     return Ok(Some(o.clone()));
+                }
+                if self.gone_condemned.contains(&loc.pack) {
+                    return Ok(Some(self.findings.add(
+                        format!("pack {}", loc.pack),
+                        "condemned by a prune and deleted, yet a snapshot uses it".into(),
+                    )));
                 }
                 if loc.entry.blob_type != expected {
                     return Ok(Some(self.findings.add(format!("blob {id}"), "indexed with the wrong type".into())));

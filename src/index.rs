@@ -20,7 +20,8 @@ use crate::id::{BlobId, BlobType, IndexId, PackId};
 /// Bumped whenever the cache's schema changes; an older cache is dropped and rebuilt.
 /// 2: the ids the cached segments supersede are kept, so a superseded segment left behind by an
 /// interrupted prune is never loaded beside the segment that replaced it.
-const SCHEMA_VERSION: i64 = 2;
+/// 3: packs carry `condemned` (listed only in segments' condemned lists): readable, not reused.
+const SCHEMA_VERSION: i64 = 3;
 
 /// Where a blob is: its pack and its header entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,11 +30,22 @@ pub struct BlobLocation {
     pub entry: PackEntry,
 }
 
+/// An indexed pack as verify pages through them: its blob bytes, its size in the listing (none
+/// when it is missing) and whether only a prune's condemned list names it.
+pub struct ScratchPack {
+    pub id: PackId,
+    pub blob_bytes: u64,
+    pub listed: Option<u64>,
+    pub condemned: bool,
+}
+
 /// Adds one segment inside [`IndexCache::replace_all`]'s transaction.
 pub type AddSegment<'a> = dyn FnMut(&IndexId, &IndexSegment) -> Result<()> + 'a;
 
 /// The columns [`IndexCache::location`] reads, in its order.
 const LOCATION_COLUMNS: &str = "id, type, compression, offset, sealed_len, raw_len, pack";
+/// The same, from `blobs b` joined with its pack as `p`.
+const JOINED_LOCATION_COLUMNS: &str = "b.id, b.type, b.compression, b.offset, b.sealed_len, b.raw_len, b.pack";
 
 /// Where a segment's rows go: the cache's own tables, or a rebuild's staging tables, which also key
 /// packs and blobs by segment so that superseded segments can be left out at the end.
@@ -45,13 +57,16 @@ enum Tables {
 
 impl Tables {
     /// The inserts of a segment's superseded ids, its id, its packs (?1 pack, ?2 segment, ?3 blob
-    /// bytes) and its blobs (?1 blob, ?2 pack, ?3 segment, then the entry's fields).
+    /// bytes, ?4 condemned) and its blobs (?1 blob, ?2 pack, ?3 segment, then the entry's fields).
     fn inserts(self) -> [&'static str; 4] {
         match self {
             Tables::Cache => [
                 "INSERT OR IGNORE INTO superseded (id) VALUES (?1)",
                 "INSERT OR IGNORE INTO segments (id) VALUES (?1)",
-                "INSERT OR IGNORE INTO packs (id, segment, blob_bytes) VALUES (?1, ?2, ?3)",
+                // A pack one segment condemns and another lists plainly (a backup indexed its own
+                // pack after a prune condemned it) is a live pack.
+                "INSERT INTO packs (id, segment, blob_bytes, condemned) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET condemned = min(condemned, excluded.condemned)",
                 // ?3 (the segment) is bound but not stored: the cache's blobs are keyed by pack.
                 "INSERT OR IGNORE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
                  VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8)",
@@ -59,7 +74,8 @@ impl Tables {
             Tables::Staging => [
                 "INSERT OR IGNORE INTO staging.superseded (id) VALUES (?1)",
                 "INSERT OR IGNORE INTO staging.segments (id) VALUES (?1)",
-                "INSERT OR IGNORE INTO staging.packs (id, segment, blob_bytes) VALUES (?1, ?2, ?3)",
+                "INSERT INTO staging.packs (id, segment, blob_bytes, condemned) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id, segment) DO UPDATE SET condemned = min(condemned, excluded.condemned)",
                 "INSERT OR IGNORE INTO staging.blobs (id, pack, segment, type, compression, offset, sealed_len, raw_len)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             ],
@@ -113,7 +129,8 @@ impl IndexCache {
                  DROP TABLE IF EXISTS superseded;
                  CREATE TABLE segments (id BLOB PRIMARY KEY) WITHOUT ROWID;
                  CREATE TABLE superseded (id BLOB PRIMARY KEY) WITHOUT ROWID;
-                 CREATE TABLE packs (id BLOB PRIMARY KEY, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE packs (id BLOB PRIMARY KEY, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL,
+                     condemned INTEGER NOT NULL) WITHOUT ROWID;
                  CREATE TABLE blobs (id BLOB NOT NULL, pack BLOB NOT NULL, type INTEGER NOT NULL,
                      compression INTEGER NOT NULL, offset INTEGER NOT NULL, sealed_len INTEGER NOT NULL,
                      raw_len INTEGER NOT NULL, PRIMARY KEY (id, pack)) WITHOUT ROWID;",
@@ -138,10 +155,12 @@ impl IndexCache {
         Ok(out)
     }
 
-    /// Whether a segment the cache holds lists pack `id`.
-    pub fn has_pack(&self, id: &PackId) -> Result<bool> {
+    /// Whether a segment the cache holds lists pack `id` as live (not only as condemned).
+    pub fn has_live_pack(&self, id: &PackId) -> Result<bool> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT 1 FROM packs WHERE id = ?1").map_err(|e| sql(&self.path, e))?;
+        let mut st = conn
+            .prepare_cached("SELECT 1 FROM packs WHERE id = ?1 AND condemned = 0")
+            .map_err(|e| sql(&self.path, e))?;
         st.exists(params![&id.0[..]]).map_err(|e| sql(&self.path, e))
     }
 
@@ -208,7 +227,7 @@ impl IndexCache {
              CREATE TABLE staging.segments (id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE staging.superseded (id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE staging.packs (id BLOB NOT NULL, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL,
-                 PRIMARY KEY (id, segment)) WITHOUT ROWID;
+                 condemned INTEGER NOT NULL, PRIMARY KEY (id, segment)) WITHOUT ROWID;
              CREATE TABLE staging.blobs (id BLOB NOT NULL, pack BLOB NOT NULL, segment BLOB NOT NULL,
                  type INTEGER NOT NULL, compression INTEGER NOT NULL, offset INTEGER NOT NULL,
                  sealed_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
@@ -231,8 +250,9 @@ impl IndexCache {
              INSERT INTO main.superseded SELECT id FROM staging.superseded;
              INSERT INTO main.segments SELECT id FROM staging.segments
                  WHERE id NOT IN (SELECT id FROM staging.superseded);
-             INSERT OR IGNORE INTO main.packs (id, segment, blob_bytes)
-                 SELECT id, segment, blob_bytes FROM staging.packs WHERE segment IN (SELECT id FROM main.segments);
+             INSERT INTO main.packs (id, segment, blob_bytes, condemned)
+                 SELECT id, min(segment), max(blob_bytes), min(condemned) FROM staging.packs
+                 WHERE segment IN (SELECT id FROM main.segments) GROUP BY id;
              INSERT OR IGNORE INTO main.blobs (id, pack, type, compression, offset, sealed_len, raw_len)
                  SELECT id, pack, type, compression, offset, sealed_len, raw_len FROM staging.blobs
                  WHERE segment IN (SELECT id FROM main.segments);",
@@ -259,8 +279,9 @@ impl IndexCache {
         prepare(segment_sql).map_err(|e| sql(p, e))?.execute(params![&id.0[..]]).map_err(|e| sql(p, e))?;
         let mut pack = prepare(pack_sql).map_err(|e| sql(p, e))?;
         let mut blob = prepare(blob_sql).map_err(|e| sql(p, e))?;
-        for pk in &segment.packs {
-            pack.execute(params![&pk.id.0[..], &id.0[..], pk.blob_bytes() as i64]).map_err(|e| sql(p, e))?;
+        let listed = segment.packs.iter().map(|pk| (pk, false));
+        for (pk, condemned) in listed.chain(segment.condemned.iter().map(|pk| (pk, true))) {
+            pack.execute(params![&pk.id.0[..], &id.0[..], pk.blob_bytes() as i64, condemned]).map_err(|e| sql(p, e))?;
             for e in &pk.entries {
                 blob.execute(params![
                     &e.id.0[..],
@@ -278,10 +299,14 @@ impl IndexCache {
         Ok(())
     }
 
+    /// Where to read a blob: in a live pack if one holds it, else in a condemned one.
     pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare_cached(&format!("SELECT {LOCATION_COLUMNS} FROM blobs WHERE id = ?1 LIMIT 1"))
+            .prepare_cached(&format!(
+                "SELECT {JOINED_LOCATION_COLUMNS} FROM blobs b JOIN packs p ON p.id = b.pack
+                 WHERE b.id = ?1 ORDER BY p.condemned LIMIT 1"
+            ))
             .map_err(|e| sql(&self.path, e))?;
         let mut rows = st.query(params![&id.0[..]]).map_err(|e| sql(&self.path, e))?;
         match rows.next().map_err(|e| sql(&self.path, e))? {
@@ -318,23 +343,31 @@ impl IndexCache {
         })
     }
 
+    /// Whether a backup may reuse the blob: a live (not condemned) pack holds it. A blob only in
+    /// condemned packs is stored again, since those packs are deleted once the clients that were
+    /// running when they were condemned have finished (format-spec/prune.md).
     pub fn contains(&self, id: &BlobId) -> Result<bool> {
         let conn = self.conn();
-        let mut st =
-            conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1").map_err(|e| sql(&self.path, e))?;
+        let mut st = conn
+            .prepare_cached(
+                "SELECT 1 FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.id = ?1 AND p.condemned = 0 LIMIT 1",
+            )
+            .map_err(|e| sql(&self.path, e))?;
         st.exists(params![&id.0[..]]).map_err(|e| sql(&self.path, e))
     }
 
-    /// Every indexed pack with the bytes of blobs it holds, streamed.
-    pub fn for_each_pack(&self, f: &mut dyn FnMut(PackId, u64) -> Result<()>) -> Result<()> {
+    /// Every indexed pack with the bytes of blobs it holds and whether it is condemned, streamed.
+    pub fn for_each_pack(&self, f: &mut dyn FnMut(PackId, u64, bool) -> Result<()>) -> Result<()> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT id, blob_bytes FROM packs").map_err(|e| sql(&self.path, e))?;
+        let mut st =
+            conn.prepare_cached("SELECT id, blob_bytes, condemned FROM packs").map_err(|e| sql(&self.path, e))?;
         let mut rows = st.query([]).map_err(|e| sql(&self.path, e))?;
         while let Some(r) = rows.next().map_err(|e| sql(&self.path, e))? {
             let id: Vec<u8> = r.get(0).map_err(|e| sql(&self.path, e))?;
             let bytes: i64 = r.get(1).map_err(|e| sql(&self.path, e))?;
+            let condemned: bool = r.get(2).map_err(|e| sql(&self.path, e))?;
             if let Some(id) = PackId::from_slice(&id) {
-                f(id, bytes as u64)?;
+                f(id, bytes as u64, condemned)?;
             }
         }
         Ok(())
@@ -410,29 +443,25 @@ impl IndexCache {
 
     /// Up to `limit` indexed packs after `after` (in id order), each with its indexed blob bytes and
     /// its listed size (`None`: not in the repository). Paging keeps memory bounded.
-    pub fn scratch_indexed_packs(
-        &self,
-        after: Option<&PackId>,
-        limit: usize,
-    ) -> Result<Vec<(PackId, u64, Option<u64>)>> {
+    pub fn scratch_indexed_packs(&self, after: Option<&PackId>, limit: usize) -> Result<Vec<ScratchPack>> {
         let conn = self.conn();
         let mut st = conn
             .prepare_cached(
-                "SELECT p.id, p.blob_bytes, l.size FROM packs p LEFT JOIN listed l ON l.id = p.id
+                "SELECT p.id, p.blob_bytes, l.size, p.condemned FROM packs p LEFT JOIN listed l ON l.id = p.id
                  WHERE p.id > ?1 ORDER BY p.id LIMIT ?2",
             )
             .map_err(|e| sql(&self.path, e))?;
         let start: &[u8] = after.map(|a| &a.0[..]).unwrap_or(&[]);
         let rows = st
             .query_map(params![start, limit as i64], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?))
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, bool>(3)?))
             })
             .map_err(|e| sql(&self.path, e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, bytes, size) = row.map_err(|e| sql(&self.path, e))?;
+            let (id, bytes, size, condemned) = row.map_err(|e| sql(&self.path, e))?;
             if let Some(id) = PackId::from_slice(&id) {
-                out.push((id, bytes as u64, size.map(|s| s as u64)));
+                out.push(ScratchPack { id, blob_bytes: bytes as u64, listed: size.map(|s| s as u64), condemned });
             }
         }
         Ok(out)
@@ -498,6 +527,7 @@ mod tests {
                         .collect(),
                 })
                 .collect(),
+            condemned: Vec::new(),
         }
     }
 
@@ -580,5 +610,37 @@ mod tests {
         assert_eq!(pack_of(&cache, 12), Some(22));
         assert_eq!(pack_of(&cache, 11), None);
         assert!(!scratch.exists());
+    }
+
+    #[test]
+    fn a_condemned_pack_is_readable_not_reusable_until_a_segment_lists_it_plainly() {
+        let blob = BlobId([10; 32]);
+        let condemned = |sup: &[u8]| {
+            let mut s = segment(sup, &[]);
+            s.condemned = segment(&[], &[(20, &[10])]).packs;
+            s
+        };
+        for rebuild in [false, true] {
+            let cache = IndexCache::in_memory().unwrap();
+            let seg = condemned(&[]);
+            cache.add_segment(&IndexId([1; 32]), &seg).unwrap();
+            assert_eq!(pack_of(&cache, 10), Some(20), "a condemned pack stays readable");
+            assert!(!cache.contains(&blob).unwrap(), "a backup never reuses a condemned blob");
+            assert!(!cache.has_live_pack(&PackId([20; 32])).unwrap());
+            // A backup that wrote pack 20 itself indexes it after the prune condemned it.
+            let plain = segment(&[], &[(20, &[10])]);
+            if rebuild {
+                cache
+                    .replace_all(&mut |add| {
+                        add(&IndexId([1; 32]), &seg)?;
+                        add(&IndexId([2; 32]), &plain)
+                    })
+                    .unwrap();
+            } else {
+                cache.add_segment(&IndexId([2; 32]), &plain).unwrap();
+            }
+            assert!(cache.contains(&blob).unwrap(), "rebuild {rebuild}");
+            assert!(cache.has_live_pack(&PackId([20; 32])).unwrap(), "rebuild {rebuild}");
+        }
     }
 }

@@ -61,6 +61,9 @@ pub struct PrunePlan {
     pub unindexed: Vec<PlannedPack>,
     /// Packs an earlier prune condemned but a snapshot uses: indexed again.
     pub resurrect: Vec<PlannedPack>,
+    /// Packs the index lists as condemned but no prune record names (a prune stopped between
+    /// writing its index and its record): recorded by this run.
+    pub unrecorded: Vec<PlannedPack>,
     /// Indexed packs that are missing from the repository but hold nothing used: dropped from the index.
     pub vanished: Vec<PackId>,
     /// Earlier prune records whose clients have all finished: their packs are deleted now.
@@ -78,6 +81,13 @@ pub struct PrunePlan {
     /// Indexed packs that stay, as the plan saw them (not as a shared cache may hold them later).
     #[serde(skip)]
     kept: Vec<PackId>,
+    /// Packs the new index lists as condemned: this run's deleted and repacked ones, and earlier
+    /// condemned ones still waiting for their clients. They stay readable until they are deleted.
+    #[serde(skip)]
+    condemned_listed: Vec<PackId>,
+    /// Packs a record that still waits for its clients names: never deleted by this run.
+    #[serde(skip)]
+    protected: HashSet<PackId>,
     #[serde(skip)]
     used: HashSet<BlobId>,
     #[serde(skip)]
@@ -92,6 +102,7 @@ impl PrunePlan {
             && self.repack.is_empty()
             && self.unindexed.is_empty()
             && self.resurrect.is_empty()
+            && self.unrecorded.is_empty()
             && self.vanished.is_empty()
             && self.ripe.is_empty()
     }
@@ -182,8 +193,14 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
         Ok(())
     })?;
     let mut indexed: HashMap<PackId, PackStats> = HashMap::new();
-    repo.index().for_each_pack(&mut |id, _| {
+    // Packs the index lists only as condemned: readable (so the marking finds their trees) but not
+    // live; one a snapshot uses is resurrected below.
+    let mut condemned_indexed: HashSet<PackId> = HashSet::new();
+    repo.index().for_each_pack(&mut |id, _, condemned| {
         indexed.insert(id, PackStats::default());
+        if condemned {
+            condemned_indexed.insert(id);
+        }
         Ok(())
     })?;
     let outside = Outside {
@@ -198,18 +215,31 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
     let used = mark(repo, snaps.iter().map(|(_, s)| s.tree).collect(), &outside, &mut resurrected)?;
     plan.marked = snaps.iter().map(|(id, _)| *id).collect();
 
-    // Which used blobs the index holds, and how much of each pack is used.
+    // Which used blobs the index holds, and how much of each pack is used. A used blob that only
+    // a condemned pack holds brings that pack back.
     let mut found: HashSet<BlobId> = HashSet::with_capacity(used.len());
+    let mut in_condemned: Vec<(BlobId, PackId)> = Vec::new();
     repo.index().for_each_blob(&mut |pack, e| {
         let st = indexed.entry(pack).or_default();
         st.blob_bytes += e.sealed_len as u64;
         if used.contains(&e.id) {
             st.used_bytes += e.sealed_len as u64;
             st.used_blobs += 1;
-            found.insert(e.id);
+            if condemned_indexed.contains(&pack) {
+                in_condemned.push((e.id, pack));
+            } else {
+                found.insert(e.id);
+            }
         }
         Ok(())
     })?;
+    let mut revived: HashSet<PackId> = HashSet::new();
+    for (id, pack) in in_condemned {
+        if !found.contains(&id) || revived.contains(&pack) {
+            revived.insert(pack);
+            found.insert(id);
+        }
+    }
     let mut missing = Vec::new();
     for id in used.iter().filter(|id| !found.contains(id)) {
         match outside.locate(repo, id)? {
@@ -229,9 +259,17 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
             some.join(", ")
         )));
     }
+    for id in &revived {
+        let entries = repo.index().pack_entries(id)?;
+        let size = listed.get(id).copied().unwrap_or(0);
+        let used_bytes = indexed.get(id).map(|st| st.used_bytes).unwrap_or(0);
+        plan.resurrect.push(PlannedPack { id: *id, size, used_bytes });
+        plan.resurrected_entries.insert(*id, entries);
+    }
+    resurrected.extend(revived.iter().copied());
     {
         let headers = outside.headers.lock().unwrap_or_else(|p| p.into_inner());
-        for id in &resurrected {
+        for id in resurrected.iter().filter(|id| !revived.contains(id)) {
             let entries = headers.get(id).cloned().unwrap_or_default();
             let size = listed.get(id).copied().unwrap_or(0);
             let used_bytes = entries.iter().filter(|e| used.contains(&e.id)).map(|e| e.sealed_len as u64).sum();
@@ -240,12 +278,54 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
         }
     }
 
+    // Earlier records: ripe ones are executed now, except for packs that are live again, that a
+    // snapshot uses, or that a record still waiting for its clients also names.
+    let live_indexed = |id: &PackId| indexed.contains_key(id) && !condemned_indexed.contains(id);
+    let mut ripe_packs: HashSet<PackId> = HashSet::new();
+    for (rid, r) in &records {
+        if r.holders.iter().any(|h| live.contains(h)) {
+            plan.waiting.push(*rid);
+            plan.protected.extend(r.packs.iter().map(|p| p.id));
+        }
+    }
+    for (rid, r) in &records {
+        if plan.waiting.contains(rid) {
+            continue;
+        }
+        let packs: Vec<PlannedPack> = r
+            .packs
+            .iter()
+            .filter(|p| !live_indexed(&p.id) && !resurrected.contains(&p.id) && !plan.protected.contains(&p.id))
+            .map(|p| PlannedPack { id: p.id, size: listed.get(&p.id).copied().unwrap_or(0), used_bytes: 0 })
+            .collect();
+        ripe_packs.extend(packs.iter().map(|p| p.id));
+        plan.ripe.push((*rid, packs));
+    }
+
     // Classify the indexed packs.
     let target = repo.config().pack_size as u64;
     let mut wasteful = Vec::new();
     let mut small = Vec::new();
     let (mut used_total, mut unused_total) = (0u64, 0u64);
     for (id, st) in &indexed {
+        if condemned_indexed.contains(id) {
+            if resurrected.contains(id) {
+                continue;
+            }
+            match listed.get(id) {
+                // Deleted once its clients had finished; its entries go with this index.
+                None => plan.vanished.push(*id),
+                // Deleted by this run (a ripe record): not carried into the new index.
+                Some(_) if ripe_packs.contains(id) => {}
+                Some(&size) => {
+                    plan.condemned_listed.push(*id);
+                    if !in_records.contains(id) {
+                        plan.unrecorded.push(PlannedPack { id: *id, size, used_bytes: 0 });
+                    }
+                }
+            }
+            continue;
+        }
         let Some(&size) = listed.get(id) else {
             if st.used_blobs > 0 {
                 return Err(Error::invalid(format!(
@@ -311,20 +391,7 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
             plan.unindexed.push(PlannedPack { id: *id, size: *size, used_bytes: 0 });
         }
     }
-    for (rid, r) in &records {
-        if r.holders.iter().any(|h| live.contains(h)) {
-            plan.waiting.push(*rid);
-            continue;
-        }
-        let packs = r
-            .packs
-            .iter()
-            .filter(|p| !indexed.contains_key(&p.id) && !resurrected.contains(&p.id))
-            .map(|p| PlannedPack { id: p.id, size: listed.get(&p.id).copied().unwrap_or(0), used_bytes: 0 })
-            .collect();
-        plan.ripe.push((*rid, packs));
-    }
-    for list in [&mut plan.delete, &mut plan.repack, &mut plan.unindexed, &mut plan.resurrect] {
+    for list in [&mut plan.delete, &mut plan.repack, &mut plan.unindexed, &mut plan.resurrect, &mut plan.unrecorded] {
         list.sort_by_key(|p| p.id);
     }
     plan.bytes_to_delete = plan.delete.iter().chain(&plan.unindexed).map(|p| p.size).sum::<u64>()
@@ -332,8 +399,12 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
     plan.bytes_to_repack = plan.repack.iter().map(|p| p.size).sum();
     let dropped: HashSet<PackId> =
         plan.delete.iter().chain(&plan.repack).map(|p| p.id).chain(plan.vanished.iter().copied()).collect();
-    plan.kept = indexed.keys().filter(|id| !dropped.contains(id)).copied().collect();
+    plan.kept = indexed.keys().filter(|id| live_indexed(id) && !dropped.contains(id)).copied().collect();
     plan.kept.sort();
+    // This run's condemned packs stay readable through the new index until they are deleted, so a
+    // client that deduplicated against them before this prune writes a snapshot that resolves.
+    plan.condemned_listed.extend(plan.delete.iter().chain(&plan.repack).map(|p| p.id));
+    plan.condemned_listed.sort();
     plan.superseded = superseded;
     plan.used = used;
     Ok(plan)
@@ -447,15 +518,21 @@ pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&st
     //    segment the plan was made from.
     progress("writing the index");
     let index = repo.index();
+    let entries = |id: &PackId, condemned: bool| {
+        let id = *id;
+        index.pack_entries(&id).map(|entries| (IndexedPack { id, entries }, condemned))
+    };
     let mut packs = plan
         .kept
         .iter()
-        .copied()
-        .map(|id| index.pack_entries(&id).map(|entries| IndexedPack { id, entries }))
-        .chain(new_packs.into_iter().map(Ok))
+        .map(|id| entries(id, false))
+        .chain(new_packs.into_iter().map(|p| Ok((p, false))))
         .chain(
-            plan.resurrected_entries.iter().map(|(id, entries)| Ok(IndexedPack { id: *id, entries: entries.clone() })),
-        );
+            plan.resurrected_entries
+                .iter()
+                .map(|(id, entries)| Ok((IndexedPack { id: *id, entries: entries.clone() }, false))),
+        )
+        .chain(plan.condemned_listed.iter().map(|id| entries(id, true)));
     lock.ensure_held()?;
     repo.replace_index(&mut packs, &plan.superseded)?;
     drop(packs);
@@ -466,6 +543,7 @@ pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&st
         .iter()
         .chain(&plan.repack)
         .chain(&plan.unindexed)
+        .chain(&plan.unrecorded)
         .map(|p| CondemnedPack { id: p.id, size: p.size })
         .collect();
     let holders: Vec<LockHolder> = repo.live_holders(Some(lock))?.into_iter().collect();
@@ -493,7 +571,7 @@ pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&st
     for (rid, packs) in &plan.ripe {
         progress("deleting packs condemned by an earlier prune");
         lock.ensure_held()?;
-        delete_packs(repo, packs.iter().map(|p| (p.id, p.size)), &mut outcome)?;
+        delete_packs(repo, plan, packs.iter().map(|p| (p.id, p.size)), &mut outcome)?;
         repo.remove_prune_record(rid)?;
     }
 
@@ -503,7 +581,7 @@ pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&st
         if holders.is_empty() && !new_snapshot {
             progress("deleting packs");
             lock.ensure_held()?;
-            delete_packs(repo, condemned.iter().map(|p| (p.id, p.size)), &mut outcome)?;
+            delete_packs(repo, plan, condemned.iter().map(|p| (p.id, p.size)), &mut outcome)?;
             repo.remove_prune_record(&rid)?;
             outcome.record = None;
         } else {
@@ -515,8 +593,11 @@ pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&st
     Ok(outcome)
 }
 
+/// Delete condemned packs, sparing any that a live segment lists again (a backup indexed its own
+/// pack after it was condemned) or that a record still waiting for its clients names.
 fn delete_packs(
     repo: &Repository,
+    plan: &PrunePlan,
     packs: impl Iterator<Item = (PackId, u64)>,
     outcome: &mut PruneOutcome,
 ) -> Result<()> {
@@ -524,7 +605,7 @@ fn delete_packs(
     let index = repo.index();
     let mut spared = Vec::new();
     for (id, _) in &packs {
-        if index.has_pack(id)? {
+        if plan.protected.contains(id) || index.has_live_pack(id)? {
             spared.push(*id);
         }
     }

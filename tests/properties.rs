@@ -111,19 +111,21 @@ proptest! {
 
     #[test]
     fn index_segment_round_trips(sup in prop::collection::vec(any::<[u8; 32]>(), 0..4),
-                                 packs in prop::collection::vec((any::<[u8; 32]>(), prop::collection::vec((any::<[u8; 32]>(), 28u32..1_000_000, 0u32..1_000_000), 0..20)), 0..10)) {
-        let seg = IndexSegment {
-            superseded: sup.into_iter().map(IndexId).collect(),
-            packs: packs.into_iter().map(|(id, es)| {
-                let mut off = PREFIX_LEN as u32;
-                IndexedPack { id: PackId(id), entries: es.into_iter().map(|(bid, sl, rl)| {
-                    let e = PackEntry { blob_type: BlobType::Data, compression: Compression::Zstd, id: BlobId(bid), offset: off, sealed_len: sl, raw_len: rl.min(64 << 20) };
-                    off = off.wrapping_add(sl);
-                    e
-                }).collect() }
-            }).collect(),
-        };
+                                 packs in prop::collection::vec((any::<[u8; 32]>(), prop::collection::vec((any::<[u8; 32]>(), 28u32..1_000_000, 0u32..1_000_000), 0..20), any::<bool>()), 0..10)) {
+        let (mut live, mut condemned) = (Vec::new(), Vec::new());
+        for (id, es, is_condemned) in packs {
+            let mut off = PREFIX_LEN as u32;
+            let p = IndexedPack { id: PackId(id), entries: es.into_iter().map(|(bid, sl, rl)| {
+                let e = PackEntry { blob_type: BlobType::Data, compression: Compression::Zstd, id: BlobId(bid), offset: off, sealed_len: sl, raw_len: rl.min(64 << 20) };
+                off = off.wrapping_add(sl);
+                e
+            }).collect() };
+            if is_condemned { condemned.push(p) } else { live.push(p) }
+        }
+        let seg = IndexSegment { superseded: sup.into_iter().map(IndexId).collect(), packs: live, condemned };
         let bytes = seg.encode();
+        // A segment without condemned packs is version 1, byte for byte what earlier writers wrote.
+        prop_assert_eq!(bytes[0], if seg.condemned.is_empty() { 1 } else { 2 });
         prop_assert_eq!(IndexSegment::decode(&bytes, "t").unwrap(), seg);
         if !bytes.is_empty() {
             prop_assert!(IndexSegment::decode(&bytes[..bytes.len() - 1], "t").is_err());

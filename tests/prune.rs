@@ -389,3 +389,142 @@ fn a_prune_cut_at_any_step_leaves_a_repository_the_next_prune_finishes() {
         std::fs::remove_dir_all(&target).unwrap();
     }
 }
+
+/// The snapshots the clients beside a prune wrote, or what went wrong for them.
+type ClientResults = Arc<std::sync::Mutex<Vec<Result<(String, sophon::SnapshotId), String>>>>;
+
+/// Back up `src` (named `src`, so its trees match the forgotten day's) in `session`, then end it.
+fn client_backup(session: sophon::Session, src: &Path, who: &str, results: &ClientResults) {
+    let opts = sophon::archive::BackupOptions::new(vec![src.to_path_buf()]);
+    let out = sophon::archive::backup(&session, &opts, Arc::new(sophon::archive::Progress::default()));
+    drop(session);
+    let entry = out.map(|o| (who.to_string(), o.snapshot_id)).map_err(|e| format!("{who}: {e}"));
+    results.lock().unwrap().push(entry);
+}
+
+fn open_at(url: &str, cache: &Path) -> sophon::Result<sophon::Session> {
+    let backend = sophon::backend::open_url(url, false)?;
+    let repo = sophon::Repository::open(backend, PASSPHRASE.as_bytes(), Some(cache.to_path_buf()))?;
+    sophon::Session::shared(Arc::new(repo), "backup")
+}
+
+/// Run a whole prune on `url` through a counting backend that runs `work` before call `step`;
+/// returns how many calls it made.
+fn prune_with(url: &str, cache: &Path, step: u64, work: Box<dyn FnOnce() + Send>) -> u64 {
+    use sophon::backend::fault::{Fault, FaultyBackend};
+    use sophon::backend::Backend;
+    use sophon::prune::{self, PruneOptions};
+    let raw = sophon::backend::open_url(url, false).unwrap();
+    let faulty = Arc::new(FaultyBackend::new(raw, Fault::PermanentAfter(u64::MAX), 1).before_call(step, work));
+    let backend: Arc<dyn Backend> = faulty.clone();
+    let repo = sophon::Repository::open(backend, PASSPHRASE.as_bytes(), Some(cache.to_path_buf())).unwrap();
+    let session = sophon::Session::prune(Arc::new(repo)).unwrap();
+    let plan = prune::plan(&session, &PruneOptions::default(), &mut |_| {}).unwrap();
+    assert!(!plan.delete.is_empty() && !plan.repack.is_empty(), "the prune has packs to delete and to repack");
+    prune::execute(&session, &plan, &mut |_| {}).unwrap();
+    drop(session);
+    faulty.calls()
+}
+
+/// A prune runs on a copy of a repository in which three of four days were forgotten, while
+/// backups of the first (forgotten) day's data write their snapshots at call `step` of the
+/// prune: one that locked and read the index before the prune started (so it deduplicates
+/// against the packs the prune condemns) and one that starts at that moment. Whatever the step,
+/// every snapshot must verify and restore right after the prune, and after the next one.
+fn backups_beside_a_prune_at_every_step(url_for: &dyn Fn(u64) -> String, seed: &dyn Fn(&Path, &str)) {
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let (src, base) = (t.path().join("src"), t.path().join("base"));
+    four_days_then_keep_the_last(&sophon, &src, &base, 5);
+    let client_src = t.path().join("client").join("src");
+    churn_state(&client_src, 5);
+    let expected = contents(&client_src);
+    let calls = {
+        let url = url_for(0);
+        seed(&base, &url);
+        prune_with(&url, &t.path().join("cache-count"), 0, Box::new(|| {}))
+    };
+    eprintln!("a whole prune makes {calls} storage calls");
+    for step in 1..=calls {
+        let url = url_for(step);
+        seed(&base, &url);
+        let results: ClientResults = Arc::default();
+        // The early client locks and reads the index now, before the prune starts.
+        let early = open_at(&url, &t.path().join(format!("cache-early-{step}"))).unwrap();
+        let work = {
+            let (results, client_src, url) = (Arc::clone(&results), client_src.clone(), url.clone());
+            let late_cache = t.path().join(format!("cache-late-{step}"));
+            Box::new(move || {
+                client_backup(early, &client_src, "early", &results);
+                match open_at(&url, &late_cache) {
+                    Ok(session) => client_backup(session, &client_src, "late", &results),
+                    Err(e) => results.lock().unwrap().push(Err(format!("late: {e}"))),
+                }
+            })
+        };
+        let made = prune_with(&url, &t.path().join(format!("cache-prune-{step}")), step, work);
+        let written: Vec<(String, sophon::SnapshotId)> =
+            results.lock().unwrap().drain(..).collect::<Result<_, _>>().unwrap_or_else(|e| panic!("step {step}: {e}"));
+        // A prune that marked the clients' snapshots has less to do: fewer calls than `step`.
+        if made < step {
+            continue;
+        }
+        assert_eq!(written.len(), 2, "step {step}");
+        for round in ["right after the prune", "after the next prune"] {
+            let report = sophon.run(&["backup", "verify", "--repo", &url, "--read-data"]);
+            let out = String::from_utf8_lossy(&report.stdout);
+            assert!(
+                report.status.success() && out.contains("no damage found"),
+                "step {step} of {calls}, {round}: {out}{}",
+                String::from_utf8_lossy(&report.stderr)
+            );
+            for (who, id) in &written {
+                let target = t.path().join(format!("restored-{step}-{who}"));
+                sophon.ok(&[
+                    "backup",
+                    "restore",
+                    "--repo",
+                    &url,
+                    "--snapshot",
+                    &id.to_hex(),
+                    "--target",
+                    s(&target),
+                    "-q",
+                ]);
+                assert_eq!(contents(&target.join("src")), expected, "step {step}, {who}'s snapshot, {round}");
+                std::fs::remove_dir_all(&target).unwrap();
+            }
+            sophon.ok(&["backup", "prune", "--repo", &url, "-q"]);
+        }
+    }
+}
+
+#[test]
+fn backups_writing_their_snapshots_at_any_step_of_a_prune_stay_indexed_on_a_local_repository() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().to_path_buf();
+    backups_beside_a_prune_at_every_step(&|step| s(&root.join(format!("step-{step}"))).to_string(), &|base, url| {
+        copy_dir(base, Path::new(url))
+    });
+}
+
+/// The same on the S3 test server (scripts/test-servers), where every step is a network call.
+#[test]
+fn backups_writing_their_snapshots_at_any_step_of_a_prune_stay_indexed_on_s3() {
+    let Some(bucket) = std::env::var("SOPHON_TEST_S3_URL").ok().filter(|u| !u.is_empty()) else {
+        assert!(std::env::var_os("SOPHON_REQUIRE_SERVERS").is_none(), "SOPHON_TEST_S3_URL is not set");
+        eprintln!("skipped: SOPHON_TEST_S3_URL is not set (scripts/test-servers start DIR; source DIR/env)");
+        return;
+    };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let prefix = format!("{}/beside-prune-{}-{nanos}", bucket.trim_end_matches('/'), std::process::id());
+    backups_beside_a_prune_at_every_step(&|step| format!("{prefix}/step-{step}"), &|base, url| {
+        let store = sophon::backend::open_url(url, true).unwrap();
+        for file in files_below(base) {
+            let name = file.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            if !name.split('/').any(|part| part.starts_with('.')) {
+                store.write(&name, std::fs::read(&file).unwrap()).unwrap();
+            }
+        }
+    });
+}

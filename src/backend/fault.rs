@@ -1,7 +1,9 @@
 //! Fault injection, for tests of everything above the storage layer: a decorator that fails a
 //! share of calls (transient or permanent errors, chosen by a seeded generator so a failing run can
 //! be replayed), or fails every call from the N-th on, or cuts a write part-way (the object is
-//! left half-written where the store allows that, as a dying client would leave it).
+//! left half-written where the store allows that, as a dying client would leave it). It can also
+//! run another client's work at an exact step (before the N-th call), to test what an operation
+//! does when something happens beside it at that moment.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,7 +32,11 @@ pub struct FaultyBackend {
     calls: AtomicU64,
     writes: AtomicU64,
     injected: Arc<AtomicU64>,
+    hook: Mutex<Option<Hook>>,
 }
+
+/// Work run once, before the call with this number (counting from 1).
+type Hook = (u64, Box<dyn FnOnce() + Send>);
 
 impl FaultyBackend {
     pub fn new(inner: Arc<dyn Backend>, fault: Fault, seed: u64) -> Self {
@@ -41,7 +47,15 @@ impl FaultyBackend {
             calls: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             injected: Arc::new(AtomicU64::new(0)),
+            hook: Mutex::new(None),
         }
+    }
+
+    /// Run `work` once, just before the `call`-th call (counting from 1) goes through; the call
+    /// waits for it. A call number the operation never reaches runs nothing.
+    pub fn before_call(self, call: u64, work: impl FnOnce() + Send + 'static) -> Self {
+        *self.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some((call, Box::new(work)));
+        self
     }
 
     /// Calls made so far.
@@ -79,6 +93,17 @@ impl FaultyBackend {
     /// The fault for this call, if any.
     fn check(&self, op: &'static str, path: &str) -> BackendResult<()> {
         let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let due = {
+            let mut hook = self.hook.lock().unwrap_or_else(|p| p.into_inner());
+            if hook.as_ref().is_some_and(|(at, _)| *at == n) {
+                hook.take()
+            } else {
+                None
+            }
+        };
+        if let Some((_, work)) = due {
+            work();
+        }
         match self.fault {
             Fault::Transient(p) if self.chance() < p => Err(self.error(op, path, BackendErrorKind::Transient)),
             Fault::Permanent(p) if self.chance() < p => Err(self.error(op, path, BackendErrorKind::Other)),

@@ -1,25 +1,34 @@
 //! Index segments: which blobs live in which packs. The plaintext (before compression and sealing):
 //!
 //! ```text
-//! version u8 = 1 | superseded count u32 | superseded index id (32){count}
-//!                | pack count u32 | pack{count}
+//! version u8 (1 or 2) | superseded count u32 | superseded index id (32){count}
+//!                      | pack count u32 | pack{count}
+//!                      | (version 2 only) condemned count u32 | pack{count}
 //! pack: pack id (32) | entry count u32 | entry (46 bytes, as in a pack header){count}
 //! ```
 //! `superseded` lists segments this one replaces (written by prune and repair-index), so a reader
 //! that sees both ignores the old ones and a crash between writing the new segment and deleting the
-//! old ones loses nothing.
+//! old ones loses nothing. `condemned` (written by prune) lists packs a prune means to delete once
+//! the clients that may still use them have finished: their blobs stay readable, so no snapshot
+//! written meanwhile points at a blob no segment lists, but a backup never deduplicates against
+//! them (format-spec/prune.md). A segment without condemned packs is written as version 1.
 
 use crate::error::{Error, Result};
 use crate::format::pack::{PackEntry, ENTRY_LEN};
 use crate::format::Reader;
 use crate::id::{IndexId, PackId};
 
-pub const VERSION: u8 = 1;
+/// The version written when a segment lists condemned packs; one without them is written as
+/// [`VERSION_PLAIN`], byte for byte what earlier writers wrote.
+pub const VERSION: u8 = 2;
+pub const VERSION_PLAIN: u8 = 1;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexSegment {
     pub superseded: Vec<IndexId>,
     pub packs: Vec<IndexedPack>,
+    /// Packs a prune condemned: readable, never deduplicated against.
+    pub condemned: Vec<IndexedPack>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,20 +47,18 @@ impl IndexedPack {
 
 impl IndexSegment {
     pub fn encode(&self) -> Vec<u8> {
-        let entries: usize = self.packs.iter().map(|p| p.entries.len()).sum();
-        let mut out = Vec::with_capacity(9 + self.superseded.len() * 32 + self.packs.len() * 36 + entries * ENTRY_LEN);
-        out.push(VERSION);
+        let all = self.packs.iter().chain(&self.condemned);
+        let entries: usize = all.clone().map(|p| p.entries.len()).sum();
+        let packs = self.packs.len() + self.condemned.len();
+        let mut out = Vec::with_capacity(13 + self.superseded.len() * 32 + packs * 36 + entries * ENTRY_LEN);
+        out.push(if self.condemned.is_empty() { VERSION_PLAIN } else { VERSION });
         out.extend_from_slice(&(self.superseded.len() as u32).to_le_bytes());
         for s in &self.superseded {
             out.extend_from_slice(&s.0);
         }
-        out.extend_from_slice(&(self.packs.len() as u32).to_le_bytes());
-        for p in &self.packs {
-            out.extend_from_slice(&p.id.0);
-            out.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
-            for e in &p.entries {
-                e.encode_into(&mut out);
-            }
+        encode_packs(&self.packs, &mut out);
+        if !self.condemned.is_empty() {
+            encode_packs(&self.condemned, &mut out);
         }
         out
     }
@@ -59,7 +66,7 @@ impl IndexSegment {
     pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
         let mut r = Reader::new(bytes, what);
         let v = r.u8()?;
-        if v != VERSION {
+        if v != VERSION && v != VERSION_PLAIN {
             return Err(Error::UnsupportedVersion { what: what.into(), found: v as u32, supported: VERSION as u32 });
         }
         let n_sup = r.u32()? as usize;
@@ -70,24 +77,41 @@ impl IndexSegment {
         for _ in 0..n_sup {
             superseded.push(IndexId(r.id32()?));
         }
-        let n_packs = r.u32()? as usize;
-        if n_packs.saturating_mul(36) > r.remaining() {
-            return Err(Error::malformed(what, "pack list longer than the segment"));
-        }
-        let mut packs = Vec::with_capacity(n_packs);
-        for _ in 0..n_packs {
-            let id = PackId(r.id32()?);
-            let n = r.u32()? as usize;
-            if n.saturating_mul(ENTRY_LEN) > r.remaining() {
-                return Err(Error::malformed(what, format!("pack {id} lists more entries than the segment holds")));
-            }
-            let mut entries = Vec::with_capacity(n);
-            for _ in 0..n {
-                entries.push(PackEntry::decode(&mut r, what)?);
-            }
-            packs.push(IndexedPack { id, entries });
-        }
+        let packs = decode_packs(&mut r, what, "pack")?;
+        let condemned = if v == VERSION { decode_packs(&mut r, what, "condemned pack")? } else { Vec::new() };
         r.finish()?;
-        Ok(IndexSegment { superseded, packs })
+        Ok(IndexSegment { superseded, packs, condemned })
     }
+}
+
+fn encode_packs(packs: &[IndexedPack], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(packs.len() as u32).to_le_bytes());
+    for p in packs {
+        out.extend_from_slice(&p.id.0);
+        out.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
+        for e in &p.entries {
+            e.encode_into(out);
+        }
+    }
+}
+
+fn decode_packs(r: &mut Reader<'_>, what: &str, list: &str) -> Result<Vec<IndexedPack>> {
+    let n_packs = r.u32()? as usize;
+    if n_packs.saturating_mul(36) > r.remaining() {
+        return Err(Error::malformed(what, format!("{list} list longer than the segment")));
+    }
+    let mut packs = Vec::with_capacity(n_packs);
+    for _ in 0..n_packs {
+        let id = PackId(r.id32()?);
+        let n = r.u32()? as usize;
+        if n.saturating_mul(ENTRY_LEN) > r.remaining() {
+            return Err(Error::malformed(what, format!("{list} {id} lists more entries than the segment holds")));
+        }
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            entries.push(PackEntry::decode(r, what)?);
+        }
+        packs.push(IndexedPack { id, entries });
+    }
+    Ok(packs)
 }

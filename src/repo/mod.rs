@@ -361,12 +361,13 @@ impl Repository {
         Ok(id)
     }
 
-    /// Write `packs` as new index segments that supersede `superseded`, then delete those. Readers
+    /// Write `packs` (each flagged when it is only condemned) as new index segments that supersede
+    /// `superseded`, then delete those. Readers
     /// that see old and new segments at once ignore the old (the superseded list), so a crash at
     /// any point leaves a complete index.
     pub fn replace_index(
         &self,
-        packs: &mut dyn Iterator<Item = Result<IndexedPack>>,
+        packs: &mut dyn Iterator<Item = Result<(IndexedPack, bool)>>,
         superseded: &[IndexId],
     ) -> Result<Vec<IndexId>> {
         const PACKS_PER_SEGMENT: usize = 1024;
@@ -376,8 +377,11 @@ impl Repository {
         let mut written = Vec::new();
         let mut segment = IndexSegment::default();
         for p in packs {
-            segment.packs.push(p?);
-            if segment.packs.len() >= PACKS_PER_SEGMENT {
+            match p? {
+                (pack, false) => segment.packs.push(pack),
+                (pack, true) => segment.condemned.push(pack),
+            }
+            if segment.packs.len() + segment.condemned.len() >= PACKS_PER_SEGMENT {
                 let full = std::mem::take(&mut segment);
                 written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
             }
@@ -547,7 +551,9 @@ impl Repository {
                 Ok(entries) => {
                     outcome.packs += 1;
                     outcome.blobs += entries.len() as u64;
-                    Some(Ok(IndexedPack { id, entries }))
+                    // Every pack comes back live: a prune record that named one as condemned then
+                    // finds it indexed and spares it.
+                    Some(Ok((IndexedPack { id, entries }, false)))
                 }
                 Err(e) if e.is_damage() => {
                     outcome.unreadable += 1;

@@ -330,7 +330,8 @@ fn main() -> Result<()> {
         "unknown key derivation function 3",
         "KDF id (offset 9) is 3",
     )?;
-    let mem = (Argon2Params::MAX_MEMORY_KIB + 1).to_le_bytes();
+    // 4 GiB + 1 KiB: over the limit (1 GiB since issue 12; it was the limit plus one before).
+    let mem = (4u32 * 1024 * 1024 + 1).to_le_bytes();
     out.reject(
         "reject/argon2-memory-too-large.seal",
         Some(&with(&ok_small, 10, &mem)),

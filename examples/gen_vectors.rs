@@ -612,7 +612,7 @@ fn config_vectors(v: &mut Vectors) -> Result<()> {
     )?;
     let edge = with(&|c| {
         c["chunker"] = json!({ "min_size": 1048576, "avg_size": 4194304, "max_size": 16777216, "normalization": 3 });
-        c["pack_size"] = json!(1024 * 1024 * 1024);
+        c["pack_size"] = json!(128 * 1024 * 1024);
         c["compression"] = json!(22);
     });
     v.add_json(
@@ -638,7 +638,13 @@ fn config_vectors(v: &mut Vectors) -> Result<()> {
         ("chunker-avg-above-max.json", "Malformed", "avg_size must not exceed max_size", with(&|c| c["chunker"]["avg_size"] = json!(8 << 20))),
         ("chunker-odd-size.json", "Malformed", "chunk sizes must be even", with(&|c| c["chunker"]["min_size"] = json!(524287))),
         ("chunker-normalization-4.json", "Malformed", "normalization is 0..=3", with(&|c| c["chunker"]["normalization"] = json!(4))),
-        ("pack-size-below-1mib.json", "Malformed", "pack_size must be 1 MiB..=1 GiB", with(&|c| c["pack_size"] = json!(1000))),
+        ("pack-size-below-1mib.json", "Malformed", "pack_size must be 1 MiB..=128 MiB", with(&|c| c["pack_size"] = json!(1000))),
+        (
+            "pack-size-1gib.json",
+            "Malformed",
+            "pack_size 1 GiB is over the 128 MiB a reader accepts: every backup and prune would hold 1 GiB packs in memory",
+            with(&|c| c["pack_size"] = json!(1024 * 1024 * 1024)),
+        ),
         ("compression-23.json", "Malformed", "compression is a zstd level 0..=22", with(&|c| c["compression"] = json!(23))),
         ("unknown-field.json", "Malformed", "a v1 config has exactly the v1 fields", with(&|c| c["encryption"] = json!("none"))),
         ("bad-id.json", "Malformed", "the repository id is 64 hex digits", with(&|c| c["id"] = json!("0042"))),
@@ -750,6 +756,16 @@ fn key_file_vectors(
             .with("form", "plain")
             .with("passphrase", SECOND_PASSPHRASE),
     )?;
+    v.add_json(
+        "key_file/ok-argon2-at-the-bounds.json",
+        &with(&|c| {
+            c["argon2"]["memory_kib"] = json!(1024 * 1024);
+            c["argon2"]["iterations"] = json!(4);
+            c["argon2"]["parallelism"] = json!(4);
+        }),
+        ok("key_file", "1 GiB × 4 iterations: the most memory and work a reader accepts (decoded only; no derivation)")
+            .with("form", "plain"),
+    )?;
     let v2_master = {
         let mut m = master.to_vec();
         m[0] = 2;
@@ -779,7 +795,7 @@ fn key_file_vectors(
         (
             "argon2-memory-huge.json",
             "Malformed",
-            "memory_kib 4 GiB + 1 KiB is above the reader's limit (4 GiB): refused before any derivation, so a hostile key file cannot exhaust memory",
+            "memory_kib 4 GiB + 1 KiB is above the reader's limit (1 GiB): refused before any derivation, so a hostile key file cannot exhaust memory",
             with(&|c| c["argon2"]["memory_kib"] = json!(4 * 1024 * 1024 + 1)),
             None,
         ),
@@ -788,6 +804,23 @@ fn key_file_vectors(
             "Malformed",
             "memory_kib 2^32-1 is above the reader's limit",
             with(&|c| c["argon2"]["memory_kib"] = json!(u32::MAX)),
+            None,
+        ),
+        (
+            "argon2-memory-over-1gib.json",
+            "Malformed",
+            "memory_kib 1 GiB + 1 KiB is above the reader's limit (1 GiB)",
+            with(&|c| c["argon2"]["memory_kib"] = json!(1024 * 1024 + 1)),
+            None,
+        ),
+        (
+            "argon2-work-over-4gib.json",
+            "Malformed",
+            "1 GiB × 5 iterations is above the reader's work limit (memory_kib × iterations ≤ 4 GiB), though each is within its own",
+            with(&|c| {
+                c["argon2"]["memory_kib"] = json!(1024 * 1024);
+                c["argon2"]["iterations"] = json!(5);
+            }),
             None,
         ),
         ("argon2-iterations-0.json", "Malformed", "iterations is 1..=64", with(&|c| c["argon2"]["iterations"] = json!(0)), None),

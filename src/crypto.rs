@@ -186,16 +186,52 @@ pub struct Argon2Params {
 impl Argon2Params {
     /// The defaults the issue asks for as a floor: 64 MiB, t=3.
     pub const DEFAULT: Argon2Params = Argon2Params { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 };
-    /// Refuse key files that ask for absurd work: a hostile key file must not exhaust memory.
-    pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+    /// The most memory one derivation may ask for: 1 GiB. What a real machine should spend on one
+    /// passphrase guess (cryptsetup's LUKS2 default ceiling; RFC 9106's second recommended option
+    /// is 64 MiB), and what a 2 GiB machine can still give while it runs. A hostile key file or
+    /// sealed header must not make a reader allocate more (format-spec/repository.md §21).
+    pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
     pub const MAX_ITERATIONS: u32 = 64;
+    pub const MAX_PARALLELISM: u32 = 16;
+    /// The most work one derivation may ask for, as `memory_kib × iterations` (KiB filled, summed
+    /// over passes): 4 GiB, about 4 s of one core. The default (64 MiB × 3) is 1/21 of it; 1 GiB
+    /// allows t ≤ 4 and 64 MiB allows t ≤ 64.
+    pub const MAX_WORK_KIB: u64 = 4 * 1024 * 1024;
+
+    /// The limits every reader enforces before deriving, and every writer before writing (so
+    /// nothing written is unreadable). `Err` says which parameter is out of range, and why.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let Argon2Params { memory_kib: m, iterations: t, parallelism: p } = *self;
+        if m > Self::MAX_MEMORY_KIB {
+            return Err(format!("argon2 memory {m} KiB is over the {} KiB a reader accepts", Self::MAX_MEMORY_KIB));
+        }
+        if t == 0 {
+            return Err("argon2 iterations is 0 (at least 1)".into());
+        }
+        if t > Self::MAX_ITERATIONS {
+            return Err(format!("argon2 iterations {t} is over the {} a reader accepts", Self::MAX_ITERATIONS));
+        }
+        if p == 0 || p > Self::MAX_PARALLELISM {
+            return Err(format!("argon2 parallelism {p} is outside 1..={}", Self::MAX_PARALLELISM));
+        }
+        if (m as u64) < 8 * p as u64 {
+            return Err(format!("argon2 memory {m} KiB is below 8 KiB per lane ({p} lanes)"));
+        }
+        let work = m as u64 * t as u64;
+        if work > Self::MAX_WORK_KIB {
+            return Err(format!(
+                "argon2 work {m} KiB × {t} iterations = {work} KiB is over the {} KiB a reader accepts",
+                Self::MAX_WORK_KIB
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// Derive a 256-bit key from a passphrase with Argon2id.
+/// Derive a 256-bit key from a passphrase with Argon2id. Parameters outside
+/// [`Argon2Params::check`] are refused before any work.
 pub fn argon2id(passphrase: &[u8], salt: &[u8], params: Argon2Params) -> Result<Zeroizing<[u8; 32]>> {
-    if params.memory_kib > Argon2Params::MAX_MEMORY_KIB || params.iterations > Argon2Params::MAX_ITERATIONS {
-        return Err(Error::invalid(format!("argon2id parameters {params:?} exceed the limits this build accepts")));
-    }
+    params.check().map_err(|e| Error::invalid(format!("argon2id parameters: {e}")))?;
     let p = argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
         .map_err(|e| Error::invalid(format!("argon2id parameters {params:?}: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);

@@ -19,8 +19,11 @@ pub enum Error {
     #[error("{what}: authentication failed (the data was modified, damaged, or sealed with another key)")]
     Authentication { what: String },
 
-    #[error("wrong passphrase: no key file of repository {repo} opens with it")]
-    WrongPassphrase { repo: String },
+    /// No key file tried opens with the passphrase. `not_tried` counts the key files an open did not
+    /// try because it tries at most `format::config::MAX_KEYS_TRIED` (the key hint names one).
+    /// `unmatched_hint` is a key hint that named no key file (the others were tried all the same).
+    #[error("wrong passphrase: no key file of repository {repo} opens with it{}", untried_note(*.not_tried, .unmatched_hint.as_deref()))]
+    WrongPassphrase { repo: String, not_tried: usize, unmatched_hint: Option<String> },
 
     #[error("{what}: content does not match its id {expected} (damaged data)")]
     HashMismatch { what: String, expected: String },
@@ -57,6 +60,24 @@ pub enum Error {
 
     #[error("restore refused: {0}")]
     UnsafePath(String),
+}
+
+/// What `WrongPassphrase` and the damaged-keys error add when key files were left untried, or the
+/// key hint named none.
+pub(crate) fn untried_note(not_tried: usize, unmatched_hint: Option<&str>) -> String {
+    let mut note = String::new();
+    if let Some(h) = unmatched_hint {
+        note.push_str(&format!("; the key hint {h:?} names no key file"));
+    }
+    if not_tried > 0 {
+        note.push_str(&format!(
+            "; {not_tried} more key file{} not tried (a reader tries at most {}): name yours with \
+             --key-hint or SOPHON_KEY_HINT (the first hex digits of its id, its name under keys/)",
+            if not_tried == 1 { " was" } else { "s were" },
+            crate::format::config::MAX_KEYS_TRIED
+        ));
+    }
+    note
 }
 
 impl Error {

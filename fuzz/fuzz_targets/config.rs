@@ -4,12 +4,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sophon::format::config::{Config, Lock};
+use sophon::format::config::{Config, Lock, MAX_PACK_SIZE, MIN_PACK_SIZE};
 use sophon::format::prune::PruneRecord;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(c) = Config::decode(data) {
         c.chunker.validate().expect("decode validated the chunker");
+        assert!((MIN_PACK_SIZE..=MAX_PACK_SIZE).contains(&c.pack_size), "decode bounded pack_size");
         let enc = c.encode().expect("an accepted config encodes");
         let back = Config::decode(&enc).expect("re-encoded config must decode");
         assert_eq!(back, c);

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sophon::crypto::{MasterKeys, SealKey};
-use sophon::format::config::{KeyFile, KEY_AD};
+use sophon::format::config::{KeyFile, KEY_AD, MAX_KEY_FILE_BYTES};
 
 fn kek() -> &'static SealKey {
     static KEY: std::sync::OnceLock<SealKey> = std::sync::OnceLock::new();
@@ -31,8 +31,12 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(plain) = kek().open(&wrapped, KEY_AD, &|| "fuzz key".into()) {
             check_master(&plain);
         }
+        assert!(kf.argon2.check().is_ok(), "decode checked the Argon2id bounds");
         let enc = kf.encode().expect("an accepted key file encodes");
-        let back = KeyFile::decode(&enc, "fuzz re-encoded").expect("re-encoded key file must decode");
-        assert_eq!(back, kf);
+        // Pretty printing adds a few bytes: an input at the size bound may re-encode past it.
+        if enc.len() as u64 <= MAX_KEY_FILE_BYTES {
+            let back = KeyFile::decode(&enc, "fuzz re-encoded").expect("re-encoded key file must decode");
+            assert_eq!(back, kf);
+        }
     }
 });

@@ -99,6 +99,10 @@ pub struct RepoArgs {
     /// secrets. Otherwise SOPHON_BACKUP_PASSPHRASE, then the config's PassphraseFile.
     #[arg(long, env = "SOPHON_BACKUP_PASSPHRASE_FILE", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// The key file to try first: the start of its id (its name under keys/, as `repo key add` and
+    /// `repo key list` show it). An open tries at most 20 key files; name yours when there are more.
+    #[arg(long, env = "SOPHON_KEY_HINT", value_name = "ID")]
+    pub key_hint: Option<String>,
     /// Folder for the local index cache (default: $SOPHON_CACHE_DIR, $XDG_CACHE_HOME/sophon or ~/.cache/sophon).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -120,6 +124,7 @@ impl RepoArgs {
             repo_variable: env_bytes("SOPHON_REPOSITORY_PASSPHRASE"),
             seal_file: self.passphrase_file.clone(),
             seal_variable: env_bytes("SOPHON_BACKUP_PASSPHRASE"),
+            key_hint: self.key_hint.clone(),
         }
     }
 

@@ -34,10 +34,11 @@ pub struct PlainArgs {
 
 #[derive(Args, Debug)]
 pub struct KdfArgs {
-    /// Argon2id memory in KiB (default 65536 = 64 MiB).
+    /// Argon2id memory in KiB (default 65536 = 64 MiB; at most 1048576 = 1 GiB, and memory ×
+    /// iterations at most 4 GiB, what a reader accepts).
     #[arg(long, default_value_t = Argon2Params::DEFAULT.memory_kib)]
     pub kdf_memory_kib: u32,
-    /// Argon2id iterations (default 3).
+    /// Argon2id iterations (default 3; 1..=64).
     #[arg(long, default_value_t = Argon2Params::DEFAULT.iterations)]
     pub kdf_iterations: u32,
 }
@@ -57,7 +58,7 @@ pub struct InitArgs {
     /// Default zstd level for backups (0 = no compression).
     #[arg(long, default_value_t = 2)]
     pub compression: i32,
-    /// Target pack size in MiB.
+    /// Target pack size in MiB (1..=128).
     #[arg(long, default_value_t = 16)]
     pub pack_size_mib: u32,
     #[arg(long)]

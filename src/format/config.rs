@@ -29,6 +29,34 @@ pub(crate) fn check_version(bytes: &[u8], what: &str, supported: u32) -> Result<
 pub const KEYFILE_VERSION: u32 = 1;
 pub const LOCK_VERSION: u32 = 1;
 
+// Reader bounds (format-spec/repository.md §21): what a reader spends on the two plaintext
+// objects it must trust before it holds a key.
+
+/// The smallest `pack_size` a reader accepts: 1 MiB (below it a pack holds a blob or two, and the
+/// repository becomes millions of objects).
+pub const MIN_PACK_SIZE: u32 = 1024 * 1024;
+/// The largest `pack_size` a reader accepts: 128 MiB (restic's ceiling too). Every backup and
+/// prune holds a pack of this size in memory (plus the ones queued for upload), so a forged config
+/// must not make it 1 GiB.
+pub const MAX_PACK_SIZE: u32 = 128 * 1024 * 1024;
+/// The largest `config` a reader reads: v1 writes about 250 bytes.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+/// The largest key file a reader reads: v1 writes about 500 bytes (the host and user names are the
+/// only free text).
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+/// The most key files one open reads and tries (each costs one Argon2id derivation): restic's
+/// figure. The key named by a hint is tried first; the rest are tried in ascending name order.
+pub const MAX_KEYS_TRIED: usize = 20;
+
+/// Refuse an object larger than `limit` before (`declared`, from a listing or a stat) and after
+/// reading it.
+pub fn check_object_size(what: &str, size: u64, limit: u64) -> Result<()> {
+    if size > limit {
+        return Err(Error::malformed(what, format!("{size} bytes is over the {limit} bytes a reader accepts")));
+    }
+    Ok(())
+}
+
 /// The only plaintext object. It holds nothing secret; a reader checks its `id` against the id sealed
 /// inside the key, so a swapped config is detected.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +78,7 @@ impl Config {
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let what = "config";
+        check_object_size(what, bytes.len() as u64, MAX_CONFIG_BYTES)?;
         let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
         let version = v.get("version").and_then(|v| v.as_u64()).ok_or_else(|| Error::malformed(what, "no version"))?;
         if version != CONFIG_VERSION as u64 {
@@ -61,8 +90,17 @@ impl Config {
         }
         let c: Config = serde_json::from_value(v).map_err(|e| Error::malformed(what, e.to_string()))?;
         c.chunker.validate().map_err(|e| Error::malformed(what, e.to_string()))?;
-        if !(1024 * 1024..=1024 * 1024 * 1024).contains(&c.pack_size) {
-            return Err(Error::malformed(what, format!("pack_size {} outside 1 MiB..1 GiB", c.pack_size)));
+        if c.pack_size > MAX_PACK_SIZE {
+            return Err(Error::malformed(
+                what,
+                format!("pack_size {} bytes is over the {MAX_PACK_SIZE} bytes (128 MiB) a reader accepts", c.pack_size),
+            ));
+        }
+        if c.pack_size < MIN_PACK_SIZE {
+            return Err(Error::malformed(
+                what,
+                format!("pack_size {} bytes is below the {MIN_PACK_SIZE} bytes (1 MiB) a reader accepts", c.pack_size),
+            ));
         }
         if !(0..=22).contains(&c.compression) {
             return Err(Error::malformed(what, format!("compression {} outside 0..=22", c.compression)));
@@ -97,6 +135,7 @@ impl KeyFile {
     }
 
     pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
+        check_object_size(what, bytes.len() as u64, MAX_KEY_FILE_BYTES)?;
         check_version(bytes, what, KEYFILE_VERSION)?;
         let k: KeyFile = serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e.to_string()))?;
         if k.kdf != "argon2id" {
@@ -106,15 +145,8 @@ impl KeyFile {
         if !(16..=64).contains(&salt.len()) {
             return Err(Error::malformed(what, "salt must be 16..=64 bytes"));
         }
-        if k.argon2.memory_kib > Argon2Params::MAX_MEMORY_KIB
-            || k.argon2.iterations > Argon2Params::MAX_ITERATIONS
-            || k.argon2.iterations == 0
-            || k.argon2.parallelism == 0
-            || k.argon2.parallelism > 16
-            || k.argon2.memory_kib < 8 * k.argon2.parallelism
-        {
-            return Err(Error::malformed(what, format!("argon2 parameters {:?} out of range", k.argon2)));
-        }
+        // Before any derivation: a hostile key file must not make a reader spend minutes and gigabytes.
+        k.argon2.check().map_err(|e| Error::malformed(what, e))?;
         k.wrapped_bytes(what)?;
         Ok(k)
     }

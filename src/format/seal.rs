@@ -34,7 +34,7 @@ pub const MAX_SEGMENT_SIZE: u32 = 16 * 1024 * 1024;
 pub const PBKDF2_DEFAULT_ITERATIONS: u32 = 600_000;
 pub const PBKDF2_MIN_ITERATIONS: u32 = 100_000;
 pub const PBKDF2_MAX_ITERATIONS: u32 = 10_000_000;
-pub const ARGON2_MAX_PARALLELISM: u32 = 16;
+pub const ARGON2_MAX_PARALLELISM: u32 = Argon2Params::MAX_PARALLELISM;
 
 /// The key derivation a sealed export names in its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,15 +66,8 @@ impl Kdf {
     pub fn check(&self, what: &str) -> Result<()> {
         match *self {
             Kdf::Argon2id(p) => {
-                if p.memory_kib > Argon2Params::MAX_MEMORY_KIB
-                    || p.iterations == 0
-                    || p.iterations > Argon2Params::MAX_ITERATIONS
-                    || p.parallelism == 0
-                    || p.parallelism > ARGON2_MAX_PARALLELISM
-                    || p.memory_kib < 8 * p.parallelism
-                {
-                    return Err(Error::malformed(what, format!("argon2id parameters {p:?} out of range")));
-                }
+                // The same bounds as a key file's (format-spec/repository.md §21).
+                p.check().map_err(|e| Error::malformed(what, format!("argon2id parameters: {e}")))?;
             }
             Kdf::Pbkdf2 { iterations } => {
                 if !(PBKDF2_MIN_ITERATIONS..=PBKDF2_MAX_ITERATIONS).contains(&iterations) {
@@ -337,10 +330,13 @@ mod tests {
             over(Kdf::Pbkdf2 { iterations: PBKDF2_MAX_ITERATIONS + 1 }, 1024),
             over(header().kdf, MIN_SEGMENT_SIZE - 1),
             over(header().kdf, MAX_SEGMENT_SIZE + 1),
+            over(a(Argon2Params::MAX_MEMORY_KIB, 5, 1), 1024),
+            over(a(128 * 1024, Argon2Params::MAX_ITERATIONS, 1), 1024),
         ] {
             assert!(matches!(bad, Err(Error::Malformed { .. })), "{bad:?}");
         }
-        assert!(over(a(Argon2Params::MAX_MEMORY_KIB, Argon2Params::MAX_ITERATIONS, 16), MAX_SEGMENT_SIZE).is_ok());
+        assert!(over(a(Argon2Params::MAX_MEMORY_KIB, 4, 16), MAX_SEGMENT_SIZE).is_ok());
+        assert!(over(a(64 * 1024, Argon2Params::MAX_ITERATIONS, 16), MAX_SEGMENT_SIZE).is_ok());
         let mut pad = SealHeader { kdf: Kdf::pbkdf2_default(), ..header() }.encode();
         pad[21] = 1;
         assert!(matches!(SealHeader::decode(&pad, "t"), Err(Error::Malformed { .. })));

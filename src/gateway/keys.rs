@@ -63,8 +63,9 @@ pub enum KeyError {
     )]
     NoSeal,
 
-    #[error("wrong passphrase: repository {repo} does not open with {tried}{hint}")]
-    WrongPassphrase { repo: String, tried: String, hint: &'static str },
+    /// `untried`: what the repository's own error said of key files not tried (see `crate::Error`).
+    #[error("wrong passphrase: repository {repo} does not open with {tried}{hint}{untried}")]
+    WrongPassphrase { repo: String, tried: String, hint: &'static str, untried: String },
 
     #[error("creating the key file {path}: {source}")]
     KeyFile {
@@ -136,6 +137,8 @@ pub struct Given {
     pub repo_variable: Option<Zeroizing<Vec<u8>>>,
     pub seal_file: Option<PathBuf>,
     pub seal_variable: Option<Zeroizing<Vec<u8>>>,
+    /// `--key-hint` / `SOPHON_KEY_HINT`: the key file to try first (the start of its id).
+    pub key_hint: Option<String>,
 }
 
 impl fmt::Debug for Given {
@@ -145,6 +148,7 @@ impl fmt::Debug for Given {
             .field("repo_variable", &self.repo_variable.is_some())
             .field("seal_file", &self.seal_file)
             .field("seal_variable", &self.seal_variable.is_some())
+            .field("key_hint", &self.key_hint)
             .finish()
     }
 }
@@ -252,7 +256,8 @@ pub fn open_repository(
     if candidates.is_empty() {
         return Err(KeyError::NoRepositoryKey { repo: url.to_string() });
     }
-    try_candidates(&backend, url, candidates, cache_dir)
+    let opts = crate::repo::OpenOptions { key_hint: given.key_hint.clone() };
+    try_candidates(&backend, url, candidates, cache_dir, &opts)
 }
 
 fn try_candidates(
@@ -260,13 +265,18 @@ fn try_candidates(
     url: &str,
     candidates: Vec<Passphrase>,
     cache_dir: Option<PathBuf>,
+    opts: &crate::repo::OpenOptions,
 ) -> KeyResult<(Repository, Source)> {
     let explicit = matches!(candidates.first().map(|c| &c.source), Some(Source::RepoFile(_) | Source::RepoVariable));
     let mut tried = Vec::new();
+    let mut untried = String::new();
     for c in candidates {
-        match Repository::open(Arc::clone(backend), &c.value, cache_dir.clone()) {
+        match Repository::open_with(Arc::clone(backend), &c.value, cache_dir.clone(), opts) {
             Ok(repo) => return Ok((repo, c.source)),
-            Err(crate::Error::WrongPassphrase { .. }) => tried.push(c.source.to_string()),
+            Err(crate::Error::WrongPassphrase { not_tried, unmatched_hint, .. }) => {
+                tried.push(c.source.to_string());
+                untried = crate::error::untried_note(not_tried, unmatched_hint.as_deref());
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -276,7 +286,7 @@ fn try_candidates(
         "; give the repository's own key with --repo-passphrase-file FILE or SOPHON_REPOSITORY_PASSPHRASE \
          (--passphrase-file and SOPHON_BACKUP_PASSPHRASE stay the seal)"
     };
-    Err(KeyError::WrongPassphrase { repo: url.to_string(), tried: tried.join(" nor with "), hint })
+    Err(KeyError::WrongPassphrase { repo: url.to_string(), tried: tried.join(" nor with "), hint, untried })
 }
 
 /// The repository of a gateway backup, opened (and, the in-home default one, created on first use).

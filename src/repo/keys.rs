@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::{host, now_rfc3339, user, Repository};
 use crate::crypto::{self, Argon2Params, MasterKeys, SealKey};
 use crate::error::{Error, Result};
-use crate::format::config::{KeyFile, KEYFILE_VERSION, KEY_AD};
+use crate::format::config::{check_object_size, KeyFile, KEYFILE_VERSION, KEY_AD, MAX_KEY_FILE_BYTES};
 use crate::id::{content_hash, KeyId};
 
 pub(super) fn key_path(id: &KeyId) -> String {
@@ -62,18 +62,19 @@ impl Repository {
     }
 
     pub fn list_keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
-        let mut names = Vec::new();
+        let mut listed = Vec::new();
         self.backend.list("keys", &mut |o| {
-            names.push(o.name);
+            if let Ok(id) = o.name.parse::<KeyId>() {
+                listed.push((id, o.size));
+            }
             Ok(())
         })?;
         let mut out = Vec::new();
-        for name in names {
-            let Ok(id) = name.parse::<KeyId>() else {
-                continue;
-            };
+        for (id, size) in listed {
+            let what = format!("key {id}");
+            check_object_size(&what, size, MAX_KEY_FILE_BYTES)?;
             let bytes = self.backend.read(&key_path(&id))?;
-            out.push((id, KeyFile::decode(&bytes, &format!("key {id}"))?));
+            out.push((id, KeyFile::decode(&bytes, &what)?));
         }
         out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
         Ok(out)

@@ -16,7 +16,9 @@ use crate::chunk::ChunkerParams;
 use crate::compress;
 use crate::crypto::{self, Argon2Params, MasterKeys};
 use crate::error::{Error, Result};
-use crate::format::config::{Config, CONFIG_VERSION};
+use crate::format::config::{
+    check_object_size, Config, CONFIG_VERSION, MAX_CONFIG_BYTES, MAX_KEYS_TRIED, MAX_KEY_FILE_BYTES,
+};
 use crate::format::envelope::{self, ObjectKind};
 use crate::format::index::{IndexSegment, IndexedPack};
 use crate::format::prune::PruneRecord;
@@ -48,6 +50,26 @@ impl Default for InitOptions {
             argon2: Argon2Params::DEFAULT,
         }
     }
+}
+
+/// How [`Repository::open_with`] looks for the key file that opens.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// The first hex digits of a key file's id (its name under `keys/`, as `repo key add` printed
+    /// it): the key files it names are tried first. One that names none is reported, not fatal.
+    pub key_hint: Option<String>,
+}
+
+/// A key hint as the hex prefix it is compared with: `keys/` and surrounding blanks are dropped.
+fn normalize_key_hint(hint: &str) -> Result<String> {
+    let h = hint.trim();
+    let h = h.strip_prefix("keys/").unwrap_or(h).to_ascii_lowercase();
+    if h.is_empty() || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::invalid(format!(
+            "key hint {hint:?} is not the start of a key id (1 to 64 hex digits, as `sophon repo key list` shows)"
+        )));
+    }
+    Ok(h)
 }
 
 pub struct Repository {
@@ -132,6 +154,28 @@ impl Repository {
 
     /// Open the repository at `backend` with `passphrase`, and bring the index cache up to date.
     pub fn open(backend: Arc<dyn Backend>, passphrase: &[u8], cache_dir: Option<PathBuf>) -> Result<Self> {
+        Self::open_with(backend, passphrase, cache_dir, &OpenOptions::default())
+    }
+
+    /// [`Repository::open`], trying the key files `opts.key_hint` names first. At most
+    /// [`MAX_KEYS_TRIED`] key files are read and tried (format-spec/repository.md §5.3).
+    pub fn open_with(
+        backend: Arc<dyn Backend>,
+        passphrase: &[u8],
+        cache_dir: Option<PathBuf>,
+        opts: &OpenOptions,
+    ) -> Result<Self> {
+        let hint = opts.key_hint.as_deref().map(normalize_key_hint).transpose()?;
+        let config_size = match backend.stat("config")? {
+            Some(size) => size,
+            None => {
+                return Err(Error::NotFound(format!(
+                    "{}: no repository here (no config); create one with `sophon repo init`",
+                    backend.location()
+                )))
+            }
+        };
+        check_object_size("config", config_size, MAX_CONFIG_BYTES)?;
         let config_bytes = match backend.read("config") {
             Ok(b) => b,
             Err(e) if e.kind == BackendErrorKind::NotFound => {
@@ -143,17 +187,27 @@ impl Repository {
             Err(e) => return Err(e.into()),
         };
         let config = Config::decode(&config_bytes)?;
-        let mut key_names = Vec::new();
+        let mut listed = Vec::new();
         backend.list("keys", &mut |o| {
-            key_names.push(o.name);
+            if let Ok(id) = o.name.parse::<KeyId>() {
+                listed.push((id, o.size));
+            }
             Ok(())
         })?;
-        key_names.sort();
+        listed.sort();
+        // The hinted key files first (in name order), then the others; at most MAX_KEYS_TRIED.
+        let hinted = |id: &KeyId| hint.as_deref().is_some_and(|h| id.to_hex().starts_with(h));
+        let hint_matched = listed.iter().any(|(id, _)| hinted(id));
+        listed.sort_by_key(|(id, _)| !hinted(id));
+        let not_tried = listed.len().saturating_sub(MAX_KEYS_TRIED);
+        listed.truncate(MAX_KEYS_TRIED);
         let mut damaged = Vec::new();
-        for name in key_names {
-            let Ok(id) = name.parse::<KeyId>() else {
+        for (id, size) in listed {
+            let what = format!("key {id}");
+            if let Err(e) = check_object_size(&what, size, MAX_KEY_FILE_BYTES) {
+                damaged.push(e.to_string());
                 continue;
-            };
+            }
             let bytes = backend.read(&key_path(&id))?;
             if content_hash(&bytes) != id.0 {
                 damaged.push(format!("key {id}: content does not match its name"));
@@ -171,14 +225,16 @@ impl Repository {
                 Err(e) => damaged.push(e.to_string()),
             }
         }
+        let unmatched_hint = hint.filter(|_| !hint_matched);
         if !damaged.is_empty() {
             return Err(Error::invalid(format!(
-                "wrong passphrase for {}, or damaged key files: {}",
+                "wrong passphrase for {}, or damaged key files: {}{}",
                 backend.location(),
-                damaged.join("; ")
+                damaged.join("; "),
+                crate::error::untried_note(not_tried, unmatched_hint.as_deref())
             )));
         }
-        Err(Error::WrongPassphrase { repo: backend.location() })
+        Err(Error::WrongPassphrase { repo: backend.location(), not_tried, unmatched_hint })
     }
 
     fn finish_open(

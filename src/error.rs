@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::id::SnapshotId;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,91 @@ pub enum Error {
 
     #[error("restore refused: {0}")]
     UnsafePath(String),
+
+    /// `latest` was asked for while some snapshot cannot be read. An unreadable snapshot's time is
+    /// unknown, so any of them may be the newest: picking the newest readable one instead would
+    /// restore older data than the operator asked for without a word.
+    #[error(
+        "repository {repo}: `latest` is refused because {}; an unreadable snapshot's time is unknown, so it may be the newest. \
+         To use the newest snapshot that can be read, ask for `latest-readable` in place of `latest` \
+         (`sophon backup restore --snapshot latest-readable`, `sophon backup export latest-readable`)",
+        unreadable_list(.unreadable)
+    )]
+    LatestUnreadable { repo: String, unreadable: Vec<(SnapshotId, String)> },
+
+    /// A restore into a folder stopped part-way. Files it had started are removed (or, when that
+    /// failed too, left under their `.partial` temporary names), so every file under its own name is
+    /// complete; `missing` says which files are not there.
+    #[error("{}", incomplete_text(.snapshot, .target, .missing, .source))]
+    RestoreIncomplete {
+        snapshot: SnapshotId,
+        target: PathBuf,
+        missing: Box<Unrestored>,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+/// The files a failed restore did not restore. Entries it had not reached yet are not listed.
+#[derive(Debug, Default)]
+pub struct Unrestored {
+    /// Files whose own data or write failed.
+    pub failed: Vec<PathBuf>,
+    /// Every file known not to be restored: the failed ones, those written beside them (removed
+    /// as unfinished) and those waiting for their turn (never created).
+    pub not_restored: Vec<PathBuf>,
+    /// Unfinished files that could not be removed either, under their temporary names.
+    pub left_partial: Vec<PathBuf>,
+}
+
+fn unreadable_list(unreadable: &[(SnapshotId, String)]) -> String {
+    let each: Vec<String> =
+        unreadable.iter().map(|(id, why)| format!("snapshot {id} cannot be read ({why})")).collect();
+    each.join(", ")
+}
+
+/// How many paths an error message spells out; the error value holds them all.
+const PATHS_SHOWN: usize = 10;
+
+/// Paths relative to `base` (the message names it once), the first [`PATHS_SHOWN`] of them.
+fn path_list<'a>(base: &std::path::Path, paths: impl ExactSizeIterator<Item = &'a PathBuf>) -> String {
+    let total = paths.len();
+    let mut text: Vec<String> =
+        paths.take(PATHS_SHOWN).map(|p| p.strip_prefix(base).unwrap_or(p).display().to_string()).collect();
+    if total > PATHS_SHOWN {
+        text.push(format!("and {} more", total - PATHS_SHOWN));
+    }
+    text.join(", ")
+}
+
+fn incomplete_text(snapshot: &SnapshotId, target: &std::path::Path, missing: &Unrestored, source: &Error) -> String {
+    let Unrestored { failed, not_restored, left_partial } = missing;
+    let mut text =
+        format!("restore of snapshot {} into {} did not finish: {source}.", snapshot.short(), target.display());
+    if !failed.is_empty() {
+        text.push_str(&format!(" Not restored: {}.", path_list(target, failed.iter())));
+    }
+    let others: Vec<&PathBuf> = not_restored.iter().filter(|p| !failed.contains(p)).collect();
+    if !others.is_empty() {
+        text.push_str(&format!(
+            " Also not restored, as the restore stopped while writing them: {}.",
+            path_list(target, others.into_iter())
+        ));
+    }
+    text.push_str(if not_restored.is_empty() {
+        " Entries not reached yet were not restored."
+    } else {
+        " Entries after them in the snapshot were not reached."
+    });
+    if left_partial.is_empty() {
+        text.push_str(" No unfinished file was left: every file there is complete.");
+    } else {
+        text.push_str(&format!(
+            " These unfinished files could not be removed; delete them: {}.",
+            path_list(target, left_partial.iter())
+        ));
+    }
+    text
 }
 
 /// What `WrongPassphrase` and the damaged-keys error add when key files were left untried, or the
@@ -103,5 +190,33 @@ impl Error {
                 | Error::HashMismatch { .. }
                 | Error::TooLarge { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incomplete_restore_names_the_failed_files_first_relative_to_the_target() {
+        let target = PathBuf::from("/restore");
+        let missing = Unrestored {
+            failed: vec![target.join("z/secret.bin")],
+            not_restored: (0..12)
+                .map(|i| target.join(format!("a/f{i}")))
+                .chain([target.join("z/secret.bin")])
+                .collect(),
+            left_partial: Vec::new(),
+        };
+        let e = Error::RestoreIncomplete {
+            snapshot: SnapshotId([7; 32]),
+            target,
+            missing: Box::new(missing),
+            source: Box::new(Error::invalid("damaged")),
+        };
+        let text = e.to_string();
+        assert!(text.contains("did not finish: damaged. Not restored: z/secret.bin. Also not restored"), "{text}");
+        assert!(text.contains("a/f9, and 2 more."), "{text}");
+        assert!(text.ends_with("every file there is complete."), "{text}");
     }
 }

@@ -33,8 +33,7 @@ fn main() -> ExitCode {
                     eprintln!("(--verbose shows what the store answered)");
                 }
             }
-            let usage = e.downcast_ref::<cli::UsageError>().is_some();
-            ExitCode::from(if usage { cli::exit::USAGE } else { cli::exit::FAILURE })
+            ExitCode::from(cli::edge::exit_code(&e))
         }
     }
 }

@@ -5,20 +5,26 @@
 //! Safety: tree names were checked when the tree was decoded (no `/`, `.`, `..`, NUL; unique and
 //! sorted), files are created with `O_EXCL` so nothing is written through a symlink, and the target
 //! must be empty or absent.
+//!
+//! Confidentiality and completeness: a file is written under a temporary `.partial` name beside its
+//! place, created with mode 0600 (or the snapshot's, when stricter) so others cannot read it while
+//! it is written, and renamed into place only once its contents, mode and times are set. Folders are
+//! created 0700 and get their own mode once filled. A restore that fails removes the files it had
+//! started, so a file under its own name is always complete, and the error names what is missing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
 
 use crate::archive::Progress;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unrestored};
 use crate::format::pack::PackEntry;
 use crate::format::tree::{Node, NodeKind};
 use crate::id::{BlobId, PackId, SnapshotId};
@@ -49,6 +55,8 @@ const BATCH_FILES: usize = 768;
 
 struct PendingFile {
     path: PathBuf,
+    /// Where the contents are written until the file is complete; renamed to `path` then.
+    temp: PathBuf,
     content: Vec<BlobId>,
     size: u64,
     mode: u32,
@@ -104,9 +112,19 @@ pub fn restore(
         batch_bytes: 0,
         dirs: Vec::new(),
         outcome: RestoreOutcome::default(),
+        next_temp: 0,
+        missing: Unrestored::default(),
     };
-    r.restore_tree(&snap.tree, target)?;
-    r.flush()?;
+    if let Err(source) = r.restore_tree(&snap.tree, target).and_then(|()| r.flush()) {
+        // Files still waiting for their batch were never created: missing, not half-written.
+        r.missing.not_restored.extend(r.batch.drain(..).map(|f| f.path));
+        return Err(Error::RestoreIncomplete {
+            snapshot: *snapshot,
+            target: target.clone(),
+            missing: Box::new(r.missing),
+            source: Box::new(source),
+        });
+    }
     let mut outcome = r.outcome;
     outcome.snapshot = snapshot.to_hex();
     outcome.seconds = started.elapsed().as_secs_f64();
@@ -121,11 +139,23 @@ struct Restorer<'a> {
     batch_bytes: u64,
     dirs: Vec<DirMeta>,
     outcome: RestoreOutcome,
+    /// Numbers the temporary names, so no two files of a restore share one.
+    next_temp: u64,
+    /// What a failure left unrestored, for the error.
+    missing: Unrestored,
 }
+
+/// Temporary names are `.sophon-restore-N.partial`: visibly unfinished to anyone who finds one.
+const TEMP_PREFIX: &[u8] = b".sophon-restore-";
+const TEMP_SUFFIX: &[u8] = b".partial";
 
 impl Restorer<'_> {
     fn restore_tree(&mut self, tree_id: &BlobId, dir: &Path) -> Result<()> {
         let tree = self.repo.load_tree(tree_id)?;
+        // The folder was empty when created and will hold exactly the tree's names, so a temporary
+        // name that no entry of the tree has cannot collide with one. Usually this set is empty.
+        let taken: std::collections::HashSet<Vec<u8>> =
+            tree.nodes.iter().filter_map(|n| n.name_bytes().ok()).filter(|n| n.starts_with(TEMP_PREFIX)).collect();
         for node in tree.nodes {
             let name = node.name_bytes()?;
             if !Node::is_safe_name(&name) {
@@ -134,7 +164,8 @@ impl Restorer<'_> {
             let path = dir.join(std::ffi::OsStr::from_bytes(&name));
             match node.kind {
                 NodeKind::Dir => {
-                    std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
+                    // Private until its own mode is set at the end, once everything in it is written.
+                    std::fs::DirBuilder::new().mode(0o700).create(&path).map_err(|e| Error::io(&path, e))?;
                     self.outcome.dirs += 1;
                     let sub = node
                         .subtree
@@ -155,8 +186,18 @@ impl Restorer<'_> {
                     self.outcome.files += 1;
                     self.outcome.bytes += node.size;
                     self.batch_bytes += node.size;
+                    let temp = loop {
+                        let mut name = TEMP_PREFIX.to_vec();
+                        name.extend_from_slice(self.next_temp.to_string().as_bytes());
+                        name.extend_from_slice(TEMP_SUFFIX);
+                        self.next_temp += 1;
+                        if !taken.contains(&name) {
+                            break dir.join(std::ffi::OsStr::from_bytes(&name));
+                        }
+                    };
                     self.batch.push(PendingFile {
                         path,
+                        temp,
                         content: node.content,
                         size: node.size,
                         mode: node.mode,
@@ -174,15 +215,45 @@ impl Restorer<'_> {
     /// Write the contents of every pending file, then their modes and times. Work is grouped by
     /// pack: each pack's needed bytes are read once (in a few large ranges) and every blob is written
     /// to each place that uses it, so small files cost no read of their own and big files restore on
-    /// every core.
+    /// every core. On failure, every file of the batch not yet in place is removed and noted.
     fn flush(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
+        let marks: Vec<Mark> = batch.iter().map(|_| Mark::default()).collect();
+        if let Err(e) = self.write_batch(&batch, &marks) {
+            for (f, mark) in batch.iter().zip(&marks) {
+                if mark.placed.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if mark.failed.load(Ordering::Relaxed) {
+                    self.missing.failed.push(f.path.clone());
+                }
+                self.missing.not_restored.push(f.path.clone());
+                match std::fs::remove_file(&f.temp) {
+                    Ok(()) => {}
+                    // Never created: the batch failed before its turn.
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(_) => self.missing.left_partial.push(f.temp.clone()),
+                }
+            }
+            return Err(e);
+        }
+        // Folders finished so far (pushed after their whole subtree, so children come first) now
+        // hold every entry they will get: set their modes and times, and forget them.
+        for d in self.dirs.drain(..) {
+            set_meta(&d.path, d.mode, d.mtime_ns)?;
+        }
+        Ok(())
+    }
+
+    /// Create, fill, finish and rename into place the files of one batch, marking in `marks[i]`
+    /// when `batch[i]` is under its own name, or was what failed.
+    fn write_batch(&self, batch: &[PendingFile], marks: &[Mark]) -> Result<()> {
         let mut by_pack: HashMap<PackId, BTreeMap<u32, Needed>> = HashMap::new();
         for (i, f) in batch.iter().enumerate() {
             let mut offset = 0u64;
             for id in &f.content {
-                let loc = self.repo.lookup_blob(id)?;
+                let loc = self.repo.lookup_blob(id).inspect_err(|_| marks[i].fail())?;
                 let len = loc.entry.raw_len as u64;
                 by_pack
                     .entry(loc.pack)
@@ -194,6 +265,7 @@ impl Restorer<'_> {
                 offset += len;
             }
             if offset != f.size {
+                marks[i].fail();
                 return Err(Error::malformed(
                     format!("file {}", f.path.display()),
                     format!("its chunks hold {offset} bytes, the tree says {}", f.size),
@@ -204,25 +276,37 @@ impl Restorer<'_> {
             by_pack.into_iter().map(|(id, blobs)| (id, blobs.into_values().collect())).collect();
         let repo = self.repo;
         let progress = &self.progress;
-        let batch_ref = &batch;
         self.pool.install(|| -> Result<()> {
-            let files: Vec<File> = batch_ref.par_iter().map(create_file).collect::<Result<_>>()?;
+            let files: Vec<File> = batch
+                .par_iter()
+                .zip(marks)
+                .map(|(f, mark)| create_file(f).inspect_err(|_| mark.fail()))
+                .collect::<Result<_>>()?;
             packs
                 .par_iter()
-                .try_for_each(|(pack, needed)| restore_from_pack(repo, pack, needed, &files, batch_ref, progress))?;
-            drop(files);
-            batch_ref.par_iter().try_for_each(|f| {
-                set_meta(&f.path, f.mode, f.mtime_ns)?;
+                .try_for_each(|(pack, needed)| restore_from_pack(repo, pack, needed, &files, batch, marks, progress))?;
+            files.into_par_iter().zip(batch.par_iter().zip(marks)).try_for_each(|(file, (f, mark))| {
+                finish_file(file, f).inspect_err(|_| mark.fail())?;
+                mark.placed.store(true, Ordering::Relaxed);
                 progress.files_done.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             })
-        })?;
-        // Folders finished so far (pushed after their whole subtree, so children come first) now
-        // hold every entry they will get: set their modes and times, and forget them.
-        for d in self.dirs.drain(..) {
-            set_meta(&d.path, d.mode, d.mtime_ns)?;
-        }
-        Ok(())
+        })
+    }
+}
+
+/// How far one file of a batch got.
+#[derive(Default)]
+struct Mark {
+    /// Under its own name, complete: kept if the batch fails later.
+    placed: AtomicBool,
+    /// Its own data or its own write failed: named first when the restore fails.
+    failed: AtomicBool,
+}
+
+impl Mark {
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -232,13 +316,27 @@ struct Needed {
     places: Vec<(usize, u64)>,
 }
 
-/// Create a file exclusively (never through an existing symlink) at its final size.
+/// Create a file's temporary name exclusively (never through an existing symlink), readable by its
+/// owner at most: its final mode, which may let others read it, is set once it is complete. It is
+/// not sized up front: a file cut short must not look whole.
 fn create_file(f: &PendingFile) -> Result<File> {
-    let file = OpenOptions::new().write(true).create_new(true).open(&f.path).map_err(|e| Error::io(&f.path, e))?;
-    if f.size > 0 {
-        file.set_len(f.size).map_err(|e| Error::io(&f.path, e))?;
-    }
-    Ok(file)
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600 & f.mode)
+        .open(&f.temp)
+        .map_err(|e| Error::io(&f.temp, e))
+}
+
+/// Give a written file its mode and times through its descriptor (no path lookups), then move it to
+/// its name. `rename` never follows a symlink at the destination; and as the folder was empty and a
+/// tree's names are unique, nothing of this restore is there to be replaced.
+fn finish_file(file: File, f: &PendingFile) -> Result<()> {
+    file.set_permissions(std::fs::Permissions::from_mode(f.mode & 0o7777)).map_err(|e| Error::io(&f.temp, e))?;
+    let t = filetime_from_ns(f.mtime_ns);
+    filetime::set_file_handle_times(&file, Some(t), Some(t)).map_err(|e| Error::io(&f.temp, e))?;
+    drop(file);
+    std::fs::rename(&f.temp, &f.path).map_err(|e| Error::io(&f.path, e))
 }
 
 /// Blobs closer together than this are read in one range (the gap is read and discarded).
@@ -251,6 +349,7 @@ fn restore_from_pack(
     needed: &[Needed],
     files: &[File],
     batch: &[PendingFile],
+    marks: &[Mark],
     progress: &Progress,
 ) -> Result<()> {
     let path = pack::pack_path(pack);
@@ -267,18 +366,31 @@ fn restore_from_pack(
             end = end.max(next.offset as u64 + next.sealed_len as u64);
             j += 1;
         }
-        let bytes = repo.backend().read_range(&path, start, end - start)?;
+        // The files that use a blob that cannot be had are the ones that failed.
+        let blame = |n: &Needed| n.places.iter().for_each(|&(f, _)| marks[f].fail());
+        let bytes = repo
+            .backend()
+            .read_range(&path, start, end - start)
+            .inspect_err(|_| needed[i..j].iter().for_each(blame))?;
         for n in &needed[i..j] {
             let e = &n.entry;
             let at = (e.offset as u64 - start) as usize;
-            let sealed = bytes[at..at + e.sealed_len as usize].to_vec();
             let what = || format!("blob {} in pack {pack}", e.id);
-            let data = pack::open_blob(&repo.keys().seal, e, sealed, &what)?;
+            // A pack shorter than its index says is damage, not a reason to panic.
+            let Some(sealed) = bytes.get(at..at + e.sealed_len as usize) else {
+                blame(n);
+                return Err(Error::malformed(what(), "the pack ends before the blob does"));
+            };
+            let data = pack::open_blob(&repo.keys().seal, e, sealed.to_vec(), &what).inspect_err(|_| blame(n))?;
             if repo.keys().blob_id(&data) != e.id {
+                blame(n);
                 return Err(Error::HashMismatch { what: what(), expected: e.id.to_hex() });
             }
             for &(f, offset) in &n.places {
-                files[f].write_all_at(&data, offset).map_err(|err| Error::io(&batch[f].path, err))?;
+                files[f].write_all_at(&data, offset).map_err(|err| {
+                    marks[f].fail();
+                    Error::io(&batch[f].temp, err)
+                })?;
                 progress.bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
         }

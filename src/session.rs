@@ -87,9 +87,15 @@ impl Session {
         self.repo.list_snapshots()
     }
 
-    /// `latest`, a full id, or a unique prefix of at least 4 hex digits.
+    /// `latest`, `latest-readable`, a full id, or a unique prefix of at least 4 hex digits.
+    /// `latest` is refused ([`Error::LatestUnreadable`]) while any snapshot cannot be read.
     pub fn resolve_snapshot(&self, spec: &str) -> Result<SnapshotId> {
         self.repo.resolve_snapshot(spec)
+    }
+
+    /// [`Session::resolve_snapshot`] with the unreadable snapshots `latest-readable` passed over.
+    pub fn resolve_snapshot_noting(&self, spec: &str) -> Result<(SnapshotId, Vec<(SnapshotId, Error)>)> {
+        self.repo.resolve_snapshot_noting(spec)
     }
 
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {

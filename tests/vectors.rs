@@ -190,6 +190,8 @@ fn variant(e: &Error) -> &'static str {
         Error::Locked { .. } => "Locked",
         Error::WrongSession { .. } => "WrongSession",
         Error::UnsafePath(_) => "UnsafePath",
+        Error::LatestUnreadable { .. } => "LatestUnreadable",
+        Error::RestoreIncomplete { .. } => "RestoreIncomplete",
     }
 }
 

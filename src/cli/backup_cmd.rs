@@ -98,8 +98,10 @@ pub struct ListArgs {
 pub struct RestoreArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// A snapshot id (or a unique prefix of at least 4 hex digits), or `latest`.
-    #[arg(long, value_name = "ID|latest")]
+    /// A snapshot id (or a unique prefix of at least 4 hex digits), `latest` (refused while any
+    /// snapshot cannot be read, as it may be the newest) or `latest-readable` (the newest snapshot
+    /// that can be read; the unreadable ones are named on stderr).
+    #[arg(long, value_name = "ID|latest|latest-readable")]
     pub snapshot: Option<String>,
     /// An exported archive (zip, tar.gz, sealed or not); the newest of an incremental chain
     /// brings in the others from its folder.
@@ -446,7 +448,7 @@ fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
         return restore_gateway(a);
     };
     let session = Session::shared(a.repo.open()?, "restore")?;
-    let id = session.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
+    let id = resolve(&session, a.snapshot.as_deref())?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) * 2;
     let progress = Arc::new(Progress::default());
     let display = ProgressDisplay::start(Arc::clone(&progress), "restore", a.quiet || a.json);
@@ -467,6 +469,17 @@ fn restore_cmd(a: RestoreArgs) -> anyhow::Result<u8> {
         ))?;
     }
     Ok(exit::OK)
+}
+
+/// The snapshot `spec` names (default `latest`), saying on stderr which unreadable snapshots
+/// `latest-readable` passed over.
+fn resolve(session: &Session, spec: Option<&str>) -> anyhow::Result<sophon::id::SnapshotId> {
+    let (id, skipped) = session.resolve_snapshot_noting(spec.unwrap_or(sophon::repo::LATEST))?;
+    for (_, e) in &skipped {
+        // `e` names the snapshot.
+        eprintln!("warning: passed over for {} (the newest readable snapshot): {e}", id.short());
+    }
+    Ok(id)
 }
 
 fn thousands(n: u64) -> String {
@@ -497,7 +510,7 @@ fn restore_gateway(a: RestoreArgs) -> anyhow::Result<u8> {
     // broken config can still be restored over from a named repository.
     let repo = if a.repo.repo.is_some() { a.repo.open()? } else { a.repo.with_home(&Settings::load(&home)?).open()? };
     let session = Session::shared(repo, "restore")?;
-    let id = session.resolve_snapshot(a.snapshot.as_deref().unwrap_or("latest"))?;
+    let id = resolve(&session, a.snapshot.as_deref())?;
     let snap = session.load_snapshot(&id)?;
     if !sophon::source::SnapshotScope::from_paths(&snap.paths).is_gateway() {
         anyhow::bail!("snapshot {} is a folder backup, not a gateway backup: restore it with --target DIR", id.short());

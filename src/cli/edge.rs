@@ -46,6 +46,21 @@ pub fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
+/// The exit code of a command that ended in `e`: a usage mistake, damage that stops the command
+/// before it does anything (`latest` while a snapshot cannot be read), or a plain failure.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<super::UsageError>().is_some() {
+        return super::exit::USAGE;
+    }
+    let damage =
+        e.chain().any(|c| matches!(c.downcast_ref::<sophon::Error>(), Some(sophon::Error::LatestUnreadable { .. })));
+    if damage {
+        super::exit::DAMAGE
+    } else {
+        super::exit::FAILURE
+    }
+}
+
 /// A failure after which something was kept (a snapshot whose export failed): the message says
 /// what failed and what is left, the cause stays reachable for `--verbose`.
 #[derive(Debug)]

@@ -125,7 +125,8 @@ impl ArchiveOutArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// The snapshot: an id (or a unique prefix of at least 4 hex digits), or `latest`.
+    /// The snapshot: an id (or a unique prefix of at least 4 hex digits), `latest` (refused while
+    /// any snapshot cannot be read) or `latest-readable` (the newest snapshot that can be read).
     #[arg(value_name = "SNAPSHOT")]
     pub snapshot: String,
     #[command(flatten)]

@@ -87,6 +87,11 @@ impl std::fmt::Debug for Repository {
 }
 
 /// Readable snapshots (oldest first) and the unreadable ones with why.
+/// The snapshot spec for the newest snapshot, refused while any snapshot cannot be read.
+pub const LATEST: &str = "latest";
+/// The snapshot spec for the newest snapshot that can be read, passing over unreadable ones.
+pub const LATEST_READABLE: &str = "latest-readable";
+
 pub type SnapshotListing = (Vec<(SnapshotId, Snapshot)>, Vec<(SnapshotId, Error)>);
 
 /// The default folder for index caches: `$SOPHON_CACHE_DIR`, else `$XDG_CACHE_HOME/sophon`, else
@@ -383,23 +388,58 @@ impl Repository {
         Ok((ok, bad))
     }
 
-    /// `latest`, a full id, or a unique prefix of at least 4 hex digits.
+    /// `latest`, `latest-readable`, a full id, or a unique prefix of at least 4 hex digits. See
+    /// [`Repository::resolve_snapshot_noting`].
     pub fn resolve_snapshot(&self, spec: &str) -> Result<SnapshotId> {
-        if spec == "latest" {
-            let (snaps, _) = self.list_snapshots()?;
-            return snaps
-                .last()
-                .map(|(id, _)| *id)
-                .ok_or_else(|| Error::NotFound(format!("{}: no snapshots yet", self.backend.location())));
+        self.resolve_snapshot_noting(spec).map(|(id, _)| id)
+    }
+
+    /// [`Repository::resolve_snapshot`], with the unreadable snapshots `latest-readable` passed over
+    /// (empty for every other spec), so a front end can say what it skipped.
+    ///
+    /// `latest` fails with [`Error::LatestUnreadable`] while any snapshot cannot be read: its time
+    /// is unknown, so it may be the newest, and the operator must choose between repairing it and
+    /// the newest readable one (`latest-readable`), not find out from the restored data.
+    pub fn resolve_snapshot_noting(&self, spec: &str) -> Result<(SnapshotId, Vec<(SnapshotId, Error)>)> {
+        if spec == LATEST || spec == LATEST_READABLE {
+            let (snaps, bad) = self.list_snapshots()?;
+            if spec == LATEST && !bad.is_empty() {
+                return Err(Error::LatestUnreadable {
+                    repo: self.backend.location(),
+                    unreadable: bad
+                        .into_iter()
+                        .map(|(id, e)| {
+                            // The message names the snapshot already.
+                            let text = e.to_string();
+                            let why = text.strip_prefix(&format!("snapshot {id}: ")).unwrap_or(&text).to_string();
+                            (id, why)
+                        })
+                        .collect(),
+                });
+            }
+            return match snaps.last() {
+                Some((id, _)) => Ok((*id, bad)),
+                None if bad.is_empty() => {
+                    Err(Error::NotFound(format!("{}: no snapshots yet", self.backend.location())))
+                }
+                None => Err(Error::NotFound(format!(
+                    "{}: no snapshot can be read ({} cannot: {})",
+                    self.backend.location(),
+                    bad.len(),
+                    bad.iter().map(|(id, e)| format!("{id}: {e}")).collect::<Vec<_>>().join("; ")
+                ))),
+            };
         }
         if spec.len() < 4 || !spec.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::invalid(format!("snapshot {spec:?}: give `latest` or at least 4 hex digits of an id")));
+            return Err(Error::invalid(format!(
+                "snapshot {spec:?}: give `latest`, `latest-readable` or at least 4 hex digits of an id"
+            )));
         }
         let spec = spec.to_ascii_lowercase();
         let matches: Vec<SnapshotId> =
             self.snapshot_ids()?.into_iter().filter(|id| id.to_hex().starts_with(&spec)).collect();
         match matches.as_slice() {
-            [one] => Ok(*one),
+            [one] => Ok((*one, Vec::new())),
             [] => Err(Error::NotFound(format!("snapshot {spec} not found in {}", self.backend.location()))),
             _ => Err(Error::invalid(format!(
                 "snapshot prefix {spec} matches {} snapshots; give more digits",

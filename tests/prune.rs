@@ -146,13 +146,16 @@ fn prune_waits_for_running_clients_and_brings_back_packs_a_late_snapshot_uses() 
     assert_eq!(out["outcome"]["packs_deleted"], 0, "nothing may go while a client that could use it runs: {out}");
     assert_eq!(packs(&repo).len(), packs_before.len() + out["outcome"]["packs_written"].as_u64().unwrap() as usize);
     assert_eq!(files_below(&repo.join("prune")).len(), 1, "the condemned packs are recorded");
-    // The repository stays consistent meanwhile (condemned packs are only unindexed).
+    // The repository stays consistent meanwhile (condemned packs are listed as condemned).
     sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
 
     // That client now writes a snapshot using data the prune condemned (what a backup that
-    // deduplicated against the old index does), and finishes.
+    // deduplicated against the old index does), and finishes. The snapshot verifies at once: the
+    // condemned packs are still readable through the index.
     let late = lib.save_snapshot(&first).unwrap();
     drop(running);
+    let report = sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+    assert!(report.contains("no damage found") && report.contains("condemned by a prune"), "{report}");
 
     // The next prune sees the client gone, marks the late snapshot, and re-indexes what it uses
     // instead of deleting it; the rest of the condemned packs go.

@@ -328,6 +328,10 @@ fn print_prune_plan(p: &PrunePlan) -> std::io::Result<()> {
     if !p.unindexed.is_empty() {
         line(format!("  delete   {:>6} unindexed pack(s)     {}", p.unindexed.len(), bytes(sum(&p.unindexed))))?;
     }
+    if !p.unrecorded.is_empty() {
+        let n = p.unrecorded.len();
+        line(format!("  delete   {n:>6} condemned pack(s) no prune record names (an interrupted prune's)"))?;
+    }
     if !p.resurrect.is_empty() {
         line(format!("  index    {:>6} pack(s) a snapshot uses again", p.resurrect.len()))?;
     }

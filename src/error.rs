@@ -40,7 +40,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("index cache {path}: {source}")]
+    #[error("index cache {}: {source}{}", .path.display(), sqlite_hint(.source))]
     Sqlite {
         path: PathBuf,
         #[source]
@@ -97,6 +97,18 @@ pub struct Unrestored {
     pub not_restored: Vec<PathBuf>,
     /// Unfinished files that could not be removed either, under their temporary names.
     pub left_partial: Vec<PathBuf>,
+}
+
+/// What to do about a cache whose disk is full: the words SQLite uses ("database or disk is
+/// full") do not say that the cache can live elsewhere, or that deleting it loses nothing.
+fn sqlite_hint(source: &rusqlite::Error) -> &'static str {
+    match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            ": no space left on the disk that holds the index cache. Free space there, or set SOPHON_CACHE_DIR \
+             to a folder on a disk with room (the cache is rebuilt from the repository; deleting it loses nothing)"
+        }
+        _ => "",
+    }
 }
 
 fn unreadable_list(unreadable: &[(SnapshotId, String)]) -> String {

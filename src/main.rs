@@ -29,7 +29,8 @@ fn main() -> ExitCode {
             if let Some(detail) = cli::edge::store_detail(&e) {
                 if verbose {
                     eprintln!("the store answered: {detail}");
-                } else {
+                } else if !cli::edge::is_no_space(&e) {
+                    // A full disk is said in full in the line above.
                     eprintln!("(--verbose shows what the store answered)");
                 }
             }

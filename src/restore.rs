@@ -389,7 +389,9 @@ fn restore_from_pack(
             for &(f, offset) in &n.places {
                 files[f].write_all_at(&data, offset).map_err(|err| {
                     marks[f].fail();
-                    Error::io(&batch[f].temp, err)
+                    // Named as the operator knows it (a full disk: which file did not fit); its
+                    // temporary name is removed when the batch fails.
+                    Error::io(&batch[f].path, err)
                 })?;
                 progress.bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
             }

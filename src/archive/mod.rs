@@ -208,11 +208,18 @@ fn run(
     // The pipeline ends when every sender is gone, the walker's included.
     let (errors, mut summary) = walker.finish();
     let segments = pipeline.finish(&shared);
-    let root = walked?;
-    let segments = segments?;
-    if let Some(e) = shared.take_fatal() {
-        return Err(e);
-    }
+    let finished = walked.and_then(|root| segments.map(|s| (root, s))).and_then(|done| match shared.take_fatal() {
+        Some(e) => Err(e),
+        None => Ok(done),
+    });
+    let (root, segments) = match finished {
+        Ok(done) => done,
+        Err(e) => {
+            // Every stage has stopped and the session's lock is still held.
+            shared.discard_unindexed();
+            return Err(e);
+        }
+    };
 
     summary.blobs_added = shared.blobs_added.load(Ordering::Relaxed);
     summary.bytes_added = shared.bytes_added.load(Ordering::Relaxed);

@@ -94,6 +94,10 @@ pub(super) struct Shared {
     pub(super) lock: Session,
     /// Blobs claimed by this run and not yet in the index cache.
     session: Mutex<HashSet<BlobId>>,
+    /// Packs this run uploaded (or tried to) that no index segment of it lists yet. If the run
+    /// fails they are deleted: nothing references them, and no other client can deduplicate
+    /// against a pack no segment lists (format-spec/repository.md §15.1).
+    unindexed: Mutex<HashSet<PackId>>,
     /// The first fatal error (a failed upload, a full disk); every stage stops soon after.
     fatal: Mutex<Option<Error>>,
     pub(super) aborted: AtomicBool,
@@ -111,6 +115,7 @@ impl Shared {
             repo: Arc::clone(repo),
             lock: session.clone(),
             session: Mutex::new(HashSet::new()),
+            unindexed: Mutex::new(HashSet::new()),
             fatal: Mutex::new(None),
             aborted: AtomicBool::new(false),
             progress,
@@ -144,6 +149,23 @@ impl Shared {
 
     pub(super) fn take_fatal(&self) -> Option<Error> {
         self.fatal.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn unindexed(&self) -> std::sync::MutexGuard<'_, HashSet<PackId>> {
+        self.unindexed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After a failed run, once every stage has stopped: delete the packs it uploaded that no
+    /// segment lists, so a backup that failed (a full disk above all) gives back the space it
+    /// took. Safe while the run's lock is held: a pack no segment lists is referenced by nothing,
+    /// and no other client can deduplicate against it. A pack that cannot be deleted stays for a
+    /// prune (as after a crash). Packs already listed by a segment stay: others may use them.
+    pub(super) fn discard_unindexed(&self) {
+        let packs: Vec<PackId> = self.unindexed().drain().collect();
+        let backend = self.repo.backend();
+        for id in packs {
+            let _ = backend.delete(&pack::pack_path(&id));
+        }
     }
 }
 
@@ -380,6 +402,9 @@ fn uploader_loop(shared: &Shared, packs: Receiver<FinishedPack>, done: Sender<(P
         if shared.aborted.load(Ordering::Relaxed) {
             continue;
         }
+        // Noted before the write: a write that failed may still have left the object (a store
+        // that answered too late), and it is deleted with the others if the run fails.
+        shared.unindexed().insert(p.id);
         match backend.write(&pack::pack_path(&p.id), p.bytes) {
             Ok(()) => {
                 let _ = done.send((p.id, p.entries));
@@ -399,7 +424,16 @@ fn collector_loop(shared: &Shared, done: Receiver<(PackId, Vec<PackEntry>)>) -> 
         }
         let seg = std::mem::take(pending);
         shared.lock.ensure_held()?;
-        written.push(repo.save_index_segment(&seg)?);
+        let id = repo.upload_index_segment(&seg)?;
+        // Listed now, whatever happens to the cache: never deleted as unindexed.
+        {
+            let mut unindexed = shared.unindexed();
+            for p in &seg.packs {
+                unindexed.remove(&p.id);
+            }
+        }
+        written.push(id);
+        repo.index().add_segment(&id, &seg)?;
         // Blobs now in the cache no longer need the in-memory claim.
         let mut session = shared.session.lock().unwrap_or_else(|p| p.into_inner());
         for p in &seg.packs {

@@ -26,6 +26,9 @@ pub enum BackendErrorKind {
     Transient,
     /// Bad configuration: wrong URL, credentials, missing bucket.
     Config,
+    /// The disk (or the quota) holding the object is full. Never retried: a full disk does not
+    /// empty itself in the seconds a retry waits, and the operator must free space.
+    NoSpace,
     Other,
 }
 
@@ -43,17 +46,25 @@ pub struct BackendError {
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == BackendErrorKind::NoSpace {
+            // The message is the same words; one line, the object's name and what is wrong.
+            return write!(f, "{} {}: {NO_SPACE}", self.op, self.location);
+        }
         let what = match self.kind {
             BackendErrorKind::NotFound => "not found",
             BackendErrorKind::AlreadyExists => "already exists",
             BackendErrorKind::PermissionDenied => "permission denied",
             BackendErrorKind::Transient => "temporary failure",
             BackendErrorKind::Config => "configuration error",
+            BackendErrorKind::NoSpace => NO_SPACE,
             BackendErrorKind::Other => "failed",
         };
         write!(f, "{} {}: {what}: {}", self.op, self.location, self.message)
     }
 }
+
+/// What a full disk is called in every message.
+pub const NO_SPACE: &str = "no space left on device";
 
 pub type BackendResult<T> = Result<T, BackendError>;
 

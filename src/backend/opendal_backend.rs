@@ -22,6 +22,8 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 #[derive(Clone)]
 pub struct OpendalBackend {
     op: Arc<blocking::Operator>,
+    /// The same store, async, for whole-object writes that must be aborted when they fail.
+    plain: Operator,
     /// The same store for streaming writers (with retries of each part on remote stores).
     streaming: Operator,
     location: String,
@@ -35,8 +37,9 @@ impl OpendalBackend {
     pub fn new(op: Operator, location: String) -> BackendResult<Self> {
         let _guard = runtime().enter();
         let streaming = op.clone();
+        let plain = op.clone();
         let op = blocking::Operator::new(op).map_err(|e| convert("open", &location, "", e))?;
-        Ok(OpendalBackend { op: Arc::new(op), streaming, location, rename_writes: false, parallel_writes: 1 })
+        Ok(OpendalBackend { op: Arc::new(op), plain, streaming, location, rename_writes: false, parallel_writes: 1 })
     }
 
     /// Streaming writers go through `layer` (a retry layer for the parts of an upload).
@@ -74,10 +77,48 @@ impl OpendalBackend {
     fn err(&self, op: &'static str, path: &str, e: opendal::Error) -> BackendError {
         convert(op, &self.location, path, e)
     }
+
+    /// Write `data` to `path` in one go. A write that fails is aborted: on a local folder OpenDAL
+    /// writes `.tmp/NAME.RANDOM` and renames it into place, and without the abort that temporary
+    /// file would stay (on a full disk, holding the space the next write needs).
+    fn write_whole(&self, path: &str, data: Vec<u8>) -> opendal::Result<()> {
+        let op = self.plain.clone();
+        let path = path.to_string();
+        runtime().block_on(async move {
+            let mut w = op.writer(&path).await?;
+            let written = match w.write(data).await {
+                Ok(()) => w.close().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if written.is_err() {
+                let _ = w.abort().await;
+            }
+            written
+        })
+    }
+}
+
+/// True when `e` comes from a full disk or an exceeded quota (ENOSPC, EDQUOT): OpenDAL reports
+/// every local I/O error as a temporary one, but retrying a full disk only delays the message.
+fn is_no_space(e: &opendal::Error) -> bool {
+    use std::io::ErrorKind as Io;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), Io::StorageFull | Io::QuotaExceeded) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    // The source is the `io::Error` above; its kind's words stand in the message as well.
+    let m = e.message();
+    m == Io::StorageFull.to_string() || m == Io::QuotaExceeded.to_string()
 }
 
 fn convert(op: &'static str, location: &str, path: &str, e: opendal::Error) -> BackendError {
     let kind = match e.kind() {
+        _ if is_no_space(&e) => BackendErrorKind::NoSpace,
         ErrorKind::NotFound => BackendErrorKind::NotFound,
         ErrorKind::AlreadyExists => BackendErrorKind::AlreadyExists,
         ErrorKind::PermissionDenied => BackendErrorKind::PermissionDenied,
@@ -87,7 +128,8 @@ fn convert(op: &'static str, location: &str, path: &str, e: opendal::Error) -> B
     };
     let location =
         if path.is_empty() { location.to_string() } else { format!("{}/{}", location.trim_end_matches('/'), path) };
-    BackendError { kind, op, location, message: concise(&e), detail: e.to_string() }
+    let message = if kind == BackendErrorKind::NoSpace { super::NO_SPACE.to_string() } else { concise(&e) };
+    BackendError { kind, op, location, message, detail: e.to_string() }
 }
 
 /// The store's own words in a line: `NoSuchBucket: The specified bucket does not exist`, not the
@@ -143,10 +185,14 @@ impl Backend for OpendalBackend {
 
     fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
         if !self.rename_writes {
-            return self.op.write(path, data).map(|_| ()).map_err(|e| self.err("write", path, e));
+            return self.write_whole(path, data).map_err(|e| self.err("write", path, e));
         }
         let tmp = temp_name(path);
-        self.op.write(&tmp, data).map_err(|e| self.err("write", &tmp, e))?;
+        if let Err(e) = self.op.write(&tmp, data) {
+            // A half-written temporary must not stay behind (on a full disk, holding its space).
+            let _ = self.op.delete(&tmp);
+            return Err(self.err("write", &tmp, e));
+        }
         if let Err(e) = self.op.rename(&tmp, path) {
             let _ = self.op.delete(&tmp);
             return Err(self.err("write", path, e));
@@ -249,7 +295,14 @@ impl super::ObjectWriter for StreamWriter {
 
     fn finish(mut self: Box<Self>) -> BackendResult<()> {
         let Some(mut w) = self.w.take() else { return Err(self.backend.err("write", &self.target, closed())) };
-        runtime().block_on(w.close()).map_err(|e| self.backend.err("write", &self.target, e))?;
+        if let Err(e) = runtime().block_on(w.close()) {
+            // Not finished: nothing may be left under a temporary name either.
+            let _ = runtime().block_on(w.abort());
+            if self.target != self.path {
+                let _ = self.backend.op.delete(&self.target);
+            }
+            return Err(self.backend.err("write", &self.target, e));
+        }
         if self.target != self.path {
             if let Err(e) = self.backend.op.rename(&self.target, &self.path) {
                 let _ = self.backend.op.delete(&self.target);

@@ -92,6 +92,18 @@ pub fn store_detail(e: &anyhow::Error) -> Option<&str> {
     })
 }
 
+/// True when the store refused a write because its disk is full: the error line says all there is
+/// to say (no hint at `--verbose`, which still shows the store's answer).
+pub fn is_no_space(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let backend = match c.downcast_ref::<sophon::Error>() {
+            Some(sophon::Error::Backend(b)) => Some(b),
+            _ => c.downcast_ref::<sophon::backend::BackendError>(),
+        };
+        backend.is_some_and(|b| b.kind == sophon::backend::BackendErrorKind::NoSpace)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

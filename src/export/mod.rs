@@ -131,6 +131,10 @@ fn new_export_id() -> Result<String> {
 
 /// Render snapshot `id` of the session's repository to `out`; the session's lock keeps a prune
 /// from deleting the packs it reads.
+/// What a failed write of the archive names when the archive has no name here (it may be standard
+/// output or an upload); a caller that knows the name puts it in (`output::export_to_file`).
+pub(crate) const OUTPUT: &str = "export output";
+
 pub fn export_snapshot(
     session: &Session,
     id: &SnapshotId,
@@ -265,7 +269,7 @@ pub fn export_snapshot(
         }
         None => render::render(repo, &entries, extras, &mut counting, &ropts)?,
     };
-    counting.flush().map_err(|e| Error::io("export output", e))?;
+    counting.flush().map_err(|e| Error::io(OUTPUT, e))?;
     Ok(ExportSummary {
         export_id,
         snapshot: id.to_hex(),

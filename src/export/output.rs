@@ -133,8 +133,8 @@ pub fn export_to_file(session: &Session, id: &SnapshotId, out: &Path, opts: &Exp
         let f = std::fs::File::create(&partial).map_err(|e| Error::io(&partial, e))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
         let s = export_snapshot(session, id, &mut w, opts)?;
-        let f = w.into_inner().map_err(|e| Error::io(&partial, e.into_error()))?;
-        f.sync_all().map_err(|e| Error::io(&partial, e))?;
+        let f = w.into_inner().map_err(|e| Error::io(out, e.into_error()))?;
+        f.sync_all().map_err(|e| Error::io(out, e))?;
         if opts.overwrite {
             std::fs::rename(&partial, out).map_err(|e| Error::io(out, e))?;
         } else {
@@ -145,7 +145,14 @@ pub fn export_to_file(session: &Session, id: &SnapshotId, out: &Path, opts: &Exp
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
-    result
+    // A failed write names the archive as the operator gave it (a full disk: which file did not
+    // fit), not the temporary name, which is gone.
+    result.map_err(|e| match e {
+        Error::Io { path, source } if path == Path::new(super::OUTPUT) || path == Path::new(super::seal::WHAT) => {
+            Error::io(out, source)
+        }
+        e => e,
+    })
 }
 
 /// An archive to upload: `name` in the store folder `store_url`, the store opened once for both

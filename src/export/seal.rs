@@ -34,7 +34,7 @@ pub use crate::format::seal::{
 };
 use crate::format::seal::{layout, Layout, NONCE_PREFIX_LEN, SALT_LEN};
 
-const WHAT: &str = "sealed export";
+pub(crate) const WHAT: &str = "sealed export";
 
 /// Recover the library error behind an `io::Error` returned by the readers' and the writer's
 /// `Read`/`Write`/`Seek` impls (they must speak `io::Error`); any other I/O error is wrapped.

@@ -70,7 +70,7 @@ pub(crate) fn render(
             .map_err(|e| Error::io("sophon-tar", e))?;
 
         // gzip header: deflate, no flags, no time, unknown OS... Unix (3).
-        let mut io = |b: &[u8]| out.write_all(b).map_err(|e| Error::io("export output", e));
+        let mut io = |b: &[u8]| out.write_all(b).map_err(|e| Error::io(super::OUTPUT, e));
         io(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])?;
         let mut crc = crc32fast::Hasher::new();
         let mut total = 0u64;
@@ -93,7 +93,7 @@ pub(crate) fn render(
         written?;
         io(&crc.finalize().to_le_bytes())?;
         io(&(total as u32).to_le_bytes())?;
-        out.flush().map_err(|e| Error::io("export output", e))?;
+        out.flush().map_err(|e| Error::io(super::OUTPUT, e))?;
         *rendered = r;
         Ok(())
     })

@@ -73,7 +73,7 @@ impl<W: Write> ZipWriter<W> {
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out.write_all(bytes).map_err(|e| Error::io("export output", e))?;
+        self.out.write_all(bytes).map_err(|e| Error::io(super::OUTPUT, e))?;
         self.offset += bytes.len() as u64;
         Ok(())
     }
@@ -213,7 +213,7 @@ impl<W: Write> ZipWriter<W> {
         e.extend_from_slice(&clamp32(start).to_le_bytes());
         e.extend_from_slice(&0u16.to_le_bytes());
         self.put(&e)?;
-        self.out.flush().map_err(|e| Error::io("export output", e))?;
+        self.out.flush().map_err(|e| Error::io(super::OUTPUT, e))?;
         Ok(self.out)
     }
 }

@@ -452,9 +452,15 @@ impl Repository {
 
     /// Write an index segment, then record it in the cache.
     pub fn save_index_segment(&self, segment: &IndexSegment) -> Result<IndexId> {
-        let id = IndexId(self.save_object(ObjectKind::Index, &segment.encode())?);
+        let id = self.upload_index_segment(segment)?;
         self.index.add_segment(&id, segment)?;
         Ok(id)
+    }
+
+    /// Write an index segment to the repository only (the caller records it in the cache): once
+    /// this returns, the packs it lists are indexed, whatever happens to the cache.
+    pub fn upload_index_segment(&self, segment: &IndexSegment) -> Result<IndexId> {
+        Ok(IndexId(self.save_object(ObjectKind::Index, &segment.encode())?))
     }
 
     /// Write `packs` (each flagged when it is only condemned) as new index segments that supersede

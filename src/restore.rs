@@ -489,6 +489,18 @@ impl crate::source::BackupSource for SnapshotFiles<'_> {
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
         SnapshotFiles::read(self, path)
     }
+    fn copy_into(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        // Chunk by chunk: a file is never held whole.
+        let (_, content) =
+            self.files.get(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the backup")))?;
+        let mut n = 0u64;
+        for id in content {
+            let data = self.repo.read_blob(id)?;
+            out.write_all(&data).map_err(|e| Error::io(path, e))?;
+            n += data.len() as u64;
+        }
+        Ok(n)
+    }
     fn copy_to(&self, path: &str, dest: &Path) -> Result<()> {
         SnapshotFiles::copy_to(self, path, dest)
     }

@@ -205,6 +205,10 @@ impl BackupSource for Chain {
             None => Ok(None),
         }
     }
+    fn copy_into(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        let a = self.holder(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the archives")))?;
+        a.copy(path, out)
+    }
     fn copy_to(&self, path: &str, dest: &Path) -> Result<()> {
         let a = self.holder(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the archives")))?;
         BackupSource::copy_to(a, path, dest)

@@ -12,8 +12,6 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde_json::Value;
-
 use super::plan::{self, ROOT};
 use super::render::ManifestFile;
 use super::seal::{self, SealedFile};
@@ -27,6 +25,11 @@ const MAX_RATIO: u64 = 1100;
 /// Entries a reader accepts, and the longest path.
 const MAX_ENTRIES: usize = 10_000_000;
 const MAX_PATH: usize = 4096;
+/// Unix file types, as a zip's external attributes carry them in their high 16 bits.
+const S_IFMT: u32 = 0o170_000;
+const S_IFREG: u32 = 0o100_000;
+const S_IFDIR: u32 = 0o040_000;
+const S_IFLNK: u32 = 0o120_000;
 
 trait ReadSeek: Read + Seek + Send {}
 impl<T: Read + Seek + Send> ReadSeek for T {}
@@ -173,11 +176,20 @@ impl ExportArchive {
                 format!("entry {link:?} is a symbolic link, which a gateway backup never holds"),
             ));
         }
-        let manifest = a.json("manifest.json")?;
-        a.manifest = serde_json::from_value(manifest["files"].clone())
+        // Bounded by the layout's cap (format-spec/export.md §5.1) and parsed straight into the typed
+        // list: a JSON tree of a large manifest would take several times its size.
+        let cap = a.metadata.layout().manifest_cap();
+        let bytes = read_member(&a.path, &a.files, &a.backing, plan::MANIFEST, cap)?;
+        #[derive(serde::Deserialize)]
+        struct Manifest {
+            files: Vec<ManifestFile>,
+        }
+        let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::malformed(format!("{}: manifest.json", path.display()), e.to_string()))?;
+        drop(bytes);
+        a.manifest = manifest.files;
         if a.files.contains_key(plan::SUMS) {
-            let bytes = read_member(&a.path, &a.files, &a.backing, plan::SUMS, u64::MAX)?;
+            let bytes = read_member(&a.path, &a.files, &a.backing, plan::SUMS, cap)?;
             let what = || format!("{}: {}", path.display(), plan::SUMS);
             let text = String::from_utf8(bytes).map_err(|_| Error::malformed(what(), "not UTF-8 text"))?;
             let sums = plan::parse_sha256sums(&text)
@@ -220,12 +232,6 @@ impl ExportArchive {
             findings.push(format!("{}: does not list {}", plan::SUMS, plan::MANIFEST));
         }
         Ok(())
-    }
-
-    fn json(&self, name: &str) -> Result<Value> {
-        let bytes = read_member(&self.path, &self.files, &self.backing, name, u64::MAX)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::malformed(format!("{}: {name}", self.path.display()), e.to_string()))
     }
 
     /// The `export` object of the metadata.
@@ -472,6 +478,15 @@ fn open_zip(path: &Path, mut reader: Box<dyn ReadSeek>) -> Result<Opened> {
             return Err(refused(path, format!("entry {name:?} appears twice")));
         }
         let Some(rel) = member_path(path, &name)? else { continue };
+        // The Unix file type in the external attributes (§3): a FIFO, device or socket is refused,
+        // whatever its name says; an entry without a Unix type is a folder or a file by its name.
+        let kind = e.unix_mode().map_or(0, |m| m & S_IFMT);
+        if ![0, S_IFREG, S_IFDIR, S_IFLNK].contains(&kind) {
+            return Err(refused(
+                path,
+                format!("entry {name:?} is not a regular file, folder or symbolic link (Unix file type {kind:#o})"),
+            ));
+        }
         if e.is_dir() {
             continue;
         }
@@ -595,6 +610,9 @@ impl BackupSource for ExportArchive {
     }
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
         ExportArchive::read(self, path)
+    }
+    fn copy_into(&self, path: &str, out: &mut dyn Write) -> Result<u64> {
+        self.copy(path, out)
     }
     fn copy_to(&self, path: &str, dest: &Path) -> Result<()> {
         let mut f = File::create(dest).map_err(|e| Error::io(dest, e))?;

@@ -29,6 +29,14 @@ impl Layout {
         }
     }
 
+    /// The cap of this layout's `manifest.json` and `SHA256SUMS` (see [`bounds`]).
+    pub fn manifest_cap(self) -> u64 {
+        match self {
+            Layout::Gateway => bounds::MANIFEST,
+            Layout::Files => bounds::FILES_MANIFEST,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Layout::Gateway => "gateway",
@@ -52,5 +60,63 @@ impl FromStr for Layout {
             "files" => Ok(Layout::Files),
             other => Err(crate::Error::invalid(format!("unknown layout {other:?} (known: gateway, files)"))),
         }
+    }
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Reader bounds of a gateway backup (`format-spec/export.md` §5.1): the most a reader takes of
+/// each part, by its path below `backup/`. A part over its cap is refused, naming it and the cap.
+/// Documents' raw files have no cap: they are streamed, never held. Parts of records are read one
+/// row (or line) at a time, so their cap bounds the disk they are spooled to, and [`bounds::ROW`]
+/// the memory one row takes; a part read whole has a cap that bounds memory itself.
+pub mod bounds {
+    use super::MIB;
+
+    const GIB: u64 = 1024 * MIB;
+
+    /// `metadata.json`, read whole (the export reader's limit too).
+    pub const METADATA: u64 = crate::format::export_meta::MAX_METADATA_BYTES;
+    /// `manifest.json` and `SHA256SUMS` of a gateway backup, read whole by `verify` (as a typed
+    /// list), one entry at a time by a restore.
+    pub const MANIFEST: u64 = 64 * MIB;
+    /// `manifest.json` and `SHA256SUMS` of a folder export, which may list millions of files
+    /// (about 150 bytes each).
+    pub const FILES_MANIFEST: u64 = GIB;
+    /// One row of a part of records, or one line of a JSON-lines part (a row with its nested
+    /// history: a discussion with its messages, a task with its events).
+    pub const ROW: u64 = 16 * MIB;
+    /// `documents/index.json`, read one row at a time.
+    pub const DOCUMENT_INDEX: u64 = 16 * GIB;
+    /// `memory/entries.jsonl` and `audit/entries.jsonl`, read one line at a time.
+    pub const JSON_LINES: u64 = 16 * GIB;
+    /// A part of records read one row at a time (`users/users.json`, `agents/agents.json`,
+    /// `cron/jobs.json`, `skills/installed.json`, `discussions/discussions.json`,
+    /// `tasks/tasks.json`, and the one-table files).
+    pub const RECORDS: u64 = 4 * GIB;
+    /// `workflows/<id>.json`: one workflow with its versions, read whole.
+    pub const WORKFLOW: u64 = 16 * MIB;
+    /// One day of `memory/daily-logs/`, read one line at a time and rebuilt per tenant in memory.
+    pub const DAILY_LOG: u64 = 64 * MIB;
+    /// A settings file (`config/*.backup.json`, `mcp/*.json`), an agent's file
+    /// (`agents/<id>/*`), `users/2fa-secrets.json.enc`, `license/license.key`: read whole.
+    pub const SMALL_FILE: u64 = 4 * MIB;
+}
+
+/// The cap of the gateway backup part at `path` (below `backup/`); `u64::MAX` for a document's
+/// raw file, which is streamed.
+pub fn gateway_part_cap(path: &str) -> u64 {
+    match path {
+        "metadata.json" => bounds::METADATA,
+        "manifest.json" | "SHA256SUMS" => bounds::MANIFEST,
+        "documents/index.json" => bounds::DOCUMENT_INDEX,
+        "memory/entries.jsonl" | "audit/entries.jsonl" => bounds::JSON_LINES,
+        "users/2fa-secrets.json.enc" | "license/license.key" => bounds::SMALL_FILE,
+        p if p.starts_with("documents/files/") => u64::MAX,
+        p if p.starts_with("memory/daily-logs/") => bounds::DAILY_LOG,
+        p if p.starts_with("workflows/") => bounds::WORKFLOW,
+        p if p.starts_with("config/") || p.starts_with("mcp/") => bounds::SMALL_FILE,
+        p if p.starts_with("agents/") && p != "agents/agents.json" => bounds::SMALL_FILE,
+        _ => bounds::RECORDS,
     }
 }

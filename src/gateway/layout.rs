@@ -64,6 +64,11 @@ pub fn home_path(backup_path: &str) -> Option<(Category, String)> {
     }
 }
 
+/// Where a document's raw file is, in a backup and in a home: `documents/files/<id>.<ext>`.
+pub fn document_path(id: &str, ext: &str) -> String {
+    format!("documents/files/{id}.{ext}")
+}
+
 /// A tenant's log of one day in a home (`day` is the backup file's name).
 pub fn daily_log_home_path(tenant: &str, day: &str) -> String {
     format!("memory/daily-logs/{tenant}/{day}")

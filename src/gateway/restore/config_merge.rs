@@ -101,7 +101,11 @@ pub(super) fn settings_to_enter(
             continue;
         }
         let Some(v) = super::plan::json_file(src, &p).ok().flatten() else { continue };
-        let present: Option<Value> = std::fs::read(home.join(&rel)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        // The home's file, unless it is larger than a settings file may be (then it is not read).
+        let path = home.join(&rel);
+        let small = std::fs::metadata(&path).is_ok_and(|m| m.len() <= crate::format::layout::gateway_part_cap(&p));
+        let present: Option<Value> =
+            small.then(|| std::fs::read(&path).ok()).flatten().and_then(|b| serde_json::from_slice(&b).ok());
         list(&v, present.as_ref(), &rel, &mut String::new(), &mut out);
     }
     Ok(out)

@@ -9,7 +9,7 @@ use std::path::Path;
 use rusqlite::{params_from_iter, Transaction};
 
 use super::compare::has_redacted;
-use super::plan::{invalid, to_sql, FileAction, FileData, Plan, RowAction};
+use super::plan::{invalid, row_quarantine_path, to_sql, FileAction, FileData, Plan, RowAction};
 use super::refs::key_text;
 use super::{BackupSource, CategoryPlan, Mode, RestoreReport, TableCounts};
 use crate::gateway::category::Category;
@@ -17,9 +17,13 @@ use crate::gateway::journal::Stager;
 use crate::gateway::layout::TABLE_ORDER;
 use crate::gateway::{GatewayError, GatewayResult, RefusedRow, DB_FILE};
 
-/// What only execution decides: the wiped tenants left with no record, which are removed.
+/// What execution did: the wiped tenants left with no record, which are removed; each table's
+/// rows by what happened to them (category, whether its rows are the category's records, counts);
+/// the added records whose secrets were redacted.
 pub(super) struct Executed {
     pub tenants_removed: Vec<String>,
+    tables: Vec<(Category, bool, TableCounts)>,
+    redacted: Redacted,
 }
 
 /// Carry out `plan` in `tx`. A row the database refuses with a UNIQUE constraint the plan could not
@@ -81,13 +85,23 @@ pub(super) fn execute(
         }
     }
 
-    let quarantine_paths: Vec<Vec<String>> =
-        plan.tables.iter().map(|t| t.rows.iter().map(|r| plan.row_quarantine_path(t, r)).collect()).collect();
+    // The planned rows are read back one at a time and counted as they are executed: a row the
+    // database refuses with a UNIQUE constraint is quarantined, and so is what refers to it.
+    let quarantine = plan.quarantine();
+    let mut tables = Vec::new();
+    let mut redacted = Redacted::default();
     // Records the plan meant to add and execution quarantined: whatever refers to them follows.
     let mut late: HashMap<&'static str, HashSet<String>> = HashMap::new();
-    for (tp, qpaths) in plan.tables.iter_mut().zip(quarantine_paths) {
+    for tp in &plan.tables {
         let table = tp.table;
-        for (row, qpath) in tp.rows.iter_mut().zip(qpaths) {
+        let mut counts = TableCounts {
+            table: table.to_string(),
+            category: tp.category.id().into(),
+            wiped: tp.to_wipe,
+            ..Default::default()
+        };
+        tp.rows.for_each(&mut |mut row| {
+            let qpath = row_quarantine_path(&quarantine, tp, &row);
             let orphaned = tp.parents.iter().any(|(col, parent)| {
                 row.row
                     .get(col)
@@ -128,7 +142,19 @@ pub(super) fn execute(
                     }
                 }
             }
-        }
+            match row.action {
+                RowAction::Add => {
+                    counts.added += 1;
+                    if has_redacted(&row.row) {
+                        redacted.note(table, row.key.join("/"));
+                    }
+                }
+                RowAction::Unchanged => counts.unchanged += 1,
+                RowAction::Quarantine => counts.quarantined += 1,
+            }
+            Ok(())
+        })?;
+        tables.push((tp.category, tp.primary, counts));
     }
 
     for f in &plan.files {
@@ -139,11 +165,34 @@ pub(super) fn execute(
         };
         match &f.data {
             FileData::Bytes(b) => stager.put(&rel, b)?,
+            FileData::Spooled(from) => stager
+                .copy(&rel, |dest| std::fs::copy(from, dest).map(|_| ()).map_err(|e| GatewayError::io(dest, e)))?,
             FileData::Backup(path) => stager
                 .copy(&rel, |dest| src.copy_to(path, dest).map_err(|e| invalid(format!("backup file {path}: {e}"))))?,
         }
     }
-    Ok(Executed { tenants_removed })
+    Ok(Executed { tenants_removed, tables, redacted })
+}
+
+/// Added records whose secrets were redacted, by what must be done about them.
+#[derive(Default)]
+pub(super) struct Redacted {
+    connections: Vec<String>,
+    nodes: Vec<String>,
+    webhooks: Vec<String>,
+    channels: Vec<String>,
+}
+
+impl Redacted {
+    fn note(&mut self, table: &str, id: String) {
+        match table {
+            "connections" => self.connections.push(id),
+            "nodes" => self.nodes.push(id),
+            "webhooks" => self.webhooks.push(id),
+            "channels" => self.channels.push(id),
+            _ => {}
+        }
+    }
 }
 
 fn refused(home: &Path, table: &str, row: &str, dry_run: bool, error: rusqlite::Error) -> GatewayError {
@@ -171,45 +220,20 @@ pub(super) fn report(home: &Path, plan: &Plan, executed: Executed, dry_run: bool
     };
     let mut cats: BTreeMap<Category, CategoryPlan> =
         plan.scope.iter().map(|c| (*c, CategoryPlan { category: c.id().into(), ..Default::default() })).collect();
-    for t in &plan.tables {
-        let c = cats.entry(t.category).or_default();
-        let mut counts = TableCounts {
-            table: t.table.to_string(),
-            category: t.category.id().into(),
-            wiped: t.to_wipe,
-            ..Default::default()
-        };
-        for r in &t.rows {
-            if t.primary {
-                c.records += 1;
-            }
-            match r.action {
-                RowAction::Add => {
-                    counts.added += 1;
-                    c.added += 1;
-                    if has_redacted(&r.row) {
-                        let id = r.key.join("/");
-                        match t.table {
-                            "connections" => report.connections_to_reauthenticate.push(id),
-                            "nodes" => report.nodes_to_repair.push(id),
-                            "webhooks" => report.webhooks_with_redacted_secrets.push(id),
-                            "channels" => report.channels_with_redacted_secrets.push(id),
-                            _ => {}
-                        }
-                    }
-                }
-                RowAction::Unchanged => {
-                    counts.unchanged += 1;
-                    c.unchanged += 1;
-                }
-                RowAction::Quarantine => {
-                    counts.quarantined += 1;
-                    c.quarantined += 1;
-                }
-            }
+    for (category, primary, counts) in executed.tables {
+        let c = cats.entry(category).or_default();
+        if primary {
+            c.records += counts.added + counts.unchanged + counts.quarantined;
         }
+        c.added += counts.added;
+        c.unchanged += counts.unchanged;
+        c.quarantined += counts.quarantined;
         report.tables.push(counts);
     }
+    report.connections_to_reauthenticate = executed.redacted.connections;
+    report.nodes_to_repair = executed.redacted.nodes;
+    report.webhooks_with_redacted_secrets = executed.redacted.webhooks;
+    report.channels_with_redacted_secrets = executed.redacted.channels;
     for f in &plan.files {
         let c = cats.entry(f.category).or_default();
         c.files += 1;

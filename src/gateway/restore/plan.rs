@@ -2,21 +2,24 @@
 //! file by file before anything is written. The executor follows the plan; the dry run executes
 //! the very same plan against a scratch copy of the database, so the two cannot disagree.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{params_from_iter, Connection};
 use serde_json::{Map, Value};
 
+use std::io::Write;
+
 use super::compare::{same_but_redacted, same_record};
+use super::parts::Spool;
 use super::refs::{foreign_keys, key_text, parents_stay};
 use super::{BackupSource, Mode, RestoreOptions};
-use crate::gateway::category::{Category, NestedFile, TableFile, NESTED_FILES, TABLE_FILES};
+use crate::gateway::category::{Category, NestedFile, NESTED_FILES, TABLE_FILES};
 use crate::gateway::layout::{self, DAILY_LOGS, TABLE_ORDER};
 use crate::gateway::{GatewayError, GatewayResult, DB_FILE};
 
 /// What happens to one record of the backup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RowAction {
     /// Absent from the home: inserted.
@@ -29,7 +32,7 @@ pub enum RowAction {
     Quarantine,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RowPlan {
     /// The primary-key values, in key order.
     pub key: Vec<String>,
@@ -38,7 +41,7 @@ pub struct RowPlan {
     pub row: Map<String, Value>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct TablePlan {
     pub table: &'static str,
     pub category: Category,
@@ -48,7 +51,54 @@ pub struct TablePlan {
     pub to_wipe: u64,
     /// The table's references to other records: (column, parent table), tenants left out.
     pub parents: Vec<(String, String)>,
-    pub rows: Vec<RowPlan>,
+    /// The planned rows, in the backup's order, kept on disk (one JSON line each).
+    pub rows: RowSpool,
+}
+
+/// A table's planned rows, one JSON line each in the restore's spool: a table of any size is
+/// planned and executed one row at a time.
+#[derive(Debug)]
+pub struct RowSpool {
+    file: std::path::PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    pub len: u64,
+}
+
+impl RowSpool {
+    fn create(spool: &Spool, table: &str) -> GatewayResult<RowSpool> {
+        let file = spool.file(&format!("rows-{table}"));
+        let f = std::fs::File::create(&file).map_err(|e| GatewayError::io(&file, e))?;
+        Ok(RowSpool { file, out: Some(std::io::BufWriter::with_capacity(1 << 16, f)), len: 0 })
+    }
+
+    fn push(&mut self, row: &RowPlan) -> GatewayResult<()> {
+        let out = self.out.as_mut().ok_or_else(|| invalid("restore plan: rows added after planning"))?;
+        serde_json::to_writer(&mut *out, row).map_err(invalid)?;
+        out.write_all(b"\n").map_err(|e| GatewayError::io(&self.file, e))?;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn close(&mut self) -> GatewayResult<()> {
+        if let Some(mut out) = self.out.take() {
+            out.flush().map_err(|e| GatewayError::io(&self.file, e))?;
+        }
+        Ok(())
+    }
+
+    /// Every planned row, in order, one at a time.
+    pub fn for_each(&self, each: &mut dyn FnMut(RowPlan) -> GatewayResult<()>) -> GatewayResult<()> {
+        let f = std::fs::File::open(&self.file).map_err(|e| GatewayError::io(&self.file, e))?;
+        let mut r = std::io::BufReader::with_capacity(1 << 16, f);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if std::io::BufRead::read_line(&mut r, &mut line).map_err(|e| GatewayError::io(&self.file, e))? == 0 {
+                return Ok(());
+            }
+            each(serde_json::from_str(&line).map_err(|e| invalid(format!("restore plan: {e}")))?)?;
+        }
+    }
 }
 
 /// What happens to one file beside the database.
@@ -66,6 +116,8 @@ pub enum FileData {
     Backup(String),
     /// Content made by the restore (a tenant's daily log, a JSON file with its secrets put back).
     Bytes(Vec<u8>),
+    /// The same, kept in the restore's spool (this file) rather than in memory.
+    Spooled(std::path::PathBuf),
 }
 
 #[derive(Clone, Debug)]
@@ -87,7 +139,7 @@ pub struct NewTenant {
 }
 
 /// Everything a restore will do, decided before it does any of it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Plan {
     pub restore_id: String,
     pub mode: Mode,
@@ -103,6 +155,8 @@ pub struct Plan {
     pub users_to_reenrol: Vec<String>,
     /// The backup seals its users' 2FA secrets and no passphrase was given to open them.
     pub two_factor_sealed: bool,
+    /// Where the planned rows are kept (removed when the plan is dropped).
+    pub(super) _spool: Spool,
 }
 
 impl Plan {
@@ -112,12 +166,16 @@ impl Plan {
     }
 
     pub fn row_quarantine_path(&self, t: &TablePlan, r: &RowPlan) -> String {
-        format!("{}/{}/{}/{}.json", self.quarantine(), t.category.id(), t.table, r.key.join("_"))
+        row_quarantine_path(&self.quarantine(), t, r)
     }
 
     pub fn file_quarantine_path(&self, f: &FilePlan) -> String {
         format!("{}/{}/{}", self.quarantine(), f.category.id(), f.home_path)
     }
+}
+
+pub(super) fn row_quarantine_path(quarantine: &str, t: &TablePlan, r: &RowPlan) -> String {
+    format!("{quarantine}/{}/{}/{}.json", t.category.id(), t.table, r.key.join("_"))
 }
 
 pub(super) fn invalid(e: impl std::fmt::Display) -> GatewayError {
@@ -129,26 +187,7 @@ pub(super) fn from_crate(e: crate::Error) -> GatewayError {
 }
 
 pub(super) fn json_file(src: &dyn BackupSource, path: &str) -> GatewayResult<Option<Value>> {
-    match src.read(path).map_err(from_crate)? {
-        None => Ok(None),
-        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| invalid(format!("backup file {path}: {e}"))),
-    }
-}
-
-fn jsonl_file(src: &dyn BackupSource, path: &str) -> GatewayResult<Vec<Value>> {
-    let Some(b) = src.read(path).map_err(from_crate)? else { return Ok(Vec::new()) };
-    String::from_utf8_lossy(&b)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| invalid(format!("backup file {path}: {e}"))))
-        .collect()
-}
-
-fn array(v: Option<Value>) -> Vec<Value> {
-    match v {
-        Some(Value::Array(a)) => a,
-        _ => Vec::new(),
-    }
+    super::parts::json_part(src, path)
 }
 
 /// Split nested children out of parent rows: `parent[field]` → rows with `key` = parent id.
@@ -168,9 +207,6 @@ fn unnest(parents: &mut [Value], field: &str, key: &str) -> Vec<Value> {
     out
 }
 
-/// Rows by table name.
-type Tables = BTreeMap<&'static str, Vec<Value>>;
-
 /// What the backup's users need: who must re-enrol in 2FA, and whether that is because its sealed
 /// 2FA secrets were not opened (no passphrase given).
 #[derive(Default)]
@@ -179,79 +215,102 @@ struct TwoFactor {
     sealed_unopened: bool,
 }
 
-/// The backup's records by table, its tenant rows, and what its users' 2FA needs.
-fn backup_rows(
+/// The backup's sealed 2FA secrets, opened with the passphrase when there is one.
+fn two_factor_secrets(
     src: &dyn BackupSource,
-    wants: &dyn Fn(Category) -> bool,
     passphrase: Option<&[u8]>,
-) -> GatewayResult<(Tables, Vec<Value>, TwoFactor)> {
-    let mut t: Tables = BTreeMap::new();
-    let mut tenants = Vec::new();
-    let mut two_factor = TwoFactor::default();
-    if let Some(u) = json_file(src, "users/users.json")? {
-        tenants = array(u.get("tenants").cloned());
-        if wants(Category::Users) {
-            let secrets: HashMap<String, Value> =
-                match (src.read("users/2fa-secrets.json.enc").map_err(from_crate)?, passphrase) {
-                    (Some(sealed), Some(p)) => {
-                        let plain = crate::gateway::sealed::open(&sealed, p, "users/2fa-secrets.json.enc")
-                            .map_err(from_crate)?;
-                        serde_json::from_slice(&plain).map_err(invalid)?
-                    }
-                    (Some(_), None) => {
-                        two_factor.sealed_unopened = true;
-                        HashMap::new()
-                    }
-                    (None, _) => HashMap::new(),
-                };
-            let mut users = array(u.get("users").cloned());
-            for user in &mut users {
-                let Some(m) = user.as_object_mut() else { continue };
-                let enrolled = m.remove("totp_enrolled").and_then(|v| v.as_bool()).unwrap_or(false);
-                let id = m.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-                let secret = secrets.get(&id).cloned();
-                if enrolled && secret.is_none() {
-                    two_factor.reenrol.push(id);
+    two_factor: &mut TwoFactor,
+) -> GatewayResult<HashMap<String, Value>> {
+    Ok(match (super::parts::read_part(src, "users/2fa-secrets.json.enc")?, passphrase) {
+        (Some(sealed), Some(p)) => {
+            let plain = crate::gateway::sealed::open(&sealed, p, "users/2fa-secrets.json.enc").map_err(from_crate)?;
+            serde_json::from_slice(&plain).map_err(invalid)?
+        }
+        (Some(_), None) => {
+            two_factor.sealed_unopened = true;
+            HashMap::new()
+        }
+        (None, _) => HashMap::new(),
+    })
+}
+
+/// The rows of the array part `file` (at `key` of its top-level object, or the top-level array),
+/// one at a time, through the spool: a big part is never parsed whole.
+fn rows_of(
+    src: &dyn BackupSource,
+    spool: &Spool,
+    file: &str,
+    key: Option<&str>,
+    each: &mut dyn FnMut(Value) -> GatewayResult<()>,
+) -> GatewayResult<()> {
+    match super::parts::spool_part(src, file, spool)? {
+        Some(part) => part.each(key, each),
+        None => Ok(()),
+    }
+}
+
+/// The rows of the JSON-lines part `file`, one at a time.
+fn lines_of(
+    src: &dyn BackupSource,
+    spool: &Spool,
+    file: &str,
+    each: &mut dyn FnMut(Value) -> GatewayResult<()>,
+) -> GatewayResult<()> {
+    match super::parts::spool_part(src, file, spool)? {
+        Some(part) => part.each_line(each),
+        None => Ok(()),
+    }
+}
+
+/// The backup's rows of `table`, one at a time, as its part of the layout holds them (gateway.md
+/// §9): nested children come out of their parents with the parent's id under `key`.
+fn each_backup_row(
+    src: &dyn BackupSource,
+    spool: &Spool,
+    table: &str,
+    each: &mut dyn FnMut(Value) -> GatewayResult<()>,
+) -> GatewayResult<()> {
+    if let Some(n) = NESTED_FILES.iter().find(|n| n.parent == table || n.child == table) {
+        let &NestedFile { parent, field, key, file, .. } = n;
+        return rows_of(src, spool, file, None, &mut |mut row| {
+            if table == parent {
+                if let Some(m) = row.as_object_mut() {
+                    m.remove(field);
                 }
-                m.insert("totp_secret".into(), secret.unwrap_or(Value::Null));
+                return each(row);
             }
-            t.insert("users", users);
+            for child in unnest(std::slice::from_mut(&mut row), field, key) {
+                each(child)?;
+            }
+            Ok(())
+        });
+    }
+    if let Some(t) = TABLE_FILES.iter().find(|t| t.table == table) {
+        return rows_of(src, spool, t.file, None, each);
+    }
+    match table {
+        "users" => rows_of(src, spool, "users/users.json", Some("users"), each),
+        "agents" => rows_of(src, spool, "agents/agents.json", None, each),
+        "workflows" | "workflow_versions" => {
+            // One small file per workflow, its version history in it.
+            for p in src.paths().into_iter().filter(|p| p.starts_with("workflows/") && p.ends_with(".json")) {
+                let Some(mut wf) = json_file(src, &p)? else { continue };
+                let versions = unnest(std::slice::from_mut(&mut wf), "versions", "workflow_id");
+                if table == "workflows" {
+                    each(wf)?;
+                } else {
+                    for v in versions {
+                        each(v)?;
+                    }
+                }
+            }
+            Ok(())
         }
+        "memory_entries" => lines_of(src, spool, "memory/entries.jsonl", each),
+        "documents" => rows_of(src, spool, "documents/index.json", Some("documents"), each),
+        "audit_log" => lines_of(src, spool, "audit/entries.jsonl", each),
+        _ => Ok(()),
     }
-    if wants(Category::Agents) {
-        t.insert("agents", array(json_file(src, "agents/agents.json")?));
-    }
-    if wants(Category::Workflows) {
-        let mut wfs: Vec<Value> = Vec::new();
-        for p in src.paths().into_iter().filter(|p| p.starts_with("workflows/") && p.ends_with(".json")) {
-            wfs.extend(json_file(src, &p)?);
-        }
-        t.insert("workflow_versions", unnest(&mut wfs, "versions", "workflow_id"));
-        t.insert("workflows", wfs);
-    }
-    if wants(Category::Memory) {
-        t.insert("memory_entries", jsonl_file(src, "memory/entries.jsonl")?);
-    }
-    if wants(Category::Documents) {
-        let idx = json_file(src, "documents/index.json")?.unwrap_or(Value::Null);
-        t.insert("documents", array(idx.get("documents").cloned()));
-    }
-    for &NestedFile { category: cat, parent, child, key, field, file } in NESTED_FILES {
-        if wants(cat) {
-            let mut parents = array(json_file(src, file)?);
-            t.insert(child, unnest(&mut parents, field, key));
-            t.insert(parent, parents);
-        }
-    }
-    for &TableFile { category: cat, table, file } in TABLE_FILES {
-        if wants(cat) {
-            t.insert(table, array(json_file(src, file)?));
-        }
-    }
-    if wants(Category::Audit) {
-        t.insert("audit_log", jsonl_file(src, "audit/entries.jsonl")?);
-    }
-    Ok((t, tenants, two_factor))
 }
 
 /// The primary-key columns and all columns of a table.
@@ -399,7 +458,9 @@ pub(super) struct Scope<'a> {
 }
 
 /// Plan the restore of `src` into the home at `home`, whose database `conn` is (the home's own or
-/// a scratch copy of it, opened in the transaction the plan will be executed in).
+/// a scratch copy of it, opened in the transaction the plan will be executed in). The backup's
+/// rows are read one at a time and the planned rows kept in the plan's spool, so a plan's memory
+/// does not grow with the gateway.
 pub(super) fn build(
     conn: &Connection,
     home: &Path,
@@ -411,17 +472,18 @@ pub(super) fn build(
     let sqlerr = |e: rusqlite::Error| GatewayError::sql(&db, e);
     let meta = scope.meta;
     let wants = |c: Category| scope.categories.contains(&c);
-    let (mut tables, tenant_rows, two_factor) =
-        backup_rows(src, &wants, opts.passphrase.as_ref().map(|p| p.as_slice()))?;
-    if let Some(t) = &opts.into_tenant {
-        for rows in tables.values_mut() {
-            for r in rows.iter_mut() {
-                if let Some(m) = r.as_object_mut() {
-                    m.insert("tenant_id".into(), Value::String(t.clone()));
-                }
-            }
-        }
-    }
+    let spool = Spool::new()?;
+    let mut two_factor = TwoFactor::default();
+    let secrets = if wants(Category::Users) {
+        two_factor_secrets(src, opts.passphrase.as_ref().map(|p| p.as_slice()), &mut two_factor)?
+    } else {
+        HashMap::new()
+    };
+    let mut tenant_rows = Vec::new();
+    rows_of(src, &spool, "users/users.json", Some("tenants"), &mut |t| {
+        tenant_rows.push(t);
+        Ok(())
+    })?;
     let tenants: Vec<String> = match &opts.into_tenant {
         Some(t) => vec![t.clone()],
         None => {
@@ -448,6 +510,7 @@ pub(super) fn build(
                 .unwrap_or_else(|| scope.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         });
     }
+    drop(tenant_rows);
 
     // Replacing with a backup of the whole gateway makes the home hold what the backup holds: the
     // categories in scope are cleared for every tenant of the home, not only the backup's (a fresh
@@ -469,6 +532,15 @@ pub(super) fn build(
     let parent_wiped =
         |table: &str, t: &str| wiped(t) && TABLE_ORDER.iter().any(|(name, cat)| *name == table && wants(*cat));
 
+    // Decisions are remembered for the records other rows refer to (and users, for 2FA) only: a
+    // big table of leaves (memory entries, audit) is not held.
+    let mut remembered: HashSet<String> = HashSet::from(["users".to_string()]);
+    for (table, _) in TABLE_ORDER {
+        remembered.extend(foreign_keys(conn, table).map_err(sqlerr)?.into_iter().map(|f| f.parent));
+    }
+
+    // The document files the backup's rows name: a file no row names is refused (§9.1).
+    let mut named_documents: HashSet<String> = HashSet::new();
     let mut planned = Vec::new();
     let mut primary_seen = std::collections::HashSet::new();
     // What this restore decided for each record by id, table by table (parents come first).
@@ -477,7 +549,6 @@ pub(super) fn build(
         if !wants(*cat) {
             continue;
         }
-        let rows = tables.remove(table).unwrap_or_default();
         let (pk, cols) = table_columns(conn, table, &db)?;
         let uniques = unique_columns(conn, table).map_err(sqlerr)?;
         let fks = foreign_keys(conn, table).map_err(sqlerr)?;
@@ -492,9 +563,33 @@ pub(super) fn build(
         };
         let primary = primary_seen.insert(*cat);
         let parents = fks.iter().map(|f| (f.from.clone(), f.parent.clone())).collect();
-        let mut tp = TablePlan { table, category: *cat, primary, to_wipe, parents, rows: Vec::new() };
-        for row in rows {
-            let Value::Object(mut m) = row else { continue };
+        let mut rows = RowSpool::create(&spool, table)?;
+        let remember = remembered.contains(*table);
+        each_backup_row(src, &spool, table, &mut |row| {
+            let Value::Object(mut m) = row else { return Ok(()) };
+            if let Some(t) = &opts.into_tenant {
+                m.insert("tenant_id".into(), Value::String(t.clone()));
+            }
+            // A user whose 2FA secret was left out of the backup (no passphrase) keeps the live
+            // one: the missing secret is no difference.
+            let mut secret_unknown = false;
+            if *table == "users" {
+                let enrolled = m.remove("totp_enrolled").and_then(|v| v.as_bool()).unwrap_or(false);
+                let id = m.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                let secret = secrets.get(&id).cloned();
+                if enrolled && secret.is_none() {
+                    two_factor.reenrol.push(id);
+                    secret_unknown = true;
+                }
+                m.insert("totp_secret".into(), secret.unwrap_or(Value::Null));
+            }
+            if *table == "documents" {
+                if let (Some(id), Some(ext)) =
+                    (m.get("id").and_then(Value::as_str), m.get("ext").and_then(Value::as_str))
+                {
+                    named_documents.insert(layout::document_path(id, ext));
+                }
+            }
             m.retain(|k, _| cols.contains(k));
             if *table == "cron_runs" {
                 settle_running_claim(&mut m);
@@ -507,10 +602,6 @@ pub(super) fn build(
             let present = existing(conn, table, &pk, &m, &cols)
                 .map_err(sqlerr)?
                 .filter(|p| !p.get("tenant_id").and_then(Value::as_str).is_some_and(wiped));
-            // A user whose 2FA secret was left out of the backup (no passphrase) keeps the live
-            // one: the missing secret is no difference.
-            let secret_unknown = *table == "users"
-                && m.get("id").and_then(Value::as_str).is_some_and(|id| two_factor.reenrol.iter().any(|r| r == id));
             let compared = if secret_unknown {
                 let mut c = m.clone();
                 c.remove("totp_secret");
@@ -527,18 +618,20 @@ pub(super) fn build(
                 }
                 None => RowAction::Add,
             };
-            if let Some(id) = m.get("id") {
+            drop(compared);
+            if let Some(id) = m.get("id").filter(|_| remember) {
                 decided.entry(table).or_default().insert(key_text(id), action);
             }
-            tp.rows.push(RowPlan { key, action, row: m });
-        }
-        planned.push(tp);
+            rows.push(&RowPlan { key, action, row: m })
+        })?;
+        rows.close()?;
+        planned.push(TablePlan { table, category: *cat, primary, to_wipe, parents, rows });
     }
 
     // Only a user the restore writes loses 2FA; one left as it is keeps the live secret.
     let written = |id: &String| decided.get("users").and_then(|d| d.get(id)).is_none_or(|a| *a == RowAction::Add);
     let users_to_reenrol: Vec<String> = two_factor.reenrol.iter().filter(|id| written(id)).cloned().collect();
-    let files = plan_files(home, src, opts, &wants)?;
+    let files = plan_files(home, src, opts, &wants, &named_documents, &spool)?;
     Ok(Plan {
         restore_id: scope.restore_id,
         mode: opts.mode,
@@ -550,10 +643,18 @@ pub(super) fn build(
         files,
         users_to_reenrol,
         two_factor_sealed: two_factor.sealed_unopened,
+        _spool: spool,
     })
 }
 
-fn read_present(path: &Path) -> GatewayResult<Option<Vec<u8>>> {
+fn read_present(path: &Path, backup_path: &str) -> GatewayResult<Option<Vec<u8>>> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(GatewayError::io(path, e)),
+        // A present file far larger than the backup's part can never equal it: not read.
+        Ok(m) if m.len() > crate::format::layout::gateway_part_cap(backup_path) => return Ok(Some(Vec::new())),
+        Ok(_) => {}
+    }
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -561,9 +662,19 @@ fn read_present(path: &Path) -> GatewayResult<Option<Vec<u8>>> {
     }
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+/// Content the restore made, kept in the plan: a small one in memory, a larger one in the spool, so
+/// that the plan of a gateway with many files does not hold them all.
+fn generated(spool: &Spool, rel: &str, data: Vec<u8>) -> GatewayResult<FileData> {
+    if data.len() <= 4096 {
+        return Ok(FileData::Bytes(data));
+    }
+    let file = spool.file(rel);
+    std::fs::write(&file, &data).map_err(|e| GatewayError::io(&file, e))?;
+    Ok(FileData::Spooled(file))
 }
+
+/// How many orphan documents an error names before it says "and N more".
+const ORPHANS_NAMED: usize = 20;
 
 /// The files beside the database and the per-tenant daily logs.
 fn plan_files(
@@ -571,6 +682,8 @@ fn plan_files(
     src: &dyn BackupSource,
     opts: &RestoreOptions,
     wants: &dyn Fn(Category) -> bool,
+    named_documents: &HashSet<String>,
+    spool: &Spool,
 ) -> GatewayResult<Vec<FilePlan>> {
     let additive = opts.mode == Mode::Additive;
     let decide = |same: bool, present: bool| match (same, present) {
@@ -581,14 +694,20 @@ fn plan_files(
     // Documents are compared by the SHA-256 the manifest records, so planning reads a backup's
     // document only when the hashes differ (the manifest has the database's hash, which a file
     // changed behind the gateway's back no longer matches: the bytes decide).
-    let manifest: HashMap<String, String> = json_file(src, "manifest.json")?
-        .and_then(|m| m.get("files").cloned())
-        .map(|f| array(Some(f)))
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|f| Some((f["path"].as_str()?.to_string(), f["sha256"].as_str()?.to_string())))
-        .collect();
+    // Only the documents' entries are kept, read one at a time.
+    let mut manifest: HashMap<String, String> = HashMap::new();
+    if wants(Category::Documents) {
+        rows_of(src, spool, "manifest.json", Some("files"), &mut |f| {
+            if let (Some(p), Some(sha)) = (f["path"].as_str(), f["sha256"].as_str()) {
+                if p.starts_with("documents/files/") {
+                    manifest.insert(p.to_string(), sha.to_string());
+                }
+            }
+            Ok(())
+        })?;
+    }
     let mut out = Vec::new();
+    let mut orphans = Vec::new();
     for p in src.paths() {
         let Some((cat, rel)) = layout::home_path(&p) else { continue };
         if !wants(cat) {
@@ -597,22 +716,29 @@ fn plan_files(
         let size = src.size(&p).unwrap_or(0);
         let present_path = home.join(&rel);
         if cat == Category::Documents {
+            if !named_documents.contains(&p) {
+                orphans.push(p);
+                continue;
+            }
+            // Streamed on both sides, never held whole: the present file is hashed in bounded
+            // pieces and compared with the manifest's SHA-256, and when that differs (the
+            // manifest has the database's hash, which a file changed behind the gateway's back no
+            // longer matches) with the backup's bytes, hashed as they stream by.
             let present_len = std::fs::metadata(&present_path).ok().filter(|m| m.is_file()).map(|m| m.len());
-            let same = match (present_len, manifest.get(&p)) {
-                (Some(n), _) if n != size => false,
-                (Some(_), known) => match read_present(&present_path)? {
-                    Some(b) if known.is_some_and(|sha| *sha == sha256_hex(&b)) => true,
-                    Some(b) => src.read(&p).map_err(from_crate)?.is_some_and(|d| d == b),
+            let same = match present_len {
+                Some(n) if n == size => match super::parts::sha256_of_file(&present_path)? {
+                    Some(have) if manifest.get(&p).is_some_and(|sha| *sha == have) => true,
+                    Some(have) => super::parts::sha256_of_entry(src, &p)? == have,
                     None => false,
                 },
-                (None, _) => false,
+                _ => false,
             };
             let action = decide(same, present_len.is_some());
             out.push(FilePlan { category: cat, home_path: rel, bytes: size, action, data: FileData::Backup(p) });
             continue;
         }
-        let present = read_present(&present_path)?;
-        let Some(mut data) = src.read(&p).map_err(from_crate)? else { continue };
+        let present = read_present(&present_path, &p)?;
+        let Some(mut data) = super::parts::read_part(src, &p)? else { continue };
         // A settings file is the same when its values are: the home's file may be laid out by hand.
         let mut same_values = false;
         if super::config_merge::is_settings_file(cat, &rel) {
@@ -627,14 +753,28 @@ fn plan_files(
         let same = same_values
             || present.as_ref().is_some_and(|p| *p == data || (cat != Category::Config && same_but_redacted(&data, p)));
         let action = decide(same, present.is_some());
-        out.push(FilePlan { category: cat, home_path: rel, bytes: size, action, data: FileData::Bytes(data) });
+        let data = generated(spool, &rel, data)?;
+        out.push(FilePlan { category: cat, home_path: rel, bytes: size, action, data });
+    }
+    if !orphans.is_empty() {
+        let more = orphans.len().saturating_sub(ORPHANS_NAMED);
+        let mut named = orphans.iter().take(ORPHANS_NAMED).cloned().collect::<Vec<_>>().join(", ");
+        if more > 0 {
+            named.push_str(&format!(" and {more} more"));
+        }
+        return Err(invalid(format!(
+            "the backup holds {} document file(s) that no row of documents/index.json names: {named}; \
+             a gateway backup never does (the file would be an orphan in the home), so the restore is refused \
+             before anything is written. Restore the other categories with --only, leaving documents out",
+            orphans.len()
+        )));
     }
     // Daily logs: one backup file a day, split back per tenant.
     if wants(Category::Memory) {
         for p in src.paths().into_iter().filter(|p| p.starts_with(DAILY_LOGS)) {
             let day = p.trim_start_matches(DAILY_LOGS).to_string();
             let mut per_tenant: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-            for mut line in jsonl_file(src, &p)? {
+            lines_of(src, spool, &p, &mut |mut line| {
                 let tenant = match &opts.into_tenant {
                     Some(t) => t.clone(),
                     None => line["tenant_id"].as_str().unwrap_or("default").to_string(),
@@ -645,18 +785,15 @@ fn plan_files(
                 let out = per_tenant.entry(tenant).or_default();
                 serde_json::to_writer(&mut *out, &line).map_err(invalid)?;
                 out.push(b'\n');
-            }
+                Ok(())
+            })?;
             for (tenant, data) in per_tenant {
                 let rel = layout::daily_log_home_path(&tenant, &day);
-                let present = read_present(&home.join(&rel))?;
+                let present = read_present(&home.join(&rel), &p)?;
                 let action = decide(present.as_ref() == Some(&data), present.is_some());
-                out.push(FilePlan {
-                    category: Category::Memory,
-                    home_path: rel,
-                    bytes: data.len() as u64,
-                    action,
-                    data: FileData::Bytes(data),
-                });
+                let bytes = data.len() as u64;
+                let data = generated(spool, &rel, data)?;
+                out.push(FilePlan { category: Category::Memory, home_path: rel, bytes, action, data });
             }
         }
     }

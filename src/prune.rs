@@ -235,7 +235,7 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
     })?;
     let mut revived: HashSet<PackId> = HashSet::new();
     for (id, pack) in in_condemned {
-        if !found.contains(&id) || revived.contains(&pack) {
+        if !found.contains(&id) {
             revived.insert(pack);
             found.insert(id);
         }

@@ -38,13 +38,6 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(st.success());
 }
 
-fn flip_middle_byte(file: &Path) {
-    let mut b = std::fs::read(file).unwrap();
-    let i = b.len() / 2;
-    b[i] ^= 0x20;
-    std::fs::write(file, b).unwrap();
-}
-
 #[test]
 fn a_flipped_byte_is_found_named_and_contained() {
     let t = tempfile::tempdir().unwrap();

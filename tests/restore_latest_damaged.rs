@@ -4,19 +4,9 @@
 
 mod common;
 
+use common::gateway::s;
 use common::*;
 use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn flip_middle_byte(file: &Path) {
-    let mut b = std::fs::read(file).unwrap();
-    let i = b.len() / 2;
-    b[i] ^= 0x20;
-    std::fs::write(file, b).unwrap();
-}
 
 fn is_empty_or_absent(dir: &Path) -> bool {
     match std::fs::read_dir(dir) {

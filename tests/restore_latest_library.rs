@@ -3,22 +3,12 @@
 
 mod common;
 
+use common::gateway::s;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sophon::{Error, Repository, Session};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn flip_middle_byte(file: &Path) {
-    let mut b = std::fs::read(file).unwrap();
-    let i = b.len() / 2;
-    b[i] ^= 0x20;
-    std::fs::write(file, b).unwrap();
-}
 
 /// A repository with an older and a newer snapshot: (work, repo, older id, newer id).
 fn two_snapshots() -> (tempfile::TempDir, PathBuf, String, String) {

@@ -242,3 +242,11 @@ impl Sophon {
         serde_json::from_str(&out).unwrap()
     }
 }
+
+/// Damage a stored object in place: one bit of its middle byte, same size.
+pub fn flip_middle_byte(file: &Path) {
+    let mut b = std::fs::read(file).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 0x20;
+    std::fs::write(file, b).unwrap();
+}

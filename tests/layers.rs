@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 /// 4 operations: what is done to a repository, and the sources it is done from; they serve every
 ///   caller, so they know nothing of the gateway or of any front end.
 /// 5 gateway: the data home that is one source among others, and the scheduler that runs its jobs.
-/// 6 edge: the binary (`cli`, `main`); nothing in the library may depend on how it is called.
+/// 6 edge: the binary (`cli`, `main`, `web`: the dashboard server, a front end beside the CLI that
+///   calls the same library); nothing in the library may depend on how it is called.
 const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("id", 0),
@@ -44,6 +45,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cron", 5),
     ("cli", 6),
     ("main", 6),
+    ("web", 6),
 ];
 
 /// Module pairs allowed across layers by design, each with its reason: the encodings of `format`

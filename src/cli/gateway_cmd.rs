@@ -163,6 +163,18 @@ fn init(a: InitArgs) -> anyhow::Result<u8> {
             bytes(summary.file_bytes)
         ))?;
         line(format!("  see `sophon gateway stats --home {}`", home.display()))?;
+        if !summary.sign_ins.is_empty() {
+            line(format!("  demo users for `sophon serve --home {}` (demo passwords: change them):", home.display()))?;
+            for u in &summary.sign_ins {
+                line(format!(
+                    "    {}  password {}  ({} of tenant {})",
+                    u.email,
+                    u.password,
+                    u.roles.join("+"),
+                    u.tenant
+                ))?;
+            }
+        }
     }
     Ok(exit::OK)
 }

@@ -67,6 +67,18 @@ pub enum Command {
     /// Scheduled jobs of a gateway home: nightly backups with retention, shell commands.
     #[command(subcommand)]
     Cron(cron_cmd::CronCommand),
+    /// Serve the web dashboard of a gateway home (plain HTTP; put it behind your TLS proxy).
+    Serve(ServeArgs),
+}
+
+/// `sophon serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub home: gateway_cmd::HomeArg,
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
 }
 
 /// A mistake in how the command was called (not a failure of the work): exits with [`exit::USAGE`].
@@ -195,5 +207,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(a) => demo::run(a),
         Command::Gateway(c) => gateway_cmd::run(c),
         Command::Cron(c) => cron_cmd::run(c),
+        Command::Serve(a) => crate::web::serve(a.home.get()?.clone(), &a.listen),
     }
 }

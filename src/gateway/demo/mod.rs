@@ -185,6 +185,32 @@ impl Plan {
     }
 }
 
+/// A demo user whose password is known: (tenant index, user index in that tenant) and the roles it
+/// is given. The first tenant is the home's default tenant (`cron::store::default_tenant` picks it).
+pub(crate) struct DemoUser {
+    pub tenant_index: usize,
+    pub user_index: u64,
+    pub roles: &'static [&'static str],
+    pub password: &'static str,
+}
+
+/// The demo's three users with known passwords, for signing in to the dashboard: the default
+/// tenant's owner, a viewer of the default tenant, and an admin of the second tenant.
+pub(crate) const DEMO_SIGN_INS: &[DemoUser] = &[
+    DemoUser { tenant_index: 0, user_index: 0, roles: &["owner", "admin"], password: "demo-owner-pass" },
+    DemoUser { tenant_index: 0, user_index: 1, roles: &["viewer"], password: "demo-viewer-pass" },
+    DemoUser { tenant_index: 1, user_index: 1, roles: &["admin"], password: "demo-admin-pass" },
+];
+
+/// A demo user one can sign in as (its password is printed by `gateway init --demo`).
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoSignIn {
+    pub email: String,
+    pub password: String,
+    pub tenant: String,
+    pub roles: Vec<String>,
+}
+
 /// What [`generate`] made.
 #[derive(Clone, Debug, Serialize)]
 pub struct DemoSummary {
@@ -201,6 +227,8 @@ pub struct DemoSummary {
     pub document_bytes: u64,
     pub daily_log_files: u64,
     pub daily_log_lines: u64,
+    /// Users with known passwords (see [`DEMO_SIGN_INS`]).
+    pub sign_ins: Vec<DemoSignIn>,
 }
 
 /// A user of a tenant, as later generators need it.
@@ -246,6 +274,7 @@ pub(crate) struct Gen<'a> {
     pub document_bytes: u64,
     pub daily_log_files: u64,
     pub daily_log_lines: u64,
+    pub sign_ins: Vec<DemoSignIn>,
 }
 
 /// `rusqlite` and `io` results with the path of what failed.
@@ -307,6 +336,7 @@ pub fn generate(home: &Path, scale: DemoScale, seed: u64) -> GatewayResult<DemoS
         document_bytes: 0,
         daily_log_files: 0,
         daily_log_lines: 0,
+        sign_ins: Vec::new(),
     };
 
     let tx = conn.transaction().at(&db)?;
@@ -355,6 +385,7 @@ pub fn generate(home: &Path, scale: DemoScale, seed: u64) -> GatewayResult<DemoS
         document_bytes: g.document_bytes,
         daily_log_files: g.daily_log_files,
         daily_log_lines: g.daily_log_lines,
+        sign_ins: g.sign_ins,
     })
 }
 

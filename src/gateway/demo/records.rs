@@ -64,7 +64,7 @@ pub(super) fn tenants_and_users(g: &mut Gen, tx: &Transaction) -> GatewayResult<
         });
     }
     let counts = split(g.plan.users, &g.weights());
-    for (t, n) in g.tenants.iter_mut().zip(counts) {
+    for (ti, (t, n)) in g.tenants.iter_mut().zip(counts).enumerate() {
         let mut rng = Rng::new(g.seed, &format!("users/{}", t.id));
         let mut emails = HashSet::new();
         for k in 0..n {
@@ -85,13 +85,21 @@ pub(super) fn tenants_and_users(g: &mut Gen, tx: &Transaction) -> GatewayResult<
                     _ => vec!["viewer"],
                 }
             };
+            // The users the dashboard's sign-in is shown with: their roles are fixed (the random
+            // draw above still happens, so every other user stays as it was).
+            let drawn_admin = roles.contains(&"admin") || roles.contains(&"owner");
+            let sign_in = super::DEMO_SIGN_INS.iter().find(|s| s.tenant_index == ti && s.user_index == k);
+            let roles: Vec<&str> = sign_in.map_or(roles, |s| s.roles.to_vec());
             let admin = roles.contains(&"admin") || roles.contains(&"owner");
-            let password_hash = if rng.chance(80) {
+            let mut password_hash = if rng.chance(80) {
                 format!("$argon2id$v=19$m=19456,t=2,p=1${}${}", rng.b64(16), rng.b64(32))
             } else {
                 format!("$2b$12${}", rng.alnum(53))
             };
-            let totp = if admin || rng.chance(50) { Some(rng.base32(32)) } else { None };
+            if let Some(s) = sign_in {
+                password_hash = demo_hash(s.password, ti, k);
+            }
+            let totp = if drawn_admin || rng.chance(50) { Some(rng.base32(32)) } else { None };
             let created = rng.range_i(t.created_at, NOW - DAY);
             let user = User { id: rng.id("usr"), email, name: format!("{first} {last}"), admin };
             insert(
@@ -109,10 +117,33 @@ pub(super) fn tenants_and_users(g: &mut Gen, tx: &Transaction) -> GatewayResult<
                     ts(created)
                 ],
             )?;
+            if let Some(s) = sign_in {
+                g.sign_ins.push(super::DemoSignIn {
+                    email: user.email.clone(),
+                    password: s.password.to_string(),
+                    tenant: t.id.to_string(),
+                    roles: s.roles.iter().map(|r| r.to_string()).collect(),
+                });
+            }
             t.users.push(user);
         }
     }
     Ok(())
+}
+
+/// A real argon2id PHC string (the demo's cheap parameters) of a demo password, under a fixed salt so
+/// the demo stays deterministic.
+fn demo_hash(password: &str, tenant: usize, user: u64) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = *b"sophon-demo-salt";
+    salt[14] = b'0' + (tenant % 10) as u8;
+    salt[15] = b'0' + (user % 10) as u8;
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
+    let params = argon2::Params::new(19_456, 2, 1, None).expect("valid argon2 parameters");
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2id hash")
+        .to_string()
 }
 
 /// The agent's configuration, as stored in `agents.config` and `agents/<id>/config.json`.

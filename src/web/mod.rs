@@ -1,0 +1,107 @@
+//! `sophon serve`: the web dashboard (issue 13, first increment). An axum server on the tokio
+//! runtime: sign-in with the gateway's own users, the home's snapshots, health and metrics, and one
+//! page compiled into the binary. It calls the library (settings, keys, `Session`), never the CLI.
+//!
+//! Plain HTTP only: TLS belongs to the operator's proxy.
+
+mod auth;
+mod metrics;
+mod snapshots;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use sophon::Repository;
+
+/// The page at `/`, with its script and style inline: nothing is fetched from elsewhere.
+const INDEX_HTML: &str = include_str!("index.html");
+
+/// What every handler shares.
+pub struct App {
+    pub home: PathBuf,
+    pub sessions: auth::Sessions,
+    pub limiter: auth::Limiter,
+    /// The home's repository once opened (opening derives its key: once per server, not per request).
+    pub repo: Mutex<Option<Arc<Repository>>>,
+}
+
+pub type Shared = Arc<App>;
+
+/// Run the server until the process is stopped.
+pub fn serve(home: PathBuf, listen: &str) -> anyhow::Result<u8> {
+    if !home.join(sophon::gateway::DB_FILE).is_file() {
+        anyhow::bail!("{} is not a gateway home (no {})", home.display(), sophon::gateway::DB_FILE);
+    }
+    // The settings are read now so a malformed config is an error at start, not on first use.
+    sophon::gateway::Settings::load(&home)?;
+    let app = Arc::new(App {
+        home,
+        sessions: auth::Sessions::default(),
+        limiter: auth::Limiter::default(),
+        repo: Mutex::new(None),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!("dashboard: http://{addr}/ (plain HTTP: put it behind your TLS proxy)");
+        axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .context("serving")?;
+        Ok(0)
+    })
+}
+
+fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(INDEX_HTML) }))
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/session", get(auth::current).post(auth::sign_in).delete(auth::sign_out))
+        .route("/api/snapshots", get(snapshots::list))
+        .layer(middleware::from_fn_with_state(app.clone(), csrf))
+        .layer(middleware::from_fn(no_store))
+        .with_state(app)
+}
+
+/// Every state-changing request but the sign-in itself needs a session and its CSRF token in
+/// `X-CSRF-Token`.
+async fn csrf(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let changes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let sign_in = req.method() == Method::POST && req.uri().path() == "/api/session";
+    if changes && !sign_in {
+        let Some(session) = app.sessions.of_request(req.headers()) else {
+            return error(StatusCode::UNAUTHORIZED, "not signed in");
+        };
+        let given = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !auth::same(given.as_bytes(), session.csrf.as_bytes()) {
+            return error(StatusCode::FORBIDDEN, "missing or wrong X-CSRF-Token");
+        }
+    }
+    next.run(req).await
+}
+
+/// API answers are about one user: no cache keeps them.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h: &mut HeaderMap = res.headers_mut();
+    h.entry(header::CACHE_CONTROL).or_insert(header::HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    res
+}
+
+/// A JSON error: `{"error": message}`.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}

@@ -1,0 +1,103 @@
+//! `GET /api/snapshots`: the home's repository snapshots, within the user's scope.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use sophon::gateway::keys::{self, Given};
+use sophon::gateway::Settings;
+use sophon::source::SnapshotScope;
+use sophon::{Repository, Session};
+
+use super::{error, App, Shared};
+
+/// What the environment gives for the repository's key, as for the CLI (SOPHON_REPOSITORY_PASSPHRASE,
+/// SOPHON_BACKUP_PASSPHRASE, SOPHON_BACKUP_PASSPHRASE_FILE, SOPHON_KEY_HINT; the config's
+/// PassphraseFile and the home's key file are tried by `keys` itself).
+fn given() -> Given {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = |n: &str| std::env::var_os(n).map(|v| zeroize::Zeroizing::new(v.into_vec()));
+    Given {
+        repo_file: None,
+        repo_variable: bytes("SOPHON_REPOSITORY_PASSPHRASE"),
+        seal_file: std::env::var_os("SOPHON_BACKUP_PASSPHRASE_FILE").map(Into::into),
+        seal_variable: bytes("SOPHON_BACKUP_PASSPHRASE"),
+        key_hint: std::env::var("SOPHON_KEY_HINT").ok(),
+    }
+}
+
+/// The home's configured repository, opened once per server; `None` while it does not exist yet
+/// (a first backup creates it).
+pub fn repository(app: &App) -> anyhow::Result<Option<Arc<Repository>>> {
+    let mut slot = app.repo.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = slot.as_ref() {
+        return Ok(Some(Arc::clone(r)));
+    }
+    let settings = Settings::load(&app.home)?;
+    let url = settings.repository_url();
+    if settings.is_default_repository() && !std::path::Path::new(&url).join("config").exists() {
+        return Ok(None);
+    }
+    let (repo, _) = keys::open_repository(&url, &given(), Some(&settings), Some(sophon::repo::default_cache_dir()))
+        .map_err(|e| anyhow::anyhow!("opening repository {url}: {e}"))?;
+    let repo = Arc::new(repo);
+    *slot = Some(Arc::clone(&repo));
+    Ok(Some(repo))
+}
+
+/// The snapshots visible in `scope` (`None`: all), oldest first.
+pub fn visible(app: &App, scope: Option<&str>) -> anyhow::Result<Option<Vec<Value>>> {
+    let Some(repo) = repository(app)? else {
+        return Ok(None);
+    };
+    let session = Session::shared(repo, "list")?;
+    let (snaps, _bad) = session.list_snapshots()?;
+    Ok(Some(
+        snaps
+            .iter()
+            .filter_map(|(id, s)| {
+                let label = SnapshotScope::from_paths(&s.paths);
+                if let Some(tenant) = scope {
+                    if label.tenant() != Some(tenant) {
+                        return None;
+                    }
+                }
+                Some(json!({
+                    "id": id,
+                    "short_id": id.short(),
+                    "time": s.time,
+                    "tags": s.tags,
+                    "paths": s.paths,
+                    "scope": label.to_string(),
+                    "tenant": label.tenant(),
+                    "hostname": s.hostname,
+                    "partial": s.partial,
+                    "summary": s.summary,
+                }))
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/snapshots` (viewer and up).
+pub async fn list(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(session) = app.sessions.of_request(&headers) else {
+        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    };
+    let scope = session.scope.clone();
+    let outcome = tokio::task::spawn_blocking(move || visible(&app, scope.as_deref())).await;
+    match outcome {
+        Ok(Ok(Some(list))) => {
+            Json(json!({ "snapshots": list, "scope": session.scope.as_deref().unwrap_or("gateway") })).into_response()
+        }
+        Ok(Ok(None)) => {
+            Json(json!({ "snapshots": [], "note": "no repository yet: the first backup creates it" })).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "listing the snapshots failed"),
+    }
+}

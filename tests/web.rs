@@ -85,6 +85,7 @@ impl Server {
     }
 }
 
+#[derive(Clone)]
 struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
@@ -179,6 +180,16 @@ fn dashboard_sign_in_snapshots_metrics_and_audit() {
             && !page.body.contains("http://")
             && !page.body.contains("https://")
     );
+    assert!(page.header("content-security-policy").unwrap().contains("default-src 'self'"));
+    for src in page.body.split("src=\"").skip(1).map(|r| &r[..r.find('"').unwrap()]) {
+        assert!(src.starts_with("/assets/"), "{src}: every script comes from the binary");
+        let asset = server.get(src, None);
+        assert_eq!(asset.status, 200, "{src}");
+        assert!(asset.header("content-type").unwrap().starts_with("text/javascript"), "{src}");
+        assert!(!asset.body.contains("http://") && !asset.body.contains("https://"), "{src} names no other host");
+    }
+    assert_eq!(server.get("/assets/style.css", None).status, 200);
+    assert_eq!(server.get("/assets/../Cargo.toml", None).status, 404);
 
     // Not signed in.
     assert_eq!(server.get("/api/session", None).status, 401);
@@ -219,7 +230,8 @@ fn dashboard_sign_in_snapshots_metrics_and_audit() {
     let list = server.get("/api/snapshots", Some(&v.cookie()));
     assert_eq!(list.status, 200, "{}", list.body);
     assert!(list.json()["snapshots"].is_array());
-    replies.extend([v, list]);
+    let v = v.clone();
+    replies.extend([v.clone(), list]);
 
     // The other tenant's admin sees only its tenant's snapshot.
     let a = server.sign_in(&admin.email, &admin.password);
@@ -230,11 +242,42 @@ fn dashboard_sign_in_snapshots_metrics_and_audit() {
     assert_eq!(snaps.len(), 1, "{}", list.body);
     assert_eq!(snaps[0]["tenant"], json!(admin_tenant));
     assert!(snaps[0]["scope"].as_str().unwrap().ends_with(&format!("?tenant={admin_tenant}")));
-    replies.extend([a, list]);
+    replies.extend([a.clone(), list]);
 
     // A role with no dashboard access (bcrypt hash): 403.
     let member = server.sign_in("member@example.com", member_password);
     assert_eq!(member.status, 403, "{}", member.body);
+
+    // Verify runs as a background job; its events stream ends with the outcome; a viewer may not start one.
+    let with =
+        |c: &str, t: &str| vec![("Cookie".to_string(), c.to_string()), ("X-CSRF-Token".to_string(), t.to_string())];
+    let h = with(&cookie, &csrf);
+    let h: Vec<(&str, &str)> = h.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let started = server.request("POST", "/api/verify", &h, Some(&json!({ "read_data_percent": 100 })));
+    assert_eq!(started.status, 202, "{}", started.body);
+    let job = started.json()["id"].as_str().unwrap().to_string();
+    let events = server.get(&format!("/api/jobs/{job}/events"), Some(&cookie));
+    assert!(events.header("content-type").unwrap().starts_with("text/event-stream"), "{}", events.raw);
+    let last: Value = serde_json::from_str(
+        events.body.lines().filter_map(|l| l.strip_prefix("data:")).next_back().expect("at least one event").trim(),
+    )
+    .unwrap();
+    assert_eq!(last["state"], json!("succeeded"), "{last}");
+    assert_eq!(last["result"]["clean"], json!(true), "{last}");
+    assert_eq!(last["result"]["snapshots"], json!(2), "{last}");
+    assert!(last["result"]["packs_read"].as_u64().unwrap() > 0, "{last}");
+    let jobs = server.get("/api/jobs", Some(&cookie)).json();
+    assert_eq!(jobs["jobs"][0]["id"], json!(job));
+    let bad = server.request("POST", "/api/verify", &h, Some(&json!({ "read_data_percent": 0 })));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let no_token = server.request("POST", "/api/verify", &[("Cookie", &cookie)], Some(&json!({})));
+    assert_eq!(no_token.status, 403);
+    let vs = v.json();
+    let vh = with(&v.cookie(), vs["csrf"].as_str().unwrap());
+    let vh: Vec<(&str, &str)> = vh.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(server.request("POST", "/api/verify", &vh, Some(&json!({}))).status, 403, "a viewer may not verify");
+    // The tenant's admin does not see the owner's job.
+    assert_eq!(server.get(&format!("/api/jobs/{job}"), Some(&a.cookie())).status, 404);
 
     // Sign-out needs the CSRF token.
     let no_token = server.request("DELETE", "/api/session", &[("Cookie", &cookie)], None);

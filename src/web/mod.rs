@@ -4,9 +4,12 @@
 //!
 //! Plain HTTP only: TLS belongs to the operator's proxy.
 
+mod assets;
 mod auth;
+mod jobs;
 mod metrics;
 mod snapshots;
+mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,21 +19,19 @@ use anyhow::Context;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
 use sophon::Repository;
-
-/// The page at `/`, with its script and style inline: nothing is fetched from elsewhere.
-const INDEX_HTML: &str = include_str!("index.html");
 
 /// What every handler shares.
 pub struct App {
     pub home: PathBuf,
     pub sessions: auth::Sessions,
     pub limiter: auth::Limiter,
+    pub jobs: jobs::Jobs,
     /// The home's repository once opened (opening derives its key: once per server, not per request).
     pub repo: Mutex<Option<Arc<Repository>>>,
 }
@@ -48,6 +49,7 @@ pub fn serve(home: PathBuf, listen: &str) -> anyhow::Result<u8> {
         home,
         sessions: auth::Sessions::default(),
         limiter: auth::Limiter::default(),
+        jobs: jobs::Jobs::default(),
         repo: Mutex::new(None),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
@@ -64,11 +66,17 @@ pub fn serve(home: PathBuf, listen: &str) -> anyhow::Result<u8> {
 
 fn router(app: Shared) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(INDEX_HTML) }))
+        .route("/", get(assets::index))
+        .route("/assets/{name}", get(assets::asset))
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/metrics", get(metrics::metrics))
         .route("/api/session", get(auth::current).post(auth::sign_in).delete(auth::sign_out))
         .route("/api/snapshots", get(snapshots::list))
+        .route("/api/verify", post(verify::start))
+        .route("/api/jobs", get(jobs::list))
+        .route("/api/jobs/{id}", get(jobs::one))
+        .route("/api/jobs/{id}/events", get(jobs::events))
+        .route("/api/jobs/{id}/cancel", post(jobs::cancel))
         .layer(middleware::from_fn_with_state(app.clone(), csrf))
         .layer(middleware::from_fn(no_store))
         .with_state(app)
@@ -98,6 +106,13 @@ async fn no_store(req: Request, next: Next) -> Response {
     h.entry(header::CACHE_CONTROL).or_insert(header::HeaderValue::from_static("no-store"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    // Every script and style is served from /assets/: nothing inline, nothing from elsewhere.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
     res
 }
 

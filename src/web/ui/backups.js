@@ -1,0 +1,58 @@
+"use strict";
+// Backups: the repository's snapshots within the user's scope.
+Sophon.section("backups", {
+  title: "Backups",
+  access: "read",
+  async render(root) {
+    const { el, api, size } = Sophon;
+    const note = el("p", { role: "status" }, "Loading…");
+    const tbody = el("tbody");
+    root.append(el("h2", {}, "Snapshots"), note,
+      el("table", {}, el("thead", {}, el("tr", {},
+        el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "ID"), el("th", { scope: "col" }, "Scope"),
+        el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"))), tbody));
+    if (Sophon.can("act")) root.append(verifyForm());
+    try {
+      const body = await api("GET", "/api/snapshots");
+      note.textContent = body.note || body.snapshots.length + " snapshot(s)";
+      for (const s of body.snapshots.slice().reverse()) {
+        tbody.append(el("tr", { "data-id": s.id },
+          el("td", {}, s.time), el("td", {}, s.short_id), el("td", {}, s.scope),
+          el("td", { class: "wide" }, s.tags.join(", ")), el("td", {}, size((s.summary && s.summary.bytes) || 0))));
+      }
+    } catch (err) { note.textContent = err.message; note.className = "error"; }
+  },
+});
+
+// Verify the repository, optionally reading a share of its data; the result stays on the page.
+function verifyForm() {
+  const { el, api, jobPanel } = Sophon;
+  const read = el("input", { id: "verify-read", type: "checkbox" });
+  const pct = el("input", { id: "verify-percent", type: "number", min: 1, max: 100, value: 100, "aria-describedby": "verify-help" });
+  const out = el("div", { id: "verify-out" });
+  const err = el("p", { class: "error", role: "alert" });
+  const form = el("form", { id: "verify-form", "aria-labelledby": "verify-title" },
+    el("h2", { id: "verify-title" }, "Verify the repository"),
+    el("label", {}, read, " Also read the stored data (--read-data)"),
+    el("label", { for: "verify-percent" }, "Share of the data to read (%)"), pct,
+    el("p", { id: "verify-help", class: "muted" }, "Without reading data, verify checks every snapshot's structure against the index."),
+    el("button", { type: "submit" }, "Verify"), err, out);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    err.textContent = ""; out.textContent = "";
+    try {
+      const job = await api("POST", "/api/verify", read.checked ? { read_data_percent: Number(pct.value) } : {});
+      const panel = jobPanel(job, { label: "verify" });
+      out.append(panel.element);
+      const v = await panel.done;
+      if (v.state === "succeeded") {
+        const r = v.result;
+        out.append(el("p", { class: r.clean ? "ok verify-result" : "error verify-result" },
+          (r.clean ? "No damage found: " : "DAMAGE FOUND: ") + r.snapshots + " snapshot(s), " + r.trees + " tree(s), " + r.packs + " pack(s)"
+          + (r.packs_read ? "; read " + r.packs_read + " pack(s), " + Sophon.size(r.bytes_read) : "")));
+        for (const f of r.findings) out.append(el("p", { class: "error" }, "damaged: " + f.object + ": " + f.problem));
+      }
+    } catch (ex) { err.textContent = ex.message; }
+  });
+  return form;
+}

@@ -53,6 +53,13 @@ const Sophon = (() => {
       es.onerror = () => { es.close(); resolve(null); };
     });
   }
+  // An RFC 3339 time as "2026-12-06 19:57:33" in the browser's zone.
+  function time(iso) {
+    const d = new Date(iso);
+    if (isNaN(d)) return String(iso);
+    const p = (n) => String(n).padStart(2, "0");
+    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+  }
   function duration(s) {
     if (s === null || s === undefined) return "";
     s = Math.round(s);
@@ -80,6 +87,7 @@ const Sophon = (() => {
       else bar.removeAttribute("value");
       const files = v.files_total > 0 ? v.files_done + " of " + v.files_total + " files" : v.files_done + " files";
       const bytes = v.bytes_total > 0 ? size(v.bytes_done) + " of " + size(v.bytes_total) : size(v.bytes_done);
+      counts.hidden = !v.files_done && !v.bytes_done && !v.files_total;
       counts.textContent = files + " · " + bytes + " · " + size(v.bytes_per_second) + "/s"
         + (v.eta_seconds ? " · about " + duration(v.eta_seconds) + " left" : "")
         + " · " + duration(v.elapsed_seconds) + " elapsed";
@@ -96,5 +104,5 @@ const Sophon = (() => {
   }
   function section(name, spec) { sections.push(Object.assign({ name }, spec)); }
   function can(access) { return access !== "act" || (state.session && state.session.access === "act"); }
-  return { $, size, el, api, follow, section, sections, state, can, duration, jobPanel };
+  return { $, size, el, api, follow, section, sections, state, can, duration, jobPanel, time };
 })();

@@ -8,16 +8,16 @@ Sophon.section("backups", {
     const note = el("p", { role: "status" }, "Loading…");
     const tbody = el("tbody");
     root.append(el("h2", {}, "Snapshots"), note,
-      el("table", {}, el("thead", {}, el("tr", {},
+      el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "ID"), el("th", { scope: "col" }, "Scope"),
-        el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"))), tbody));
+        el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"))), tbody)));
     if (Sophon.can("act")) root.append(verifyForm());
     try {
       const body = await api("GET", "/api/snapshots");
       note.textContent = body.note || body.snapshots.length + " snapshot(s)";
       for (const s of body.snapshots.slice().reverse()) {
         tbody.append(el("tr", { "data-id": s.id },
-          el("td", {}, s.time), el("td", {}, s.short_id), el("td", {}, s.scope),
+          el("td", {}, Sophon.time(s.time)), el("td", {}, s.short_id), el("td", {}, s.scope),
           el("td", { class: "wide" }, s.tags.join(", ")), el("td", {}, size((s.summary && s.summary.bytes) || 0))));
       }
     } catch (err) { note.textContent = err.message; note.className = "error"; }

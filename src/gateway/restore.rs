@@ -15,6 +15,7 @@
 mod compare;
 mod config_merge;
 mod execute;
+mod files;
 mod parts;
 pub mod plan;
 mod refs;

@@ -143,3 +143,32 @@ fn the_2fa_line_tells_the_truth_when_users_are_not_in_the_backup() {
     let full = sophon.ok(&["backup", "create", "--home", h, "--passphrase-file", p]);
     assert!(full.contains("2FA secrets: sealed"), "{full}");
 }
+
+/// On a terminal, the progress display goes on through the export step after the backup, and
+/// never shows a total of 0 (`script` gives the command a terminal).
+#[test]
+fn on_a_terminal_progress_is_shown_through_the_export_step() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        panic!("`script` (util-linux) is needed to give the command a terminal");
+    }
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let home = t.path().join("home");
+    let home_s = home.to_str().unwrap();
+    sophon.ok(&["gateway", "init", "--home", home_s, "--demo", "--scale", "small"]);
+    let exe = assert_cmd::cargo::cargo_bin("sophon");
+    let archive = t.path().join("x.zip");
+    let line = format!("{} backup create --home {home_s} --out {}", exe.display(), archive.display());
+    let env = sophon.std_cmd();
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .envs(env.get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))))
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(out.status.success(), "{screen}");
+    assert!(archive.is_file());
+    assert!(screen.contains("backup ["), "no backup progress drawn:\n{screen}");
+    assert!(screen.contains("export ["), "no progress drawn during the export step:\n{screen}");
+    assert!(!screen.contains("/0 B") && !screen.contains("/0 files"), "a total of 0 was shown:\n{screen}");
+}

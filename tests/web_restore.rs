@@ -411,18 +411,61 @@ fn restore_previewed_then_confirmed_uploads_and_refusals() {
     assert_eq!(cut.status, 400, "{}", cut.body);
     assert!(uploads_left(&sophon.cache).is_empty());
 
+    // A sealed archive: opened with the server's passphrase at upload; a passphrase given with a
+    // preview is never echoed back nor written to the audit log.
+    let sealed = t.path().join("sealed.zip");
+    sophon.ok(&[
+        "backup",
+        "export",
+        &whole,
+        "--repo",
+        s(&home.join("backups/repository")),
+        "--out",
+        s(&sealed),
+        "--encrypt",
+    ]);
+    let up = o.upload("sealed.zip", "application/octet-stream", &std::fs::read(&sealed).unwrap());
+    assert_eq!(up.status, 201, "{}", up.body);
+    let up = up.json();
+    assert_eq!((up["sealed"].clone(), up["checked"].clone()), (json!(true), json!(true)), "{up}");
+    let plan = o.post(
+        "/api/restores/plan",
+        &json!({ "source": { "upload": up["id"] }, "only": ["users"], "passphrase": PASSPHRASE }),
+    );
+    assert_eq!(plan.status, 200, "{}", plan.body);
+    assert!(!plan.raw.contains(PASSPHRASE));
+    assert_eq!(plan.json()["report"]["two_factor_sealed"], json!(false), "the 2FA secrets were opened");
+
+    // Past the upload cap: 413, and nothing kept.
+    let small = Server::start_with(&sophon, &home, &["--max-upload", "1K"]);
+    let o2 = User::sign_in(&small, &owner);
+    let r = o2.upload("x.zip", "application/zip", &bytes);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("--max-upload"), "{}", r.body);
+    drop(small);
+    let left: Vec<_> = uploads_left(&sophon.cache)
+        .into_iter()
+        .filter(|p| {
+            !p.starts_with(sophon.cache.join("uploads").join(format!(
+                "upload-{}-{}",
+                server.child.id(),
+                up["id"].as_str().unwrap()
+            )))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
     // A viewer may not preview, restore or upload; no CSRF token: 403 for everyone.
     let v = User::sign_in(&server, &viewer);
     assert_eq!(v.post("/api/restores/plan", &json!({ "source": { "snapshot": whole } })).status, 403);
     assert_eq!(v.post("/api/restores", &json!({ "plan": "0" })).status, 403);
     assert_eq!(v.upload("x.zip", "application/zip", &bytes).status, 403);
-    assert!(uploads_left(&sophon.cache).is_empty());
     let plan = o.post("/api/restores/plan", &json!({ "source": { "snapshot": whole } })).json();
     assert_eq!(o.post_without_token("/api/restores/plan", &json!({ "source": { "snapshot": whole } })).status, 403);
     assert_eq!(o.post_without_token("/api/restores", &json!({ "plan": plan["plan"] })).status, 403);
     let no_token = server.send("POST", "/api/uploads", &[("Cookie", &o.cookie)], Some(("application/zip", &bytes)));
     assert_eq!(no_token.status, 403);
-    assert!(uploads_left(&sophon.cache).is_empty());
+    assert_eq!(uploads_left(&sophon.cache).len(), 1, "only the sealed upload");
     // Bad requests: a clear 400.
     for bad in [
         json!({ "source": { "snapshot": whole }, "mode": "merge" }),
@@ -444,4 +487,7 @@ fn restore_previewed_then_confirmed_uploads_and_refusals() {
         .collect();
     assert_eq!(outcomes.iter().filter(|o| *o == "succeeded").count(), 4, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| *o == "failed").count(), 1, "{outcomes:?}");
+    let dump: String =
+        db.query_row("SELECT group_concat(action || target || detail, '|') FROM audit_log", [], |r| r.get(0)).unwrap();
+    assert!(!dump.contains(PASSPHRASE), "the audit log holds no passphrase");
 }

@@ -411,6 +411,20 @@ fn check_upload(upload: &mut Upload, home: &Path) -> Result<Option<gateway_resto
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("reading the upload: {e}")))?;
     head.truncate(n);
     upload.sealed = sophon::format::seal::is_sealed(&head);
+    let archive = upload.sealed
+        || head.starts_with(b"PK\x03\x04")
+        || head.starts_with(b"PK\x05\x06")
+        || head.starts_with(&[0x1f, 0x8b]);
+    if !archive {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} is not a Sophon export archive: an export is a zip or tar.gz file, sealed or not, and this file \
+                 starts as none of them",
+                upload.name
+            ),
+        ));
+    }
     let seal = server_seal(home);
     if upload.sealed && seal.is_none() {
         sophon::format::seal::SealHeader::decode(&head, &upload.name)

@@ -80,7 +80,7 @@
         catch (e) { note.textContent = e.message; note.className = "error"; table.hidden = true; zip.hidden = true; return; }
         const parts = body.path ? body.path.split("/") : [];
         crumbs.textContent = "";
-        crumbs.append(crumb(body.root + "/", "", parts.length === 0));
+        crumbs.append(crumb(body.root, "", parts.length === 0));
         parts.forEach((p, i) => {
           crumbs.append(el("span", { "aria-hidden": "true" }, "/"), crumb(p, parts.slice(0, i + 1).join("/"), i === parts.length - 1));
         });

@@ -21,22 +21,22 @@ Sophon.section("restore", {
       "aria-describedby": "restore-source-error", disabled: true });
     const uploadNote = el("p", { id: "restore-upload-note", class: "muted", role: "status" });
     const sourceErr = err("restore-source-error");
-    const source = el("fieldset", {}, el("legend", {}, "Restore from"),
+    const source = el("fieldset", { class: "stack" }, el("legend", {}, "Restore from"),
       el("label", {}, fromSnap, " A snapshot of the repository"),
-      el("label", { for: "restore-snapshot" }, "Snapshot"), snap,
+      el("div", { class: "indent" }, el("label", { for: "restore-snapshot" }, "Snapshot "), snap),
       el("label", {}, fromFile, " An exported archive (zip or tar.gz, sealed or not)"),
-      el("label", { for: "restore-file" }, "Archive file"), file, uploadNote, sourceErr);
+      el("div", { class: "indent" }, el("label", { for: "restore-file" }, "Archive file "), file), uploadNote, sourceErr);
 
     // How.
     const additive = el("input", { id: "restore-mode-additive", type: "radio", name: "restore-mode", value: "additive", checked: true });
     const replace = el("input", { id: "restore-mode-replace", type: "radio", name: "restore-mode", value: "replace" });
-    const mode = el("fieldset", { "aria-describedby": "restore-mode-help" }, el("legend", {}, "Mode"),
+    const mode = el("fieldset", { class: "stack", "aria-describedby": "restore-mode-help" }, el("legend", {}, "Mode"),
       el("label", {}, additive, " Additive: keep what is present, quarantine what differs"),
       el("label", {}, replace, " Replace: delete the present data of the categories restored first"),
       el("p", { id: "restore-mode-help", class: "muted" }, "Replace asks you to type a confirmation before it runs."));
     const boxes = CATEGORIES.map((c) => el("input", { id: "restore-only-" + c, type: "checkbox", value: c }));
     const onlyErr = err("restore-only-error");
-    const only = el("fieldset", { "aria-describedby": "restore-only-help restore-only-error" }, el("legend", {}, "Only these categories"),
+    const only = el("fieldset", { class: "choices", "aria-describedby": "restore-only-help restore-only-error" }, el("legend", {}, "Only these categories"),
       el("p", { id: "restore-only-help", class: "muted" }, "None checked: every category the backup holds"
         + (tenantScoped ? " that a tenant's admin may restore." : ".")),
       ...boxes.map((b) => el("label", {}, b, " " + b.value)), onlyErr);

@@ -189,7 +189,11 @@ impl Restores {
                 .collect();
             gone.iter().filter_map(|k| uploads.remove(k)).collect()
         };
-        drop(expired);
+        // Removing a big file takes a while: not on the runtime's own threads.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if !expired.is_empty() => drop(rt.spawn_blocking(move || drop(expired))),
+            _ => drop(expired),
+        }
     }
 
     fn upload(&self, id: &str, user: &UserSession) -> Option<Arc<Upload>> {

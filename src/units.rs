@@ -22,6 +22,36 @@ pub enum ParseError {
     SizeTooLarge(String),
 }
 
+/// A byte count as people read it: `512 B`, `1.50 KiB`, `17.02 MiB` (powers of 1024, two decimals),
+/// as every report of the CLI and the dashboard prints sizes.
+pub fn human_bytes(n: u64) -> String {
+    const NAMES: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < NAMES.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", NAMES[u])
+    }
+}
+
+/// A count with thousands separators: `12,345`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A share of something, 0 to 100 inclusive (`5`, `12.5`, `10%`).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub struct Percent(f64);

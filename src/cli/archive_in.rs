@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sophon::export::chain::Chain;
+use sophon::export::chain::{Chain, Refusal};
 use sophon::export::input::{self, Fetched};
 
 use super::output::{json, line};
@@ -89,16 +89,7 @@ pub fn verify_in(given: &Path, repo: &RepoArgs, as_json: bool) -> anyhow::Result
 /// Damage, a wrong passphrase, a refused entry or an unsupported version: what verify reports as
 /// findings rather than as a failure to run.
 fn is_damage(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<sophon::Error>().is_some_and(|e| {
-        e.is_damage()
-            || matches!(
-                e,
-                sophon::Error::UnsafePath(_)
-                    | sophon::Error::UnsupportedVersion { .. }
-                    | sophon::Error::WrongPassphrase { .. }
-                    | sophon::Error::NotFound(_)
-            )
-    })
+    e.downcast_ref::<sophon::Error>().is_some_and(sophon::export::chain::is_archive_fault)
 }
 
 /// A chain ready to restore into a home: opened and checked, its downloads held until dropped.
@@ -108,30 +99,28 @@ pub struct RestoreInput {
 }
 
 /// The archive (or chain) `given` to `restore --in`, checked from end to end before a byte reaches
-/// `home`: `Err(exit code)` when it is refused (reported here).
+/// `home` (`sophon::export::chain::open_for_restore`): `Err(exit code)` when it is refused
+/// (reported here).
 pub fn open_for_restore(given: &Path, repo: &RepoArgs, home: &Path) -> anyhow::Result<Result<RestoreInput, u8>> {
     let (input, fetched) = local_input(given, repo)?;
-    let (chain, findings) = match open_and_check(&input, repo) {
-        Ok(x) => x,
-        Err(e) if is_damage(&e) => {
-            eprintln!("error: {e:#}");
+    let pass = optional_passphrase(repo);
+    match sophon::export::chain::open_for_restore(&input, pass.as_ref().map(|p| p.as_slice()), &staging(repo))? {
+        Ok(chain) => Ok(Ok(RestoreInput { chain, _fetched: fetched })),
+        Err(Refusal::Unreadable(e)) => {
+            eprintln!("error: {:#}", anyhow::Error::from(e));
             eprintln!("restore refused: nothing was written to {}", home.display());
-            return Ok(Err(exit::DAMAGE));
+            Ok(Err(exit::DAMAGE))
         }
-        Err(e) => return Err(e),
-    };
-    if !findings.is_empty() {
-        for f in &findings {
-            eprintln!("damaged: {f}");
+        Err(Refusal::Damaged(findings)) => {
+            for f in &findings {
+                eprintln!("damaged: {f}");
+            }
+            eprintln!("restore refused: {} is damaged; nothing was written to {}", input.display(), home.display());
+            Ok(Err(exit::DAMAGE))
         }
-        eprintln!("restore refused: {} is damaged; nothing was written to {}", input.display(), home.display());
-        return Ok(Err(exit::DAMAGE));
-    }
-    if chain.archives.last().is_some_and(|x| x.metadata.layout() == sophon::format::layout::Layout::Files) {
-        anyhow::bail!(
+        Err(Refusal::FolderExport) => anyhow::bail!(
             "{} is an export of a folder backup, not of a gateway: unpack it with unzip or tar",
             input.display()
-        );
+        ),
     }
-    Ok(Ok(RestoreInput { chain, _fetched: fetched }))
 }

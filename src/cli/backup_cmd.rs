@@ -482,18 +482,6 @@ fn resolve(session: &Session, spec: Option<&str>) -> anyhow::Result<sophon::id::
     Ok(id)
 }
 
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The gateway home a restore goes to.
 pub(super) fn restore_home(a: &RestoreArgs) -> anyhow::Result<PathBuf> {
     a.home.clone().ok_or_else(|| {
@@ -542,7 +530,7 @@ pub(super) fn restore_into_gateway(
                 format!("--mode replace wipes the data of {scope} first: confirm with --yes when not at a terminal");
             return Err(super::UsageError(why).into());
         }
-        let expected = a.into_tenant.clone().unwrap_or_else(|| "replace".into());
+        let expected = sophon::gateway::restore::replace_confirmation(a.into_tenant.as_deref()).to_string();
         eprint!("--mode replace wipes the existing data of {scope} for the categories restored. Type {expected:?} to go on: ");
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
@@ -571,69 +559,9 @@ fn print_restore_report(
     report: &sophon::gateway::restore::RestoreReport,
     home: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let dry = report.dry_run;
-    if report.two_factor_sealed {
-        let users = report.users_to_reenrol.len();
-        line(format!(
-            "2FA: the backup's 2FA secrets are sealed with its passphrase, which was not given: {users} user(s) {} \
-             without 2FA and must re-enrol. Restore with --passphrase-file FILE (or SOPHON_BACKUP_PASSPHRASE) to keep it.",
-            if dry { "would be restored" } else { "were restored" }
-        ))?;
-    }
-    let sum = |f: fn(&sophon::gateway::restore::CategoryPlan) -> u64| report.categories.iter().map(f).sum::<u64>();
-    line(format!(
-        "{}: {} added, {} unchanged, {} quarantined ({}, into {})",
-        if dry { "Would restore" } else { "Restored" },
-        thousands(sum(|c| c.added)),
-        thousands(sum(|c| c.unchanged)),
-        thousands(sum(|c| c.quarantined)),
-        report.mode,
-        home.display(),
-    ))?;
-    let counts = |added: u64, unchanged: u64, quarantined: u64, wiped: u64| {
-        let deleted = if wiped > 0 { format!(" ({} present deleted first)", thousands(wiped)) } else { String::new() };
-        format!(
-            "{} added, {} unchanged, {} quarantined{deleted}",
-            thousands(added),
-            thousands(unchanged),
-            thousands(quarantined)
-        )
-    };
-    for c in &report.categories {
-        let tables: Vec<_> = report.tables.iter().filter(|t| t.category == c.category).collect();
-        let wiped = tables.iter().map(|t| t.wiped).sum();
-        let what = match c.category.as_str() {
-            "documents" => {
-                format!("{} records, {} files, {}", thousands(c.records), thousands(c.files), bytes(c.bytes))
-            }
-            "mcp" | "config" | "license" => format!("{} file(s)", c.files),
-            _ if c.files > 0 => format!("{} records, {} file(s)", thousands(c.records), thousands(c.files)),
-            _ => format!("{} records", thousands(c.records)),
-        };
-        line(format!("  {}: {what}: {}", c.category, counts(c.added, c.unchanged, c.quarantined, wiped)))?;
-        if tables.len() > 1 || (c.files > 0 && !tables.is_empty()) {
-            for t in tables {
-                line(format!("    {}: {}", t.table, counts(t.added, t.unchanged, t.quarantined, t.wiped)))?;
-            }
-        }
-    }
-    line(format!("Total size: {}", bytes(report.total_bytes)))?;
-    if let Some(q) = &report.quarantine {
-        line(format!("Quarantine{}: {q}", if dry { " (would be)" } else { "" }))?;
-    }
-    let todo: Vec<(&str, &Vec<String>)> = vec![
-        ("connections to re-authenticate", &report.connections_to_reauthenticate),
-        ("Sophon Nodes to re-pair", &report.nodes_to_repair),
-        ("webhooks whose signing secrets were redacted", &report.webhooks_with_redacted_secrets),
-        ("channels whose tokens were redacted", &report.channels_with_redacted_secrets),
-        ("users to re-enrol in 2FA", &report.users_to_reenrol),
-        ("redacted settings to check or enter again", &report.settings_to_enter),
-    ];
-    if todo.iter().any(|(_, v)| !v.is_empty()) {
-        line(if dry { "Would need action:" } else { "Needs action:" })?;
-        for (what, ids) in todo.into_iter().filter(|(_, v)| !v.is_empty()) {
-            line(format!("  {what}: {}", ids.join(", ")))?;
-        }
+    let hint = "Restore with --passphrase-file FILE (or SOPHON_BACKUP_PASSPHRASE) to keep it.";
+    for l in report.lines(home, hint) {
+        line(l)?;
     }
     Ok(())
 }

@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port, printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// The largest archive the dashboard accepts for a restore (default 20G; K, M, G, T).
+    #[arg(long, env = "SOPHON_MAX_UPLOAD", value_name = "SIZE")]
+    pub max_upload: Option<sophon::units::Size>,
 }
 
 /// A mistake in how the command was called (not a failure of the work): exits with [`exit::USAGE`].
@@ -207,6 +210,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(a) => demo::run(a),
         Command::Gateway(c) => gateway_cmd::run(c),
         Command::Cron(c) => cron_cmd::run(c),
-        Command::Serve(a) => crate::web::serve(a.home.get()?.clone(), &a.listen),
+        Command::Serve(a) => crate::web::serve(
+            a.home.get()?.clone(),
+            &a.listen,
+            a.max_upload.map_or(crate::web::DEFAULT_MAX_UPLOAD, |s| s.bytes()),
+        ),
     }
 }

@@ -82,6 +82,55 @@ fn is_sealed_file(path: &Path) -> bool {
     seal::is_sealed(&head[..n])
 }
 
+/// Whether `e`, met opening an archive, is about the archive (damage, a wrong passphrase, a refused
+/// entry, an unsupported version, a missing link of its chain) rather than a failure to run:
+/// `verify --in` reports it as a finding, and a restore refuses the archive.
+pub fn is_archive_fault(e: &Error) -> bool {
+    e.is_damage()
+        || matches!(
+            e,
+            Error::UnsafePath(_)
+                | Error::UnsupportedVersion { .. }
+                | Error::WrongPassphrase { .. }
+                | Error::NotFound(_)
+        )
+}
+
+/// Why an archive given to a gateway restore is refused before a byte of it reaches the home.
+#[derive(Debug)]
+pub enum Refusal {
+    /// It cannot be opened as an export: not an archive, truncated, a wrong or missing passphrase,
+    /// an unsafe entry, an unsupported version, a broken chain ([`is_archive_fault`]).
+    Unreadable(Error),
+    /// It opens, but a check against its manifest, `SHA256SUMS` or seal failed: one finding each.
+    Damaged(Vec<String>),
+    /// An export of a folder backup, not of a gateway: it unpacks with unzip or tar.
+    FolderExport,
+}
+
+/// Open the archive (or incremental chain) ending in `newest` for a gateway restore and check it
+/// from end to end first, as `restore --in` does: every archive against its manifest and its sums,
+/// every segment of a sealed one, and its layout (a gateway's). `Ok(Err(_))`: refused;
+/// `Err(_)`: the check could not run (staging folder, I/O).
+pub fn open_for_restore(
+    newest: &Path,
+    passphrase: Option<&[u8]>,
+    staging: &Path,
+) -> Result<std::result::Result<Chain, Refusal>> {
+    let (chain, findings) = match Chain::open_checked(newest, passphrase, staging) {
+        Ok(x) => x,
+        Err(e) if is_archive_fault(&e) => return Ok(Err(Refusal::Unreadable(e))),
+        Err(e) => return Err(e),
+    };
+    if !findings.is_empty() {
+        return Ok(Err(Refusal::Damaged(findings)));
+    }
+    if chain.archives.last().is_some_and(|x| x.metadata.layout() == crate::format::layout::Layout::Files) {
+        return Ok(Err(Refusal::FolderExport));
+    }
+    Ok(Ok(chain))
+}
+
 /// A chain opened for restoring: the archives, full first, and which one holds each file.
 pub struct Chain {
     pub archives: Vec<ExportArchive>,

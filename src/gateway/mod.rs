@@ -88,6 +88,11 @@ pub enum GatewayError {
     /// Options that cannot go together for this input (the CLI reports it as a usage error).
     #[error("{0}")]
     Usage(String),
+
+    /// A restore executed from a shown plan (`restore::restore_as_shown`) found the home changed
+    /// since: what differs; nothing was written.
+    #[error("the home changed since the restore was previewed ({0}); nothing was written: preview it again")]
+    PlanChanged(String),
 }
 
 /// A record the database refused during a restore: which home, table and row, and why.

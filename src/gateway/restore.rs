@@ -19,6 +19,7 @@ mod files;
 mod parts;
 pub mod plan;
 mod refs;
+mod report;
 
 pub use crate::source::BackupSource;
 
@@ -34,6 +35,10 @@ use plan::{invalid, json_file, Plan, Scope};
 
 /// Finish an interrupted restore (kept here too: callers know it as `restore::recover`).
 pub use super::journal::recover;
+pub use report::replace_confirmation;
+
+/// How many conflicts (records and files quarantined) a report names; the counts cover them all.
+pub const CONFLICTS_LISTED: usize = 200;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -103,18 +108,85 @@ pub struct RestoreReport {
     pub two_factor_sealed: bool,
     /// Redacted settings (`file#/json/pointer`, live value kept or left out) to check or enter again.
     pub settings_to_enter: Vec<String>,
+    /// The first [`CONFLICTS_LISTED`] records (`table/key`) and files (`file PATH`) quarantined, in
+    /// plan order. Not in the CLI's `--json` (which stays as it was); the dashboard lists them.
+    #[serde(skip)]
+    pub conflicts: Vec<String>,
 }
 
-/// Restore `src` into the gateway at `home` (with `dry_run`: rehearse it and write nothing).
-pub fn restore(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions) -> GatewayResult<RestoreReport> {
+/// What a gateway backup holds, from its `metadata.json`: to offer its categories before a restore
+/// and to check whom it concerns.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BackupInfo {
+    pub categories: Vec<Category>,
+    pub tenants: Vec<String>,
+    /// `all` for a backup of the whole gateway, else the tenant it was made of.
+    pub tenant_scope: String,
+}
+
+/// Read what `src` holds (its metadata, within its cap); an error when it is not a gateway backup
+/// of a layout this build reads.
+pub fn describe(src: &dyn BackupSource) -> GatewayResult<BackupInfo> {
     let meta =
         json_file(src, "metadata.json")?.ok_or_else(|| invalid("not a gateway backup: it has no metadata.json"))?;
+    check_layout(&meta)?;
+    Ok(BackupInfo {
+        categories: meta["categories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str()?.parse().ok())
+            .collect(),
+        tenants: meta["tenants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
+        tenant_scope: meta["tenant_scope"].as_str().unwrap_or("all").to_string(),
+    })
+}
+
+fn check_layout(meta: &serde_json::Value) -> GatewayResult<()> {
     let layout = meta["layout_version"].as_u64().unwrap_or(0);
     if layout != u64::from(LAYOUT_VERSION) {
         return Err(invalid(format!(
             "backup layout version {layout} is not supported (this build reads {LAYOUT_VERSION}); upgrade sophon"
         )));
     }
+    Ok(())
+}
+
+/// Restore `src` into the gateway at `home` (with `dry_run`: rehearse it and write nothing).
+pub fn restore(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions) -> GatewayResult<RestoreReport> {
+    restore_checked(home, src, opts, None)
+}
+
+/// Restore `src` as a dry run showed it (`shown`, its report), for a front end that shows the plan
+/// and asks before it executes (the dashboard). The home may have changed since the dry run, so the
+/// restore is planned again inside its write transaction, executed there, and committed only when
+/// its report equals `shown` (the same counts, tenants, conflicts and needs-action lists; see
+/// `report::differences`). Otherwise the transaction is rolled back, the staged files are
+/// discarded, and [`GatewayError::PlanChanged`] names each difference: nothing was written.
+pub fn restore_as_shown(
+    home: &Path,
+    src: &dyn BackupSource,
+    opts: &RestoreOptions,
+    shown: &RestoreReport,
+) -> GatewayResult<RestoreReport> {
+    let opts = RestoreOptions { dry_run: false, ..opts.clone() };
+    restore_checked(home, src, &opts, Some(shown))
+}
+
+fn restore_checked(
+    home: &Path,
+    src: &dyn BackupSource,
+    opts: &RestoreOptions,
+    shown: Option<&RestoreReport>,
+) -> GatewayResult<RestoreReport> {
+    let meta =
+        json_file(src, "metadata.json")?.ok_or_else(|| invalid("not a gateway backup: it has no metadata.json"))?;
+    check_layout(&meta)?;
     refuse_into_tenant_of_several(&meta, opts)?;
     let in_backup: Vec<Category> =
         meta["categories"].as_array().into_iter().flatten().filter_map(|c| c.as_str()?.parse().ok()).collect();
@@ -132,7 +204,20 @@ pub fn restore(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions) -> Ga
     );
     let settings = config_merge::settings_to_enter(home, src, &categories)?;
     let scope = Scope { meta: &meta, categories, restore_id, now };
-    let report = if opts.dry_run { rehearse(home, src, opts, scope) } else { run(home, src, opts, scope) };
+    let report = if opts.dry_run {
+        rehearse(home, src, opts, scope)
+    } else {
+        run(home, src, opts, scope, &|r| {
+            let Some(shown) = shown else { return Ok(()) };
+            let now = RestoreReport { settings_to_enter: settings.clone(), ..r.clone() };
+            let changed = report::differences(shown, &now);
+            if changed.is_empty() {
+                Ok(())
+            } else {
+                Err(GatewayError::PlanChanged(changed.join("; ")))
+            }
+        })
+    };
     report.map(|r| RestoreReport { settings_to_enter: settings, ..r })
 }
 
@@ -153,7 +238,15 @@ fn refuse_into_tenant_of_several(meta: &serde_json::Value, opts: &RestoreOptions
     )))
 }
 
-fn run(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions, scope: Scope<'_>) -> GatewayResult<RestoreReport> {
+/// The real run; `approve` sees the report before the transaction commits, and an error from it
+/// rolls everything back.
+fn run(
+    home: &Path,
+    src: &dyn BackupSource,
+    opts: &RestoreOptions,
+    scope: Scope<'_>,
+    approve: &dyn Fn(&RestoreReport) -> GatewayResult<()>,
+) -> GatewayResult<RestoreReport> {
     recover(home)?;
     let db = home.join(DB_FILE);
     let sqlerr = |e: rusqlite::Error| GatewayError::sql(&db, e);
@@ -164,8 +257,12 @@ fn run(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions, scope: Scope<
     let mut stager = Stager::new(home, &plan.restore_id, true);
     let executed = execute::execute(&tx, home, src, &mut plan, &mut stager, false)
         .and_then(|ex| stager.record(&tx).map(|()| ex).map_err(sqlerr));
-    let executed = match executed {
-        Ok(ex) => ex,
+    let report = executed.and_then(|ex| {
+        let report = execute::report(home, &plan, ex, false);
+        approve(&report).map(|()| report)
+    });
+    let report = match report {
+        Ok(r) => r,
         Err(e) => {
             // Nothing was committed: the staged files are no one's.
             drop(tx);
@@ -176,7 +273,7 @@ fn run(home: &Path, src: &dyn BackupSource, opts: &RestoreOptions, scope: Scope<
     tx.commit().map_err(sqlerr)?;
     // Committed: from here on the restore is rolled forward, even after a crash.
     stager.finish(&conn)?;
-    Ok(execute::report(home, &plan, executed, false))
+    Ok(report)
 }
 
 /// The dry run: the same plan, built and executed the same way, against a scratch copy of the

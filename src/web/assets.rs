@@ -16,6 +16,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", JS, include_str!("ui/app.js")),
     ("start.js", JS, include_str!("ui/start.js")),
     ("backups.js", JS, include_str!("ui/backups.js")),
+    ("browse.js", JS, include_str!("ui/browse.js")),
+    ("restore.js", JS, include_str!("ui/restore.js")),
 ];
 
 pub async fn index() -> Html<&'static str> {

@@ -6,8 +6,10 @@
 
 mod assets;
 mod auth;
+mod browse;
 mod jobs;
 mod metrics;
+mod restore;
 mod snapshots;
 mod verify;
 
@@ -34,12 +36,17 @@ pub struct App {
     pub jobs: jobs::Jobs,
     /// The home's repository once opened (opening derives its key: once per server, not per request).
     pub repo: Mutex<Option<Arc<Repository>>>,
+    /// Uploaded archives and restore previews.
+    pub restores: restore::Restores,
 }
 
 pub type Shared = Arc<App>;
 
-/// Run the server until the process is stopped.
-pub fn serve(home: PathBuf, listen: &str) -> anyhow::Result<u8> {
+/// The default of `sophon serve --max-upload`.
+pub const DEFAULT_MAX_UPLOAD: u64 = restore::DEFAULT_MAX_UPLOAD;
+
+/// Run the server until the process is stopped; an uploaded archive may be at most `max_upload` bytes.
+pub fn serve(home: PathBuf, listen: &str, max_upload: u64) -> anyhow::Result<u8> {
     if !home.join(sophon::gateway::DB_FILE).is_file() {
         anyhow::bail!("{} is not a gateway home (no {})", home.display(), sophon::gateway::DB_FILE);
     }
@@ -51,12 +58,22 @@ pub fn serve(home: PathBuf, listen: &str) -> anyhow::Result<u8> {
         limiter: auth::Limiter::default(),
         jobs: jobs::Jobs::default(),
         repo: Mutex::new(None),
+        restores: restore::Restores::new(sophon::repo::default_cache_dir().join("uploads"), max_upload)?,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
         println!("dashboard: http://{addr}/ (plain HTTP: put it behind your TLS proxy)");
+        // Expired uploads and previews are removed even when no one asks.
+        let sweeper = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                let s = sweeper.clone();
+                let _ = tokio::task::spawn_blocking(move || s.restores.sweep()).await;
+            }
+        });
         axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
             .await
             .context("serving")?;
@@ -72,6 +89,12 @@ fn router(app: Shared) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/session", get(auth::current).post(auth::sign_in).delete(auth::sign_out))
         .route("/api/snapshots", get(snapshots::list))
+        .route("/api/snapshots/{id}/tree", get(browse::tree))
+        .route("/api/snapshots/{id}/file", get(browse::file))
+        .route("/api/snapshots/{id}/zip", get(browse::zip))
+        .route("/api/uploads", post(restore::upload))
+        .route("/api/restores/plan", post(restore::plan))
+        .route("/api/restores", post(restore::start))
         .route("/api/verify", post(verify::start))
         .route("/api/jobs", get(jobs::list))
         .route("/api/jobs/{id}", get(jobs::one))

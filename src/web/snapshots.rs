@@ -8,8 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use sophon::format::snapshot::Snapshot;
 use sophon::gateway::keys::{self, Given};
 use sophon::gateway::Settings;
+use sophon::id::SnapshotId;
 use sophon::source::SnapshotScope;
 use sophon::{Repository, Session};
 
@@ -18,7 +20,7 @@ use super::{error, App, Shared};
 /// What the environment gives for the repository's key, as for the CLI (SOPHON_REPOSITORY_PASSPHRASE,
 /// SOPHON_BACKUP_PASSPHRASE, SOPHON_BACKUP_PASSPHRASE_FILE, SOPHON_KEY_HINT; the config's
 /// PassphraseFile and the home's key file are tried by `keys` itself).
-fn given() -> Given {
+pub(super) fn given() -> Given {
     use std::os::unix::ffi::OsStringExt;
     let bytes = |n: &str| std::env::var_os(n).map(|v| zeroize::Zeroizing::new(v.into_vec()));
     Given {
@@ -49,6 +51,31 @@ pub fn repository(app: &App) -> anyhow::Result<Option<Arc<Repository>>> {
     Ok(Some(repo))
 }
 
+/// Whether snapshot `s` is visible in `scope` (`None`: gateway-wide, every snapshot; a tenant: the
+/// snapshots whose scope label names it).
+pub fn in_scope(s: &Snapshot, scope: Option<&str>) -> bool {
+    scope.is_none_or(|tenant| SnapshotScope::from_paths(&s.paths).tenant() == Some(tenant))
+}
+
+/// The snapshot `spec` names among those visible in `scope`: its full id, or a prefix of at least
+/// 8 hex digits that one visible snapshot alone has. Snapshots outside the scope are never
+/// matched, so guessing another tenant's id, short id or a prefix of it finds nothing (404). The
+/// session holds the repository's shared lock while the caller reads the snapshot.
+pub fn find(app: &App, scope: Option<&str>, spec: &str) -> anyhow::Result<Option<(Session, SnapshotId, Snapshot)>> {
+    let spec = spec.trim().to_ascii_lowercase();
+    if spec.len() < 8 || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let Some(repo) = repository(app)? else { return Ok(None) };
+    let session = Session::shared(repo, "browse")?;
+    let (snaps, _bad) = session.list_snapshots()?;
+    let mut matching = snaps.into_iter().filter(|(id, s)| id.to_hex().starts_with(&spec) && in_scope(s, scope));
+    match (matching.next(), matching.next()) {
+        (Some((id, snap)), None) => Ok(Some((session, id, snap))),
+        _ => Ok(None),
+    }
+}
+
 /// The snapshots visible in `scope` (`None`: all), oldest first.
 pub fn visible(app: &App, scope: Option<&str>) -> anyhow::Result<Option<Vec<Value>>> {
     let Some(repo) = repository(app)? else {
@@ -60,12 +87,10 @@ pub fn visible(app: &App, scope: Option<&str>) -> anyhow::Result<Option<Vec<Valu
         snaps
             .iter()
             .filter_map(|(id, s)| {
-                let label = SnapshotScope::from_paths(&s.paths);
-                if let Some(tenant) = scope {
-                    if label.tenant() != Some(tenant) {
-                        return None;
-                    }
+                if !in_scope(s, scope) {
+                    return None;
                 }
+                let label = SnapshotScope::from_paths(&s.paths);
                 Some(json!({
                     "id": id,
                     "short_id": id.short(),

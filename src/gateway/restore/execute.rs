@@ -24,6 +24,8 @@ pub(super) struct Executed {
     pub tenants_removed: Vec<String>,
     tables: Vec<(Category, bool, TableCounts)>,
     redacted: Redacted,
+    /// The first quarantined records, `table/key`.
+    conflicts: Vec<String>,
 }
 
 /// Carry out `plan` in `tx`. A row the database refuses with a UNIQUE constraint the plan could not
@@ -90,6 +92,7 @@ pub(super) fn execute(
     let quarantine = plan.quarantine();
     let mut tables = Vec::new();
     let mut redacted = Redacted::default();
+    let mut conflicts = Vec::new();
     // Records the plan meant to add and execution quarantined: whatever refers to them follows.
     let mut late: HashMap<&'static str, HashSet<String>> = HashMap::new();
     for tp in &plan.tables {
@@ -150,7 +153,12 @@ pub(super) fn execute(
                     }
                 }
                 RowAction::Unchanged => counts.unchanged += 1,
-                RowAction::Quarantine => counts.quarantined += 1,
+                RowAction::Quarantine => {
+                    counts.quarantined += 1;
+                    if conflicts.len() < super::CONFLICTS_LISTED {
+                        conflicts.push(format!("{table}/{}", row.key.join("/")));
+                    }
+                }
             }
             Ok(())
         })?;
@@ -171,7 +179,7 @@ pub(super) fn execute(
                 .copy(&rel, |dest| src.copy_to(path, dest).map_err(|e| invalid(format!("backup file {path}: {e}"))))?,
         }
     }
-    Ok(Executed { tenants_removed, tables, redacted })
+    Ok(Executed { tenants_removed, tables, redacted, conflicts })
 }
 
 /// Added records whose secrets were redacted, by what must be done about them.
@@ -234,6 +242,7 @@ pub(super) fn report(home: &Path, plan: &Plan, executed: Executed, dry_run: bool
     report.nodes_to_repair = executed.redacted.nodes;
     report.webhooks_with_redacted_secrets = executed.redacted.webhooks;
     report.channels_with_redacted_secrets = executed.redacted.channels;
+    report.conflicts = executed.conflicts;
     for f in &plan.files {
         let c = cats.entry(f.category).or_default();
         c.files += 1;
@@ -241,7 +250,12 @@ pub(super) fn report(home: &Path, plan: &Plan, executed: Executed, dry_run: bool
         match f.action {
             FileAction::Write => c.added += 1,
             FileAction::Unchanged => c.unchanged += 1,
-            FileAction::Quarantine => c.quarantined += 1,
+            FileAction::Quarantine => {
+                c.quarantined += 1;
+                if report.conflicts.len() < super::CONFLICTS_LISTED {
+                    report.conflicts.push(format!("file {}", f.home_path));
+                }
+            }
         }
     }
     report.categories = cats.into_values().collect();

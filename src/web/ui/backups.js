@@ -10,7 +10,8 @@ Sophon.section("backups", {
     root.append(el("h2", {}, "Snapshots"), note,
       el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "ID"), el("th", { scope: "col" }, "Scope"),
-        el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"))), tbody)));
+        el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"),
+        el("th", { scope: "col" }, "Browse"))), tbody)));
     if (Sophon.can("act")) root.append(verifyForm());
     try {
       const body = await api("GET", "/api/snapshots");
@@ -18,7 +19,9 @@ Sophon.section("backups", {
       for (const s of body.snapshots.slice().reverse()) {
         tbody.append(el("tr", { "data-id": s.id },
           el("td", {}, Sophon.time(s.time)), el("td", {}, s.short_id), el("td", {}, s.scope),
-          el("td", { class: "wide" }, s.tags.join(", ")), el("td", {}, size((s.summary && s.summary.bytes) || 0))));
+          el("td", { class: "wide" }, s.tags.join(", ")), el("td", {}, size((s.summary && s.summary.bytes) || 0)),
+          el("td", {}, el("button", { type: "button", class: "browse", onclick: () => Sophon.browse(s.id),
+            "aria-label": "Browse snapshot " + s.short_id }, "Browse"))));
       }
     } catch (err) { note.textContent = err.message; note.className = "error"; }
   },

@@ -30,9 +30,9 @@ pub struct Saved {
 /// Write `lifecycle` into the home's config so that the merged settings have exactly it as their
 /// `Lifecycle`. The file is [`Settings::lifecycle_file`]: the last file that sets `Lifecycle` (so
 /// an environment's override stays the one that decides), else the base file. Its `Lifecycle` is
-/// replaced by the counts asked for, plus a `0` (or `null` for `KeepWithin`) for each key that a
-/// file below it sets and the new lifecycle does not want, since a key left out would be inherited
-/// from that file (keys merge one by one). A lifecycle that keeps nothing is refused
+/// replaced by the keys whose value differs from what the files below it give (keys merge one by
+/// one, so the others are inherited): the count asked for, or `0` (`null` for `KeepWithin`) where a
+/// file below sets a key the new lifecycle does not want. A lifecycle that keeps nothing is refused
 /// ([`Lifecycle::check_keeps_something`]). Saving runs no forget.
 pub fn save_lifecycle(settings: &Settings, lifecycle: &Lifecycle) -> SettingsResult<Saved> {
     lifecycle.check_keeps_something()?;
@@ -44,16 +44,21 @@ pub fn save_lifecycle(settings: &Settings, lifecycle: &Lifecycle) -> SettingsRes
     for (_, v) in &layers[..at.unwrap_or(0)] {
         merge(&mut below, v.clone());
     }
+    let inherited = match lookup(&below, &LIFECYCLE_KEY) {
+        Some(v) if !v.is_null() => Lifecycle::deserialize(v).unwrap_or_default(),
+        _ => Lifecycle::default(),
+    };
+    // A count of 0 and an absent one mean the same.
+    let norm = |v: Value| if v == 0u32 { Value::Null } else { v };
     let mut value = Map::new();
     for key in LIFECYCLE_KEYS {
-        let want = lifecycle.value_of(key);
-        let nothing = want.is_null() || want == 0u32;
-        let path: Vec<&str> = LIFECYCLE_KEY.iter().copied().chain([key]).collect();
-        let inherited = lookup(&below, &path).is_some_and(|v| !v.is_null());
-        if !nothing {
-            value.insert(key.to_string(), want);
-        } else if inherited {
+        let (want, below) = (norm(lifecycle.value_of(key)), norm(inherited.value_of(key)));
+        if want == below {
+            // Inherited as wanted: not repeated here.
+        } else if want.is_null() {
             value.insert(key.to_string(), if key == "KeepWithin" { Value::Null } else { Value::from(0u32) });
+        } else {
+            value.insert(key.to_string(), want);
         }
     }
     let value = Value::Object(value);
@@ -531,6 +536,13 @@ mod tests {
         let again = Settings::load_for(t.path(), "Production").unwrap();
         assert_eq!(again.lifecycle(), Some(want.policy()));
         assert_eq!(std::fs::read_to_string(t.path().join("config/appsettings.json")).unwrap(), base, "base untouched");
+        // What the base gives already is not repeated in the override.
+        let s = Settings::load_for(t.path(), "Production").unwrap();
+        let want =
+            Lifecycle::from_json(&json!({ "KeepDaily": 7, "KeepWeekly": 4, "KeepMonthly": 12, "KeepYearly": 3 }))
+                .unwrap();
+        assert_eq!(save_lifecycle(&s, &want).unwrap().value, json!({ "KeepYearly": 3 }));
+        assert_eq!(Settings::load_for(t.path(), "Production").unwrap().lifecycle(), Some(want.policy()));
 
         // No file sets it: the base file, created when missing.
         let t = home_with(&[]);

@@ -16,6 +16,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", JS, include_str!("ui/app.js")),
     ("start.js", JS, include_str!("ui/start.js")),
     ("backups.js", JS, include_str!("ui/backups.js")),
+    ("chart.js", JS, include_str!("ui/chart.js")),
+    ("schedules.js", JS, include_str!("ui/schedules.js")),
+    ("retention.js", JS, include_str!("ui/retention.js")),
 ];
 
 pub async fn index() -> Html<&'static str> {

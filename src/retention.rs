@@ -29,6 +29,11 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy when none is configured: 7 daily, 4 weekly, 12 monthly (format-spec/gateway.md §4.1).
+    pub fn product_default() -> Policy {
+        Policy { daily: 7, weekly: 4, monthly: 12, ..Policy::default() }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.last == 0
             && self.hourly == 0

@@ -390,13 +390,7 @@ fn edit(a: EditArgs) -> anyhow::Result<u8> {
     let conn = open_home(home)?;
     let tenant = store::resolve_tenant(&conn, a.tenant.as_deref()).map_err(cron_err)?;
     let job = edit::edit_job(&conn, &tenant, &a.name, &changes, Utc::now()).map_err(cron_err)?;
-    let next = match job.schedule() {
-        Ok(s) if job.enabled => {
-            let counted = store::last_start(&conn, &job.id, Utc::now()).map_err(cron_err)?.counted;
-            store::next_due(&job, &s, counted, Utc::now(), &Local)
-        }
-        _ => None,
-    };
+    let next = store::next_run(&conn, &job, Utc::now(), &Local).map_err(cron_err)?;
     if a.json {
         json(&job_json(&job, next, None))?;
     } else {
@@ -442,19 +436,11 @@ fn job_json(job: &Job, next: Option<DateTime<Utc>>, last: Option<&store::Run>) -
 fn list(a: ListArgs) -> anyhow::Result<u8> {
     let home = a.home.get()?;
     let conn = open_home(home)?;
-    let mut rows = Vec::new();
-    let now = Utc::now();
-    for job in store::list_jobs(&conn)? {
-        let last = store::last_run(&conn, &job.id)?;
-        let next = match job.schedule() {
-            Ok(s) if job.enabled => {
-                let counted = store::last_start(&conn, &job.id, now).map_err(cron_err)?.counted;
-                store::next_due(&job, &s, counted, now, &Local)
-            }
-            _ => None,
-        };
-        rows.push((job, next, last));
-    }
+    let rows: Vec<_> = store::overview(&conn, Utc::now(), &Local)
+        .map_err(cron_err)?
+        .into_iter()
+        .map(|s| (s.job, s.next_run, s.last_run))
+        .collect();
     if a.json {
         let v: Vec<_> = rows.iter().map(|(j, n, l)| job_json(j, *n, l.as_ref())).collect();
         json(&v)?;

@@ -156,7 +156,7 @@ impl PolicyArgs {
                 return Ok((policy, format!("{}'s Sophon:Backups:Default:Lifecycle", home.display())));
             }
         }
-        Ok((Policy { daily: 7, weekly: 4, monthly: 12, ..Policy::default() }, "the default lifecycle".into()))
+        Ok((Policy::product_default(), "the default lifecycle".into()))
     }
 }
 

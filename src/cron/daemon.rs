@@ -295,15 +295,31 @@ fn run_one<Tz: TimeZone>(
             return Ok(Some(Outcome { status: "busy", summary: String::new() }));
         }
     };
+    // The database is not held open across the run: a backup reads it meanwhile.
+    drop(conn);
+    run_claimed(home, runner, clock, stop, job, &claim, "", on_event).map(Some)
+}
+
+/// Run a claimed run of `job` and record its end; `note` is appended to the recorded summary.
+#[allow(clippy::too_many_arguments)]
+fn run_claimed(
+    home: &std::path::Path,
+    runner: &Runner,
+    clock: &dyn Clock,
+    stop: &AtomicBool,
+    job: &Job,
+    claim: &store::Claim,
+    note: &str,
+    on_event: &(dyn Fn(&Event) + Sync),
+) -> CronResult<Outcome> {
     let mut e = Event::new(EventKind::Started, job, claim.started_at);
     e.scheduled = Some(claim.scheduled);
     on_event(&e);
-    // The database is not held open across the run: a backup reads it meanwhile.
-    drop(conn);
     let mut outcome = runner.run(job, claim.started_at, claim.scheduled, stop);
+    outcome.summary.push_str(note);
     let finished = clock.now().max(claim.started_at);
     let recorded = open_home(home).map_err(CronError::from).and_then(|conn| {
-        let ours = store::finish(&conn, &claim, outcome.status, &outcome.summary, finished)?;
+        let ours = store::finish(&conn, claim, outcome.status, &outcome.summary, finished)?;
         Ok(if ours { None } else { Some(store::runs(&conn, &job.id)?) })
     });
     let lost = match recorded {
@@ -311,7 +327,7 @@ fn run_one<Tz: TimeZone>(
         Err(e) => {
             // Not recorded: the row stays `running` with our pid, which this process now treats as
             // dead (released), so the next claim closes it as abandoned.
-            store::release(&claim);
+            store::release(claim);
             return Err(e);
         }
     };
@@ -333,7 +349,46 @@ fn run_one<Tz: TimeZone>(
     e.status = Some(outcome.status.to_string());
     e.summary = Some(outcome.summary.clone());
     on_event(&e);
-    Ok(Some(outcome))
+    Ok(outcome)
+}
+
+/// What [`run_now`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunNow {
+    /// The run took place and was recorded.
+    Ran(Outcome),
+    /// Another run of the job is in progress (this one did not start).
+    Busy(store::Run),
+}
+
+/// Run `job` once now, whether or not it is due (a run asked for by hand: the dashboard's "run
+/// now"): claimed with [`store::claim_now`], so it never overlaps another run of the job, run as a
+/// scheduled run is (a backup waits for its repository's turn; `stop` abandons it), and recorded
+/// in `cron_runs` with `note` (who asked) appended to its summary. The job's next occurrence is then
+/// the first after this run.
+#[allow(clippy::too_many_arguments)]
+pub fn run_now(
+    home: &std::path::Path,
+    runner: &Runner,
+    clock: &dyn Clock,
+    opts: &DaemonOptions,
+    stop: &AtomicBool,
+    job: &Job,
+    note: &str,
+    on_event: &(dyn Fn(&Event) + Sync),
+) -> CronResult<RunNow> {
+    let conn = open_home(home)?;
+    let me = Claimant::this_process();
+    let claim = match store::claim_now(&conn, job, clock.now(), &me, opts.stale_after, &format!("running ({note})"))? {
+        ClaimOutcome::Claimed(c) => c,
+        ClaimOutcome::Busy(r) => return Ok(RunNow::Busy(r)),
+        ClaimOutcome::NotDue { .. } => {
+            return Err(CronError::BadJob { name: job.name.clone(), reason: "the run could not be claimed".into() })
+        }
+    };
+    drop(conn);
+    let suffix = if note.is_empty() { String::new() } else { format!(" ({note})") };
+    run_claimed(home, runner, clock, stop, job, &claim, &suffix, on_event).map(RunNow::Ran)
 }
 
 /// Warnings about the job's times (see [`store::settle_future`]) as events.

@@ -209,6 +209,19 @@ impl Schedule {
         None
     }
 
+    /// The first `n` occurrences strictly after `after`, ascending (fewer when the expression stops
+    /// matching within the search horizon of [`Schedule::next_after`]).
+    pub fn next_n<Tz: TimeZone>(&self, after: &DateTime<Tz>, n: usize) -> Vec<DateTime<Tz>> {
+        let mut out: Vec<DateTime<Tz>> = Vec::with_capacity(n);
+        let mut at = after.clone();
+        while out.len() < n {
+            let Some(next) = self.next_after(&at) else { break };
+            at = next.clone();
+            out.push(next);
+        }
+        out
+    }
+
     /// The last occurrence in `(since, until]`, if any: the occurrence a run that catches up at
     /// `until` stands for.
     pub fn latest_in<Tz: TimeZone>(&self, since: &DateTime<Tz>, until: &DateTime<Tz>) -> Option<DateTime<Tz>> {
@@ -301,6 +314,21 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_next_n_occurrences_ascend_from_the_first() {
+        let s = Schedule::parse("0 3 * * 1-5").expect("parse");
+        let got = s.next_n(&utc("2025-10-03T12:00:00Z"), 5);
+        let want = [
+            "2025-10-06T03:00:00Z",
+            "2025-10-07T03:00:00Z",
+            "2025-10-08T03:00:00Z",
+            "2025-10-09T03:00:00Z",
+            "2025-10-10T03:00:00Z",
+        ];
+        assert_eq!(got, want.map(utc).to_vec());
+        assert!(s.next_n(&utc("2025-10-03T12:00:00Z"), 0).is_empty());
     }
 
     #[test]

@@ -22,11 +22,12 @@ pub mod template;
 use std::path::PathBuf;
 
 pub use daemon::{
-    run_due, Clock, Daemon, DaemonOptions, Event, EventKind, FixedClock, SimulatedClock, SystemClock, Tally,
+    run_due, run_now, Clock, Daemon, DaemonOptions, Event, EventKind, FixedClock, RunNow, SimulatedClock, SystemClock,
+    Tally,
 };
 pub use expr::{ExprError, Schedule};
 pub use run::{Outcome, Runner};
-pub use store::{Action, Job, NewJob, Run};
+pub use store::{Action, Job, JobStatus, NewJob, Run};
 
 use crate::gateway::{GatewayError, Settings, SettingsError};
 

@@ -363,6 +363,13 @@ pub fn find_job(conn: &Connection, tenant: &str, name: &str) -> CronResult<Optio
     .map_err(|e| sql_err(conn, e))
 }
 
+/// The job with id `id`, of any tenant.
+pub fn find_job_by_id(conn: &Connection, id: &str) -> CronResult<Option<Job>> {
+    conn.query_row(&format!("SELECT {JOB_COLUMNS} FROM cron_jobs WHERE id = ?1"), [id], job_row)
+        .optional()
+        .map_err(|e| sql_err(conn, e))
+}
+
 /// The job's runs, oldest first.
 pub fn runs(conn: &Connection, job_id: &str) -> CronResult<Vec<Run>> {
     let mut st = conn
@@ -435,6 +442,46 @@ pub fn next_due<Tz: TimeZone>(
     schedule.next_after(&reference.with_timezone(tz)).map(|t| t.with_timezone(&Utc))
 }
 
+/// When an enabled job with a valid schedule next falls due at `now` (its occurrence after its last
+/// counted run, [`next_due`], in `tz`); `None` for a disabled job or an invalid schedule. A time at
+/// or before `now` means the job is due: the scheduler's next look runs it.
+pub fn next_run<Tz: TimeZone>(
+    conn: &Connection,
+    job: &Job,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> CronResult<Option<DateTime<Utc>>> {
+    match job.schedule() {
+        Ok(s) if job.enabled => {
+            let counted = last_start(conn, &job.id, now)?.counted;
+            Ok(next_due(job, &s, counted, now, tz))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A job with when it next runs and how it last ran, as `cron list` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobStatus {
+    pub job: Job,
+    /// [`next_run`].
+    pub next_run: Option<DateTime<Utc>>,
+    /// The latest run (by start), whatever its status.
+    pub last_run: Option<Run>,
+}
+
+/// [`JobStatus`] of one job at `now`.
+pub fn status<Tz: TimeZone>(conn: &Connection, job: Job, now: DateTime<Utc>, tz: &Tz) -> CronResult<JobStatus> {
+    let last_run = last_run(conn, &job.id)?;
+    let next_run = next_run(conn, &job, now, tz)?;
+    Ok(JobStatus { job, next_run, last_run })
+}
+
+/// Every job ([`list_jobs`]'s order) with its [`JobStatus`] at `now`.
+pub fn overview<Tz: TimeZone>(conn: &Connection, now: DateTime<Utc>, tz: &Tz) -> CronResult<Vec<JobStatus>> {
+    list_jobs(conn)?.into_iter().map(|job| status(conn, job, now, tz)).collect()
+}
+
 /// Deal with times after `now` in the job's rows before scheduling it: a `created_at` in the future
 /// is set to `now` (stored: a clamp recomputed at every look would follow the clock and the job
 /// would never fall due), and runs beyond [`FUTURE_LIMIT`] are ignored (see [`last_start`]).
@@ -503,19 +550,16 @@ fn process_alive(pid: i64, start: Option<u64>) -> Option<bool> {
     }
 }
 
-/// Claim the job's due run at `now` (see the module doc). Stale claims are closed as `failed`
-/// first. The new row's `started_at` is `now` in whole seconds.
-pub fn claim<Tz: TimeZone>(
-    conn: &Connection,
+/// Close the job's dead `running` claims as `failed` (inside the caller's transaction) and return
+/// the live one, if any.
+fn close_stale(
+    tx: &Transaction<'_>,
     job: &Job,
-    tz: &Tz,
     now: DateTime<Utc>,
     me: &Claimant,
     stale_after: chrono::Duration,
-) -> CronResult<ClaimOutcome> {
-    let schedule = job.schedule()?;
-    let now = Utc.timestamp_opt(now.timestamp(), 0).single().unwrap_or(now);
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(|e| sql_err(conn, e))?;
+) -> CronResult<Option<Run>> {
+    let conn: &Connection = tx;
     let running: Vec<Run> = {
         let mut st = tx
             .prepare(&format!("SELECT {RUN_COLUMNS} FROM cron_runs WHERE job_id = ?1 AND status = 'running'"))
@@ -543,6 +587,89 @@ pub fn claim<Tz: TimeZone>(
             live = Some(r);
         }
     }
+    Ok(live)
+}
+
+/// Insert the `running` row of a claim at `now` and commit; the claim is held before the row is
+/// visible, so that no other thread of this process sees our pid on it and takes it for a leftover.
+fn insert_claim(
+    conn: &Connection,
+    tx: Transaction<'_>,
+    job: &Job,
+    now: DateTime<Utc>,
+    scheduled: DateTime<Utc>,
+    summary: &str,
+    me: &Claimant,
+) -> CronResult<Claim> {
+    hold(&job.id, now, true);
+    let inserted = tx
+        .execute(
+            &format!("INSERT INTO cron_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, NULL, 'running', ?4, ?5, ?6)"),
+            params![job.id, job.tenant_id, ts(now), summary, me.pid, me.host_column()],
+        )
+        .and_then(|_| tx.commit());
+    if let Err(e) = inserted {
+        hold(&job.id, now, false);
+        return Err(sql_err(conn, e));
+    }
+    Ok(Claim { job: job.clone(), started_at: now, scheduled })
+}
+
+/// Claim a run of `job` at `now` whether or not it is due: a run asked for by hand (the
+/// dashboard's "run now"), recorded like any other, `summary` saying so until it ends. Dead claims
+/// are closed first, as by [`claim`]; a live one makes it [`ClaimOutcome::Busy`], so a run by hand
+/// never overlaps a scheduled one. The run counts as the job's last: its next occurrence is the
+/// first after `now`. `agent` and `workflow` jobs are refused (the gateway runs them).
+pub fn claim_now(
+    conn: &Connection,
+    job: &Job,
+    now: DateTime<Utc>,
+    me: &Claimant,
+    stale_after: chrono::Duration,
+    summary: &str,
+) -> CronResult<ClaimOutcome> {
+    if let Action::Gateway { kind } = job.action()? {
+        return Err(CronError::BadJob {
+            name: job.name.clone(),
+            reason: format!("{kind} jobs are run by the gateway, not by sophon"),
+        });
+    }
+    let now = Utc.timestamp_opt(now.timestamp(), 0).single().unwrap_or(now);
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(|e| sql_err(conn, e))?;
+    if let Some(live) = close_stale(&tx, job, now, me, stale_after)? {
+        tx.commit().map_err(|e| sql_err(conn, e))?;
+        return Ok(ClaimOutcome::Busy(live));
+    }
+    let taken: Option<String> = tx
+        .query_row(
+            "SELECT status FROM cron_runs WHERE job_id = ?1 AND started_at = ?2",
+            params![job.id, ts(now)],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| sql_err(conn, e))?;
+    if let Some(status) = taken {
+        // A run of this second exists (runs are keyed by whole seconds): this one would be the same row.
+        let reason = format!("a run started at {} already exists ({status}); try again in a second", ts(now));
+        return Err(CronError::BadJob { name: job.name.clone(), reason });
+    }
+    Ok(ClaimOutcome::Claimed(insert_claim(conn, tx, job, now, now, summary, me)?))
+}
+
+/// Claim the job's due run at `now` (see the module doc). Stale claims are closed as `failed`
+/// first. The new row's `started_at` is `now` in whole seconds.
+pub fn claim<Tz: TimeZone>(
+    conn: &Connection,
+    job: &Job,
+    tz: &Tz,
+    now: DateTime<Utc>,
+    me: &Claimant,
+    stale_after: chrono::Duration,
+) -> CronResult<ClaimOutcome> {
+    let schedule = job.schedule()?;
+    let now = Utc.timestamp_opt(now.timestamp(), 0).single().unwrap_or(now);
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(|e| sql_err(conn, e))?;
+    let live = close_stale(&tx, job, now, me, stale_after)?;
     // Runs too far in the future are ignored (see `last_start`). A run at or after `now` makes the
     // next occurrence later than `now`, so this run's key (job, now) is never taken twice.
     let last = last_start(&tx, &job.id, now)?;
@@ -560,27 +687,8 @@ pub fn claim<Tz: TimeZone>(
     let reference = reference(job, last.counted, now);
     let scheduled =
         schedule.latest_in(&reference.with_timezone(tz), &now.with_timezone(tz)).map_or(due, |t| t.with_timezone(&Utc));
-    // Held before the row is visible, so that no other thread of this process sees our pid on it
-    // and takes it for a leftover.
-    hold(&job.id, now, true);
-    let inserted = tx
-        .execute(
-            &format!("INSERT INTO cron_runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, NULL, 'running', ?4, ?5, ?6)"),
-            params![
-                job.id,
-                job.tenant_id,
-                ts(now),
-                format!("scheduled for {}", ts(scheduled)),
-                me.pid,
-                me.host_column()
-            ],
-        )
-        .and_then(|_| tx.commit());
-    if let Err(e) = inserted {
-        hold(&job.id, now, false);
-        return Err(sql_err(conn, e));
-    }
-    Ok(ClaimOutcome::Claimed(Claim { job: job.clone(), started_at: now, scheduled }))
+    let summary = format!("scheduled for {}", ts(scheduled));
+    Ok(ClaimOutcome::Claimed(insert_claim(conn, tx, job, now, scheduled, &summary, me)?))
 }
 
 /// Record the end of a claimed run. Returns false when the claim was no longer ours (taken over as

@@ -8,12 +8,14 @@
 //!   planted secrets) at three scales.
 //! - [`stats`]: records and bytes per category and per tenant.
 //! - [`settings`]: the typed config (`appsettings.json` merged with the environment's file).
+//! - [`config_edit`]: writing one setting (the lifecycle) into a config file in place.
 //! - [`keys`]: which passphrase is the repository's key and which one seals.
 //!
 //! Layer 4 (a source): it knows nothing of packs, backends or the repository.
 
 pub mod backup;
 pub mod category;
+pub mod config_edit;
 pub mod demo;
 pub mod dump;
 pub mod journal;

@@ -50,6 +50,20 @@ pub enum SettingsError {
 
     #[error("gateway config {path}: {key}: {message}")]
     Invalid { path: PathBuf, key: String, message: String },
+
+    /// A value given to be written into the config (not read from a file) that the key does not take.
+    #[error("{key}: {message}")]
+    Value { key: String, message: String },
+
+    #[error("gateway config {path}: writing: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("gateway config {path}: cannot set {key}: {message}")]
+    Edit { path: PathBuf, key: String, message: String },
 }
 
 /// The gateway's settings: the merged JSON of the files that apply, and the typed sections this
@@ -140,7 +154,85 @@ pub struct Lifecycle {
     pub keep_within: Option<Within>,
 }
 
+/// The key path of the lifecycle.
+pub const LIFECYCLE_KEY: [&str; 4] = ["Sophon", "Backups", "Default", "Lifecycle"];
+/// The lifecycle's keys, as written in the config.
+pub const LIFECYCLE_KEYS: [&str; 7] =
+    ["KeepLast", "KeepHourly", "KeepDaily", "KeepWeekly", "KeepMonthly", "KeepYearly", "KeepWithin"];
+
 impl Lifecycle {
+    /// A lifecycle given as JSON to be written into the config (the dashboard's form): an object of
+    /// [`LIFECYCLE_KEYS`] with the values the config accepts (counts as numbers or decimal text,
+    /// `KeepWithin` a duration; `null` or an empty text is absent). An unknown key or a bad value is
+    /// [`SettingsError::Value`] naming the key (`Sophon:Backups:Default:Lifecycle:KeepDaily`).
+    pub fn from_json(v: &Value) -> SettingsResult<Lifecycle> {
+        let key = |k: &str| {
+            if k.is_empty() {
+                LIFECYCLE_KEY.join(":")
+            } else {
+                format!("{}:{k}", LIFECYCLE_KEY.join(":"))
+            }
+        };
+        let bad = |k: &str, message: String| SettingsError::Value { key: key(k), message };
+        let Some(map) = v.as_object() else {
+            return Err(bad("", format!("{v} is not an object of {}", LIFECYCLE_KEYS.join(", "))));
+        };
+        let mut l = Lifecycle::default();
+        for (k, value) in map {
+            let blank = value.is_null() || value.as_str().is_some_and(|t| t.trim().is_empty());
+            if k == "KeepWithin" {
+                l.keep_within = match value {
+                    _ if blank => None,
+                    Value::String(t) => Some(t.trim().parse::<Within>().map_err(|e| bad(k, e.to_string()))?),
+                    other => return Err(bad(k, format!("{other} is not a duration (write it like 1y2m3d4h)"))),
+                };
+                continue;
+            }
+            let slot = match k.as_str() {
+                "KeepLast" => &mut l.keep_last,
+                "KeepHourly" => &mut l.keep_hourly,
+                "KeepDaily" => &mut l.keep_daily,
+                "KeepWeekly" => &mut l.keep_weekly,
+                "KeepMonthly" => &mut l.keep_monthly,
+                "KeepYearly" => &mut l.keep_yearly,
+                _ => return Err(bad(k, format!("not a lifecycle key (known: {})", LIFECYCLE_KEYS.join(", ")))),
+            };
+            *slot = if blank { None } else { count_value(value).map_err(|m| bad(k, m))? };
+        }
+        Ok(l)
+    }
+
+    /// Refuse a lifecycle that keeps nothing before it is saved: the config would then mean the
+    /// product default ([`Policy::product_default`]), not what was asked.
+    pub fn check_keeps_something(&self) -> SettingsResult<()> {
+        if self.policy().is_empty() {
+            return Err(SettingsError::Value {
+                key: LIFECYCLE_KEY.join(":"),
+                message: format!(
+                    "keeps nothing: every count is 0, which the config reads as the product default ({}); give at \
+                     least one count",
+                    Policy::product_default().describe()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The value of one of [`LIFECYCLE_KEYS`] as JSON (`null` when absent).
+    pub fn value_of(&self, key: &str) -> Value {
+        let n = |v: Option<u32>| v.map_or(Value::Null, Value::from);
+        match key {
+            "KeepLast" => n(self.keep_last),
+            "KeepHourly" => n(self.keep_hourly),
+            "KeepDaily" => n(self.keep_daily),
+            "KeepWeekly" => n(self.keep_weekly),
+            "KeepMonthly" => n(self.keep_monthly),
+            "KeepYearly" => n(self.keep_yearly),
+            "KeepWithin" => self.keep_within.map_or(Value::Null, |w| Value::from(w.to_string())),
+            _ => Value::Null,
+        }
+    }
+
     /// The retention policy: absent counts are zero.
     pub fn policy(&self) -> Policy {
         Policy {
@@ -270,6 +362,40 @@ impl Settings {
     /// The configured retention policy, if `Lifecycle` keeps anything.
     pub fn lifecycle(&self) -> Option<Policy> {
         self.backups.lifecycle.as_ref().map(Lifecycle::policy).filter(|p| !p.is_empty())
+    }
+
+    /// The policy `backup forget` applies without `--keep-*` flags: the configured `Lifecycle` when it
+    /// keeps anything (`true`), else the product default (`false`).
+    pub fn retention_policy(&self) -> (Policy, bool) {
+        match self.lifecycle() {
+            Some(p) => (p, true),
+            None => (Policy::product_default(), false),
+        }
+    }
+
+    /// The file that gave each lifecycle key its merged value (keys no file sets are left out).
+    pub fn lifecycle_sources(&self) -> Vec<(&'static str, &Path)> {
+        LIFECYCLE_KEYS
+            .iter()
+            .filter_map(|k| {
+                let path: Vec<&str> = LIFECYCLE_KEY.iter().copied().chain([*k]).collect();
+                self.source_of(&path).map(|p| (*k, p))
+            })
+            .collect()
+    }
+
+    /// The file a new lifecycle is written to ([`crate::gateway::config_edit::save_lifecycle`]): the
+    /// last file that sets `Lifecycle` (the environment's file when it does, since it overrides the
+    /// base file), else the base file.
+    pub fn lifecycle_file(&self) -> PathBuf {
+        self.source_of(&LIFECYCLE_KEY)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.home.join(CONFIG_DIR).join(BASE_FILE))
+    }
+
+    /// The JSON each file read holds, in merge order.
+    pub(crate) fn layers(&self) -> &[(PathBuf, Value)] {
+        &self.layers
     }
 
     /// The configured `PassphraseFile`, relative to the home when not absolute; `None` when unset or empty.
@@ -472,17 +598,25 @@ fn strip_jsonc(text: &str) -> String {
 fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     use serde::de::Error;
     match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        None => Ok(None),
+        Some(v) => count_value(&v).map_err(D::Error::custom),
+    }
+}
+
+/// [`count`] of a JSON value; the message says why it is not one.
+fn count_value(v: &Value) -> Result<Option<u32>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
             Some(n) => Ok(Some(n)),
-            None => Err(D::Error::custom(format!("{n} is not a count (a whole number from 0 to {})", u32::MAX))),
+            None => Err(format!("{n} is not a count (a whole number from 0 to {})", u32::MAX)),
         },
-        Some(Value::String(s)) => s
+        Value::String(s) => s
             .trim()
             .parse::<u32>()
             .map(Some)
-            .map_err(|_| D::Error::custom(format!("{s:?} is not a count (a whole number from 0 to {})", u32::MAX))),
-        Some(other) => Err(D::Error::custom(format!("{other} is not a count (a whole number)"))),
+            .map_err(|_| format!("{s:?} is not a count (a whole number from 0 to {})", u32::MAX)),
+        other => Err(format!("{other} is not a count (a whole number)")),
     }
 }
 

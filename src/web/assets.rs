@@ -18,6 +18,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("backups.js", JS, include_str!("ui/backups.js")),
     ("browse.js", JS, include_str!("ui/browse.js")),
     ("restore.js", JS, include_str!("ui/restore.js")),
+    ("chart.js", JS, include_str!("ui/chart.js")),
+    ("schedules.js", JS, include_str!("ui/schedules.js")),
+    ("retention.js", JS, include_str!("ui/retention.js")),
 ];
 
 pub async fn index() -> Html<&'static str> {

@@ -4,13 +4,17 @@
 //!
 //! Plain HTTP only: TLS belongs to the operator's proxy.
 
+mod access;
 mod assets;
 mod auth;
 mod browse;
 mod jobs;
 mod metrics;
 mod restore;
+mod retention;
+mod schedules;
 mod snapshots;
+mod stats;
 mod verify;
 
 use std::net::SocketAddr;
@@ -22,7 +26,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -100,6 +104,16 @@ fn router(app: Shared) -> Router {
         .route("/api/jobs/{id}", get(jobs::one))
         .route("/api/jobs/{id}/events", get(jobs::events))
         .route("/api/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/schedules", get(schedules::list).post(schedules::add))
+        .route("/api/schedules/preview", post(schedules::preview))
+        .route("/api/schedules/{id}", put(schedules::edit).delete(schedules::remove))
+        .route("/api/schedules/{id}/runs", get(schedules::runs))
+        .route("/api/schedules/{id}/pause", post(schedules::pause))
+        .route("/api/schedules/{id}/resume", post(schedules::resume))
+        .route("/api/schedules/{id}/run", post(schedules::run))
+        .route("/api/retention", get(retention::show).put(retention::save))
+        .route("/api/retention/preview", post(retention::preview))
+        .route("/api/stats", get(stats::stats))
         .layer(middleware::from_fn_with_state(app.clone(), csrf))
         .layer(middleware::from_fn(no_store))
         .with_state(app)

@@ -126,3 +126,37 @@ fn times_in_the_future_do_not_stop_the_schedule() {
     let got = claim(&conn, &job, &Utc, utc("2030-01-08T03:00:00Z"), &me, day).expect("claim");
     assert!(matches!(got, ClaimOutcome::NotDue { .. }), "a run 5 s ahead stands for 03:00: {got:?}");
 }
+
+#[test]
+fn a_run_by_hand_is_claimed_at_once_never_beside_a_live_run_and_counts_as_the_last() {
+    let (_dir, conn, job) = home();
+    let me = Claimant::this_process();
+    let day = chrono::Duration::hours(24);
+    let now = utc("2030-01-01T01:00:00Z");
+    // Not due (next at 03:00), claimed anyway.
+    assert_eq!(next_run(&conn, &job, now, &Utc).expect("next"), Some(utc("2030-01-01T03:00:00Z")));
+    let claim = match claim_now(&conn, &job, now, &me, day, "run now by a@b").expect("claim") {
+        ClaimOutcome::Claimed(c) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((claim.started_at, claim.scheduled), (now, now));
+    let r = last_run(&conn, &job.id).expect("last").expect("a row");
+    assert_eq!((r.status.as_str(), r.summary.as_str()), ("running", "run now by a@b"));
+    // A second one while it runs: busy; the same second after it ended: refused, not a clash.
+    let later = now + chrono::Duration::seconds(5);
+    assert!(matches!(claim_now(&conn, &job, later, &me, day, "again"), Ok(ClaimOutcome::Busy(_))));
+    assert!(finish(&conn, &claim, "ok", "done", later).expect("finish"));
+    assert!(matches!(claim_now(&conn, &job, now, &me, day, "again"), Err(CronError::BadJob { .. })));
+    // The run counts: the job's next occurrence is the first after it (today's 03:00 still comes).
+    assert_eq!(next_run(&conn, &job, later, &Utc).expect("next"), Some(utc("2030-01-01T03:00:00Z")));
+    let all = overview(&conn, later, &Utc).expect("overview");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].last_run.as_ref().map(|r| r.status.as_str()), Some("ok"));
+    assert_eq!(find_job_by_id(&conn, &job.id).expect("find"), Some(job.clone()));
+    // Disabled: no next run. A gateway job cannot be run by hand.
+    conn.execute("UPDATE cron_jobs SET enabled = 0 WHERE id = ?1", [&job.id]).expect("disable");
+    let off = find_job_by_id(&conn, &job.id).expect("find").expect("job");
+    assert_eq!(next_run(&conn, &off, later, &Utc).expect("next"), None);
+    let agent = Job { action: "agent".into(), ..job };
+    assert!(matches!(claim_now(&conn, &agent, later, &me, day, "x"), Err(CronError::BadJob { .. })));
+}

@@ -7,7 +7,12 @@ Sophon.section("backups", {
     const { el, api, size } = Sophon;
     const note = el("p", { role: "status" }, "Loading…");
     const tbody = el("tbody");
-    root.append(el("h2", {}, "Snapshots"), note,
+    // The history chart (chart.js), its caption the text alternative.
+    const caption = el("figcaption", { id: "history-caption" }, "Loading the history…");
+    const history = el("figure", { id: "history", "aria-labelledby": "history-caption" }, caption);
+    api("GET", "/api/stats").then((st) => { caption.textContent = Sophon.chart(history, st.points); })
+      .catch((err) => { caption.textContent = err.message; caption.className = "error"; });
+    root.append(el("h2", {}, "Snapshots"), note, history,
       el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "ID"), el("th", { scope: "col" }, "Scope"),
         el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"),

@@ -88,6 +88,10 @@ pub enum GatewayError {
     /// Options that cannot go together for this input (the CLI reports it as a usage error).
     #[error("{0}")]
     Usage(String),
+
+    /// The caller stopped the work (`archive::Progress::cancel`); becomes [`crate::Error::Cancelled`].
+    #[error("cancelled: the work was stopped before it finished and what it had begun was removed")]
+    Cancelled,
 }
 
 /// A record the database refused during a restore: which home, table and row, and why.
@@ -129,6 +133,7 @@ impl From<GatewayError> for crate::Error {
                 supported,
             },
             GatewayError::HomeNotFound(_) | GatewayError::NotAHome(_) => crate::Error::NotFound(e.to_string()),
+            GatewayError::Cancelled => crate::Error::Cancelled,
             other => crate::Error::Invalid(other.to_string()),
         }
     }
@@ -140,6 +145,7 @@ impl From<crate::Error> for GatewayError {
     fn from(e: crate::Error) -> Self {
         match e {
             crate::Error::Io { path, source } => GatewayError::Io { path, source },
+            crate::Error::Cancelled => GatewayError::Cancelled,
             other => GatewayError::Invalid(other.to_string()),
         }
     }

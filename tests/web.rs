@@ -4,127 +4,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
 
+use common::web::{demo_users, Server};
 use common::*;
 use serde_json::{json, Value};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// A running `sophon serve`, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(sophon: &Sophon, home: &Path) -> Server {
-        let mut child = sophon
-            .std_cmd()
-            .args(["serve", "--home", s(home), "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let mut server = Server { child, port: 0 };
-        assert!(first.ends_with("/ (plain HTTP: put it behind your TLS proxy)\n"), "{first:?}");
-        let addr = first.strip_prefix("dashboard: http://").unwrap().split('/').next().unwrap();
-        server.port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        server
-    }
-
-    /// One HTTP/1.1 request; returns (status, headers in lower case, body).
-    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if !body.is_empty() {
-            req.push_str("Content-Type: application/json\r\n");
-        }
-        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        stream.write_all(req.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        let raw = String::from_utf8(raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        let mut lines = head.lines();
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
-            .collect();
-        Reply { status, headers, body: body.to_string(), raw }
-    }
-
-    fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
-        match cookie {
-            Some(c) => self.request("GET", path, &[("Cookie", c)], None),
-            None => self.request("GET", path, &[], None),
-        }
-    }
-
-    fn sign_in(&self, email: &str, password: &str) -> Reply {
-        self.request("POST", "/api/session", &[], Some(&json!({ "email": email, "password": password })))
-    }
-}
-
-#[derive(Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-    raw: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    /// `sophon_session=…` from Set-Cookie, as a Cookie header value.
-    fn cookie(&self) -> String {
-        self.header("set-cookie").unwrap().split(';').next().unwrap().to_string()
-    }
-}
-
-struct Demo {
-    email: String,
-    password: String,
-}
-
-fn demo_users(init_json: &str) -> (Demo, Demo, Demo) {
-    let v: Value = serde_json::from_str(init_json).unwrap();
-    let users = v["demo"]["sign_ins"].as_array().unwrap();
-    let pick = |i: usize| Demo {
-        email: users[i]["email"].as_str().unwrap().into(),
-        password: users[i]["password"].as_str().unwrap().into(),
-    };
-    assert_eq!(users[0]["roles"], json!(["owner", "admin"]));
-    assert_eq!(users[1]["roles"], json!(["viewer"]));
-    assert_eq!(users[2]["roles"], json!(["admin"]));
-    assert_ne!(users[2]["tenant"], users[0]["tenant"]);
-    (pick(0), pick(1), pick(2))
 }
 
 #[test]

@@ -16,6 +16,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", JS, include_str!("ui/app.js")),
     ("start.js", JS, include_str!("ui/start.js")),
     ("backups.js", JS, include_str!("ui/backups.js")),
+    ("create.js", JS, include_str!("ui/create.js")),
 ];
 
 pub async fn index() -> Html<&'static str> {

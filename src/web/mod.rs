@@ -1,11 +1,14 @@
-//! `sophon serve`: the web dashboard (issue 13, first increment). An axum server on the tokio
-//! runtime: sign-in with the gateway's own users, the home's snapshots, health and metrics, and one
-//! page compiled into the binary. It calls the library (settings, keys, `Session`), never the CLI.
+//! `sophon serve`: the web dashboard (issue 13). An axum server on the tokio runtime: sign-in with
+//! the gateway's own users, the home's snapshots, verify, create (a backup with its archive written
+//! or downloaded) and streamed downloads as background jobs, health and metrics, and one page
+//! compiled into the binary. It calls the library (settings, keys, `Session`), never the CLI.
 //!
 //! Plain HTTP only: TLS belongs to the operator's proxy.
 
 mod assets;
 mod auth;
+mod create;
+mod downloads;
 mod jobs;
 mod metrics;
 mod snapshots;
@@ -32,6 +35,7 @@ pub struct App {
     pub sessions: auth::Sessions,
     pub limiter: auth::Limiter,
     pub jobs: jobs::Jobs,
+    pub downloads: downloads::Downloads,
     /// The home's repository once opened (opening derives its key: once per server, not per request).
     pub repo: Mutex<Option<Arc<Repository>>>,
 }
@@ -50,6 +54,7 @@ pub fn serve(home: PathBuf, listen: &str) -> anyhow::Result<u8> {
         sessions: auth::Sessions::default(),
         limiter: auth::Limiter::default(),
         jobs: jobs::Jobs::default(),
+        downloads: downloads::Downloads::default(),
         repo: Mutex::new(None),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
@@ -73,6 +78,11 @@ fn router(app: Shared) -> Router {
         .route("/api/session", get(auth::current).post(auth::sign_in).delete(auth::sign_out))
         .route("/api/snapshots", get(snapshots::list))
         .route("/api/verify", post(verify::start))
+        .route("/api/backups", post(create::create))
+        .route("/api/backups/options", get(create::options))
+        .route("/api/backups/estimate", post(create::estimate))
+        .route("/api/downloads", post(downloads::start))
+        .route("/api/downloads/{token}", get(downloads::fetch))
         .route("/api/jobs", get(jobs::list))
         .route("/api/jobs/{id}", get(jobs::one))
         .route("/api/jobs/{id}/events", get(jobs::events))

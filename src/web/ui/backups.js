@@ -10,7 +10,8 @@ Sophon.section("backups", {
     root.append(el("h2", {}, "Snapshots"), note,
       el("table", {}, el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "ID"), el("th", { scope: "col" }, "Scope"),
-        el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"))), tbody));
+        el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"),
+        Sophon.can("act") ? el("th", { scope: "col" }, "Download") : null)), tbody));
     if (Sophon.can("act")) root.append(verifyForm());
     try {
       const body = await api("GET", "/api/snapshots");
@@ -18,7 +19,8 @@ Sophon.section("backups", {
       for (const s of body.snapshots.slice().reverse()) {
         tbody.append(el("tr", { "data-id": s.id },
           el("td", {}, s.time), el("td", {}, s.short_id), el("td", {}, s.scope),
-          el("td", { class: "wide" }, s.tags.join(", ")), el("td", {}, size((s.summary && s.summary.bytes) || 0))));
+          el("td", { class: "wide" }, s.tags.join(", ")), el("td", {}, size((s.summary && s.summary.bytes) || 0)),
+          Sophon.can("act") ? downloadCell(s) : null));
       }
     } catch (err) { note.textContent = err.message; note.className = "error"; }
   },
@@ -55,4 +57,20 @@ function verifyForm() {
     } catch (ex) { err.textContent = ex.message; }
   });
   return form;
+}
+
+// A snapshot as a zip or tar.gz: a single-use link from /api/downloads, followed at once.
+function downloadCell(s) {
+  const { el, api } = Sophon;
+  const format = el("select", { "aria-label": "Format for " + s.short_id }, el("option", { value: "zip" }, "zip"), el("option", { value: "tar.gz" }, "tar.gz"));
+  const note = el("span", { class: "error", role: "alert" });
+  const button = el("button", { type: "button", onclick: async () => {
+    note.textContent = "";
+    try {
+      const d = await api("POST", "/api/downloads", { snapshot: s.id, format: format.value });
+      const a = el("a", { href: d.url, download: d.name, hidden: true });
+      document.body.append(a); a.click(); a.remove();
+    } catch (e) { note.textContent = e.message; }
+  } }, "Download");
+  return el("td", { class: "download" }, format, " ", button, note);
 }

@@ -437,9 +437,9 @@ fn home_with_a_big_document(sophon: &Sophon, home: &Path, size: usize) -> String
     init
 }
 
-/// Start a create to `out` and cancel it once `when` holds for one of its events; the job's end.
-fn cancel_when(server: &Server, user: &User, out: &Path, when: impl Fn(&Value) -> bool) -> Value {
-    let started = user.post(server, "/api/backups", &json!({ "destination": { "kind": "local", "path": out } }));
+/// Start a create (`body`) and cancel it once `when` holds for one of its events; the job's end.
+fn cancel_when(server: &Server, user: &User, body: Value, when: impl Fn(&Value) -> bool) -> Value {
+    let started = user.post(server, "/api/backups", &body);
     assert_eq!(started.status, 202, "{}", started.body);
     let job = started.json()["id"].as_str().unwrap().to_string();
     let seen = server.follow(&job, user, |ev| !when(ev));
@@ -465,8 +465,9 @@ fn progress_arrives_during_a_large_create_and_cancel_leaves_nothing() {
 
     // Cancelled while backing up: no archive, no snapshot, none of its packs, no lock.
     let one = exports.join("one.zip");
+    let body = json!({ "destination": { "kind": "local", "path": one } });
     let end =
-        cancel_when(&server, &o, &one, |ev| ev["step"] == "backing up" || ev["bytes_done"].as_u64() > Some(8 << 20));
+        cancel_when(&server, &o, body, |ev| ev["step"] == "backing up" || ev["bytes_done"].as_u64() > Some(8 << 20));
     assert_eq!(end["state"], json!("cancelled"), "{end}");
     assert_eq!(end["step"], json!("cancelled"));
     assert_eq!(count(&exports), 0, "no archive, no temporary file");
@@ -496,9 +497,25 @@ fn progress_arrives_during_a_large_create_and_cancel_leaves_nothing() {
     let snapshots = count(&repo.join("snapshots"));
     assert_eq!(snapshots, 1);
 
+    // Its download streams: the server's peak memory does not grow with the archive.
+    let id = last["result"]["snapshot"].as_str().unwrap();
+    let offered = o.post(&server, "/api/downloads", &json!({ "snapshot": id, "format": "zip" })).json();
+    let before = server.peak_memory();
+    let streamed = t.path().join("streamed.zip");
+    let d = download(&server, &o, offered["url"].as_str().unwrap(), &streamed);
+    let grown = server.peak_memory().saturating_sub(before);
+    assert!(d.bytes.len() > 256 << 20, "{}", d.bytes.len());
+    assert!(grown < 64 << 20, "peak memory grew by {} MiB for a {} MiB download", grown >> 20, d.bytes.len() >> 20);
+    assert!(zip_names(&streamed).lines().any(|n| n == "backup/documents/files/doc_big_progress.bin"));
+    drop(d);
+    std::fs::remove_file(&streamed).unwrap();
+
     // Cancelled while writing the archive: the snapshot it had taken is removed again.
     let three = exports.join("three.zip");
-    let end = cancel_when(&server, &o, &three, |ev| ev["step"] == "writing the archive");
+    // Sealed: the key derivation before the first byte gives the cancel time to arrive.
+    let body = json!({ "encrypt": true, "passphrase": TYPED, "passphrase_confirm": TYPED,
+        "destination": { "kind": "local", "path": three } });
+    let end = cancel_when(&server, &o, body, |ev| ev["step"] == "writing the archive");
     assert_eq!(end["state"], json!("cancelled"), "{end}");
     assert!(!three.exists());
     assert_eq!(
@@ -512,7 +529,9 @@ fn progress_arrives_during_a_large_create_and_cancel_leaves_nothing() {
     let check = sophon.run(&["backup", "verify", "--repo", s(&repo)]);
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 
-    let (_, rows) = audit(&home, "dashboard.create");
+    assert!(!server.stop().contains(TYPED));
+    let (all, rows) = audit(&home, "dashboard.create");
+    assert!(!all.contains(TYPED), "the audit log holds the passphrase");
     let outcomes: Vec<&str> = rows.iter().filter_map(|r| r["outcome"].as_str()).collect();
     assert_eq!(outcomes, ["cancelled", "succeeded", "cancelled"], "{rows:?}");
 }

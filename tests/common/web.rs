@@ -67,6 +67,17 @@ impl Server {
         Server { child, port, output, readers }
     }
 
+    /// The server's peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_memory(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib * 1024
+    }
+
     /// Stop the server and return everything it printed on standard output and error.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();

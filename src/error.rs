@@ -63,6 +63,12 @@ pub enum Error {
     #[error("restore refused: {0}")]
     UnsafePath(String),
 
+    /// The caller stopped the work part-way (`archive::Progress::cancel`). What it had begun was
+    /// removed first: a backup leaves no snapshot and none of its unindexed packs, an export no
+    /// archive and no temporary file.
+    #[error("cancelled: the work was stopped before it finished and what it had begun was removed")]
+    Cancelled,
+
     /// `latest` was asked for while some snapshot cannot be read. An unreadable snapshot's time is
     /// unknown, so any of them may be the newest: picking the newest readable one instead would
     /// restore older data than the operator asked for without a word.

@@ -192,6 +192,7 @@ fn variant(e: &Error) -> &'static str {
         Error::UnsafePath(_) => "UnsafePath",
         Error::LatestUnreadable { .. } => "LatestUnreadable",
         Error::RestoreIncomplete { .. } => "RestoreIncomplete",
+        Error::Cancelled => "Cancelled",
     }
 }
 

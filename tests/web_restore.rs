@@ -437,7 +437,7 @@ fn restore_previewed_then_confirmed_uploads_and_refusals() {
     assert_eq!(plan.json()["report"]["two_factor_sealed"], json!(false), "the 2FA secrets were opened");
 
     // Past the upload cap: 413, and nothing kept.
-    let small = Server::start_with(&sophon, &home, &["--max-upload", "1K"]);
+    let small = Server::start_args(&sophon, &home, &["--max-upload", "1K"]);
     let o2 = User::sign_in(&small, &owner);
     let r = o2.upload("x.zip", "application/zip", &bytes);
     assert_eq!(r.status, 413, "{}", r.body);

@@ -15,6 +15,7 @@
 //! `pipeline` holds the stages after the walk and what they share; `walker` turns folders and
 //! virtual trees into tree blobs, queueing file contents on the pipeline.
 
+mod estimate;
 mod pipeline;
 mod walker;
 
@@ -34,6 +35,7 @@ use crate::format::tree::Tree;
 use crate::id::{BlobId, IndexId, SnapshotId};
 use crate::session::Session;
 pub use crate::source::{VirtualDir, VirtualEntry};
+pub use estimate::{estimate_virtual, Estimate};
 use pipeline::{Pipeline, Shared};
 use walker::{ParentDirs, Walker};
 
@@ -74,14 +76,37 @@ impl BackupOptions {
     }
 }
 
-/// Live counters for a progress display; the library only counts, the binary draws.
+/// Live counters for a progress display (the library only counts, the front end draws), and the
+/// caller's way to stop the work.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub files_done: AtomicU64,
     pub bytes_done: AtomicU64,
     pub files_total: AtomicU64,
     pub bytes_total: AtomicU64,
+    /// The totals are final: every file to back up is known (a gateway's dump has ended).
     pub scan_finished: AtomicBool,
+    /// Set by the caller (never by the library) to stop the work part-way. A backup, a gateway
+    /// dump and an export check it as they go and end with [`Error::Cancelled`] once they have
+    /// removed what they began: no snapshot, the run's unindexed packs deleted, no archive file or
+    /// temporary file. The session's lock is released when the caller drops it, as after any error.
+    pub cancel: AtomicBool,
+}
+
+impl Progress {
+    /// Whether the caller asked the work to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Zero the counters (not `cancel`), for the next step of one piece of work (a backup, then
+    /// its export).
+    pub fn reset_counts(&self) {
+        for c in [&self.files_done, &self.bytes_done, &self.files_total, &self.bytes_total] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.scan_finished.store(false, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -176,28 +201,12 @@ fn run(
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(chrono::Utc::now);
-    let hostname = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let hostname = this_host();
     // The session locked, then read the index; the parent is read now, under that lock: a prune
     // that starts later sees the lock and keeps every pack this backup may deduplicate against
     // (format-spec/prune.md).
     let repo = session.repo();
-    let parent = match &opts.parent {
-        ParentChoice::None => None,
-        ParentChoice::Snapshot(id) => Some(*id),
-        ParentChoice::Auto => {
-            let (snaps, _) = repo.list_snapshots()?;
-            snaps.iter().rev().find(|(_, s)| s.paths == path_strings && s.hostname == hostname).map(|(id, _)| *id)
-        }
-    };
-    // A parent forgotten (and pruned) since it was listed is no parent: every file is read.
-    let (parent, parent_tree) = match parent {
-        Some(id) => match repo.load_snapshot(&id).and_then(|s| repo.load_tree(&s.tree)) {
-            Ok(tree) => (Some(id), Some(tree)),
-            Err(Error::NotFound(_)) if matches!(opts.parent, ParentChoice::Auto) => (None, None),
-            Err(e) => return Err(e),
-        },
-        None => (None, None),
-    };
+    let (parent, parent_tree) = choose_parent(repo, opts, &path_strings, &hostname)?;
 
     let level = opts.compression.unwrap_or(repo.config().compression);
     Compressor::new(level)?;
@@ -210,6 +219,8 @@ fn run(
     let segments = pipeline.finish(&shared);
     let finished = walked.and_then(|root| segments.map(|s| (root, s))).and_then(|done| match shared.take_fatal() {
         Some(e) => Err(e),
+        // A cancel that came after the last file was read still means no snapshot.
+        None if shared.progress.cancelled() => Err(Error::Cancelled),
         None => Ok(done),
     });
     let (root, segments) = match finished {
@@ -217,7 +228,9 @@ fn run(
         Err(e) => {
             // Every stage has stopped and the session's lock is still held.
             shared.discard_unindexed();
-            return Err(e);
+            // What a stage reported while stopping for the cancel (a source that saw it first,
+            // "backup aborted") is the cancel.
+            return Err(if shared.progress.cancelled() { Error::Cancelled } else { e });
         }
     };
 
@@ -238,6 +251,9 @@ fn run(
         summary,
     };
     shared.lock.ensure_held()?;
+    if shared.progress.cancelled() {
+        return Err(Error::Cancelled);
+    }
     let snapshot_id = repo.save_snapshot(&snapshot)?;
     Ok(BackupOutcome {
         snapshot_id,
@@ -246,6 +262,37 @@ fn run(
         seconds: started.elapsed().as_secs_f64(),
         index_segments: segments,
     })
+}
+
+/// The parent snapshot `opts` asks for (by default the latest of the same paths from this host)
+/// and its root tree.
+fn choose_parent(
+    repo: &crate::repo::Repository,
+    opts: &BackupOptions,
+    path_strings: &[String],
+    hostname: &str,
+) -> Result<(Option<SnapshotId>, Option<Tree>)> {
+    let parent = match &opts.parent {
+        ParentChoice::None => None,
+        ParentChoice::Snapshot(id) => Some(*id),
+        ParentChoice::Auto => {
+            let (snaps, _) = repo.list_snapshots()?;
+            snaps.iter().rev().find(|(_, s)| s.paths == path_strings && s.hostname == hostname).map(|(id, _)| *id)
+        }
+    };
+    // A parent forgotten (and pruned) since it was listed is no parent: every file is read.
+    Ok(match parent {
+        Some(id) => match repo.load_snapshot(&id).and_then(|s| repo.load_tree(&s.tree)) {
+            Ok(tree) => (Some(id), Some(tree)),
+            Err(Error::NotFound(_)) if matches!(opts.parent, ParentChoice::Auto) => (None, None),
+            Err(e) => return Err(e),
+        },
+        None => (None, None),
+    })
+}
+
+fn this_host() -> String {
+    hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Counts files and bytes ahead of the backup so progress can show an ETA.

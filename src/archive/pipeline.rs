@@ -64,15 +64,15 @@ impl BufferPool {
         BufferPool { tx, rx, capacity }
     }
 
-    /// A cleared buffer, or `None` once the backup is aborted.
-    fn take(&self, aborted: &AtomicBool) -> Option<Vec<u8>> {
+    /// A cleared buffer, or `None` once the backup is stopping.
+    fn take(&self, stopping: impl Fn() -> bool) -> Option<Vec<u8>> {
         loop {
             match self.rx.recv_timeout(std::time::Duration::from_millis(100)) {
                 Ok(mut b) => {
                     b.clear();
                     return Some(b);
                 }
-                Err(_) if aborted.load(Ordering::Relaxed) => return None,
+                Err(_) if stopping() => return None,
                 Err(_) => {}
             }
         }
@@ -145,6 +145,15 @@ impl Shared {
             *f = Some(e);
         }
         self.aborted.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the run is to stop: a fatal error, or the caller's cancel, which becomes the run's
+    /// error ([`Error::Cancelled`]) here, so every stage stops as after a failure.
+    pub(super) fn stopping(&self) -> bool {
+        if self.progress.cancelled() && !self.aborted.load(Ordering::Relaxed) {
+            self.fail(Error::Cancelled);
+        }
+        self.aborted.load(Ordering::Relaxed)
     }
 
     pub(super) fn take_fatal(&self) -> Option<Error> {
@@ -263,7 +272,7 @@ fn reader_loop(shared: &Shared, jobs: Receiver<FileJob>, blobs: Sender<RawBlob>)
         Err(e) => return shared.fail(e),
     };
     for job in jobs {
-        if shared.aborted.load(Ordering::Relaxed) {
+        if shared.stopping() {
             let _ = job.reply.send(Err("backup aborted".into()));
             continue;
         }
@@ -290,12 +299,15 @@ fn read_content(
     let mut size = 0u64;
     let keys = shared.repo.keys();
     while let Some(chunk) = chunker.next_chunk(file).map_err(|e| e.to_string())? {
+        if shared.stopping() {
+            return Err("backup aborted".into());
+        }
         let id = keys.blob_id(chunk);
         size += chunk.len() as u64;
         shared.progress.bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         match shared.claim(&id) {
             Ok(true) => {
-                let Some(mut data) = shared.pool.take(&shared.aborted) else {
+                let Some(mut data) = shared.pool.take(|| shared.stopping()) else {
                     return Err("backup aborted".into());
                 };
                 data.extend_from_slice(chunk);

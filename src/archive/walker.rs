@@ -177,6 +177,9 @@ impl<'a> Walker<'a> {
 
     /// Queue generated content for reading; it is always new (it has no change time to compare).
     fn generated(&mut self, name: &[u8], size: u64, mode: u32, mtime_ns: i64, source: JobSource) -> Result<Pending> {
+        if self.shared.stopping() {
+            return Err(self.shared.take_fatal().unwrap_or_else(|| Error::invalid("backup aborted")));
+        }
         self.summary.files += 1;
         self.summary.bytes += size;
         self.summary.files_new += 1;
@@ -238,7 +241,7 @@ impl<'a> Walker<'a> {
     }
 
     fn entry(&mut self, path: &Path, name: &[u8], meta: &Metadata, parent: Option<&Node>) -> Result<Pending> {
-        if self.shared.aborted.load(Ordering::Relaxed) {
+        if self.shared.stopping() {
             return Err(self.shared.take_fatal().unwrap_or_else(|| Error::invalid("backup aborted")));
         }
         let ft = meta.file_type();
@@ -248,13 +251,7 @@ impl<'a> Walker<'a> {
             let mut node = base_node(name, NodeKind::File, meta);
             node.size = meta.len();
             if let Some(prev) = parent {
-                if prev.kind == NodeKind::File
-                    && prev.size == node.size
-                    && prev.mtime_ns == node.mtime_ns
-                    && prev.ctime_ns == node.ctime_ns
-                    && prev.inode == node.inode
-                    && self.all_indexed(&prev.content)?
-                {
+                if same_file(prev, meta) && self.all_indexed(&prev.content)? {
                     node.content = prev.content.clone();
                     self.summary.files_unmodified += 1;
                     self.shared.progress.files_done.fetch_add(1, Ordering::Relaxed);
@@ -303,12 +300,7 @@ impl<'a> Walker<'a> {
     }
 
     fn all_indexed(&self, content: &[BlobId]) -> Result<bool> {
-        for id in content {
-            if !self.shared.repo.index().contains(id)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        all_indexed(&self.shared.repo, content)
     }
 
     fn finish_tree(&mut self, pending: Vec<Pending>) -> Result<BlobId> {
@@ -348,8 +340,28 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// Whether the parent snapshot's `prev` describes the file `meta` describes, unchanged (same size,
+/// times and inode): its content is then reused, as long as the index holds it, without reading.
+pub(super) fn same_file(prev: &Node, meta: &Metadata) -> bool {
+    prev.kind == NodeKind::File
+        && prev.size == meta.len()
+        && prev.mtime_ns == time_ns(meta.mtime(), meta.mtime_nsec())
+        && prev.ctime_ns == time_ns(meta.ctime(), meta.ctime_nsec())
+        && prev.inode == meta.ino()
+}
+
+/// Whether the index holds every blob of `content`.
+pub(super) fn all_indexed(repo: &Repository, content: &[BlobId]) -> Result<bool> {
+    for id in content {
+        if !repo.index().contains(id)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The parent's node of the same name. Decoded trees are sorted by name bytes, so this is a binary search.
-fn find<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
+pub(super) fn find<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
     let nodes = &tree?.nodes;
     let i = nodes.binary_search_by(|n| n.name_bytes().unwrap_or_default().as_slice().cmp(name)).ok()?;
     nodes.get(i)

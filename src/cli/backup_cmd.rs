@@ -301,11 +301,8 @@ fn create_gateway(a: CreateArgs) -> anyhow::Result<u8> {
     // The config's PassphraseFile is this gateway's backup passphrase, --repo or not.
     let mut repo = a.repo.clone();
     repo.settings = Some(settings.clone());
-    let seal = repo.seal()?;
-    if a.archive.encrypt && seal.is_none() {
-        // Before the backup: --encrypt without a seal must leave no snapshot behind.
-        return Err(keys::KeyError::NoSeal.into());
-    }
+    // Before the backup: --encrypt without a seal must leave no snapshot behind.
+    let seal = keys::backup_seal(&repo.given(), repo.settings.as_ref(), None, a.archive.encrypt)?;
     let session = Session::shared(gateway_repository(&repo, &settings)?, "backup")?;
     let dump_opts = DumpOptions {
         categories,

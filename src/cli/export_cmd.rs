@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use sophon::export::destination::split_archive_url;
-use sophon::export::{self, output, previous, seal::Kdf, ExportOptions, ExportSummary, Format};
+use sophon::export::{self, output, seal::Kdf, ExportOptions, ExportSummary, Format};
 use sophon::{Session, SnapshotId};
 
 use super::output::{bytes, json, line};
@@ -196,7 +196,8 @@ fn format_of(args: &ArchiveOutArgs, name: &str) -> Format {
     args.format.map(Format::from).or_else(|| Format::from_archive_name(name)).unwrap_or(Format::Zip)
 }
 
-/// Render snapshot `id` as `args` ask; a file appears under its name only once complete.
+/// Render snapshot `id` as `args` ask; a file appears under its name only once complete. Where it
+/// goes is resolved and written by `sophon::export::output` (the dashboard writes archives the same way).
 pub fn write_archive(
     session: &Session,
     id: &SnapshotId,
@@ -206,8 +207,7 @@ pub fn write_archive(
 ) -> anyhow::Result<ExportSummary> {
     let progress = std::sync::Arc::new(sophon::archive::Progress::default());
     let _display = super::progress::ProgressDisplay::start(std::sync::Arc::clone(&progress), "export", quiet);
-    let name = args.out.as_deref().map(|p| p.to_string_lossy().into_owned()).or(args.dest.clone()).unwrap_or_default();
-    let mut opts = ExportOptions::new(format_of(args, &name));
+    let mut opts = ExportOptions::new(Format::Zip);
     opts.overwrite = args.overwrite;
     opts.progress = Some(progress);
     if let Some(level) = args.level {
@@ -217,44 +217,52 @@ pub fn write_archive(
         let kdf = args.kdf.map_or_else(Kdf::default_argon2id, Kdf::from);
         opts.seal = Some((repo_args.passphrase()?, kdf));
     }
-    if let Some(dest) = &args.dest {
-        let snapshot = session.load_snapshot(id)?;
-        let url = output::expand_destination(dest, &snapshot, id, chrono::Local::now());
-        let (store_url, name) = split_archive_url(&url).ok_or_else(|| {
-            UsageError(format!("--dest {url}: give the archive's full name, e.g. s3://bucket/backup.zip"))
-        })?;
-        opts.format = format_of(args, name);
-        let cache_dir = repo_args.cache_dir();
-        let store = output::StoreDestination::open(store_url, name)?;
-        if args.incremental {
-            let pass = repo_args.passphrase().ok();
-            opts.previous = Some(store.previous(session, id, &cache_dir, pass.as_ref().map(|p| p.as_slice()))?);
+    let target = match (&args.dest, &args.out) {
+        (Some(dest), _) => {
+            // Templates never add or remove the name: checked before anything is opened.
+            if split_archive_url(dest).is_none() {
+                return Err(UsageError(format!(
+                    "--dest {dest}: give the archive's full name, e.g. s3://bucket/backup.zip"
+                ))
+                .into());
+            }
+            output::ArchiveTarget::Destination(dest.clone())
         }
-        return store
-            .export(session, id, &opts, &cache_dir)
-            .with_context(|| format!("uploading {url} (nothing was left under that name)"));
-    }
-    let out = args.out.clone().ok_or_else(|| UsageError("no --out or --dest given".into()))?;
+        (None, Some(out)) if out.as_os_str() == "-" => {
+            if args.incremental {
+                return Err(UsageError(
+                    "--incremental needs --out FILE: the earlier exports are looked for beside it".into(),
+                )
+                .into());
+            }
+            opts.format = format_of(args, "-");
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let s = export::export_snapshot(session, id, &mut w, &opts)?;
+            w.flush().context("writing to standard output")?;
+            return Ok(s);
+        }
+        (None, Some(out)) => {
+            if out.file_name().is_none() {
+                return Err(UsageError(format!("--out {}: not a file name", out.display())).into());
+            }
+            output::ArchiveTarget::File(out.clone())
+        }
+        (None, None) => return Err(UsageError("no --out or --dest given".into()).into()),
+    };
+    let snapshot = session.load_snapshot(id)?;
+    let placed = target.place(&snapshot, id, chrono::Local::now())?;
+    opts.format = format_of(args, &placed.name());
+    let cache_dir = repo_args.cache_dir();
     if args.incremental {
-        if out.as_os_str() == "-" {
-            return Err(UsageError(
-                "--incremental needs --out FILE: the earlier exports are looked for beside it".into(),
-            )
-            .into());
-        }
         let pass = repo_args.passphrase().ok();
-        let pass = pass.as_ref().map(|p| p.as_slice());
-        opts.previous = Some(previous::previous_beside(session, id, &out, &repo_args.cache_dir(), pass)?);
+        opts.previous = Some(placed.previous(session, id, &cache_dir, pass.as_ref().map(|p| p.as_slice()))?);
     }
-    if out.as_os_str() == "-" {
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        let s = export::export_snapshot(session, id, &mut w, &opts)?;
-        w.flush().context("writing to standard output")?;
-        return Ok(s);
+    let written = placed.export(session, id, &opts, &cache_dir);
+    match placed {
+        output::PlacedArchive::Store(store) => {
+            written.with_context(|| format!("uploading {} (nothing was left under that name)", store.url()))
+        }
+        output::PlacedArchive::File(_) => Ok(written?),
     }
-    if out.file_name().is_none() {
-        return Err(UsageError(format!("--out {}: not a file name", out.display())).into());
-    }
-    Ok(output::export_to_file(session, id, &out, &opts)?)
 }

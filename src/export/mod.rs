@@ -103,14 +103,18 @@ pub struct ExportSummary {
     pub metadata: ExportMetadata,
 }
 
-/// Counts what passes through to the output.
+/// Counts what passes through to the output, and refuses to go on once the caller's cancel is set.
 struct Counting<'a> {
     inner: &'a mut dyn Write,
     n: u64,
+    cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 impl Write for Counting<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Err(std::io::Error::other("cancelled"));
+        }
         let n = self.inner.write(buf)?;
         self.n += n as u64;
         Ok(n)
@@ -129,18 +133,40 @@ fn new_export_id() -> Result<String> {
     Ok(format!("exp_{}", hex::encode(crate::crypto::random_array::<8>()?)))
 }
 
-/// Render snapshot `id` of the session's repository to `out`; the session's lock keeps a prune
-/// from deleting the packs it reads.
 /// What a failed write of the archive names when the archive has no name here (it may be standard
 /// output or an upload); a caller that knows the name puts it in (`output::export_to_file`).
 pub(crate) const OUTPUT: &str = "export output";
 
+/// Whether the caller of an export with `opts` asked it to stop.
+pub(crate) fn cancelled(opts: &ExportOptions) -> bool {
+    opts.progress.as_ref().is_some_and(|p| p.cancelled())
+}
+
+/// Render snapshot `id` of the session's repository to `out`; the session's lock keeps a prune
+/// from deleting the packs it reads. Once `opts.progress`'s `cancel` is set, the next write to
+/// `out` is refused and the export ends with [`Error::Cancelled`] (whoever owns `out` removes what
+/// it holds: `output` does for files and uploads).
 pub fn export_snapshot(
     session: &Session,
     id: &SnapshotId,
     out: &mut dyn Write,
     opts: &ExportOptions,
 ) -> Result<ExportSummary> {
+    match export_unless_cancelled(session, id, out, opts) {
+        Err(_) if cancelled(opts) => Err(Error::Cancelled),
+        other => other,
+    }
+}
+
+fn export_unless_cancelled(
+    session: &Session,
+    id: &SnapshotId,
+    out: &mut dyn Write,
+    opts: &ExportOptions,
+) -> Result<ExportSummary> {
+    if cancelled(opts) {
+        return Err(Error::Cancelled);
+    }
     let repo: &Repository = session.repo();
     let snapshot = repo.load_snapshot(id)?;
     let gateway = plan::is_gateway(&snapshot);
@@ -259,7 +285,7 @@ pub fn export_snapshot(
         workers: opts.workers,
         progress: opts.progress.clone(),
     };
-    let mut counting = Counting { inner: out, n: 0 };
+    let mut counting = Counting { inner: out, n: 0, cancel: opts.progress.as_deref().map(|p| &p.cancel) };
     let rendered = match &opts.seal {
         Some((pass, kdf)) => {
             let mut sealer = seal::SealWriter::new(&mut counting, pass, *kdf)?;

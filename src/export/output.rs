@@ -135,6 +135,10 @@ pub fn export_to_file(session: &Session, id: &SnapshotId, out: &Path, opts: &Exp
         let s = export_snapshot(session, id, &mut w, opts)?;
         let f = w.into_inner().map_err(|e| Error::io(out, e.into_error()))?;
         f.sync_all().map_err(|e| Error::io(out, e))?;
+        // The last moment a cancel keeps the archive from appearing.
+        if super::cancelled(opts) {
+            return Err(Error::Cancelled);
+        }
         if opts.overwrite {
             std::fs::rename(&partial, out).map_err(|e| Error::io(out, e))?;
         } else {
@@ -153,6 +157,95 @@ pub fn export_to_file(session: &Session, id: &SnapshotId, out: &Path, opts: &Exp
         }
         e => e,
     })
+}
+
+/// Where an archive is to go, as a front end takes it (`--out`, `--dest`, the dashboard's form).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArchiveTarget {
+    /// A file, written under a temporary name beside it and renamed once complete.
+    File(std::path::PathBuf),
+    /// A URL or folder path naming the archive (`s3://bucket/x/{date}.zip`, `/srv/exports/a.zip`),
+    /// uploaded while it is rendered; its templates are expanded when the export runs.
+    Destination(String),
+}
+
+/// An [`ArchiveTarget`] resolved for one snapshot: templates expanded, the store opened.
+pub enum PlacedArchive {
+    File(std::path::PathBuf),
+    Store(StoreDestination),
+}
+
+impl ArchiveTarget {
+    /// Resolve for snapshot `id` (`snapshot` is its content), expanding templates at `now`. A
+    /// store is opened and checked here, so a refused credential fails before anything is rendered.
+    pub fn place(
+        &self,
+        snapshot: &Snapshot,
+        id: &SnapshotId,
+        now: chrono::DateTime<chrono::Local>,
+    ) -> Result<PlacedArchive> {
+        match self {
+            ArchiveTarget::File(out) => {
+                if out.file_name().is_none() {
+                    return Err(Error::invalid(format!("{}: not a file name", out.display())));
+                }
+                Ok(PlacedArchive::File(out.clone()))
+            }
+            ArchiveTarget::Destination(dest) => {
+                let url = expand_destination(dest, snapshot, id, now);
+                let (store_url, name) =
+                    split_archive_url(&url).ok_or_else(|| DestinationError::NoArchiveName(url.clone()))?;
+                Ok(PlacedArchive::Store(StoreDestination::open(store_url, name)?))
+            }
+        }
+    }
+}
+
+impl PlacedArchive {
+    /// The archive's own name (a file's or an object's), whose extension may announce its format.
+    pub fn name(&self) -> String {
+        match self {
+            PlacedArchive::File(out) => out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            PlacedArchive::Store(store) => store.name.clone(),
+        }
+    }
+
+    /// Where the archive goes: the file's path or the object's URL.
+    pub fn location(&self) -> String {
+        match self {
+            PlacedArchive::File(out) => out.display().to_string(),
+            PlacedArchive::Store(store) => store.url(),
+        }
+    }
+
+    /// The export an incremental one written here follows: the newest of the same scope beside it.
+    pub fn previous(
+        &self,
+        session: &Session,
+        id: &SnapshotId,
+        cache_dir: &Path,
+        pass: Option<&[u8]>,
+    ) -> Result<super::Previous> {
+        match self {
+            PlacedArchive::File(out) => previous::previous_beside(session, id, out, cache_dir, pass),
+            PlacedArchive::Store(store) => store.previous(session, id, cache_dir, pass),
+        }
+    }
+
+    /// Render snapshot `id` here: nothing appears under the name unless complete, and nothing
+    /// there is replaced unless `opts.overwrite`.
+    pub fn export(
+        &self,
+        session: &Session,
+        id: &SnapshotId,
+        opts: &ExportOptions,
+        cache_dir: &Path,
+    ) -> Result<ExportSummary> {
+        match self {
+            PlacedArchive::File(out) => export_to_file(session, id, out, opts),
+            PlacedArchive::Store(store) => store.export(session, id, opts, cache_dir),
+        }
+    }
 }
 
 /// An archive to upload: `name` in the store folder `store_url`, the store opened once for both
@@ -219,6 +312,10 @@ impl StoreDestination {
         let mut up = Upload { w: Some(self.backend.writer(&self.name)?), buf: Vec::with_capacity(UPLOAD_PART) };
         let result = export_snapshot(session, id, &mut up, opts).and_then(|s| {
             up.push().map_err(|e| Error::io(&url, e))?;
+            // The last moment a cancel keeps the object from appearing.
+            if super::cancelled(opts) {
+                return Err(Error::Cancelled);
+            }
             let w = up.w.take().ok_or_else(|| Error::invalid(format!("{url}: the upload was closed")))?;
             w.finish()?;
             Ok(s)

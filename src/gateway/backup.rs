@@ -2,11 +2,12 @@
 //! read, chunked and sealed while the database is still being dumped.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::dump::{dump_announcing, Dump, DumpOptions};
+use super::dump::{dump, dump_announcing, Dump, DumpOptions};
 use super::Category;
-use crate::archive::{self, BackupOptions, BackupOutcome, Progress};
+use crate::archive::{self, BackupOptions, BackupOutcome, Estimate, Progress};
 use crate::session::Session;
 use crate::source::SnapshotScope;
 
@@ -20,7 +21,8 @@ pub fn source_label(home: &Path, tenant: Option<&str>, categories: &[Category]) 
     SnapshotScope::gateway(home, tenant).with_categories(&listed).to_string()
 }
 
-/// Back up the gateway at `home` into the session's repository.
+/// Back up the gateway at `home` into the session's repository. `progress` gets its totals once
+/// the dump has ended (`scan_finished`); its `cancel` stops the dump and the backup alike.
 pub fn backup(
     session: &Session,
     home: &Path,
@@ -30,12 +32,46 @@ pub fn backup(
 ) -> crate::Result<(BackupOutcome, Dump)> {
     let label = source_label(home, dump_opts.tenant.as_deref(), &dump_opts.categories);
     let mut dumped = None;
+    let counts = Arc::clone(&progress);
     let outcome = archive::backup_virtual_streamed(session, &label, opts, progress, |announce| {
-        let mut d = dump_announcing(home, dump_opts, announce)?;
+        let mut d = dump_announcing(home, dump_opts, announce, &counts.cancel)?;
+        let (files, bytes) = d.root.totals();
+        counts.files_total.store(files, Ordering::Relaxed);
+        counts.bytes_total.store(bytes, Ordering::Relaxed);
+        counts.scan_finished.store(true, Ordering::Relaxed);
         let root = std::mem::take(&mut d.root);
         dumped = Some(d);
         Ok(root)
     })?;
     let d = dumped.ok_or_else(|| crate::Error::invalid("the gateway dump ended without a result"))?;
     Ok((outcome, d))
+}
+
+/// What a backup of the gateway at `home` with `dump_opts` would read and add, without writing
+/// anything: the dump is made (and its spool removed again), then
+/// [`archive::estimate_virtual`] runs against the session's repository. Without a session (no
+/// repository yet) everything would be new.
+pub fn estimate(
+    session: Option<&Session>,
+    home: &Path,
+    dump_opts: &DumpOptions,
+    opts: &BackupOptions,
+) -> crate::Result<(Estimate, Dump)> {
+    let label = source_label(home, dump_opts.tenant.as_deref(), &dump_opts.categories);
+    let d = dump(home, dump_opts)?;
+    let estimate = match session {
+        Some(s) => archive::estimate_virtual(s, &label, &d.root, opts)?,
+        None => {
+            let (files, bytes) = d.root.totals();
+            Estimate {
+                files,
+                bytes,
+                files_to_read: files,
+                bytes_to_read: bytes,
+                bytes_new: bytes,
+                ..Estimate::default()
+            }
+        }
+    };
+    Ok((estimate, d))
 }

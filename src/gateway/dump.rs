@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rusqlite::types::ValueRef;
@@ -250,17 +251,52 @@ fn read_text(path: &Path) -> GatewayResult<Option<String>> {
 
 /// Read the gateway at `home` into its backup tree.
 pub fn dump(home: &Path, opts: &DumpOptions) -> GatewayResult<Dump> {
-    dump_announcing(home, opts, &mut |_, _| {})
+    dump_announcing(home, opts, &mut |_, _| {}, &AtomicBool::new(false))
 }
 
 /// [`dump`], telling `announce` about every real file of the tree (its path in the tree and on
 /// disk) as soon as it is known, before the rest of the tree is ready, so that a backup can read
-/// the documents while the database is still being dumped.
+/// the documents while the database is still being dumped. Once `cancel` is set it stops between
+/// files and within the big tables, ending with [`GatewayError::Cancelled`]; its spooled files
+/// are removed with it.
 pub fn dump_announcing(
     home: &Path,
     opts: &DumpOptions,
     announce: &mut dyn FnMut(&str, PathBuf),
+    cancel: &AtomicBool,
 ) -> GatewayResult<Dump> {
+    match dump_until(home, opts, announce, cancel) {
+        // Whatever failed while stopping (a write refused by the cancel) is the cancel.
+        Err(_) if cancel.load(Ordering::Relaxed) => Err(GatewayError::Cancelled),
+        other => other,
+    }
+}
+
+/// A writer that refuses to go on once `cancel` is set: the big tables stop mid-table.
+struct Stoppable<'a> {
+    inner: &'a mut dyn Write,
+    cancel: &'a AtomicBool,
+}
+
+impl Write for Stoppable<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn dump_until(
+    home: &Path,
+    opts: &DumpOptions,
+    announce: &mut dyn FnMut(&str, PathBuf),
+    cancel: &AtomicBool,
+) -> GatewayResult<Dump> {
+    let stop = || if cancel.load(Ordering::Relaxed) { Err(GatewayError::Cancelled) } else { Ok(()) };
     // Never back up a half-finished restore.
     super::journal::recover(home)?;
     let mut conn = open_home(home)?;
@@ -316,11 +352,13 @@ pub fn dump_announcing(
             let size = d["size"].as_u64().unwrap_or(0);
             let sha = d["sha256"].as_str().unwrap_or_default().to_string();
             let (virtual_path, real) = (format!("documents/files/{name}"), home.join("documents/files").join(&name));
+            stop()?;
             announce(&virtual_path, real.clone());
             b.file(&virtual_path, real, size, sha)?;
         }
     }
 
+    stop()?;
     if wants(Category::Users) {
         let mut users = q(&scoped("users", " ORDER BY id"))?;
         let mut secrets = BTreeMap::new();
@@ -348,6 +386,7 @@ pub fn dump_announcing(
         }
     }
 
+    stop()?;
     if wants(Category::Agents) {
         let mut agents = q(&scoped("agents", " ORDER BY id"))?;
         redact_columns("agents", &mut agents, "agents/agents.json", &mut b.redacted);
@@ -373,6 +412,7 @@ pub fn dump_announcing(
         b.json("agents/agents.json", Value::Array(agents))?;
     }
 
+    stop()?;
     if wants(Category::Workflows) {
         let workflows = q(&scoped("workflows", " ORDER BY id"))?;
         let mut versions = group(q(&scoped("workflow_versions", " ORDER BY workflow_id, version"))?, "workflow_id");
@@ -391,7 +431,10 @@ pub fn dump_announcing(
                file: &str,
                sep: &[u8],
                rule: &dyn Fn(&str) -> ColumnRule,
-               out: &mut dyn Write| { query_json(&tx, sql, params, file, sep, rule, sql_err(home), out) };
+               out: &mut dyn Write| {
+        stop()?;
+        query_json(&tx, sql, params, file, sep, rule, sql_err(home), &mut Stoppable { inner: out, cancel })
+    };
     if wants(Category::Memory) {
         let file = "memory/entries.jsonl";
         let sql = scoped("memory_entries", " ORDER BY rowid");
@@ -445,6 +488,7 @@ pub fn dump_announcing(
         })?;
     }
 
+    stop()?;
     for &TableFile { category: cat, table, file } in TABLE_FILES {
         if wants(cat) {
             let mut r = q(&scoped(table, " ORDER BY id"))?;
@@ -454,6 +498,7 @@ pub fn dump_announcing(
         }
     }
 
+    stop()?;
     for &NestedFile { category: cat, parent, child, key, field, file } in NESTED_FILES {
         if wants(cat) {
             let parents = q(&scoped(parent, " ORDER BY id"))?;
@@ -487,6 +532,7 @@ pub fn dump_announcing(
     }
     tx.finish().map_err(&err)?;
 
+    stop()?;
     // Gateway-wide files.
     if wants(Category::Mcp) {
         for name in ["mcp.json", "mcp-server.json"] {

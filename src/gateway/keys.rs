@@ -96,6 +96,9 @@ pub enum Source {
     Config(PathBuf),
     /// The home's own key file, [`KEY_FILE`].
     KeyFile(PathBuf),
+    /// Typed for one piece of work (the dashboard's form): it seals that work only, like
+    /// `--passphrase-file`, and never becomes a repository's key.
+    Typed,
 }
 
 impl fmt::Display for Source {
@@ -107,6 +110,7 @@ impl fmt::Display for Source {
             Source::SealVariable => f.write_str("SOPHON_BACKUP_PASSPHRASE"),
             Source::Config(p) => write!(f, "the config's PassphraseFile {}", p.display()),
             Source::KeyFile(p) => write!(f, "the home's key file {}", p.display()),
+            Source::Typed => f.write_str("the passphrase typed for this backup"),
         }
     }
 }
@@ -242,6 +246,27 @@ impl Given {
         }
         Ok(out)
     }
+}
+
+/// The seal of a gateway backup and of the archive written with it: a passphrase typed for this
+/// backup (the dashboard's form) if any, else the seal `given` and the settings name. With
+/// `encrypt` (an archive to seal) a missing seal is [`KeyError::NoSeal`], found before the backup
+/// is taken so that a refused archive leaves no snapshot behind. The seal also seals the dump's
+/// 2FA secrets; without one they are left out.
+pub fn backup_seal(
+    given: &Given,
+    settings: Option<&Settings>,
+    typed: Option<Zeroizing<Vec<u8>>>,
+    encrypt: bool,
+) -> KeyResult<Option<Passphrase>> {
+    let seal = match typed {
+        Some(value) => Some(from_bytes(&value, Source::Typed)?),
+        None => given.seal(settings)?,
+    };
+    if encrypt && seal.is_none() {
+        return Err(KeyError::NoSeal);
+    }
+    Ok(seal)
 }
 
 /// Open repository `url` with the first candidate of [`Given::repository_candidates`] that opens it.

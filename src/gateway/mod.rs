@@ -95,6 +95,9 @@ pub enum GatewayError {
     /// since: what differs; nothing was written.
     #[error("the home changed since the restore was previewed ({0}); nothing was written: preview it again")]
     PlanChanged(String),
+    /// The caller stopped the work (`archive::Progress::cancel`); becomes [`crate::Error::Cancelled`].
+    #[error("cancelled: the work was stopped before it finished and what it had begun was removed")]
+    Cancelled,
 }
 
 /// A record the database refused during a restore: which home, table and row, and why.
@@ -136,6 +139,7 @@ impl From<GatewayError> for crate::Error {
                 supported,
             },
             GatewayError::HomeNotFound(_) | GatewayError::NotAHome(_) => crate::Error::NotFound(e.to_string()),
+            GatewayError::Cancelled => crate::Error::Cancelled,
             other => crate::Error::Invalid(other.to_string()),
         }
     }
@@ -147,6 +151,7 @@ impl From<crate::Error> for GatewayError {
     fn from(e: crate::Error) -> Self {
         match e {
             crate::Error::Io { path, source } => GatewayError::Io { path, source },
+            crate::Error::Cancelled => GatewayError::Cancelled,
             other => GatewayError::Invalid(other.to_string()),
         }
     }

@@ -67,4 +67,34 @@ impl VirtualDir {
         }
         Ok(())
     }
+
+    /// Files and bytes below this folder: generated sizes as held, real files as they are on disk
+    /// now (one that cannot be read counts nothing).
+    pub fn totals(&self) -> (u64, u64) {
+        let (mut files, mut bytes) = (0u64, 0u64);
+        for entry in self.entries.values() {
+            match entry {
+                VirtualEntry::Dir(d) => {
+                    let (f, b) = d.totals();
+                    files += f;
+                    bytes += b;
+                }
+                VirtualEntry::Bytes { data, .. } => {
+                    files += 1;
+                    bytes += data.len() as u64;
+                }
+                VirtualEntry::Spooled { size, .. } => {
+                    files += 1;
+                    bytes += size;
+                }
+                VirtualEntry::File(path) => {
+                    if let Some(m) = std::fs::symlink_metadata(path).ok().filter(|m| m.is_file()) {
+                        files += 1;
+                        bytes += m.len();
+                    }
+                }
+            }
+        }
+        (files, bytes)
+    }
 }

@@ -21,6 +21,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("chart.js", JS, include_str!("ui/chart.js")),
     ("schedules.js", JS, include_str!("ui/schedules.js")),
     ("retention.js", JS, include_str!("ui/retention.js")),
+    ("create.js", JS, include_str!("ui/create.js")),
 ];
 
 pub async fn index() -> Html<&'static str> {

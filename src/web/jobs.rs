@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,11 +50,19 @@ impl JobState {
 /// How a job's work ends when it does not succeed.
 #[derive(Debug)]
 pub enum JobError {
-    // Constructed by the create job, the first work that can stop part-way.
-    #[allow(dead_code)]
     /// The cancel button was pressed and the work stopped cleanly.
     Cancelled,
     Failed(String),
+}
+
+impl JobError {
+    /// The library's error as the job's end: its cancel is the job's.
+    pub fn of(e: sophon::Error) -> JobError {
+        match e {
+            sophon::Error::Cancelled => JobError::Cancelled,
+            e => JobError::Failed(e.to_string()),
+        }
+    }
 }
 
 impl<E: std::fmt::Display> From<E> for JobError {
@@ -71,7 +79,8 @@ struct Status {
     finished: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// One job. The work reads `progress` and `cancelled()`; the page reads `view()`.
+/// One job. The work reads `progress` (whose `cancel` the cancel button sets, so the library
+/// stops on it) and `cancelled()`; the page reads `view()`.
 pub struct Job {
     pub id: String,
     pub kind: &'static str,
@@ -82,7 +91,6 @@ pub struct Job {
     /// What was asked, as shown in the list (never a passphrase).
     pub what: Value,
     pub progress: Arc<Progress>,
-    pub cancel: Arc<AtomicBool>,
     started: chrono::DateTime<chrono::Utc>,
     clock: Instant,
     status: Mutex<Status>,
@@ -94,9 +102,9 @@ impl Job {
         self.status().step = step.into();
     }
 
-    #[allow(dead_code)] // read by the create job's work
+    /// Whether the cancel button was pressed.
     pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.progress.cancelled()
     }
 
     pub fn state(&self) -> JobState {
@@ -196,7 +204,6 @@ impl Jobs {
             scope: session.scope.clone(),
             what,
             progress: Arc::new(Progress::default()),
-            cancel: Arc::new(AtomicBool::new(false)),
             started: chrono::Utc::now(),
             clock: Instant::now(),
             status: Mutex::new(Status {
@@ -326,6 +333,6 @@ pub async fn cancel(State(app): State<Shared>, headers: HeaderMap, Path(id): Pat
     if job.state() != JobState::Running {
         return error(StatusCode::CONFLICT, &format!("the job has already ended ({})", job.state().as_str()));
     }
-    job.cancel.store(true, Ordering::Relaxed);
+    job.progress.cancel.store(true, Ordering::Relaxed);
     Json(job.view()).into_response()
 }

@@ -1,6 +1,7 @@
-//! `sophon serve`: the web dashboard (issue 13, first increment). An axum server on the tokio
-//! runtime: sign-in with the gateway's own users, the home's snapshots, health and metrics, and one
-//! page compiled into the binary. It calls the library (settings, keys, `Session`), never the CLI.
+//! `sophon serve`: the web dashboard (issue 13). An axum server on the tokio runtime: sign-in with
+//! the gateway's own users, the home's snapshots, verify, create (a backup with its archive written
+//! or downloaded) and streamed downloads as background jobs, health and metrics, and one page
+//! compiled into the binary. It calls the library (settings, keys, `Session`), never the CLI.
 //!
 //! Plain HTTP only: TLS belongs to the operator's proxy.
 
@@ -8,6 +9,8 @@ mod access;
 mod assets;
 mod auth;
 mod browse;
+mod create;
+mod downloads;
 mod jobs;
 mod metrics;
 mod restore;
@@ -38,6 +41,7 @@ pub struct App {
     pub sessions: auth::Sessions,
     pub limiter: auth::Limiter,
     pub jobs: jobs::Jobs,
+    pub downloads: downloads::Downloads,
     /// The home's repository once opened (opening derives its key: once per server, not per request).
     pub repo: Mutex<Option<Arc<Repository>>>,
     /// Uploaded archives and restore previews.
@@ -61,6 +65,7 @@ pub fn serve(home: PathBuf, listen: &str, max_upload: u64) -> anyhow::Result<u8>
         sessions: auth::Sessions::default(),
         limiter: auth::Limiter::default(),
         jobs: jobs::Jobs::default(),
+        downloads: downloads::Downloads::default(),
         repo: Mutex::new(None),
         restores: restore::Restores::new(sophon::repo::default_cache_dir().join("uploads"), max_upload)?,
     });
@@ -100,6 +105,11 @@ fn router(app: Shared) -> Router {
         .route("/api/restores/plan", post(restore::plan))
         .route("/api/restores", post(restore::start))
         .route("/api/verify", post(verify::start))
+        .route("/api/backups", post(create::create))
+        .route("/api/backups/options", get(create::options))
+        .route("/api/backups/estimate", post(create::estimate))
+        .route("/api/downloads", post(downloads::start))
+        .route("/api/downloads/{token}", get(downloads::fetch))
         .route("/api/jobs", get(jobs::list))
         .route("/api/jobs/{id}", get(jobs::one))
         .route("/api/jobs/{id}/events", get(jobs::events))

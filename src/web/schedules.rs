@@ -653,11 +653,11 @@ pub async fn run(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<S
                     }
                 };
                 let opts = DaemonOptions::default();
-                match cron::run_now(&home, &runner, &SystemClock, &opts, &j.cancel, &job, &note, &on_event) {
+                match cron::run_now(&home, &runner, &SystemClock, &opts, &j.progress.cancel, &job, &note, &on_event) {
                     Ok(RunNow::Ran(o)) if o.status == "ok" => {
                         Ok(json!({ "status": o.status, "summary": redact(&o.summary) }))
                     }
-                    Ok(RunNow::Ran(_)) if j.cancel.load(Ordering::Relaxed) => Err(JobError::Cancelled),
+                    Ok(RunNow::Ran(_)) if j.progress.cancel.load(Ordering::Relaxed) => Err(JobError::Cancelled),
                     Ok(RunNow::Ran(o)) => Err(JobError::Failed(format!("{}: {}", o.status, redact(&o.summary)))),
                     Ok(RunNow::Busy(r)) => {
                         Err(JobError::Failed(format!("a run started at {} is still in progress", local(r.started_at))))

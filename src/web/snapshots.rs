@@ -20,7 +20,7 @@ use super::{error, App, Shared};
 /// What the environment gives for the repository's key, as for the CLI (SOPHON_REPOSITORY_PASSPHRASE,
 /// SOPHON_BACKUP_PASSPHRASE, SOPHON_BACKUP_PASSPHRASE_FILE, SOPHON_KEY_HINT; the config's
 /// PassphraseFile and the home's key file are tried by `keys` itself).
-pub(super) fn given() -> Given {
+pub fn given() -> Given {
     use std::os::unix::ffi::OsStringExt;
     let bytes = |n: &str| std::env::var_os(n).map(|v| zeroize::Zeroizing::new(v.into_vec()));
     Given {
@@ -72,6 +72,46 @@ pub fn find(app: &App, scope: Option<&str>, spec: &str) -> anyhow::Result<Option
     let mut matching = snaps.into_iter().filter(|(id, s)| id.to_hex().starts_with(&spec) && in_scope(s, scope));
     match (matching.next(), matching.next()) {
         (Some((id, snap)), None) => Ok(Some((session, id, snap))),
+        _ => Ok(None),
+    }
+}
+
+/// The home's repository for a backup: opened, or (the in-home default one, on the first backup)
+/// created under the key `keys` chooses, as `backup create` does. Says whether it was created, and
+/// where its key came from then.
+pub fn home_repository(app: &App) -> anyhow::Result<(Arc<Repository>, Option<keys::Source>)> {
+    if let Some(repo) = repository(app)? {
+        return Ok((repo, None));
+    }
+    let mut slot = app.repo.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = slot.as_ref() {
+        return Ok((Arc::clone(r), None));
+    }
+    let settings = Settings::load(&app.home)?;
+    let url = settings.repository_url();
+    let home = keys::open_home_repository(
+        &settings,
+        &given(),
+        Some(sophon::repo::default_cache_dir()),
+        &sophon::InitOptions::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("the gateway's repository {url}: {e}"))?;
+    let repo = Arc::new(home.repo);
+    *slot = Some(Arc::clone(&repo));
+    Ok((repo, home.created.then_some(home.key)))
+}
+
+/// The snapshot `given` names (its id or a unique prefix of at least 8 hex digits, as `find`) among those
+/// visible in `scope`: another tenant's snapshot is as unknown as one that does not exist.
+pub fn find_visible(app: &App, scope: Option<&str>, given: &str) -> anyhow::Result<Option<Value>> {
+    let given = given.trim().to_ascii_lowercase();
+    if given.len() < 8 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let list = visible(app, scope)?.unwrap_or_default();
+    let mut found = list.into_iter().filter(|s| s["id"].as_str().is_some_and(|id| id.starts_with(&given)));
+    match (found.next(), found.next()) {
+        (Some(one), None) => Ok(Some(one)),
         _ => Ok(None),
     }
 }

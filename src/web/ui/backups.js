@@ -16,7 +16,8 @@ Sophon.section("backups", {
       el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "ID"), el("th", { scope: "col" }, "Scope"),
         el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"),
-        el("th", { scope: "col" }, "Browse"))), tbody)));
+        el("th", { scope: "col" }, "Browse"),
+        Sophon.can("act") ? el("th", { scope: "col" }, "Download") : null)), tbody)));
     if (Sophon.can("act")) root.append(verifyForm());
     try {
       const body = await api("GET", "/api/snapshots");
@@ -26,7 +27,8 @@ Sophon.section("backups", {
           el("td", {}, Sophon.time(s.time)), el("td", {}, s.short_id), el("td", {}, s.scope),
           el("td", { class: "wide" }, s.tags.join(", ")), el("td", {}, size((s.summary && s.summary.bytes) || 0)),
           el("td", {}, el("button", { type: "button", class: "browse", onclick: () => Sophon.browse(s.id),
-            "aria-label": "Browse snapshot " + s.short_id }, "Browse"))));
+            "aria-label": "Browse snapshot " + s.short_id }, "Browse")),
+          Sophon.can("act") ? downloadCell(s) : null));
       }
     } catch (err) { note.textContent = err.message; note.className = "error"; }
   },
@@ -63,4 +65,20 @@ function verifyForm() {
     } catch (ex) { err.textContent = ex.message; }
   });
   return form;
+}
+
+// A snapshot as a zip or tar.gz: a single-use link from /api/downloads, followed at once.
+function downloadCell(s) {
+  const { el, api } = Sophon;
+  const format = el("select", { "aria-label": "Format for " + s.short_id }, el("option", { value: "zip" }, "zip"), el("option", { value: "tar.gz" }, "tar.gz"));
+  const note = el("span", { class: "error", role: "alert" });
+  const button = el("button", { type: "button", onclick: async () => {
+    note.textContent = "";
+    try {
+      const d = await api("POST", "/api/downloads", { snapshot: s.id, format: format.value });
+      const a = el("a", { href: d.url, download: d.name, hidden: true });
+      document.body.append(a); a.click(); a.remove();
+    } catch (e) { note.textContent = e.message; }
+  } }, "Download");
+  return el("td", { class: "download" }, format, " ", button, note);
 }

@@ -16,6 +16,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", JS, include_str!("ui/app.js")),
     ("start.js", JS, include_str!("ui/start.js")),
     ("backups.js", JS, include_str!("ui/backups.js")),
+    ("jobs.js", JS, include_str!("ui/jobs.js")),
     ("browse.js", JS, include_str!("ui/browse.js")),
     ("restore.js", JS, include_str!("ui/restore.js")),
     ("chart.js", JS, include_str!("ui/chart.js")),

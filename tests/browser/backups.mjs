@@ -12,6 +12,11 @@ export const backupsScenarios = [
     await page.getByRole("button", { name: "Verify" }).click();
     await expect(page.locator(".verify-result"), /No damage found: \d+ snapshot/, 60000);
     await ctx.shot("verify", { fullPage: true });
+    // The Jobs tab lists it; a job goes on without the page, and the list picks it up again.
+    await page.getByRole("tab", { name: "Jobs" }).click();
+    await expect(page.locator("#panel-jobs tbody tr td:nth-child(2)"), /verify/);
+    await expect(page.locator("#panel-jobs tbody tr td:nth-child(4)"), /succeeded/);
+    await ctx.shot("jobs");
   }],
   ["backups-viewer-reads-only", async (page, ctx) => {
     await signIn(page, ctx, "viewer");

@@ -41,6 +41,7 @@
     const want = location.hash.slice(1);
     shown = null;
     select(mine.some((s) => s.name === want) ? want : mine[0].name);
+    if (Sophon.afterSignIn) Sophon.afterSignIn(session);
   }
   Sophon.signedOut = (message) => {
     state.session = null; shown = null;

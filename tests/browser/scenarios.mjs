@@ -2,6 +2,7 @@
 // in their own file and list them here.
 import { expect, signIn } from "./lib.mjs";
 import { backupsScenarios } from "./backups.mjs";
+import { createScenarios } from "./create.mjs";
 
 export const scenarios = [
   ["sign-in-wrong-password", async (page, ctx) => {
@@ -29,4 +30,5 @@ export const scenarios = [
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
   }],
   ...backupsScenarios,
+  ...createScenarios,
 ];

@@ -2,7 +2,11 @@
 // in their own file and list them here.
 import { expect, signIn } from "./lib.mjs";
 import { backupsScenarios } from "./backups.mjs";
+import { browseScenarios } from "./browse.mjs";
 import { createScenarios } from "./create.mjs";
+import { restoreScenarios } from "./restore.mjs";
+import { retentionScenarios } from "./retention.mjs";
+import { schedulesScenarios } from "./schedules.mjs";
 
 export const scenarios = [
   ["sign-in-wrong-password", async (page, ctx) => {
@@ -31,4 +35,25 @@ export const scenarios = [
   }],
   ...backupsScenarios,
   ...createScenarios,
+  ...browseScenarios,
+  ...restoreScenarios,
+  ...schedulesScenarios,
+  ...retentionScenarios,
+];
+    for (const title of await page.getByRole("tab").allTextContents()) {
+      await page.getByRole("tab", { name: title }).click();
+      const panel = page.getByRole("tabpanel", { name: title });
+      await panel.waitFor();
+      await page.waitForTimeout(800); // its lists loaded
+      const over = await page.evaluate(() => {
+        const w = window.innerWidth;
+        if (document.documentElement.scrollWidth <= w + 1) return null;
+        const culprits = [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > w + 1 && e.offsetParent !== null);
+        return culprits.slice(0, 5).map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "")).join(", ");
+      });
+      if (over) wide.push(title + ": " + over);
+      await ctx.shot("phone-" + title.toLowerCase(), { fullPage: true });
+    }
+    if (wide.length) throw new Error("the page scrolls sideways at 390 px: " + wide.join(" | "));
+  }],
 ];

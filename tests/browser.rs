@@ -130,7 +130,7 @@ fn the_dashboard_in_chromium() {
     println!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser scenarios failed:\n{stdout}");
     let ran = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert!(ran >= 18, "only {ran} scenarios ran:\n{stdout}");
+    assert!(ran >= 19, "only {ran} scenarios ran:\n{stdout}");
     for shot in [
         "backups",
         "verify",
@@ -148,6 +148,9 @@ fn the_dashboard_in_chromium() {
         "schedules-add",
         "schedules",
         "retention-preview",
+        "phone-create",
+        "phone-restore",
+        "phone-schedules",
     ] {
         let png = shots.join(format!("{shot}.png"));
         assert!(std::fs::metadata(&png).map(|m| m.len() > 1000).unwrap_or(false), "{} missing", png.display());

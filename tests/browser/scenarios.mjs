@@ -39,7 +39,10 @@ export const scenarios = [
   ...restoreScenarios,
   ...schedulesScenarios,
   ...retentionScenarios,
-];
+  ["every-tab-at-a-phones-width", async (page, ctx) => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await signIn(page, ctx, "owner");
+    const wide = [];
     for (const title of await page.getByRole("tab").allTextContents()) {
       await page.getByRole("tab", { name: title }).click();
       const panel = page.getByRole("tabpanel", { name: title });

@@ -40,7 +40,7 @@ fn serve(sophon: &Sophon, home: &Path) -> (Server, String) {
 }
 
 /// The size of the document that makes a create of everything take a while.
-const BIG_DOCUMENT: usize = 96 << 20;
+const BIG_DOCUMENT: usize = 128 << 20;
 
 /// One more document of `size` random bytes in the home's first tenant.
 fn add_big_document(home: &Path, size: usize) {

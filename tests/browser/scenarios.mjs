@@ -39,6 +39,39 @@ export const scenarios = [
   ...restoreScenarios,
   ...schedulesScenarios,
   ...retentionScenarios,
+  ["every-control-has-a-label", async (page, ctx) => {
+    await signIn(page, ctx, "owner");
+    const missing = [];
+    for (const title of await page.getByRole("tab").allTextContents()) {
+      // Chosen twice: the section is replaced, not appended again (no id twice in the page).
+      await page.getByRole("tab", { name: title }).click();
+      await page.getByRole("tab", { name: title }).click();
+      await page.getByRole("tabpanel", { name: title }).waitFor();
+      await page.waitForTimeout(800); // its lists loaded
+      const twice = await page.evaluate(() => {
+        const ids = [...document.querySelectorAll("[id]")].map((e) => e.id);
+        return [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
+      });
+      if (twice.length) missing.push(title + ": ids twice in the page: " + twice.join(", "));
+      // Open the parts shown on demand: the passphrases, the categories, a destination's field.
+      for (const [label, how] of [["Encrypt the archive with a passphrase", "check"], ["Only these categories:", "check"]]) {
+        const l = page.getByRole("tabpanel", { name: title }).getByLabel(label);
+        if (await l.count()) await l[how]();
+      }
+      missing.push(...(await page.evaluate((title) => {
+        const name = (e) => (e.getAttribute("aria-label") || "").trim()
+          || (e.getAttribute("aria-labelledby") || "").split(" ").map((id) => document.getElementById(id)?.textContent || "").join("").trim()
+          || [...(e.labels || [])].map((l) => l.textContent).join("").trim()
+          || (e.tagName === "BUTTON" || e.tagName === "A" ? e.textContent.trim() : "")
+          || (e.getAttribute("title") || "").trim();
+        const panel = document.querySelector("[role=tabpanel]:not([hidden])");
+        return [...panel.querySelectorAll("input, select, textarea, button, a[href], progress")]
+          .filter((e) => e.offsetParent !== null && e.type !== "hidden" && !name(e))
+          .map((e) => title + ": " + e.outerHTML.slice(0, 120));
+      }, title)));
+    }
+    if (missing.length) throw new Error(missing.join(" | "));
+  }],
   ["every-tab-at-a-phones-width", async (page, ctx) => {
     await page.setViewportSize({ width: 390, height: 844 });
     await signIn(page, ctx, "owner");

@@ -130,7 +130,7 @@ fn the_dashboard_in_chromium() {
     println!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser scenarios failed:\n{stdout}");
     let ran = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert!(ran >= 20, "only {ran} scenarios ran:\n{stdout}");
+    assert!(ran >= 23, "only {ran} scenarios ran:\n{stdout}");
     for shot in [
         "backups",
         "verify",

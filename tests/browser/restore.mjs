@@ -1,5 +1,7 @@
 // Restore: pick a snapshot, Preview shows the dry run ("Would restore:" and the conflicts), then
 // Restore confirms and the report shows; replace asks for a typed confirmation first.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { expect, openTab, signIn } from "./lib.mjs";
 
 async function restoreTab(page, ctx) {
@@ -52,5 +54,18 @@ export const restoreScenarios = [
     await go.click();
     await expect(panel.locator("#restore-report"), /\S/, 120000);
     await expect(panel.locator("#restore-needs-action"), /\S/);
+  }],
+  ["restore-preview-of-an-uploaded-archive", async (page, ctx) => {
+    // The zip that create-zip-download-with-estimate saved from the browser.
+    const zip = join(ctx.env.SOPHON_WORK, "browser-downloads", "browser.zip");
+    if (!existsSync(zip)) throw new Error(zip + " is missing: the create scenarios run first");
+    const panel = await restoreTab(page, ctx);
+    await panel.getByLabel("An exported archive").check();
+    if (!(await panel.getByLabel("Snapshot", { exact: true }).isDisabled())) throw new Error("the snapshot list stays enabled");
+    await panel.getByLabel("Archive file").setInputFiles(zip);
+    await panel.getByRole("checkbox", { name: "agents", exact: true }).check();
+    await panel.getByRole("button", { name: "Preview" }).click();
+    await expect(panel.locator("#restore-upload-note"), /Uploaded browser\.zip \(.*\)/, 60000);
+    await expect(panel.locator("#restore-would"), /Would restore:/, 60000);
   }],
 ];

@@ -28,4 +28,12 @@ export const retentionScenarios = [
     await expect(form.getByRole("status"), /Saved into .*No snapshot was removed/);
     await expect(panel.locator("#retention-current"), /The lifecycle in effect: /);
   }],
+  ["retention-for-a-viewer-previews-only", async (page, ctx) => {
+    await signIn(page, ctx, "viewer");
+    const panel = await openTab(page, "Retention");
+    await panel.getByRole("button", { name: "Preview" }).click();
+    await expect(panel.locator("#retention-plan"), /Would keep \d+ and remove \d+ snapshot\(s\)/);
+    if (await panel.getByRole("button", { name: "Save" }).count()) throw new Error("a viewer is offered Save");
+    await expect(panel.locator("#ret-save-help"), /Only an owner of the default tenant saves the lifecycle/);
+  }],
 ];

@@ -78,4 +78,13 @@ export const schedulesScenarios = [
     await expect(panel.getByRole("status").first(), new RegExp("Removed " + full));
     if (await row.count()) throw new Error("the removed job is still listed");
   }],
+  ["schedules-for-a-viewer", async (page, ctx) => {
+    await signIn(page, ctx, "viewer");
+    const panel = await openTab(page, "Schedules");
+    await expect(panel.getByRole("status").first(), /\d+ job\(s\)/);
+    for (const name of ["Edit", "Pause", "Remove", "Run now", "Add"]) {
+      if (await panel.getByRole("button", { name, exact: true }).count()) throw new Error("a viewer is offered " + name);
+    }
+    if ((await panel.getByRole("button", { name: "History" }).count()) < 1) throw new Error("a viewer sees no history buttons");
+  }],
 ];

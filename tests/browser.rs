@@ -39,6 +39,25 @@ fn serve(sophon: &Sophon, home: &Path) -> (Server, String) {
     (Server(child), url)
 }
 
+/// The size of the document that makes a create of everything take a while.
+const BIG_DOCUMENT: usize = 128 << 20;
+
+/// One more document of `size` random bytes in the home's first tenant.
+fn add_big_document(home: &Path, size: usize) {
+    let id = "doc_big_browser";
+    let data = pseudo_random(size, 7);
+    write(&home.join(format!("documents/files/{id}.bin")), &data);
+    let db = rusqlite::Connection::open(home.join("gateway.db")).unwrap();
+    let tenant: String = db.query_row("SELECT id FROM tenants ORDER BY id LIMIT 1", [], |r| r.get(0)).unwrap();
+    let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &data));
+    db.execute(
+        "INSERT INTO documents (id, tenant_id, filename, ext, mime, size, sha256, extracted_text, created_at)
+         VALUES (?1, ?2, 'big.bin', 'bin', 'application/octet-stream', ?3, ?4, '', '2026-01-01T00:00:00Z')",
+        rusqlite::params![id, tenant, size as i64, sha],
+    )
+    .unwrap();
+}
+
 /// The browser and the test's node modules, or why they are missing.
 fn browser() -> Result<(PathBuf, PathBuf), String> {
     let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
@@ -85,6 +104,9 @@ fn the_dashboard_in_chromium() {
     let tenant = sign_ins[2]["tenant"].as_str().unwrap();
     sophon.ok(&["backup", "create", "--home", s(&home), "-q"]);
     sophon.ok(&["backup", "create", "--home", s(&home), "--tenant", tenant, "-q"]);
+    // A large document after those snapshots: a create of everything then takes long enough for its
+    // progress to be watched in the page and for Cancel to arrive while it runs.
+    add_big_document(&home, BIG_DOCUMENT);
 
     let (_server, url) = serve(&sophon, &home);
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
@@ -95,6 +117,11 @@ fn the_dashboard_in_chromium() {
         .env("SOPHON_SHOTS", &shots)
         .env("SOPHON_HOME", &home)
         .env("SOPHON_WORK", t.path())
+        // For the checks beside the UI: `sophon backup verify --in` of the archives the page made.
+        .env("SOPHON_BIN", assert_cmd::cargo::cargo_bin("sophon"))
+        .env("SOPHON_CACHE_DIR", &sophon.cache)
+        .env("SOPHON_BACKUP_PASSPHRASE", PASSPHRASE)
+        .env("TZ", "UTC")
         .env("CHROMIUM", &chromium)
         .current_dir(&dir)
         .output()
@@ -103,8 +130,28 @@ fn the_dashboard_in_chromium() {
     println!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "browser scenarios failed:\n{stdout}");
     let ran = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert!(ran >= 6, "only {ran} scenarios ran:\n{stdout}");
-    for shot in ["backups", "verify", "backups-phone", "sign-in-error"] {
+    assert!(ran >= 23, "only {ran} scenarios ran:\n{stdout}");
+    for shot in [
+        "backups",
+        "verify",
+        "backups-phone",
+        "sign-in-error",
+        "create-estimate",
+        "create-done",
+        "create-progress",
+        "create-cancelled",
+        "browse",
+        "browse-file",
+        "restore-preview",
+        "restore-replace-confirm",
+        "restore-result",
+        "schedules-add",
+        "schedules",
+        "retention-preview",
+        "phone-create",
+        "phone-restore",
+        "phone-schedules",
+    ] {
         let png = shots.join(format!("{shot}.png"));
         assert!(std::fs::metadata(&png).map(|m| m.len() > 1000).unwrap_or(false), "{} missing", png.display());
     }

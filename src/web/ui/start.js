@@ -11,7 +11,14 @@
       tab.setAttribute("aria-selected", on ? "true" : "false");
       tab.tabIndex = on ? 0 : -1;
       panel.hidden = !on;
-      if (on && shown !== name) { shown = name; s.render(panel, state.session); }
+      if (on && shown !== name) {
+        // Each render gets a fresh box: choosing the tab again replaces the section (not a second
+        // copy with the same ids), and a render still awaiting the server writes into a detached box.
+        shown = name;
+        const box = el("div", { class: "section-body" });
+        panel.replaceChildren(box);
+        s.render(box, state.session);
+      }
     }
     if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
   }

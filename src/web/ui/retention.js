@@ -102,8 +102,8 @@ Sophon.section("retention", {
         }
         out.append(el("section", { "aria-labelledby": "ret-group-" + i },
           el("h3", { id: "ret-group-" + i }, g.key.describe + ": keep " + keep + ", remove " + (g.snapshots.length - keep)),
-          el("table", {}, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "Snapshot"),
-            el("th", { scope: "col" }, "Verdict"), el("th", { scope: "col" }, "Kept by"), el("th", { scope: "col", class: "wide" }, "Tags"))), body)));
+          el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "Snapshot"),
+            el("th", { scope: "col" }, "Verdict"), el("th", { scope: "col" }, "Kept by"), el("th", { scope: "col", class: "wide" }, "Tags"))), body))));
       });
       for (const u of p.unreadable || []) out.append(el("p", { class: "error" }, "left alone: " + u));
     }

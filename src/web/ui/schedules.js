@@ -13,10 +13,10 @@ Sophon.section("schedules", {
     const live = el("div", { id: "schedule-jobs", "aria-live": "polite" });
     const formBox = el("div", { id: "schedule-form-box" });
     root.append(el("h2", {}, "Schedules"), note,
-      el("table", { id: "schedules-table" }, el("thead", {}, el("tr", {},
+      el("div", { class: "scroll" }, el("table", { id: "schedules-table" }, el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, "Job"), el("th", { scope: "col" }, "Schedule"), el("th", { scope: "col", class: "wide" }, "Action"),
         el("th", { scope: "col" }, "Next run"), el("th", { scope: "col" }, "Last run"), el("th", { scope: "col" }, "Status"),
-        el("th", { scope: "col" }, el("span", { class: "muted" }, "Actions")))), tbody),
+        el("th", { scope: "col" }, el("span", { class: "muted" }, "Actions")))), tbody)),
       live, formBox);
     let listing = null;
     // "2026-12-07T03:00:00Z" → "2026-12-07 03:00 UTC" (the server's time zone, as the API gives it).

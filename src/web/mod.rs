@@ -11,6 +11,7 @@ mod auth;
 mod browse;
 mod create;
 mod downloads;
+mod exports;
 mod jobs;
 mod metrics;
 mod restore;
@@ -98,6 +99,7 @@ fn router(app: Shared) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/session", get(auth::current).post(auth::sign_in).delete(auth::sign_out))
         .route("/api/snapshots", get(snapshots::list))
+        .route("/api/exports", get(exports::list))
         .route("/api/snapshots/{id}/tree", get(browse::tree))
         .route("/api/snapshots/{id}/file", get(browse::file))
         .route("/api/snapshots/{id}/zip", get(browse::zip))

@@ -16,8 +16,10 @@ Sophon.section("backups", {
       el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "ID"), el("th", { scope: "col" }, "Scope"),
         el("th", { scope: "col", class: "wide" }, "Tags"), el("th", { scope: "col" }, "Size"),
+        el("th", { scope: "col" }, "New data"), el("th", { scope: "col", class: "wide" }, "Made on"),
         el("th", { scope: "col" }, "Browse"),
         Sophon.can("act") ? el("th", { scope: "col" }, "Download") : null)), tbody)));
+    root.append(exportsList());
     if (Sophon.can("act")) root.append(verifyForm());
     try {
       const body = await api("GET", "/api/snapshots");
@@ -26,6 +28,7 @@ Sophon.section("backups", {
         tbody.append(el("tr", { "data-id": s.id },
           el("td", {}, Sophon.time(s.time)), el("td", {}, s.short_id), el("td", {}, s.scope),
           el("td", { class: "wide" }, s.tags.join(", ")), el("td", {}, size((s.summary && s.summary.bytes) || 0)),
+          el("td", {}, size((s.summary && s.summary.bytes_added) || 0)), el("td", { class: "wide" }, s.hostname || ""),
           el("td", {}, el("button", { type: "button", class: "browse", onclick: () => Sophon.browse(s.id),
             "aria-label": "Browse snapshot " + s.short_id }, "Browse")),
           Sophon.can("act") ? downloadCell(s) : null));
@@ -33,6 +36,28 @@ Sophon.section("backups", {
     } catch (err) { note.textContent = err.message; note.className = "error"; }
   },
 });
+
+// The archives at the destination the config names for scheduled backups (local folder or store).
+function exportsList() {
+  const { el, api, size, time } = Sophon;
+  const note = el("p", { role: "status" }, "Loading the exports…");
+  const tbody = el("tbody");
+  const box = el("section", { id: "exports", "aria-labelledby": "exports-title" },
+    el("h2", { id: "exports-title" }, "Exports at the configured destination"), note,
+    el("div", { class: "scroll" }, el("table", { hidden: true }, el("thead", {}, el("tr", {},
+      el("th", { scope: "col" }, "Created"), el("th", { scope: "col" }, "Archive"), el("th", { scope: "col" }, "Scope"),
+      el("th", { scope: "col" }, "Size"), el("th", { scope: "col" }, "Sealed"), el("th", { scope: "col", class: "wide" }, "Incremental of"))), tbody)));
+  api("GET", "/api/exports").then((b) => {
+    note.textContent = b.note || (b.exports.length + " archive(s) in " + b.destination);
+    for (const x of b.exports) {
+      tbody.append(el("tr", {}, el("td", {}, x.created ? time(x.created) : ""), el("td", {}, x.name), el("td", {}, x.scope),
+        el("td", {}, size(x.size)), el("td", {}, x.sealed ? "yes" : "no"), el("td", { class: "wide" }, x.incremental_of || "")));
+    }
+    for (const u of b.unreadable || []) box.append(el("p", { class: "error" }, "cannot read: " + u));
+    box.querySelector("table").hidden = !b.exports.length;
+  }).catch((err) => { note.textContent = err.message; note.className = "error"; });
+  return box;
+}
 
 // Verify the repository, optionally reading a share of its data; the result stays on the page.
 function verifyForm() {

@@ -76,3 +76,66 @@ fn exports_at_the_configured_destination_within_each_users_scope() {
     assert_eq!(archive["destination"], "archive");
     assert!(names(&archive).is_empty() && archive["note"].as_str().unwrap().contains("repository"), "{archive}");
 }
+
+/// The dashboard's create to Azure Blob (Azurite): with the server's credentials the archive is
+/// written and verifies; with a key the store refuses, the job fails saying what failed and that
+/// the snapshot was kept, and nothing is left under the archive's name.
+#[test]
+fn a_create_to_azure_blob_and_a_store_that_refuses_the_credentials() {
+    let Some(base) = std::env::var("SOPHON_TEST_AZBLOB_URL").ok().filter(|u| !u.is_empty()) else {
+        assert!(std::env::var_os("SOPHON_REQUIRE_SERVERS").is_none(), "SOPHON_TEST_AZBLOB_URL is not set");
+        eprintln!("skipped: SOPHON_TEST_AZBLOB_URL is not set (scripts/test-servers start DIR; source DIR/env)");
+        return;
+    };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let folder = format!("{}/web-{}-{nanos}", base.trim_end_matches('/'), std::process::id());
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let home = t.path().join("home");
+    let init = sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small", "--json"]);
+    let (owner, _, _) = demo_users(&init);
+    let wait = |server: &Server, user: &common::web::User, job: &str| -> Value {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        loop {
+            let v = user.get(server, &format!("/api/jobs/{job}")).json();
+            if v["state"] != "running" {
+                return v;
+            }
+            assert!(std::time::Instant::now() < until, "{v}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let body = |name: &str| serde_json::json!({ "format": "zip", "destination": { "kind": "azblob", "url": format!("{folder}/{name}") } });
+
+    let server = Server::start(&sophon, &home);
+    let o = server.user(&owner.email, &owner.password);
+    let started = o.post(&server, "/api/backups", &body("good.zip"));
+    assert_eq!(started.status, 202, "{}", started.body);
+    let done = wait(&server, &o, started.json()["id"].as_str().unwrap());
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let out = sophon.ok(&["backup", "verify", "--in", &format!("{folder}/good.zip")]);
+    assert!(out.contains("no damage found") || out.contains("ok"), "{out}");
+    drop(server);
+
+    // The same store with a key it does not accept (a valid base64 key of the wrong bytes).
+    let server =
+        Server::start_with(&sophon, &home, &[("AZURE_STORAGE_KEY", "d3JvbmcgYWNjb3VudCBrZXkgZm9yIGF6dXJpdGU=")]);
+    let o = server.user(&owner.email, &owner.password);
+    let before = o.get(&server, "/api/snapshots").json()["snapshots"].as_array().unwrap().len();
+    let started = o.post(&server, "/api/backups", &body("refused.zip"));
+    // Refused at once (the store is checked before the backup) or by the job once it uploads.
+    if started.status == 202 {
+        let done = wait(&server, &o, started.json()["id"].as_str().unwrap());
+        assert_eq!(done["state"], "failed", "{done}");
+        let e = done["error"].as_str().unwrap();
+        assert!(!e.contains('\n') && e.len() < 600, "one short line: {e}");
+        assert!(e.contains("kept") || e.contains("refused") || e.contains("403") || e.contains("uthenticat"), "{e}");
+    } else {
+        assert!(matches!(started.status, 400 | 502 | 503), "{} {}", started.status, started.body);
+        let after = o.get(&server, "/api/snapshots").json()["snapshots"].as_array().unwrap().len();
+        assert_eq!(after, before, "a refused create takes no snapshot");
+    }
+    drop(server);
+    let listed = sophon.run(&["backup", "verify", "--in", &format!("{folder}/refused.zip")]);
+    assert!(!listed.status.success(), "nothing was written under the refused name");
+}

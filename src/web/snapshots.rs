@@ -154,7 +154,11 @@ pub async fn list(State(app): State<Shared>, headers: HeaderMap) -> Response {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let scope = session.scope.clone();
-    let outcome = tokio::task::spawn_blocking(move || visible(&app, scope.as_deref())).await;
+    let Ok(_permit) = app.reads.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+    };
+    let shared = app.clone();
+    let outcome = tokio::task::spawn_blocking(move || visible(&shared, scope.as_deref())).await;
     match outcome {
         Ok(Ok(Some(list))) => {
             Json(json!({ "snapshots": list, "scope": session.scope.as_deref().unwrap_or("gateway") })).into_response()

@@ -51,6 +51,8 @@ pub struct App {
     /// slow each other down (each one reads every other's lock), so 50 requests at once would take
     /// seconds each instead of milliseconds; waiting for a permit is the cheaper queue.
     pub reads: tokio::sync::Semaphore,
+    /// The repository's snapshots decoded so far, by id (see [`snapshots::listing`]).
+    pub snapshots: Mutex<std::collections::HashMap<sophon::SnapshotId, sophon::format::snapshot::Snapshot>>,
 }
 
 /// How many list/browse requests hold a repository session at once (see [`App::reads`]).
@@ -77,6 +79,7 @@ pub fn serve(home: PathBuf, listen: &str, max_upload: u64) -> anyhow::Result<u8>
         repo: Mutex::new(None),
         restores: restore::Restores::new(sophon::repo::default_cache_dir().join("uploads"), max_upload)?,
         reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
+        snapshots: Mutex::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {

@@ -217,6 +217,10 @@ pub async fn tree(
     let Some(user) = user(&app, &headers) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
+    // Held until the folder is read and the session dropped (see `App::reads`).
+    let Ok(_permit) = app.reads.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+    };
     let (session, id, snap, names, found) = match open(&app, &user, id, &q.path).await {
         Ok(x) => x,
         Err(r) => return r,

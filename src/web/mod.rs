@@ -47,7 +47,17 @@ pub struct App {
     pub repo: Mutex<Option<Arc<Repository>>>,
     /// Uploaded archives and restore previews.
     pub restores: restore::Restores,
+    /// Listings and browsing open a repository session each (a lock file written, every other lock
+    /// read, the index synced): at most this many at once. Beyond a few, concurrent sessions only
+    /// slow each other down (each one reads every other's lock), so 50 requests at once would take
+    /// seconds each instead of milliseconds; waiting for a permit is the cheaper queue.
+    pub reads: tokio::sync::Semaphore,
+    /// The repository's snapshots decoded so far, by id (see [`snapshots::listing`]).
+    pub snapshots: Mutex<std::collections::HashMap<sophon::SnapshotId, sophon::format::snapshot::Snapshot>>,
 }
+
+/// How many list/browse requests hold a repository session at once (see [`App::reads`]).
+pub const READS_AT_ONCE: usize = 4;
 
 pub type Shared = Arc<App>;
 
@@ -69,6 +79,8 @@ pub fn serve(home: PathBuf, listen: &str, max_upload: u64) -> anyhow::Result<u8>
         downloads: downloads::Downloads::default(),
         repo: Mutex::new(None),
         restores: restore::Restores::new(sophon::repo::default_cache_dir().join("uploads"), max_upload)?,
+        reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
+        snapshots: Mutex::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {

@@ -1,5 +1,6 @@
 //! `GET /api/snapshots`: the home's repository snapshots, within the user's scope.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -68,12 +69,51 @@ pub fn find(app: &App, scope: Option<&str>, spec: &str) -> anyhow::Result<Option
     }
     let Some(repo) = repository(app)? else { return Ok(None) };
     let session = Session::shared(repo, "browse")?;
-    let (snaps, _bad) = session.list_snapshots()?;
+    let snaps = listing(app, &session)?;
     let mut matching = snaps.into_iter().filter(|(id, s)| id.to_hex().starts_with(&spec) && in_scope(s, scope));
     match (matching.next(), matching.next()) {
         (Some((id, snap)), None) => Ok(Some((session, id, snap))),
         _ => Ok(None),
     }
+}
+
+/// The readable snapshots of the repository, oldest first, as `Session::list_snapshots` gives them,
+/// without decrypting them all on every request: a snapshot's id is the hash of its bytes, so the
+/// decoded snapshot of an id never changes and is kept in `app.snapshots`; a request lists the ids
+/// and reads only the ones it has not seen (a forgotten one leaves the cache). An unreadable one
+/// is left out, as `list_snapshots` leaves it out of its first list, and tried again next time.
+pub fn listing(app: &App, session: &Session) -> anyhow::Result<Vec<(SnapshotId, Snapshot)>> {
+    let ids = session.repo().snapshot_ids()?;
+    let mut out = Vec::with_capacity(ids.len());
+    let mut missing = Vec::new();
+    {
+        let cache = app.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &ids {
+            match cache.get(id) {
+                Some(s) => out.push((*id, s.clone())),
+                None => missing.push(*id),
+            }
+        }
+    }
+    let mut fresh = Vec::new();
+    for id in missing {
+        match session.load_snapshot(&id) {
+            Ok(s) => {
+                fresh.push((id, s.clone()));
+                out.push((id, s));
+            }
+            // Forgotten between the listing and the read.
+            Err(sophon::Error::NotFound(_)) => {}
+            Err(e) if e.is_damage() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    out.sort_by(|a, b| a.1.time().cmp(&b.1.time()).then(a.0.cmp(&b.0)));
+    let listed: HashSet<SnapshotId> = ids.into_iter().collect();
+    let mut cache = app.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|id, _| listed.contains(id));
+    cache.extend(fresh);
+    Ok(out)
 }
 
 /// The home's repository for a backup: opened, or (the in-home default one, on the first backup)
@@ -122,7 +162,7 @@ pub fn visible(app: &App, scope: Option<&str>) -> anyhow::Result<Option<Vec<Valu
         return Ok(None);
     };
     let session = Session::shared(repo, "list")?;
-    let (snaps, _bad) = session.list_snapshots()?;
+    let snaps = listing(app, &session)?;
     Ok(Some(
         snaps
             .iter()
@@ -154,7 +194,11 @@ pub async fn list(State(app): State<Shared>, headers: HeaderMap) -> Response {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
     };
     let scope = session.scope.clone();
-    let outcome = tokio::task::spawn_blocking(move || visible(&app, scope.as_deref())).await;
+    let Ok(_permit) = app.reads.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+    };
+    let shared = app.clone();
+    let outcome = tokio::task::spawn_blocking(move || visible(&shared, scope.as_deref())).await;
     match outcome {
         Ok(Ok(Some(list))) => {
             Json(json!({ "snapshots": list, "scope": session.scope.as_deref().unwrap_or("gateway") })).into_response()

@@ -54,6 +54,9 @@ pub struct App {
     pub reads: tokio::sync::Semaphore,
     /// The repository's snapshots decoded so far, by id (see [`snapshots::listing`]).
     pub snapshots: Mutex<std::collections::HashMap<sophon::SnapshotId, sophon::format::snapshot::Snapshot>>,
+    /// The repository session that list and browse requests share for a moment (see
+    /// [`snapshots::read_session`]).
+    pub read_session: Arc<Mutex<Option<snapshots::SharedRead>>>,
 }
 
 /// How many list/browse requests hold a repository session at once (see [`App::reads`]).
@@ -81,6 +84,7 @@ pub fn serve(home: PathBuf, listen: &str, max_upload: u64) -> anyhow::Result<u8>
         restores: restore::Restores::new(sophon::repo::default_cache_dir().join("uploads"), max_upload)?,
         reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
         snapshots: Mutex::default(),
+        read_session: Arc::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {

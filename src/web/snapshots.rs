@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -52,6 +53,50 @@ pub fn repository(app: &App) -> anyhow::Result<Option<Arc<Repository>>> {
     Ok(Some(repo))
 }
 
+/// How long one repository session serves the list and browse requests that arrive while it is
+/// open. Opening a session writes a lock file, reads every other lock and syncs the index: under
+/// fifty clients that was most of each request. Shared for two seconds, a session still ends soon,
+/// so a prune waiting for the readers of its time is held up by no more than that.
+pub const SHARED_READS_FOR: Duration = Duration::from_secs(2);
+
+/// A session shared by list and browse requests, with the snapshots listed before it was opened:
+/// the index it synced holds their blobs (a backup writes its index before its snapshot), so a
+/// snapshot written since is browsed with a fresh session of its own.
+pub struct SharedRead {
+    born: Instant,
+    session: Session,
+    ids: Arc<HashSet<SnapshotId>>,
+}
+
+/// The shared read session, opened (or replaced, once it is older than [`SHARED_READS_FOR`]) as
+/// needed. The slot lets it go after its time even if no request comes, so an idle server holds no
+/// lock.
+pub fn read_session(app: &App, repo: Arc<Repository>) -> anyhow::Result<(Session, Arc<HashSet<SnapshotId>>)> {
+    let mut slot = app.read_session.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = slot.as_ref().filter(|r| r.born.elapsed() < SHARED_READS_FOR) {
+        return Ok((r.session.clone(), Arc::clone(&r.ids)));
+    }
+    // Listed first, then the session: every snapshot listed has its blobs in the index it syncs.
+    let ids: HashSet<SnapshotId> = repo.snapshot_ids()?.into_iter().collect();
+    let session = Session::shared(repo, "dashboard reads")?;
+    let born = Instant::now();
+    let ids = Arc::new(ids);
+    let old = slot.replace(SharedRead { born, session: session.clone(), ids: Arc::clone(&ids) });
+    drop(slot);
+    drop(old);
+    let holder = Arc::clone(&app.read_session);
+    std::thread::spawn(move || {
+        std::thread::sleep(SHARED_READS_FOR);
+        let mut slot = holder.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|r| r.born == born) {
+            let gone = slot.take();
+            drop(slot);
+            drop(gone);
+        }
+    });
+    Ok((session, ids))
+}
+
 /// Whether snapshot `s` is visible in `scope` (`None`: gateway-wide, every snapshot; a tenant: the
 /// snapshots whose scope label names it).
 pub fn in_scope(s: &Snapshot, scope: Option<&str>) -> bool {
@@ -68,11 +113,13 @@ pub fn find(app: &App, scope: Option<&str>, spec: &str) -> anyhow::Result<Option
         return Ok(None);
     }
     let Some(repo) = repository(app)? else { return Ok(None) };
-    let session = Session::shared(repo, "browse")?;
+    let (session, ids) = read_session(app, Arc::clone(&repo))?;
     let snaps = listing(app, &session)?;
     let mut matching = snaps.into_iter().filter(|(id, s)| id.to_hex().starts_with(&spec) && in_scope(s, scope));
     match (matching.next(), matching.next()) {
-        (Some((id, snap)), None) => Ok(Some((session, id, snap))),
+        (Some((id, snap)), None) if ids.contains(&id) => Ok(Some((session, id, snap))),
+        // Written after the shared session synced its index: read with a session of its own.
+        (Some((id, snap)), None) => Ok(Some((Session::shared(repo, "browse")?, id, snap))),
         _ => Ok(None),
     }
 }
@@ -161,7 +208,7 @@ pub fn visible(app: &App, scope: Option<&str>) -> anyhow::Result<Option<Vec<Valu
     let Some(repo) = repository(app)? else {
         return Ok(None);
     };
-    let session = Session::shared(repo, "list")?;
+    let (session, _) = read_session(app, repo)?;
     let snaps = listing(app, &session)?;
     Ok(Some(
         snaps

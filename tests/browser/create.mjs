@@ -190,7 +190,14 @@ export const createScenarios = [
     if (left.length || existsSync(path)) throw new Error("left behind: " + left.join(", "));
     const locks = join(ctx.env.SOPHON_HOME, "backups/repository/locks");
     if (!existsSync(join(ctx.env.SOPHON_HOME, "backups/repository/config"))) throw new Error("the repository is not where the test looks");
-    const held = existsSync(locks) ? readdirSync(locks) : [];
+    // The page's own list and browse requests share a read lock for up to 2 s
+    // (SHARED_READS_FOR in src/web/snapshots.rs): every lock must be gone within a few seconds.
+    let held = [];
+    for (const until = Date.now() + 6000; ;) {
+      held = existsSync(locks) ? readdirSync(locks) : [];
+      if (!held.length || Date.now() > until) break;
+      await page.waitForTimeout(200);
+    }
     if (held.length) throw new Error("locks left: " + held.join(", "));
     const after = await snapshotCount(page);
     if (after !== before) throw new Error(`snapshots: ${before} before, ${after} after the cancel`);

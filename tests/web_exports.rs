@@ -94,24 +94,13 @@ fn a_create_to_azure_blob_and_a_store_that_refuses_the_credentials() {
     let home = t.path().join("home");
     let init = sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small", "--json"]);
     let (owner, _, _) = demo_users(&init);
-    let wait = |server: &Server, user: &common::web::User, job: &str| -> Value {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(300);
-        loop {
-            let v = user.get(server, &format!("/api/jobs/{job}")).json();
-            if v["state"] != "running" {
-                return v;
-            }
-            assert!(std::time::Instant::now() < until, "{v}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
     let body = |name: &str| serde_json::json!({ "format": "zip", "destination": { "kind": "azblob", "url": format!("{folder}/{name}") } });
 
     let server = Server::start(&sophon, &home);
     let o = server.user(&owner.email, &owner.password);
     let started = o.post(&server, "/api/backups", &body("good.zip"));
     assert_eq!(started.status, 202, "{}", started.body);
-    let done = wait(&server, &o, started.json()["id"].as_str().unwrap());
+    let done = server.wait(started.json()["id"].as_str().unwrap(), &o);
     assert_eq!(done["state"], "succeeded", "{done}");
     let out = sophon.ok(&["backup", "verify", "--in", &format!("{folder}/good.zip")]);
     assert!(out.contains("no damage found") || out.contains("ok"), "{out}");
@@ -125,7 +114,7 @@ fn a_create_to_azure_blob_and_a_store_that_refuses_the_credentials() {
     let started = o.post(&server, "/api/backups", &body("refused.zip"));
     // Refused at once (the store is checked before the backup) or by the job once it uploads.
     if started.status == 202 {
-        let done = wait(&server, &o, started.json()["id"].as_str().unwrap());
+        let done = server.wait(started.json()["id"].as_str().unwrap(), &o);
         assert_eq!(done["state"], "failed", "{done}");
         let e = done["error"].as_str().unwrap();
         assert!(!e.contains('\n') && e.len() < 600, "one short line: {e}");

@@ -10,7 +10,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::web::{demo_users, Reply, Server, User};
 use common::*;
@@ -52,18 +51,6 @@ fn call(server: &Server, user: Option<&User>, token: bool, method: &str, path: &
     server.request(method, path, &headers, body)
 }
 
-fn wait(server: &Server, user: &User, job: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(300);
-    loop {
-        let v = user.get(server, &format!("/api/jobs/{job}")).json();
-        if v["state"] != json!("running") {
-            return v;
-        }
-        assert!(Instant::now() < until, "job {job} still running: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn every_route_refuses_what_it_must_and_no_passphrase_leaks() {
     let t = tempfile::tempdir().unwrap();
@@ -102,7 +89,7 @@ fn every_route_refuses_what_it_must_and_no_passphrase_leaks() {
     );
     assert_eq!(create.status, 202, "{}", create.body);
     let job = create.json()["id"].as_str().unwrap().to_string();
-    let done = wait(&server, &o, &job);
+    let done = server.wait(&job, &o);
     assert_eq!(done["state"], json!("succeeded"), "{done}");
     let offered = o.post(&server, "/api/downloads", &json!({ "snapshot": whole, "format": "zip", "encrypt": true, "passphrase": secret, "passphrase_confirm": secret }));
     assert_eq!(offered.status, 200, "{}", offered.body);

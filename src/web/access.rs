@@ -136,9 +136,7 @@ where
 /// Write the audit row of a request: `outcome` is `ok` or the message of the refusal.
 pub fn audit(home: &std::path::Path, session: &Session, action: &str, mut detail: Value, outcome: &str) {
     detail["outcome"] = Value::String(outcome.to_string());
-    if let Ok(conn) = sophon::gateway::open_home(home) {
-        let _ = super::auth::audit(&conn, &session.tenant, &session.email, action, detail);
-    }
+    super::auth::audit_in(home, &session.tenant, &session.email, action, detail);
 }
 
 /// Audit `result` (ok, or its error) and return it.

@@ -101,6 +101,16 @@ impl Sessions {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&id).filter(|s| s.expires > Instant::now()).cloned()
     }
+
+    /// The signed-in user who may act (owner or admin): 401 without a session, 403 for a viewer,
+    /// saying it cannot `what`.
+    pub fn acting(&self, headers: &HeaderMap, what: &str) -> Result<Arc<Session>, (StatusCode, String)> {
+        let s = self.of_request(headers).ok_or((StatusCode::UNAUTHORIZED, "not signed in".to_string()))?;
+        if s.access != Access::Act {
+            return Err((StatusCode::FORBIDDEN, format!("a viewer cannot {what}")));
+        }
+        Ok(s)
+    }
 }
 
 /// Failed sign-ins by key (`email:…`, `ip:…`).
@@ -215,6 +225,21 @@ pub fn audit(conn: &Connection, tenant: &str, actor: &str, action: &str, detail:
         params![format!("aud_{}", random_hex(12)), tenant, now_text(), actor, action, "dashboard", detail.to_string()],
     )?;
     Ok(())
+}
+
+/// One audit row written into `home`'s database, opened for it. A row that cannot be written does
+/// not fail the action it records (the action has happened, or been refused, already).
+pub fn audit_in(home: &std::path::Path, tenant: &str, actor: &str, action: &str, detail: Value) {
+    if let Ok(conn) = sophon::gateway::open_home(home) {
+        let _ = audit(&conn, tenant, actor, action, detail);
+    }
+}
+
+/// [`audit_in`] from async code: SQLite is written on a blocking thread.
+pub async fn audit_off_thread(home: &std::path::Path, session: &Session, action: &str, detail: Value) {
+    let (home, tenant, email, action) =
+        (home.to_path_buf(), session.tenant.clone(), session.email.clone(), action.to_string());
+    let _ = tokio::task::spawn_blocking(move || audit_in(&home, &tenant, &email, &action, detail)).await;
 }
 
 fn default_tenant(conn: &Connection) -> Option<String> {

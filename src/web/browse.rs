@@ -319,15 +319,8 @@ fn attachment(name: &str) -> HeaderValue {
 
 /// One audit row for a download (who, which snapshot and path, file or zip).
 async fn audit_download(app: &Shared, user: &UserSession, id: &SnapshotId, path: &str, kind: &str) {
-    let home = app.home.clone();
-    let (tenant, email) = (user.tenant.clone(), user.email.clone());
     let detail = json!({ "outcome": "started", "snapshot": id.to_hex(), "path": path, "as": kind });
-    let _ = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let conn = sophon::gateway::open_home(&home)?;
-        auth::audit(&conn, &tenant, &email, "dashboard.download", detail)?;
-        Ok(())
-    })
-    .await;
+    auth::audit_off_thread(&app.home, user, "dashboard.download", detail).await;
 }
 
 /// `GET /api/snapshots/{id}/file?path=P[&download=1]`: a file as text (within [`VIEW_CAP`]), or

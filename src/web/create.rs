@@ -29,7 +29,7 @@ use sophon::gateway::dump::DumpOptions;
 use sophon::gateway::{keys, Category, Settings};
 use sophon::Session as RepoSession;
 
-use super::auth::{Access, Session};
+use super::auth::Session;
 use super::jobs::{Job, JobError};
 use super::{downloads, error, snapshots, Shared};
 
@@ -80,13 +80,7 @@ impl IntoResponse for Refusal {
 
 /// The signed-in user who may act, or the answer to give.
 pub fn actor(app: &Shared, headers: &HeaderMap, what: &str) -> Result<Arc<Session>, Refusal> {
-    let Some(session) = app.sessions.of_request(headers) else {
-        return Err(Refusal::failed(StatusCode::UNAUTHORIZED, "not signed in"));
-    };
-    if session.access != Access::Act {
-        return Err(Refusal::failed(StatusCode::FORBIDDEN, format!("a viewer cannot {what}")));
-    }
-    Ok(session)
+    app.sessions.acting(headers, what).map_err(|(status, message)| Refusal::failed(status, message))
 }
 
 /// A JSON body, refused with 400 naming what is wrong with it (never echoing a value).

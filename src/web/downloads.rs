@@ -156,15 +156,9 @@ pub async fn start(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -
         let req: DownloadRequest = parse_body(&body)?;
         let format = parse_format(&req.format)?;
         let seal = typed_passphrase(req.encrypt, req.passphrase, req.passphrase_confirm)?;
-        let found = snapshots::find_visible(&shared, session.scope.as_deref(), &req.snapshot)
-            .map_err(|e| Refusal::unavailable(format!("{e:#}")))?;
-        let Some(found) = found else {
-            return Err(Refusal::not_found("snapshot", "no such snapshot"));
-        };
-        let id: SnapshotId = found["id"].as_str().unwrap_or_default().parse().map_err(Refusal::unavailable)?;
-        let repo = snapshots::repository(&shared).map_err(|e| Refusal::unavailable(format!("{e:#}")))?;
-        let repo = repo.ok_or_else(|| Refusal::unavailable("no repository yet"))?;
-        let repo_session = RepoSession::shared(repo, "download").map_err(Refusal::unavailable)?;
+        let (repo_session, id, _) = snapshots::find(&shared, session.scope.as_deref(), &req.snapshot)
+            .map_err(|e| Refusal::unavailable(format!("{e:#}")))?
+            .ok_or_else(|| Refusal::not_found("snapshot", "no such snapshot"))?;
         offer(&shared, &session, &repo_session, id, format, seal).map_err(Refusal::unavailable)
     })
     .await;
@@ -263,9 +257,7 @@ pub async fn fetch(State(app): State<Shared>, headers: HeaderMap, Path(token): P
         detail["format"] = json!(offer.format.name());
         detail["sealed"] = json!(offer.seal.is_some());
         detail["name"] = json!(offer.name);
-        if let Ok(conn) = sophon::gateway::open_home(&home) {
-            let _ = auth::audit(&conn, &offer.tenant, &offer.user, "dashboard.download", detail);
-        }
+        auth::audit_in(&home, &offer.tenant, &offer.user, "dashboard.download", detail);
     });
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let mut res = Body::from_stream(stream).into_response();

@@ -263,9 +263,7 @@ impl Jobs {
                 (st.state, json!({ "outcome": st.state.as_str(), "job": j.id, "what": j.what, "error": st.error }))
             };
             debug_assert_ne!(state, JobState::Running);
-            if let Ok(conn) = sophon::gateway::open_home(&home) {
-                let _ = auth::audit(&conn, &j.tenant, &j.user, &format!("dashboard.{}", j.kind), detail);
-            }
+            auth::audit_in(&home, &j.tenant, &j.user, &format!("dashboard.{}", j.kind), detail);
         });
         Ok(job)
     }
@@ -321,12 +319,10 @@ pub async fn events(State(app): State<Shared>, headers: HeaderMap, Path(id): Pat
 /// `POST /api/jobs/{id}/cancel`: ask a running job to stop; it ends as `cancelled` once its work
 /// has removed what it had begun to write.
 pub async fn cancel(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let Some(session) = app.sessions.of_request(&headers) else {
-        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    let session = match app.sessions.acting(&headers, "cancel jobs") {
+        Ok(s) => s,
+        Err((status, message)) => return error(status, &message),
     };
-    if session.access != auth::Access::Act {
-        return error(StatusCode::FORBIDDEN, "a viewer cannot cancel jobs");
-    }
     let Some(job) = app.jobs.get(&id, &session) else {
         return error(StatusCode::NOT_FOUND, "no such job");
     };

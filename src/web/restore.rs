@@ -37,7 +37,7 @@ use sophon::id::SnapshotId;
 use sophon::restore::SnapshotFiles;
 use sophon::source::SnapshotScope;
 
-use super::auth::{self, Access, Session as UserSession};
+use super::auth::{self, Session as UserSession};
 use super::jobs::JobError;
 use super::{error, snapshots, Shared};
 
@@ -212,22 +212,11 @@ impl Restores {
 
 /// The signed-in user who may act, or the answer.
 fn actor(app: &Shared, headers: &HeaderMap, what: &str) -> Result<Arc<UserSession>, (StatusCode, String)> {
-    let s = app.sessions.of_request(headers).ok_or((StatusCode::UNAUTHORIZED, "not signed in".to_string()))?;
-    if s.access != Access::Act {
-        return Err((StatusCode::FORBIDDEN, format!("a viewer cannot {what}")));
-    }
-    Ok(s)
+    app.sessions.acting(headers, what)
 }
 
 async fn audit(app: &Shared, user: &UserSession, action: &'static str, detail: Value) {
-    let home = app.home.clone();
-    let (tenant, email) = (user.tenant.clone(), user.email.clone());
-    let _ = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let conn = sophon::gateway::open_home(&home)?;
-        auth::audit(&conn, &tenant, &email, action, detail)?;
-        Ok(())
-    })
-    .await;
+    auth::audit_off_thread(&app.home, user, action, detail).await;
 }
 
 /// The passphrase the server was started with for seals (environment, the config's PassphraseFile).
@@ -541,7 +530,7 @@ mod tests {
             roles: vec!["admin".into()],
             tenant: scope.unwrap_or("acme").into(),
             scope: scope.map(str::to_string),
-            access: Access::Act,
+            access: auth::Access::Act,
             csrf: String::new(),
             expires: Instant::now(),
         }

@@ -188,21 +188,6 @@ pub fn home_repository(app: &App) -> anyhow::Result<(Arc<Repository>, Option<key
     Ok((repo, home.created.then_some(home.key)))
 }
 
-/// The snapshot `given` names (its id or a unique prefix of at least 8 hex digits, as `find`) among those
-/// visible in `scope`: another tenant's snapshot is as unknown as one that does not exist.
-pub fn find_visible(app: &App, scope: Option<&str>, given: &str) -> anyhow::Result<Option<Value>> {
-    let given = given.trim().to_ascii_lowercase();
-    if given.len() < 8 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(None);
-    }
-    let list = visible(app, scope)?.unwrap_or_default();
-    let mut found = list.into_iter().filter(|s| s["id"].as_str().is_some_and(|id| id.starts_with(&given)));
-    match (found.next(), found.next()) {
-        (Some(one), None) => Ok(Some(one)),
-        _ => Ok(None),
-    }
-}
-
 /// The snapshots visible in `scope` (`None`: all), oldest first.
 pub fn visible(app: &App, scope: Option<&str>) -> anyhow::Result<Option<Vec<Value>>> {
     let Some(repo) = repository(app)? else {

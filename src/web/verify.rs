@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 use sophon::check::{self, CheckOptions};
 use sophon::Session;
 
-use super::auth::Access;
 use super::jobs::JobError;
 use super::{error, snapshots, Shared};
 
@@ -27,12 +26,10 @@ pub struct VerifyRequest {
 }
 
 pub async fn start(State(app): State<Shared>, headers: HeaderMap, body: Json<VerifyRequest>) -> Response {
-    let Some(session) = app.sessions.of_request(&headers) else {
-        return error(StatusCode::UNAUTHORIZED, "not signed in");
+    let session = match app.sessions.acting(&headers, "start a verify") {
+        Ok(s) => s,
+        Err((status, message)) => return error(status, &message),
     };
-    if session.access != Access::Act {
-        return error(StatusCode::FORBIDDEN, "a viewer cannot start a verify");
-    }
     let percent = body.read_data_percent;
     if let Some(p) = percent {
         if !(p > 0.0 && p <= 100.0) {

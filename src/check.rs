@@ -344,7 +344,8 @@ impl Walk<'_> {
             None => Ok(Some(self.findings.add(
                 format!("blob {id}"),
                 format!(
-                    "{} blob referenced but not in any index segment",
+                    "{} blob referenced but not in any index segment (a segment may be missing or damaged; \
+                     `sophon repo repair-index` rebuilds the index from the packs)",
                     if expected == BlobType::Tree { "tree" } else { "data" }
                 ),
             ))),

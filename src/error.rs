@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::id::SnapshotId;
+use crate::id::{BlobId, IndexId, PackId, SnapshotId};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -49,6 +49,18 @@ pub enum Error {
 
     #[error("{0}")]
     NotFound(String),
+
+    /// A pack the index lists cannot give the bytes of a blob: it is missing from the repository,
+    /// or shorter than its index entries say. The message names the pack by its path, the blob and
+    /// the file that needed it, and what to do.
+    #[error("{0}")]
+    PackUnreadable(Box<UnreadablePack>),
+
+    /// A blob a snapshot uses is in no index segment the cache holds. The message names the blob,
+    /// the file or folder that uses it, the segment that listed it when the cache remembers one,
+    /// and what to do.
+    #[error("{0}")]
+    BlobNotIndexed(Box<NotIndexed>),
 
     #[error("{0}")]
     Invalid(String),
@@ -105,6 +117,121 @@ pub struct Unrestored {
     pub left_partial: Vec<PathBuf>,
 }
 
+/// What is wrong with a pack that cannot give a blob's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackProblem {
+    /// Not in the repository, though an index segment lists it.
+    Missing,
+    /// It holds `size` bytes; the blob read ends at byte `needed`.
+    Short { size: u64, needed: u64 },
+}
+
+/// A pack that cannot give a blob's bytes ([`Error::PackUnreadable`]).
+#[derive(Clone, Debug)]
+pub struct UnreadablePack {
+    pub pack: PackId,
+    /// Its path in the repository: `data/ab/abcd…`.
+    pub path: String,
+    /// The repository's location.
+    pub repo: String,
+    pub problem: PackProblem,
+    /// The blob that was read, when one blob was.
+    pub blob: Option<BlobId>,
+    /// The file or folder of the snapshot that needed it, when known (`file a/b.txt`).
+    pub used_by: Option<String>,
+}
+
+impl std::fmt::Display for UnreadablePack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let blob = match (&self.blob, &self.used_by) {
+            (Some(b), Some(u)) => format!("blob {b} of {u}"),
+            (Some(b), None) => format!("blob {b}"),
+            (None, Some(u)) => format!("the data of {u}"),
+            (None, None) => "the data read".to_string(),
+        };
+        match self.problem {
+            PackProblem::Missing => write!(
+                f,
+                "pack {} is missing from {}, though the index lists it ({blob} is in it)",
+                self.path, self.repo
+            )?,
+            PackProblem::Short { size, needed } => write!(
+                f,
+                "pack {} in {} is cut short: expected at least {needed} bytes ({blob} ends there), found {size}",
+                self.path, self.repo
+            )?,
+        }
+        write!(
+            f,
+            ". Run `sophon backup verify --read-data` to list the damage; then copy the pack back from a copy \
+             of the repository, or run `sophon repo repair-index` to drop it from the index (the next backup \
+             stores its data again)"
+        )
+    }
+}
+
+/// A blob no index segment in the cache lists ([`Error::BlobNotIndexed`]).
+#[derive(Clone, Debug)]
+pub struct NotIndexed {
+    pub blob: BlobId,
+    /// The repository's location.
+    pub repo: String,
+    /// The file or folder of the snapshot that uses it, when known (`folder a/b`).
+    pub used_by: Option<String>,
+    /// How many index segments the cache holds.
+    pub segments: u64,
+    /// The segment that listed the blob before it vanished from the repository, when the cache
+    /// remembers it.
+    pub listed_by: Option<IndexId>,
+    /// How many segments the cache held that vanished from the repository (none superseding them).
+    pub vanished: u64,
+    /// Segments the last index sync could not read (damaged), which may list it.
+    pub damaged: Vec<IndexId>,
+}
+
+impl std::fmt::Display for NotIndexed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let folder = format!("{}/index/", self.repo.trim_end_matches('/'));
+        write!(f, "blob {}", self.blob)?;
+        if let Some(u) = &self.used_by {
+            write!(f, " of {u}")?;
+        }
+        write!(f, " is not in the index of {}: ", self.repo)?;
+        match (&self.listed_by, self.damaged.as_slice()) {
+            (Some(seg), damaged) if damaged.contains(seg) => {
+                write!(f, "index segment {seg} in {folder} listed it, but it cannot be read now (damaged)")?
+            }
+            (Some(seg), _) => {
+                write!(f, "index segment {seg} listed it, but that segment is gone from {folder}")?;
+                if self.vanished > 1 {
+                    write!(f, " ({} segments this computer's index cache held are gone)", self.vanished)?;
+                }
+            }
+            (None, [one]) => write!(f, "index segment {one} in {folder} cannot be read (damaged) and may list it")?,
+            (None, [_, ..]) => write!(
+                f,
+                "index segments {} in {folder} cannot be read (damaged) and may list it",
+                self.damaged.iter().map(|s| s.to_hex()).collect::<Vec<_>>().join(", ")
+            )?,
+            (None, []) if self.vanished > 0 => write!(
+                f,
+                "{} index segment(s) this computer's index cache held are gone from {folder} and may have listed it",
+                self.vanished
+            )?,
+            (None, []) => write!(
+                f,
+                "none of the {} index segment(s) in {folder} lists it; a segment may be missing or damaged",
+                self.segments
+            )?,
+        }
+        write!(
+            f,
+            ". Run `sophon repo repair-index` to rebuild the index from the packs; a blob still missing after \
+             that is in no pack (`sophon backup verify` names the snapshots that use it)"
+        )
+    }
+}
+
 /// What to do about a cache whose disk is full: the words SQLite uses ("database or disk is
 /// full") do not say that the cache can live elsewhere, or that deleting it loses nothing.
 fn sqlite_hint(source: &rusqlite::Error) -> &'static str {
@@ -139,8 +266,14 @@ fn path_list<'a>(base: &std::path::Path, paths: impl ExactSizeIterator<Item = &'
 
 fn incomplete_text(snapshot: &SnapshotId, target: &std::path::Path, missing: &Unrestored, source: &Error) -> String {
     let Unrestored { failed, not_restored, left_partial } = missing;
-    let mut text =
-        format!("restore of snapshot {} into {} did not finish: {source}.", snapshot.short(), target.display());
+    // A cause that ends a sentence of its own is not given a second full stop.
+    let cause = source.to_string();
+    let mut text = format!(
+        "restore of snapshot {} into {} did not finish: {}.",
+        snapshot.short(),
+        target.display(),
+        cause.trim_end_matches('.')
+    );
     if !failed.is_empty() {
         text.push_str(&format!(" Not restored: {}.", path_list(target, failed.iter())));
     }
@@ -198,6 +331,17 @@ impl Error {
         Error::Invalid(msg.into())
     }
 
+    /// Name the file or folder of a snapshot that needed the blob or pack this error is about
+    /// (`file a/b.txt`, `folder a`), unless it names one already. Other errors are kept as they are.
+    pub fn used_by(mut self, what: impl FnOnce() -> String) -> Self {
+        match &mut self {
+            Error::PackUnreadable(p) if p.used_by.is_none() => p.used_by = Some(what()),
+            Error::BlobNotIndexed(n) if n.used_by.is_none() => n.used_by = Some(what()),
+            _ => {}
+        }
+        self
+    }
+
     /// True when the error says stored data is damaged or was tampered with (as opposed to a setup
     /// or I/O problem): `verify` counts these as damage.
     pub fn is_damage(&self) -> bool {
@@ -207,6 +351,8 @@ impl Error {
                 | Error::Authentication { .. }
                 | Error::HashMismatch { .. }
                 | Error::TooLarge { .. }
+                | Error::PackUnreadable(_)
+                | Error::BlobNotIndexed(_)
         )
     }
 }

@@ -21,7 +21,9 @@ use crate::id::{BlobId, BlobType, IndexId, PackId};
 /// 2: the ids the cached segments supersede are kept, so a superseded segment left behind by an
 /// interrupted prune is never loaded beside the segment that replaced it.
 /// 3: packs carry `condemned` (listed only in segments' condemned lists): readable, not reused.
-const SCHEMA_VERSION: i64 = 3;
+/// 4: `lost` remembers which vanished segment listed each blob no segment lists any more, so the
+/// error for such a blob can name the segment.
+const SCHEMA_VERSION: i64 = 4;
 
 /// Where a blob is: its pack and its header entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +128,8 @@ impl IndexCache {
         if version != SCHEMA_VERSION {
             conn.execute_batch(
                 "DROP TABLE IF EXISTS blobs; DROP TABLE IF EXISTS packs; DROP TABLE IF EXISTS segments;
-                 DROP TABLE IF EXISTS superseded;
+                 DROP TABLE IF EXISTS superseded; DROP TABLE IF EXISTS lost;
+                 CREATE TABLE lost (blob BLOB NOT NULL, segment BLOB NOT NULL, PRIMARY KEY (blob, segment)) WITHOUT ROWID;
                  CREATE TABLE segments (id BLOB PRIMARY KEY) WITHOUT ROWID;
                  CREATE TABLE superseded (id BLOB PRIMARY KEY) WITHOUT ROWID;
                  CREATE TABLE packs (id BLOB PRIMARY KEY, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL,
@@ -174,8 +177,36 @@ impl IndexCache {
     /// Forget everything (before a full rebuild).
     pub fn clear(&self) -> Result<()> {
         self.conn()
-            .execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments; DELETE FROM superseded;")
+            .execute_batch(
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments; DELETE FROM superseded; DELETE FROM lost;",
+            )
             .map_err(|e| sql(&self.path, e))
+    }
+
+    /// The segment that listed blob `id` before it vanished from the repository, when a rebuild
+    /// of this cache saw it go (see [`IndexCache::replace_all`]).
+    pub fn lost_from(&self, id: &BlobId) -> Result<Option<IndexId>> {
+        let conn = self.conn();
+        let mut st =
+            conn.prepare_cached("SELECT segment FROM lost WHERE blob = ?1 LIMIT 1").map_err(|e| sql(&self.path, e))?;
+        let found: Option<Vec<u8>> =
+            st.query_row(params![&id.0[..]], |r| r.get(0)).optional().map_err(|e| sql(&self.path, e))?;
+        Ok(found.and_then(|b| IndexId::from_slice(&b)))
+    }
+
+    /// How many segments this cache held have vanished from the repository with blobs no segment
+    /// lists any more.
+    pub fn lost_segment_count(&self) -> Result<u64> {
+        self.conn()
+            .query_row("SELECT COUNT(DISTINCT segment) FROM lost", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| sql(&self.path, e))
+    }
+
+    /// Forget the vanished segments (after a repair-index: the index was rebuilt from every pack,
+    /// so a blob still missing is in no pack, whichever segment once listed it).
+    pub fn forget_lost(&self) -> Result<()> {
+        self.conn().execute_batch("DELETE FROM lost;").map_err(|e| sql(&self.path, e))
     }
 
     /// Record a segment and all its entries in one transaction.
@@ -245,6 +276,28 @@ impl IndexCache {
         fill(&mut |id, seg| Self::write_segment(&tx, p, Tables::Staging, id, seg))?;
         tx.commit().map_err(|e| sql(p, e))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql(p, e))?;
+        // Blobs of a segment the cache held that is neither among the new ones nor superseded by
+        // one vanished from the repository (deleted by hand, lost) or cannot be read: remember
+        // which segment listed them, for the error a snapshot that uses one meets. Forgotten once a
+        // segment lists them again (a repair-index), or once a segment supersedes theirs. The blobs
+        // are read (once, each with its pack by key) only when such a segment is there.
+        let gone: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM main.segments WHERE id NOT IN (SELECT id FROM staging.segments)
+                     AND id NOT IN (SELECT id FROM staging.superseded)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| sql(p, e))?;
+        if gone > 0 {
+            tx.execute_batch(
+                "INSERT OR IGNORE INTO main.lost (blob, segment)
+                     SELECT b.id, p.segment FROM main.blobs b CROSS JOIN main.packs p ON p.id = b.pack
+                     WHERE p.segment NOT IN (SELECT id FROM staging.segments)
+                       AND p.segment NOT IN (SELECT id FROM staging.superseded);",
+            )
+            .map_err(|e| sql(p, e))?;
+        }
         tx.execute_batch(
             "DELETE FROM main.blobs; DELETE FROM main.packs; DELETE FROM main.segments; DELETE FROM main.superseded;
              INSERT INTO main.superseded SELECT id FROM staging.superseded;
@@ -255,7 +308,9 @@ impl IndexCache {
                  WHERE segment IN (SELECT id FROM main.segments) GROUP BY id;
              INSERT OR IGNORE INTO main.blobs (id, pack, type, compression, offset, sealed_len, raw_len)
                  SELECT id, pack, type, compression, offset, sealed_len, raw_len FROM staging.blobs
-                 WHERE segment IN (SELECT id FROM main.segments);",
+                 WHERE segment IN (SELECT id FROM main.segments);
+             DELETE FROM main.lost WHERE EXISTS (SELECT 1 FROM main.blobs b WHERE b.id = lost.blob)
+                 OR EXISTS (SELECT 1 FROM main.superseded s WHERE s.id = lost.segment);",
         )
         .map_err(|e| sql(p, e))?;
         tx.commit().map_err(|e| sql(p, e))
@@ -610,6 +665,39 @@ mod tests {
         assert_eq!(pack_of(&cache, 12), Some(22));
         assert_eq!(pack_of(&cache, 11), None);
         assert!(!scratch.exists());
+    }
+
+    #[test]
+    fn a_rebuild_remembers_which_vanished_segment_listed_a_blob_until_a_segment_lists_it_again() {
+        let cache = IndexCache::in_memory().unwrap();
+        cache.add_segment(&IndexId([1; 32]), &segment(&[], &[(20, &[10, 11])])).unwrap();
+        cache.add_segment(&IndexId([2; 32]), &segment(&[], &[(21, &[12])])).unwrap();
+        cache.add_segment(&IndexId([3; 32]), &segment(&[], &[(22, &[13])])).unwrap();
+        // Segment 1 vanished; segment 3 was replaced by segment 4 (a prune), which is no loss.
+        let replacement = segment(&[3], &[(22, &[13])]);
+        cache
+            .replace_all(&mut |add| {
+                add(&IndexId([2; 32]), &segment(&[], &[(21, &[12])]))?;
+                add(&IndexId([4; 32]), &replacement)
+            })
+            .unwrap();
+        assert_eq!(cache.lost_from(&BlobId([10; 32])).unwrap(), Some(IndexId([1; 32])));
+        assert_eq!(cache.lost_from(&BlobId([11; 32])).unwrap(), Some(IndexId([1; 32])));
+        assert_eq!(cache.lost_from(&BlobId([12; 32])).unwrap(), None);
+        assert_eq!(cache.lost_from(&BlobId([13; 32])).unwrap(), None);
+        assert_eq!(cache.lost_segment_count().unwrap(), 1);
+        // A later rebuild keeps what it knows; a segment that lists blob 10 again (a repair) ends it.
+        cache
+            .replace_all(&mut |add| {
+                add(&IndexId([2; 32]), &segment(&[], &[(21, &[12])]))?;
+                add(&IndexId([4; 32]), &replacement)?;
+                add(&IndexId([5; 32]), &segment(&[], &[(20, &[10])]))
+            })
+            .unwrap();
+        assert_eq!(cache.lost_from(&BlobId([10; 32])).unwrap(), None);
+        assert_eq!(cache.lost_from(&BlobId([11; 32])).unwrap(), Some(IndexId([1; 32])));
+        cache.forget_lost().unwrap();
+        assert_eq!(cache.lost_segment_count().unwrap(), 0);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::archive::Progress;
-use crate::error::{Error, Result, Unrestored};
+use crate::error::{Error, PackProblem, Result, Unrestored};
 use crate::format::pack::PackEntry;
 use crate::format::tree::{Node, NodeKind};
 use crate::id::{BlobId, PackId, SnapshotId};
@@ -106,6 +106,7 @@ pub fn restore(
         .map_err(|e| Error::invalid(format!("starting restore threads: {e}")))?;
     let mut r = Restorer {
         repo,
+        target: target.clone(),
         pool,
         progress,
         batch: Vec::new(),
@@ -133,6 +134,8 @@ pub fn restore(
 
 struct Restorer<'a> {
     repo: &'a Repository,
+    /// Where the snapshot is restored: errors name files relative to it, as the snapshot does.
+    target: PathBuf,
     pool: rayon::ThreadPool,
     progress: Arc<Progress>,
     batch: Vec<PendingFile>,
@@ -149,9 +152,18 @@ struct Restorer<'a> {
 const TEMP_PREFIX: &[u8] = b".sophon-restore-";
 const TEMP_SUFFIX: &[u8] = b".partial";
 
+/// A restored file or folder as the snapshot names it: relative to the restore's target.
+fn in_snapshot(target: &Path, kind: &str, path: &Path) -> String {
+    match path.strip_prefix(target) {
+        Ok(rel) if rel.as_os_str().is_empty() => format!("the snapshot's top {kind}"),
+        Ok(rel) => format!("{kind} {}", rel.display()),
+        Err(_) => format!("{kind} {}", path.display()),
+    }
+}
+
 impl Restorer<'_> {
     fn restore_tree(&mut self, tree_id: &BlobId, dir: &Path) -> Result<()> {
-        let tree = self.repo.load_tree(tree_id)?;
+        let tree = self.repo.load_tree(tree_id).map_err(|e| e.used_by(|| in_snapshot(&self.target, "folder", dir)))?;
         // The folder was empty when created and will hold exactly the tree's names, so a temporary
         // name that no entry of the tree has cannot collide with one. Usually this set is empty.
         let taken: std::collections::HashSet<Vec<u8>> =
@@ -253,7 +265,10 @@ impl Restorer<'_> {
         for (i, f) in batch.iter().enumerate() {
             let mut offset = 0u64;
             for id in &f.content {
-                let loc = self.repo.lookup_blob(id).inspect_err(|_| marks[i].fail())?;
+                let loc = self.repo.lookup_blob(id).map_err(|e| {
+                    marks[i].fail();
+                    e.used_by(|| in_snapshot(&self.target, "file", &f.path))
+                })?;
                 let len = loc.entry.raw_len as u64;
                 by_pack
                     .entry(loc.pack)
@@ -276,15 +291,17 @@ impl Restorer<'_> {
             by_pack.into_iter().map(|(id, blobs)| (id, blobs.into_values().collect())).collect();
         let repo = self.repo;
         let progress = &self.progress;
+        let target = self.target.as_path();
         self.pool.install(|| -> Result<()> {
             let files: Vec<File> = batch
                 .par_iter()
                 .zip(marks)
                 .map(|(f, mark)| create_file(f).inspect_err(|_| mark.fail()))
                 .collect::<Result<_>>()?;
-            packs
-                .par_iter()
-                .try_for_each(|(pack, needed)| restore_from_pack(repo, pack, needed, &files, batch, marks, progress))?;
+            packs.par_iter().try_for_each(|(pack, needed)| {
+                restore_from_pack(repo, pack, needed, &files, batch, marks, progress)
+                    .map_err(|e| blame_pack(e, needed, batch, marks, target))
+            })?;
             files.into_par_iter().zip(batch.par_iter().zip(marks)).try_for_each(|(file, (f, mark))| {
                 finish_file(file, f).inspect_err(|_| mark.fail())?;
                 mark.placed.store(true, Ordering::Relaxed);
@@ -339,6 +356,31 @@ fn finish_file(file: File, f: &PendingFile) -> Result<()> {
     std::fs::rename(&f.temp, &f.path).map_err(|e| Error::io(&f.path, e))
 }
 
+/// Complete an error about a pack that cannot give its bytes with the blob and the file that
+/// needed them, and mark the files whose data it holds as failed: every needed blob of a missing
+/// pack, the blobs past the end of one cut short.
+fn blame_pack(e: Error, needed: &[Needed], batch: &[PendingFile], marks: &[Mark], target: &Path) -> Error {
+    let Error::PackUnreadable(mut p) = e else { return e };
+    let lost = |n: &&Needed| match p.problem {
+        PackProblem::Missing => true,
+        PackProblem::Short { size, .. } => n.entry.offset as u64 + n.entry.sealed_len as u64 > size,
+    };
+    let lost: Vec<&Needed> = needed.iter().filter(lost).collect();
+    for n in &lost {
+        n.places.iter().for_each(|&(f, _)| marks[f].fail());
+    }
+    if let Some(first) = lost.first() {
+        p.blob = Some(first.entry.id);
+        if let PackProblem::Short { size, .. } = p.problem {
+            p.problem = PackProblem::Short { size, needed: first.entry.offset as u64 + first.entry.sealed_len as u64 };
+        }
+        if let Some(&(f, _)) = first.places.first() {
+            p.used_by = Some(in_snapshot(target, "file", &batch[f].path));
+        }
+    }
+    Error::PackUnreadable(p)
+}
+
 /// Blobs closer together than this are read in one range (the gap is read and discarded).
 const MAX_READ_GAP: u64 = 256 * 1024;
 
@@ -352,7 +394,6 @@ fn restore_from_pack(
     marks: &[Mark],
     progress: &Progress,
 ) -> Result<()> {
-    let path = pack::pack_path(pack);
     let mut i = 0;
     while i < needed.len() {
         let start = needed[i].entry.offset as u64;
@@ -366,12 +407,14 @@ fn restore_from_pack(
             end = end.max(next.offset as u64 + next.sealed_len as u64);
             j += 1;
         }
-        // The files that use a blob that cannot be had are the ones that failed.
+        // The files that use a blob that cannot be had are the ones that failed (a pack missing or
+        // cut short: those `blame_pack` picks).
         let blame = |n: &Needed| n.places.iter().for_each(|&(f, _)| marks[f].fail());
-        let bytes = repo
-            .backend()
-            .read_range(&path, start, end - start)
-            .inspect_err(|_| needed[i..j].iter().for_each(blame))?;
+        let bytes = repo.read_pack_range(pack, start, end - start).inspect_err(|e| {
+            if !matches!(e, Error::PackUnreadable(_)) {
+                needed[i..j].iter().for_each(blame)
+            }
+        })?;
         for n in &needed[i..j] {
             let e = &n.entry;
             let at = (e.offset as u64 - start) as usize;
@@ -428,7 +471,16 @@ impl<'a> SnapshotFiles<'a> {
         let mut files = std::collections::BTreeMap::new();
         let mut stack = vec![(String::new(), snap.tree)];
         while let Some((prefix, id)) = stack.pop() {
-            for node in repo.load_tree(&id)?.nodes {
+            let tree = repo.load_tree(&id).map_err(|e| {
+                e.used_by(|| {
+                    if prefix.is_empty() {
+                        "the snapshot's top folder".into()
+                    } else {
+                        format!("folder {prefix}")
+                    }
+                })
+            })?;
+            for node in tree.nodes {
                 let name = String::from_utf8(node.name_bytes()?)
                     .map_err(|_| Error::malformed(format!("tree {id}"), "a gateway backup has UTF-8 names only"))?;
                 let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
@@ -448,6 +500,11 @@ impl<'a> SnapshotFiles<'a> {
         Ok(SnapshotFiles { repo, files })
     }
 
+    /// One blob of the file at `path`; an error names the file.
+    fn read_blob(&self, path: &str, id: &BlobId) -> Result<Vec<u8>> {
+        self.repo.read_blob(id).map_err(|e| e.used_by(|| format!("file {path}")))
+    }
+
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
     }
@@ -461,7 +518,7 @@ impl<'a> SnapshotFiles<'a> {
         let Some((size, content)) = self.files.get(path) else { return Ok(None) };
         let mut out = Vec::with_capacity(*size as usize);
         for id in content {
-            out.extend_from_slice(&self.repo.read_blob(id)?);
+            out.extend_from_slice(&self.read_blob(path, id)?);
         }
         Ok(Some(out))
     }
@@ -473,7 +530,7 @@ impl<'a> SnapshotFiles<'a> {
             self.files.get(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the backup")))?;
         let mut f = File::create(dest).map_err(|e| Error::io(dest, e))?;
         for id in content {
-            f.write_all(&self.repo.read_blob(id)?).map_err(|e| Error::io(dest, e))?;
+            f.write_all(&self.read_blob(path, id)?).map_err(|e| Error::io(dest, e))?;
         }
         f.sync_all().map_err(|e| Error::io(dest, e))
     }
@@ -495,7 +552,7 @@ impl crate::source::BackupSource for SnapshotFiles<'_> {
             self.files.get(path).ok_or_else(|| Error::NotFound(format!("{path} is not in the backup")))?;
         let mut n = 0u64;
         for id in content {
-            let data = self.repo.read_blob(id)?;
+            let data = self.read_blob(path, id)?;
             out.write_all(&data).map_err(|e| Error::io(path, e))?;
             n += data.len() as u64;
         }

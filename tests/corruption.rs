@@ -132,3 +132,204 @@ fn a_flipped_byte_is_found_named_and_contained() {
         }
     }
 }
+
+/// The packs of `repo` that hold data blobs only, by path below the repository (`data/ab/abcd…`),
+/// in name order.
+fn data_packs(repo: &Path) -> Vec<PathBuf> {
+    let backend = sophon::backend::open_url(s(repo), false).unwrap();
+    let opened = Repository::open(backend, PASSPHRASE.as_bytes(), None).unwrap();
+    let mut out: Vec<PathBuf> = names(repo)
+        .into_iter()
+        .filter(|p| p.starts_with("data"))
+        .filter(|p| {
+            let id: PackId = p.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            let entries = opened.index().pack_entries(&id).unwrap();
+            !entries.is_empty() && entries.iter().all(|e| e.blob_type == BlobType::Data)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn cut_to_half(file: &Path) -> u64 {
+    let size = std::fs::metadata(file).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    f.set_len(size / 2).unwrap();
+    size / 2
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// What every message about a pack that cannot give its data says to do.
+fn assert_pack_advice(err: &str) {
+    assert!(err.contains("`sophon backup verify --read-data`"), "verify is suggested: {err}");
+    assert!(err.contains("`sophon repo repair-index`"), "repair-index is suggested: {err}");
+    assert!(!err.contains("panicked") && !err.contains("range exceeds"), "no panic, no store jargon: {err}");
+}
+
+#[test]
+fn a_pack_cut_short_or_missing_is_named_with_its_path_the_file_and_what_to_do() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    sample_tree(&src, 1024, 3);
+    let sophon = Sophon::new(t.path());
+    sophon.init_small_packs(&repo);
+    sophon.backup_json(&repo, &src);
+    let pack = data_packs(&repo).into_iter().next().expect("a data pack");
+    let id = pack.file_name().unwrap().to_str().unwrap().to_string();
+
+    // Cut short: restore, export and verify name the pack; restore and export the file too.
+    let damaged = t.path().join("cut");
+    copy_dir(&repo, &damaged);
+    let kept = cut_to_half(&damaged.join(&pack));
+    let named = format!("pack {} in {} is cut short: expected at least ", pack.display(), s(&damaged));
+    let target = t.path().join("restored");
+    let out = sophon.run(&["backup", "restore", "--repo", s(&damaged), "--snapshot", "latest", "--target", s(&target)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&named) && err.contains(&format!("found {kept}.")), "the pack and its sizes: {err}");
+    // The file that needed the lost bytes, as the snapshot names it.
+    let file = err.split(" of file ").nth(1).and_then(|r| r.split(" ends there").next()).expect("a file is named");
+    assert!(src.parent().unwrap().join(file).is_file(), "{file} is a file of the source: {err}");
+    assert_pack_advice(&err);
+
+    let out = sophon.run(&["backup", "export", "latest", "--repo", s(&damaged), "--out", s(&t.path().join("x.zip"))]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&named) && err.contains(" of file "), "{err}");
+    assert_pack_advice(&err);
+
+    let out = sophon.run(&["backup", "verify", "--repo", s(&damaged), "--read-data"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("damaged: pack {id}: ")));
+
+    // Missing altogether.
+    let gone = t.path().join("gone");
+    copy_dir(&repo, &gone);
+    std::fs::remove_file(gone.join(&pack)).unwrap();
+    let named = format!("pack {} is missing from {}, though the index lists it (blob ", pack.display(), s(&gone));
+    let out = sophon.run(&[
+        "backup",
+        "restore",
+        "--repo",
+        s(&gone),
+        "--snapshot",
+        "latest",
+        "--target",
+        s(&t.path().join("restored-2")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&named) && err.contains(" of file "), "{err}");
+    assert_pack_advice(&err);
+    let out = sophon.run(&["backup", "export", "latest", "--repo", s(&gone), "--out", s(&t.path().join("y.zip"))]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&named), "{err}");
+    assert_pack_advice(&err);
+}
+
+#[test]
+fn a_gateway_restore_from_a_pack_cut_short_names_the_pack() {
+    let t = tempfile::tempdir().unwrap();
+    let (home, repo, fresh) = (t.path().join("home"), t.path().join("repo"), t.path().join("fresh"));
+    let sophon = Sophon::new(t.path());
+    sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small"]);
+    sophon.init_small_packs(&repo);
+    sophon.ok(&["backup", "create", "--repo", s(&repo), "--home", s(&home), "--quiet"]);
+    let pack = data_packs(&repo).into_iter().next().expect("a data pack");
+    let kept = cut_to_half(&repo.join(&pack));
+    sophon.ok(&["gateway", "init", "--home", s(&fresh)]);
+    let out =
+        sophon.run(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--home", s(&fresh), "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("pack {} in {} is cut short: expected at least ", pack.display(), s(&repo)))
+            && err.contains(&format!("found {kept}.")),
+        "{err}"
+    );
+    assert!(err.contains(" of file "), "the backup's file is named: {err}");
+    assert_pack_advice(&err);
+}
+
+/// A repository with two snapshots, each backup writing its own index segment; returns the first
+/// segment's id. The second snapshot uses data (and folders) of the first.
+fn two_segments(sophon: &Sophon, src: &Path, repo: &Path) -> String {
+    sample_tree(src, 64, 5);
+    sophon.init(repo);
+    sophon.backup_json(repo, src);
+    let first = names(&repo.join("index")).into_iter().next().unwrap().to_str().unwrap().to_string();
+    write(&src.join("later/new.txt"), b"written after the first backup");
+    sophon.backup_json(repo, src);
+    assert_eq!(names(&repo.join("index")).len(), 2);
+    first
+}
+
+#[test]
+fn a_blob_whose_index_segment_is_gone_names_the_segment_and_repair_index() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    let sophon = Sophon::new(t.path());
+    let segment = two_segments(&sophon, &src, &repo);
+    std::fs::remove_file(repo.join("index").join(&segment)).unwrap();
+    let folder = format!("{}/index/", s(&repo));
+    let advice = "Run `sophon repo repair-index` to rebuild the index from the packs";
+
+    // This computer's cache held the segment, so it knows which one listed the blob.
+    let restore = |sophon: &Sophon, to: &str| {
+        sophon.run(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--target", to])
+    };
+    let out = restore(&sophon, s(&t.path().join("r1")));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let named = format!("index segment {segment} listed it, but that segment is gone from {folder}");
+    assert!(err.contains(&named) && err.contains(advice), "{err}");
+    assert!(err.contains("of folder ") || err.contains("of the snapshot's top folder"), "the user is named: {err}");
+    assert!(err.contains(&format!("is not in the index of {}", s(&repo))), "{err}");
+    let out = sophon.run(&["backup", "export", "latest", "--repo", s(&repo), "--out", s(&t.path().join("x.zip"))]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&named) && err.contains(advice), "{err}");
+
+    // A cache that never saw the segment names the index folder and what it holds.
+    let other = Sophon::new(&t.path().join("elsewhere"));
+    let out = restore(&other, s(&t.path().join("r2")));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("none of the 1 index segment(s) in {folder} lists it")), "{err}");
+    assert!(err.contains(advice), "{err}");
+
+    // The advice works.
+    sophon.ok(&["repo", "repair-index", "--repo", s(&repo)]);
+    sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--target", s(&t.path().join("r3"))]);
+    assert_same_tree(&src, &t.path().join("r3").join("src"));
+}
+
+#[test]
+fn a_damaged_index_segment_is_named_when_a_blob_it_may_list_is_missing() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    let sophon = Sophon::new(t.path());
+    let segment = two_segments(&sophon, &src, &repo);
+    flip_middle_byte(&repo.join("index").join(&segment));
+    // A cache that never read it: the sync skips the damaged segment, the restore names it.
+    let other = Sophon::new(&t.path().join("elsewhere"));
+    let out = other.run(&[
+        "backup",
+        "restore",
+        "--repo",
+        s(&repo),
+        "--snapshot",
+        "latest",
+        "--target",
+        s(&t.path().join("r")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let named = format!("index segment {segment} in {}/index/ cannot be read (damaged) and may list it", s(&repo));
+    assert!(err.contains(&named), "{err}");
+    assert!(err.contains("`sophon repo repair-index`"), "{err}");
+}

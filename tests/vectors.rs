@@ -186,6 +186,8 @@ fn variant(e: &Error) -> &'static str {
         Error::Io { .. } => "Io",
         Error::Sqlite { .. } => "Sqlite",
         Error::NotFound(_) => "NotFound",
+        Error::PackUnreadable(_) => "PackUnreadable",
+        Error::BlobNotIndexed(_) => "BlobNotIndexed",
         Error::Invalid(_) => "Invalid",
         Error::Locked { .. } => "Locked",
         Error::WrongSession { .. } => "WrongSession",

@@ -284,7 +284,9 @@ fn choose_parent(
     Ok(match parent {
         Some(id) => match repo.load_snapshot(&id).and_then(|s| repo.load_tree(&s.tree)) {
             Ok(tree) => (Some(id), Some(tree)),
-            Err(Error::NotFound(_)) if matches!(opts.parent, ParentChoice::Auto) => (None, None),
+            Err(Error::NotFound(_) | Error::BlobNotIndexed(_)) if matches!(opts.parent, ParentChoice::Auto) => {
+                (None, None)
+            }
             Err(e) => return Err(e),
         },
         None => (None, None),

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
 use crate::repo::Repository;
 
@@ -64,7 +64,15 @@ impl<'a> BlobFetcher<'a> {
                     }
                 };
                 let end = (off + SPAN.max(len)).min(size).max(off + len);
-                let data = Arc::new(self.repo.backend().read_range(&path, off, end - off)?);
+                // The span ends at the pack's end or the blob's, so a pack cut short fails on this
+                // blob, and the error names it.
+                let data = Arc::new(self.repo.read_pack_range(&loc.pack, off, end - off).map_err(|e| match e {
+                    Error::PackUnreadable(mut p) => {
+                        p.blob = Some(loc.entry.id);
+                        Error::PackUnreadable(p)
+                    }
+                    other => other,
+                })?);
                 let mut s = spans.lock().unwrap_or_else(|p| p.into_inner());
                 s.recent.push_back(Span { pack: loc.pack, start: off, data: Arc::clone(&data) });
                 while s.recent.len() > KEPT {

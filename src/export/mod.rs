@@ -179,7 +179,7 @@ fn export_unless_cancelled(
             if let EntryKind::File { content, .. } = &e.kind {
                 let mut bytes = Vec::new();
                 for b in content {
-                    bytes.extend_from_slice(&repo.read_blob(b)?);
+                    bytes.extend_from_slice(&repo.read_blob(b).map_err(|e| e.used_by(|| "file metadata.json".into()))?);
                 }
                 let v: Value = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::malformed(format!("snapshot {} metadata.json", id.short()), e.to_string()))?;

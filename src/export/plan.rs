@@ -110,7 +110,13 @@ pub fn entries(repo: &Repository, snapshot: &Snapshot, id: &SnapshotId) -> Resul
 }
 
 fn walk(repo: &Repository, tree: &BlobId, prefix: &str, out: &mut Vec<Entry>, snap: &SnapshotId) -> Result<()> {
-    for node in repo.load_tree(tree)?.nodes {
+    let listing = repo.load_tree(tree).map_err(|e| {
+        e.used_by(|| match prefix.strip_suffix('/') {
+            Some(folder) => format!("folder {folder}"),
+            None => "the snapshot's top folder".into(),
+        })
+    })?;
+    for node in listing.nodes {
         let raw = node.name_bytes()?;
         let name = String::from_utf8(raw).map_err(|e| {
             let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();

@@ -340,7 +340,7 @@ pub(crate) fn fetch(blobs: &BlobFetcher<'_>, src: Source, path: &str) -> Result<
     match src {
         Source::Blob(id) => blobs.read(&id).map_err(|e| match e {
             Error::NotFound(m) => Error::NotFound(format!("{path}: {m}")),
-            other => other,
+            other => other.used_by(|| format!("file {path}")),
         }),
         Source::Bytes(b) => Ok(b.as_ref().clone()),
     }

@@ -15,7 +15,7 @@ use crate::backend::{Backend, BackendErrorKind};
 use crate::chunk::ChunkerParams;
 use crate::compress;
 use crate::crypto::{self, Argon2Params, MasterKeys};
-use crate::error::{Error, Result};
+use crate::error::{Error, NotIndexed, PackProblem, Result, UnreadablePack};
 use crate::format::config::{
     check_object_size, Config, CONFIG_VERSION, MAX_CONFIG_BYTES, MAX_KEYS_TRIED, MAX_KEY_FILE_BYTES,
 };
@@ -78,6 +78,9 @@ pub struct Repository {
     keys: Arc<MasterKeys>,
     key_id: KeyId,
     index: IndexCache,
+    /// Index segments the last sync could not read (damaged), for the error a blob they may list
+    /// meets.
+    damaged_segments: std::sync::Mutex<Vec<IndexId>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -253,7 +256,14 @@ impl Repository {
             Some(dir) => IndexCache::open(&dir.join(config.id.to_hex()).join("index.sqlite"))?,
             None => IndexCache::in_memory()?,
         };
-        let repo = Repository { backend, config, keys: Arc::new(keys), key_id, index };
+        let repo = Repository {
+            backend,
+            config,
+            keys: Arc::new(keys),
+            key_id,
+            index,
+            damaged_segments: std::sync::Mutex::new(Vec::new()),
+        };
         repo.sync_index(&mut |_| {})?;
         Ok(repo)
     }
@@ -521,6 +531,16 @@ impl Repository {
     /// Only the library calls it: outside, a `Session` syncs after taking its lock, as the rule
     /// asks (format-spec/repository.md §12).
     pub(crate) fn sync_index(&self, on_damage: &mut dyn FnMut(Error)) -> Result<()> {
+        let mut damaged = Vec::new();
+        let synced = self.sync_index_noting(&mut |id, e| {
+            damaged.push(id);
+            on_damage(e)
+        });
+        *self.damaged_segments.lock().unwrap_or_else(|p| p.into_inner()) = damaged;
+        synced
+    }
+
+    fn sync_index_noting(&self, on_damage: &mut dyn FnMut(IndexId, Error)) -> Result<()> {
         let remote: HashSet<IndexId> = self.index_segment_ids()?.into_iter().collect();
         let cached = self.index.segments()?;
         let mut missing: Vec<IndexId> = remote.difference(&cached).copied().collect();
@@ -543,7 +563,7 @@ impl Repository {
                     }
                     // Deleted since the listing: a prune or repair replaced it.
                     Err(Error::NotFound(_)) => {}
-                    Err(e) if e.is_damage() => on_damage(e),
+                    Err(e) if e.is_damage() => on_damage(*id, e),
                     Err(e) => return Err(e),
                 }
             }
@@ -554,7 +574,7 @@ impl Repository {
         Ok(())
     }
 
-    fn rebuild_index_cache(&self, remote: &HashSet<IndexId>, on_damage: &mut dyn FnMut(Error)) -> Result<()> {
+    fn rebuild_index_cache(&self, remote: &HashSet<IndexId>, on_damage: &mut dyn FnMut(IndexId, Error)) -> Result<()> {
         // One pass: the cache leaves out segments that others supersede. Damage is reported only
         // for segments nothing supersedes; a superseded one left behind by an interrupted prune or
         // repair is not needed.
@@ -576,7 +596,7 @@ impl Repository {
         })?;
         for (id, e) in damaged {
             if !superseded.contains(&id) {
-                on_damage(e);
+                on_damage(id, e);
             }
         }
         Ok(())
@@ -584,10 +604,21 @@ impl Repository {
 
     // ---------------------------------------------------------------- blobs
 
+    /// Where blob `id` is. A blob no segment lists is [`Error::BlobNotIndexed`], naming the
+    /// segment that listed it when the cache saw that segment vanish, or the damaged ones.
     pub fn lookup_blob(&self, id: &BlobId) -> Result<BlobLocation> {
-        self.index
-            .lookup(id)?
-            .ok_or_else(|| Error::NotFound(format!("blob {id} is not in the index of {}", self.backend.location())))
+        match self.index.lookup(id)? {
+            Some(loc) => Ok(loc),
+            None => Err(Error::BlobNotIndexed(Box::new(NotIndexed {
+                blob: *id,
+                repo: self.backend.location(),
+                used_by: None,
+                segments: self.index.segments()?.len() as u64,
+                listed_by: self.index.lost_from(id)?,
+                vanished: self.index.lost_segment_count()?,
+                damaged: self.damaged_segments.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            }))),
+        }
     }
 
     /// Read one blob: locate it, read its bytes, authenticate, decompress.
@@ -598,8 +629,48 @@ impl Repository {
 
     pub fn read_blob_at(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
         let e = &loc.entry;
-        let sealed = self.backend.read_range(&pack::pack_path(&loc.pack), e.offset as u64, e.sealed_len as u64)?;
+        let sealed =
+            self.read_pack_range(&loc.pack, e.offset as u64, e.sealed_len as u64).map_err(|err| match err {
+                Error::PackUnreadable(mut p) => {
+                    p.blob = Some(e.id);
+                    Error::PackUnreadable(p)
+                }
+                other => other,
+            })?;
         pack::open_blob(&self.keys.seal, e, sealed, &|| format!("blob {} in pack {}", e.id, loc.pack))
+    }
+
+    /// Read `len` bytes at `offset` of pack `id`. A read that fails because the pack is missing,
+    /// or shorter than the range, is [`Error::PackUnreadable`] (the pack's path, its size, what to
+    /// do) rather than the store's words; any other failure is the store's error.
+    pub fn read_pack_range(&self, id: &PackId, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let path = pack::pack_path(id);
+        let err = match self.backend.read_range(&path, offset, len) {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) => e,
+        };
+        let unreadable = |problem| {
+            Error::PackUnreadable(Box::new(UnreadablePack {
+                pack: *id,
+                path: path.clone(),
+                repo: self.backend.location(),
+                problem,
+                blob: None,
+                used_by: None,
+            }))
+        };
+        let needed = offset.saturating_add(len);
+        match err.kind {
+            BackendErrorKind::NotFound => Err(unreadable(PackProblem::Missing)),
+            // A store says "range not satisfiable" (or hands back fewer bytes) in words of its own:
+            // its size says what is wrong.
+            BackendErrorKind::Other => match self.backend.stat(&path) {
+                Ok(None) => Err(unreadable(PackProblem::Missing)),
+                Ok(Some(size)) if size < needed => Err(unreadable(PackProblem::Short { size, needed })),
+                _ => Err(err.into()),
+            },
+            _ => Err(err.into()),
+        }
     }
 
     pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
@@ -669,6 +740,8 @@ impl Repository {
         outcome.segments_written = written.len() as u64;
         outcome.segments_removed = old.len() as u64;
         self.sync_index(&mut |_| {})?;
+        // Every pack was read: a blob still missing is in none, whichever segment once listed it.
+        self.index.forget_lost()?;
         Ok(outcome)
     }
 }

@@ -50,8 +50,13 @@ pub struct RestoreOutcome {
 
 /// Contents written in one parallel round are bounded by this many bytes (and files).
 const BATCH_BYTES: u64 = 512 * 1024 * 1024;
-/// Files of a round are held open together, so this stays well under the usual 1024 descriptors.
-const BATCH_FILES: usize = 768;
+/// Files of more than one chunk are held open through their round, so this stays well under the
+/// usual 1024 descriptors.
+const BATCH_HELD: usize = 768;
+/// Files of one chunk or none are created, written, finished and renamed in one go (never held
+/// open), so a round may hold many more of them: a tree of small files then restores in a few
+/// rounds instead of one round per 768 files.
+const BATCH_FILES: usize = 32 * 1024;
 
 struct PendingFile {
     path: PathBuf,
@@ -111,6 +116,7 @@ pub fn restore(
         progress,
         batch: Vec::new(),
         batch_bytes: 0,
+        batch_held: 0,
         dirs: Vec::new(),
         outcome: RestoreOutcome::default(),
         next_temp: 0,
@@ -140,6 +146,8 @@ struct Restorer<'a> {
     progress: Arc<Progress>,
     batch: Vec<PendingFile>,
     batch_bytes: u64,
+    /// Files of the batch held open through its round (more than one chunk).
+    batch_held: usize,
     dirs: Vec<DirMeta>,
     outcome: RestoreOutcome,
     /// Numbers the temporary names, so no two files of a restore share one.
@@ -207,6 +215,9 @@ impl Restorer<'_> {
                             break dir.join(std::ffi::OsStr::from_bytes(&name));
                         }
                     };
+                    if node.content.len() > 1 {
+                        self.batch_held += 1;
+                    }
                     self.batch.push(PendingFile {
                         path,
                         temp,
@@ -215,7 +226,10 @@ impl Restorer<'_> {
                         mode: node.mode,
                         mtime_ns: node.mtime_ns,
                     });
-                    if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
+                    if self.batch.len() >= BATCH_FILES
+                        || self.batch_held >= BATCH_HELD
+                        || self.batch_bytes >= BATCH_BYTES
+                    {
                         self.flush()?;
                     }
                 }
@@ -231,6 +245,7 @@ impl Restorer<'_> {
     fn flush(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
+        self.batch_held = 0;
         let marks: Vec<Mark> = batch.iter().map(|_| Mark::default()).collect();
         if let Err(e) = self.write_batch(&batch, &marks) {
             for (f, mark) in batch.iter().zip(&marks) {
@@ -293,22 +308,67 @@ impl Restorer<'_> {
         let progress = &self.progress;
         let target = self.target.as_path();
         self.pool.install(|| -> Result<()> {
-            let files: Vec<File> = batch
+            // Files of several chunks are created up front and held open while their chunks come
+            // from different packs; a file of one chunk is made whole where its chunk is read.
+            let held: Vec<Option<File>> = batch
                 .par_iter()
                 .zip(marks)
-                .map(|(f, mark)| create_file(f).inspect_err(|_| mark.fail()))
+                .map(|(f, mark)| {
+                    match f.content.len() {
+                        0 => finish_file(create_file(f)?, f).map(|()| {
+                            mark.placed.store(true, Ordering::Relaxed);
+                            progress.files_done.fetch_add(1, Ordering::Relaxed);
+                            None
+                        }),
+                        1 => Ok(None),
+                        _ => create_file(f).map(Some),
+                    }
+                    .inspect_err(|_| mark.fail())
+                })
                 .collect::<Result<_>>()?;
+            let ctx = Batch { repo, files: &held, batch, marks, progress };
             packs.par_iter().try_for_each(|(pack, needed)| {
-                restore_from_pack(repo, pack, needed, &files, batch, marks, progress)
-                    .map_err(|e| blame_pack(e, needed, batch, marks, target))
+                restore_from_pack(&ctx, pack, needed).map_err(|e| blame_pack(e, needed, batch, marks, target))
             })?;
-            files.into_par_iter().zip(batch.par_iter().zip(marks)).try_for_each(|(file, (f, mark))| {
+            held.into_par_iter().zip(batch.par_iter().zip(marks)).try_for_each(|(file, (f, mark))| {
+                let Some(file) = file else { return Ok(()) };
                 finish_file(file, f).inspect_err(|_| mark.fail())?;
                 mark.placed.store(true, Ordering::Relaxed);
                 progress.files_done.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             })
         })
+    }
+}
+
+/// One round's files, as the pack readers see them.
+struct Batch<'a> {
+    repo: &'a Repository,
+    /// The files held open (more than one chunk), by batch position; `None` for the others.
+    files: &'a [Option<File>],
+    batch: &'a [PendingFile],
+    marks: &'a [Mark],
+    progress: &'a Progress,
+}
+
+impl Batch<'_> {
+    /// Write one chunk at its place: into the held file, or (a file of one chunk) as the whole file.
+    fn write(&self, f: usize, offset: u64, data: &[u8]) -> Result<()> {
+        let pending = &self.batch[f];
+        let mark = &self.marks[f];
+        // Named as the operator knows it (a full disk: which file did not fit); its temporary
+        // name is removed when the batch fails.
+        let write = |file: &File| file.write_all_at(data, offset).map_err(|err| Error::io(&pending.path, err));
+        match &self.files[f] {
+            Some(file) => write(file).inspect_err(|_| mark.fail()),
+            None => {
+                let file = create_file(pending).inspect_err(|_| mark.fail())?;
+                write(&file).and_then(|()| finish_file(file, pending)).inspect_err(|_| mark.fail())?;
+                mark.placed.store(true, Ordering::Relaxed);
+                self.progress.files_done.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -385,15 +445,8 @@ fn blame_pack(e: Error, needed: &[Needed], batch: &[PendingFile], marks: &[Mark]
 const MAX_READ_GAP: u64 = 256 * 1024;
 
 /// Restore every needed blob of one pack (sorted by offset) into the files that use it.
-fn restore_from_pack(
-    repo: &Repository,
-    pack: &PackId,
-    needed: &[Needed],
-    files: &[File],
-    batch: &[PendingFile],
-    marks: &[Mark],
-    progress: &Progress,
-) -> Result<()> {
+fn restore_from_pack(ctx: &Batch<'_>, pack: &PackId, needed: &[Needed]) -> Result<()> {
+    let (repo, marks) = (ctx.repo, ctx.marks);
     let mut i = 0;
     while i < needed.len() {
         let start = needed[i].entry.offset as u64;
@@ -430,13 +483,8 @@ fn restore_from_pack(
                 return Err(Error::HashMismatch { what: what(), expected: e.id.to_hex() });
             }
             for &(f, offset) in &n.places {
-                files[f].write_all_at(&data, offset).map_err(|err| {
-                    marks[f].fail();
-                    // Named as the operator knows it (a full disk: which file did not fit); its
-                    // temporary name is removed when the batch fails.
-                    Error::io(&batch[f].path, err)
-                })?;
-                progress.bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
+                ctx.write(f, offset, &data)?;
+                ctx.progress.bytes_done.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
         }
         i = j;

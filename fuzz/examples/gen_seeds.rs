@@ -133,6 +133,7 @@ fn main() {
             IndexedPack { id: PackId([1; 32]), entries: sample_entries() },
             IndexedPack { id: PackId([2; 32]), entries: vec![] },
         ],
+        condemned: vec![IndexedPack { id: PackId([3; 32]), entries: vec![] }],
     };
     {
         let dir = root.join("index_segment");
@@ -222,6 +223,8 @@ fn main() {
         operation: "backup".into(),
         created: "2024-05-01T12:00:00Z".into(),
         refreshed: "2024-05-01T12:05:00Z".into(),
+        prune: false,
+        pid_space: Some("4026531836".into()),
     };
     {
         let dir = root.join("config");

@@ -27,6 +27,8 @@ use super::{error, Shared};
 const KEEP_FINISHED: usize = 50;
 /// How often the events stream sends the job's counters.
 const TICK: Duration = Duration::from_millis(250);
+/// How often the events stream looks for a new step between ticks.
+const STEP_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobState {
@@ -100,6 +102,11 @@ impl Job {
     /// Name the step the work is in ("dumping the gateway", "writing the archive", …).
     pub fn step(&self, step: impl Into<String>) {
         self.status().step = step.into();
+    }
+
+    /// The step the job is at now.
+    pub fn step_now(&self) -> String {
+        self.status().step.clone()
     }
 
     /// Whether the cancel button was pressed.
@@ -293,7 +300,8 @@ pub async fn one(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<S
     }
 }
 
-/// `GET /api/jobs/{id}/events`: the job's view every 250 ms while it runs, then once more at the end.
+/// `GET /api/jobs/{id}/events`: the job's view every 250 ms while it runs, at once when its step
+/// changes, then once more at the end.
 pub async fn events(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let Some(session) = app.sessions.of_request(&headers) else {
         return error(StatusCode::UNAUTHORIZED, "not signed in");
@@ -301,17 +309,24 @@ pub async fn events(State(app): State<Shared>, headers: HeaderMap, Path(id): Pat
     let Some(job) = app.jobs.get(&id, &session) else {
         return error(StatusCode::NOT_FOUND, "no such job");
     };
-    let stream = futures_util::stream::unfold((job, false), |(job, ended)| async move {
+    let stream = futures_util::stream::unfold((job, false, None), |(job, ended, sent)| async move {
         if ended {
             return None;
         }
+        // After the first view, wait a tick, but send at once when the step changes or the job
+        // ends: a step shorter than a tick is still seen.
+        if let Some(step) = sent {
+            let mut waited = Duration::ZERO;
+            while waited < TICK && job.state() == JobState::Running && job.step_now() == step {
+                tokio::time::sleep(STEP_POLL).await;
+                waited += STEP_POLL;
+            }
+        }
         let running = job.state() == JobState::Running;
         let view = job.view();
-        if running {
-            tokio::time::sleep(TICK).await;
-        }
+        let step = view["step"].as_str().unwrap_or_default().to_string();
         let event = Event::default().data(view.to_string());
-        Some((Ok::<_, Infallible>(event), (job, !running)))
+        Some((Ok::<_, Infallible>(event), (job, !running, Some(step))))
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }

@@ -158,11 +158,7 @@ impl IndexCache {
 
     /// Whether a segment the cache holds lists pack `id` as live (not only as condemned).
     pub fn has_live_pack(&self, id: &PackId) -> Result<bool> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached("SELECT 1 FROM packs WHERE id = ?1 AND condemned = 0")
-            .map_err(|e| sql(&self.path, e))?;
-        st.exists(params![&id.0[..]]).map_err(|e| sql(&self.path, e))
+        Ok(self.pack_condemned(&self.conn(), id)? == Some(false))
     }
 
     /// Whether a segment the cache holds supersedes `id`.

@@ -313,30 +313,30 @@ impl Restorer<'_> {
             let held: Vec<Option<File>> = batch
                 .par_iter()
                 .zip(marks)
-                .map(|(f, mark)| {
-                    match f.content.len() {
-                        0 => finish_file(create_file(f)?, f).map(|()| {
-                            mark.placed.store(true, Ordering::Relaxed);
-                            progress.files_done.fetch_add(1, Ordering::Relaxed);
-                            None
-                        }),
-                        1 => Ok(None),
-                        _ => create_file(f).map(Some),
-                    }
-                    .inspect_err(|_| mark.fail())
+                .map(|(f, mark)| match f.content.len() {
+                    0 => create_file(f)
+                        .inspect_err(|_| mark.fail())
+                        .and_then(|file| place(file, f, mark, progress))
+                        .map(|()| None),
+                    1 => Ok(None),
+                    _ => create_file(f).inspect_err(|_| mark.fail()).map(Some),
                 })
                 .collect::<Result<_>>()?;
             let ctx = Batch { repo, files: &held, batch, marks, progress };
-            packs.par_iter().try_for_each(|(pack, needed)| {
-                restore_from_pack(&ctx, pack, needed).map_err(|e| blame_pack(e, needed, batch, marks, target))
-            })?;
-            held.into_par_iter().zip(batch.par_iter().zip(marks)).try_for_each(|(file, (f, mark))| {
-                let Some(file) = file else { return Ok(()) };
-                finish_file(file, f).inspect_err(|_| mark.fail())?;
-                mark.placed.store(true, Ordering::Relaxed);
-                progress.files_done.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            })
+            // Every pack is read even after one failed: a round now holds thousands of small files,
+            // and each one whose data is sound is put in place and kept.
+            let failures: Vec<Error> = packs
+                .par_iter()
+                .filter_map(|(pack, needed)| {
+                    restore_from_pack(&ctx, pack, needed).err().map(|e| blame_pack(e, needed, batch, marks, target))
+                })
+                .collect();
+            if let Some(e) = failures.into_iter().next() {
+                return Err(e);
+            }
+            held.into_par_iter()
+                .zip(batch.par_iter().zip(marks))
+                .try_for_each(|(file, (f, mark))| file.map_or(Ok(()), |file| place(file, f, mark, progress)))
         })
     }
 }
@@ -363,10 +363,8 @@ impl Batch<'_> {
             Some(file) => write(file).inspect_err(|_| mark.fail()),
             None => {
                 let file = create_file(pending).inspect_err(|_| mark.fail())?;
-                write(&file).and_then(|()| finish_file(file, pending)).inspect_err(|_| mark.fail())?;
-                mark.placed.store(true, Ordering::Relaxed);
-                self.progress.files_done.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                write(&file).inspect_err(|_| mark.fail())?;
+                place(file, pending, mark, self.progress)
             }
         }
     }
@@ -439,6 +437,14 @@ fn blame_pack(e: Error, needed: &[Needed], batch: &[PendingFile], marks: &[Mark]
         }
     }
     Error::PackUnreadable(p)
+}
+
+/// Finish a written file (`finish_file`) and count it as in place, or mark it as what failed.
+fn place(file: File, f: &PendingFile, mark: &Mark, progress: &Progress) -> Result<()> {
+    finish_file(file, f).inspect_err(|_| mark.fail())?;
+    mark.placed.store(true, Ordering::Relaxed);
+    progress.files_done.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Blobs closer together than this are read in one range (the gap is read and discarded).

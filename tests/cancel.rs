@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::gateway::s;
 use common::*;
 use sophon::archive::{self, BackupOptions, Progress};
+use sophon::backend::fault::{Fault, FaultyBackend};
 use sophon::check::{self, CheckOptions};
 use sophon::export::{output, ExportOptions, Format};
 use sophon::{Error, Repository, Session};
@@ -20,6 +21,19 @@ use sophon::{Error, Repository, Session};
 fn session(repo: &Path, cache: &Path) -> Session {
     let backend = sophon::backend::open_url(s(repo), false).unwrap();
     let opened = Repository::open(backend, PASSPHRASE.as_bytes(), Some(cache.to_path_buf())).unwrap();
+    Session::shared(Arc::new(opened), "test").unwrap()
+}
+
+/// A session whose store sets `progress.cancel` just before the `n`-th write under `prefix` (a
+/// pack, an index segment), as a dashboard's cancel button would at that moment: a point of the
+/// run reached exactly, however loaded the machine (a watching thread may not run until the
+/// backup has ended).
+fn session_cancelling_at(repo: &Path, cache: &Path, prefix: &str, n: u64, progress: &Arc<Progress>) -> Session {
+    let raw = sophon::backend::open_url(s(repo), false).unwrap();
+    let p = Arc::clone(progress);
+    let cancel = move || p.cancel.store(true, Ordering::Relaxed);
+    let faulty = FaultyBackend::new(raw, Fault::Transient(0.0), 1).before_write(prefix, n, cancel);
+    let opened = Repository::open(Arc::new(faulty), PASSPHRASE.as_bytes(), Some(cache.to_path_buf())).unwrap();
     Session::shared(Arc::new(opened), "test").unwrap()
 }
 
@@ -74,11 +88,10 @@ fn a_backup_and_an_export_cancelled_part_way_leave_nothing() {
     for i in 0..4 {
         write(&src.join(format!("big/{i}.bin")), &pseudo_random(24 << 20, 10 + i));
     }
-    let s1 = session(&repo, &cache);
     let progress = Arc::new(Progress::default());
-    let watcher = cancel_at(&progress, 40 << 20);
+    let s1 = session_cancelling_at(&repo, &cache, "data/", 40, &progress);
     let outcome = archive::backup(&s1, &BackupOptions::new(vec![src.clone()]), Arc::clone(&progress));
-    assert!(watcher.join().unwrap(), "the backup ended before it could be cancelled");
+    assert!(progress.cancelled(), "the backup ended before its 40th pack");
     assert!(matches!(outcome, Err(Error::Cancelled)), "{outcome:?}");
     drop(s1);
     assert_eq!(objects(&repo, "snapshots"), snapshots, "no snapshot");
@@ -145,13 +158,16 @@ fn a_gateway_backup_cancelled_during_its_dump_leaves_nothing() {
     let outcome = sophon::gateway::backup::backup(&s1, &home, &dump_opts, &opts, progress);
     assert!(matches!(outcome, Err(Error::Cancelled)), "{:?}", outcome.map(|o| o.0.snapshot_id));
 
-    // Cancelled once the first bytes are read (the documents are read while the tables are dumped).
-    let progress = Arc::new(Progress::default());
-    let watcher = cancel_at(&progress, 1);
-    let outcome = sophon::gateway::backup::backup(&s1, &home, &dump_opts, &opts, Arc::clone(&progress));
-    assert!(watcher.join().unwrap());
-    assert!(matches!(outcome, Err(Error::Cancelled)), "{:?}", outcome.map(|o| o.0.snapshot_id));
     drop(s1);
+    // Cancelled as its first pack is written (the documents are read while the tables are dumped,
+    // so the dump may still be running) and as its third.
+    for at in [1, 3] {
+        let progress = Arc::new(Progress::default());
+        let s1 = session_cancelling_at(&repo, &cache, "data/", at, &progress);
+        let outcome = sophon::gateway::backup::backup(&s1, &home, &dump_opts, &opts, Arc::clone(&progress));
+        assert!(progress.cancelled(), "the backup wrote fewer than {at} packs");
+        assert!(matches!(outcome, Err(Error::Cancelled)), "{:?}", outcome.map(|o| o.0.snapshot_id));
+    }
     assert!(objects(&repo, "snapshots").is_empty(), "no snapshot");
     assert!(objects(&repo, "data").is_empty(), "no pack");
     assert!(!spool.exists() || files_below(&spool).is_empty(), "no spooled file left");
@@ -180,4 +196,23 @@ fn a_gateway_backup_cancelled_during_its_dump_leaves_nothing() {
     let (after, _) = sophon::gateway::backup::estimate(Some(&s2), &home, &dump_opts, &opts).unwrap();
     assert!(after.bytes_new >= 3 << 20, "{after:?}");
     assert_eq!(after.files_unchanged + 1, estimate.files_unchanged, "{after:?}");
+}
+
+#[test]
+fn a_cancel_that_comes_as_the_last_index_segment_is_stored_is_too_late_and_the_snapshot_is_saved() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo, cache) = (t.path().join("src"), t.path().join("repo"), t.path().join("cache"));
+    sample_tree(&src, 16, 2);
+    Sophon::new(t.path()).init_small_packs(&repo);
+    let progress = Arc::new(Progress::default());
+    let s1 = session_cancelling_at(&repo, &cache, "index/", 1, &progress);
+    let outcome = archive::backup(&s1, &BackupOptions::new(vec![src.clone()]), Arc::clone(&progress));
+    assert!(progress.cancelled());
+    // Had it ended as cancelled, its packs (listed by the segment, so never deleted) would wait
+    // for a prune with no snapshot using them.
+    let outcome = outcome.expect("a cancel after the last chance to stop is too late");
+    assert_eq!(outcome.index_segments.len(), 1);
+    drop(s1);
+    assert_eq!(objects(&repo, "snapshots").len(), 1);
+    assert_clean(&repo, &cache);
 }

@@ -90,6 +90,8 @@ pub struct Progress {
     /// dump and an export check it as they go and end with [`Error::Cancelled`] once they have
     /// removed what they began: no snapshot, the run's unindexed packs deleted, no archive file or
     /// temporary file. The session's lock is released when the caller drops it, as after any error.
+    /// A backup takes a cancel until its last index segment is about to be stored; one that comes
+    /// later is too late, and the backup ends with its snapshot saved.
     pub cancel: AtomicBool,
 }
 
@@ -217,10 +219,10 @@ fn run(
     // The pipeline ends when every sender is gone, the walker's included.
     let (errors, mut summary) = walker.finish();
     let segments = pipeline.finish(&shared);
+    // A cancel seen by any stage, up to the index writer's last check before the final segment,
+    // is the run's fatal error; one that came later is too late (`collector_loop`).
     let finished = walked.and_then(|root| segments.map(|s| (root, s))).and_then(|done| match shared.take_fatal() {
         Some(e) => Err(e),
-        // A cancel that came after the last file was read still means no snapshot.
-        None if shared.progress.cancelled() => Err(Error::Cancelled),
         None => Ok(done),
     });
     let (root, segments) = match finished {
@@ -251,9 +253,6 @@ fn run(
         summary,
     };
     shared.lock.ensure_held()?;
-    if shared.progress.cancelled() {
-        return Err(Error::Cancelled);
-    }
     let snapshot_id = repo.save_snapshot(&snapshot)?;
     Ok(BackupOutcome {
         snapshot_id,

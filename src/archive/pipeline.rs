@@ -411,7 +411,7 @@ fn packer_loop(shared: &Shared, target: usize, sealed: Receiver<CompressedBlob>,
 fn uploader_loop(shared: &Shared, packs: Receiver<FinishedPack>, done: Sender<(PackId, Vec<PackEntry>)>) {
     let backend = shared.repo.backend();
     for p in packs {
-        if shared.aborted.load(Ordering::Relaxed) {
+        if shared.stopping() {
             continue;
         }
         // Noted before the write: a write that failed may still have left the object (a store
@@ -463,7 +463,10 @@ fn collector_loop(shared: &Shared, done: Receiver<(PackId, Vec<PackEntry>)>) -> 
             }
         }
     }
-    if shared.aborted.load(Ordering::Relaxed) {
+    // The run's last chance to stop: once the last segment is stored, the backup is complete and
+    // its snapshot is saved even if a cancel comes now (a snapshot no one asked for is better
+    // than indexed packs no snapshot uses).
+    if shared.stopping() {
         return Ok(written);
     }
     flush(&mut pending)?;

@@ -33,10 +33,19 @@ pub struct FaultyBackend {
     writes: AtomicU64,
     injected: Arc<AtomicU64>,
     hook: Mutex<Option<Hook>>,
+    write_hook: Mutex<Option<WriteHook>>,
 }
 
 /// Work run once, before the call with this number (counting from 1).
 type Hook = (u64, Box<dyn FnOnce() + Send>);
+
+/// Work run once, before the `at`-th write under `prefix`.
+struct WriteHook {
+    prefix: String,
+    at: u64,
+    seen: u64,
+    work: Option<Box<dyn FnOnce() + Send>>,
+}
 
 impl FaultyBackend {
     pub fn new(inner: Arc<dyn Backend>, fault: Fault, seed: u64) -> Self {
@@ -48,6 +57,7 @@ impl FaultyBackend {
             writes: AtomicU64::new(0),
             injected: Arc::new(AtomicU64::new(0)),
             hook: Mutex::new(None),
+            write_hook: Mutex::new(None),
         }
     }
 
@@ -55,6 +65,16 @@ impl FaultyBackend {
     /// waits for it. A call number the operation never reaches runs nothing.
     pub fn before_call(self, call: u64, work: impl FnOnce() + Send + 'static) -> Self {
         *self.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some((call, Box::new(work)));
+        self
+    }
+
+    /// Run `work` once, just before the `n`-th write (counting from 1) of an object whose path
+    /// starts with `prefix` (`data/`: a pack; `index/`: a segment) goes through; the write waits
+    /// for it. Where a call number is not known ahead (a run whose reads vary), this reaches a
+    /// given point of a backup exactly.
+    pub fn before_write(self, prefix: &str, n: u64, work: impl FnOnce() + Send + 'static) -> Self {
+        *self.write_hook.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(WriteHook { prefix: prefix.to_string(), at: n, seen: 0, work: Some(Box::new(work)) });
         self
     }
 
@@ -131,6 +151,23 @@ impl Backend for FaultyBackend {
     fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
         self.check("write", path)?;
         let n = if path.starts_with("data/") { self.writes.fetch_add(1, Ordering::Relaxed) + 1 } else { 0 };
+        let due = {
+            let mut hook = self.write_hook.lock().unwrap_or_else(|p| p.into_inner());
+            match hook.as_mut() {
+                Some(h) if path.starts_with(&h.prefix) => {
+                    h.seen += 1;
+                    if h.seen == h.at {
+                        h.work.take()
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            }
+        };
+        if let Some(work) = due {
+            work();
+        }
         if n > 0 && self.fault == Fault::CutWrite(n) {
             let half = data[..data.len() / 2].to_vec();
             let _ = self.inner.write(path, half);

@@ -21,7 +21,7 @@ use crate::format::prune::{CondemnedPack, PruneRecord, VERSION as RECORD_VERSION
 use crate::format::tree::Tree;
 use crate::id::{BlobId, BlobType, PackId, PruneId, SnapshotId};
 use crate::pack::{self, PackBuilder};
-use crate::repo::{LockMode, Repository};
+use crate::repo::{LockMode, Repository, PACKS_PER_INDEX_SEGMENT};
 use crate::session::Session;
 
 #[derive(Clone, Debug)]
@@ -70,6 +70,12 @@ pub struct PrunePlan {
     pub ripe: Vec<(PruneId, Vec<PlannedPack>)>,
     /// Earlier prune records still waiting for a client that held a lock when they were written.
     pub waiting: Vec<PruneId>,
+    /// Index segments the repository holds now.
+    pub index_segments: u64,
+    /// Rewrite the index although nothing else is to be done: it has grown to
+    /// [`INDEX_SEGMENTS_WORTH_CONSOLIDATING`] more segments than its packs need (every backup adds at
+    /// least one). Any other work rewrites it too.
+    pub consolidate_index: bool,
     pub keep_packs: u64,
     pub keep_bytes: u64,
     pub bytes_to_delete: u64,
@@ -105,6 +111,7 @@ impl PrunePlan {
             && self.unrecorded.is_empty()
             && self.vanished.is_empty()
             && self.ripe.is_empty()
+            && !self.consolidate_index
     }
 }
 
@@ -405,10 +412,18 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
     // client that deduplicated against them before this prune writes a snapshot that resolves.
     plan.condemned_listed.extend(plan.delete.iter().chain(&plan.repack).map(|p| p.id));
     plan.condemned_listed.sort();
+    plan.index_segments = superseded.len() as u64;
+    let needed = (plan.kept.len() + plan.condemned_listed.len()).div_ceil(PACKS_PER_INDEX_SEGMENT).max(1);
+    plan.consolidate_index = superseded.len() >= needed + INDEX_SEGMENTS_WORTH_CONSOLIDATING;
     plan.superseded = superseded;
     plan.used = used;
     Ok(plan)
 }
+
+/// A prune with nothing else to do still rewrites the index once it holds this many segments more
+/// than its packs need: a client with an empty cache reads every segment, and a fleet of backups
+/// adds one per backup (examples/index_sync.rs measures what that costs).
+pub const INDEX_SEGMENTS_WORTH_CONSOLIDATING: usize = 64;
 
 /// Fewer small packs than this are left alone (unless a repack runs anyway).
 const SMALL_PACKS_WORTH_MERGING: usize = 10;

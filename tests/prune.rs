@@ -531,3 +531,59 @@ fn backups_writing_their_snapshots_at_any_step_of_a_prune_stay_indexed_on_s3() {
         }
     });
 }
+
+/// Every backup adds an index segment; a prune with nothing else to do rewrites the index once it
+/// holds 64 segments more than its packs need (format-spec/prune.md §3 step 4), and not before.
+#[test]
+fn a_prune_with_nothing_to_delete_consolidates_an_index_of_many_segments() {
+    use sophon::prune::{self, PruneOptions, INDEX_SEGMENTS_WORTH_CONSOLIDATING};
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    sophon.init_small_packs(&repo);
+    let url = s(&repo).to_string();
+    // The many small packs would be merged (a repack, which rewrites the index anyway): the
+    // consolidation alone is what is tested, as an operator who limits repacking gets it.
+    let no_repack = PruneOptions { max_repack_bytes: Some(0), ..PruneOptions::default() };
+    let segments = || if repo.join("index").exists() { files_below(&repo.join("index")).len() } else { 0 };
+    let prune_plan = || {
+        let session = sophon::Session::prune(open_repo(&sophon, &repo)).unwrap();
+        prune::plan(&session, &no_repack, &mut |_| {}).unwrap()
+    };
+    let backup = |n: usize| {
+        write(&src.join("changing.txt"), format!("backup {n}").as_bytes());
+        let session = open_at(&url, &sophon.cache).unwrap();
+        let opts = sophon::archive::BackupOptions::new(vec![src.clone()]);
+        sophon::archive::backup(&session, &opts, Arc::new(sophon::archive::Progress::default())).unwrap();
+    };
+    write(&src.join("stable.bin"), &pseudo_random(256 * 1024, 5));
+    let mut n = 0;
+    while segments() < INDEX_SEGMENTS_WORTH_CONSOLIDATING {
+        backup(n);
+        n += 1;
+    }
+    // One short of the threshold (the packs need one segment): nothing to do.
+    let plan = prune_plan();
+    assert_eq!(plan.index_segments as usize, INDEX_SEGMENTS_WORTH_CONSOLIDATING);
+    assert!(plan.is_empty() && !plan.consolidate_index, "{plan:?}");
+    backup(n);
+    let dry = sophon.ok(&["backup", "prune", "--repo", &url, "--max-repack", "0", "--dry-run"]);
+    assert!(dry.contains("segment(s) rewritten as few"), "{dry}");
+    let plan = prune_plan();
+    assert!(plan.consolidate_index && plan.delete.is_empty() && plan.repack.is_empty(), "{plan:?}");
+    let before = sophon.ok(&["backup", "list", "--repo", &url, "--json"]);
+    // Another client, whose cache now holds every segment the prune replaces.
+    let stale = Sophon::new(&t.path().join("other-client"));
+    assert_eq!(stale.ok(&["backup", "list", "--repo", &url, "--json"]), before);
+
+    sophon.ok(&["backup", "prune", "--repo", &url, "--max-repack", "0", "-q"]);
+    assert_eq!(segments(), 1, "every segment rewritten as one");
+    assert!(prune_plan().is_empty(), "a second prune has nothing to do");
+    assert_eq!(sophon.ok(&["backup", "list", "--repo", &url, "--json"]), before);
+    let verify = sophon.ok(&["backup", "verify", "--repo", &url, "--read-data"]);
+    assert!(verify.contains("no damage found"), "{verify}");
+    // A client whose cache still holds the old segments syncs to the new one and restores.
+    let target = t.path().join("restored");
+    stale.ok(&["backup", "restore", "--repo", &url, "--snapshot", "latest", "--target", s(&target), "-q"]);
+    assert_eq!(std::fs::read(target.join("src/changing.txt")).unwrap(), format!("backup {n}").as_bytes());
+}

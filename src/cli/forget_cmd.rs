@@ -349,6 +349,9 @@ fn print_prune_plan(p: &PrunePlan) -> std::io::Result<()> {
     if !p.waiting.is_empty() {
         line(format!("  wait     {} earlier prune(s) still wait for clients that were running", p.waiting.len()))?;
     }
+    if p.consolidate_index {
+        line(format!("  index    {:>6} segment(s) rewritten as few (nothing else changes)", p.index_segments))?;
+    }
     line(format!("  keep     {:>6} pack(s)               {}", p.keep_packs, bytes(p.keep_bytes)))?;
     line(format!(
         "  to free  {}",

@@ -32,6 +32,9 @@ pub use lock::{LockGuard, LockMode, LOCK_STALE_AFTER};
 
 /// Snapshots, index segments and locks larger than this (decompressed) are refused.
 const MAX_OBJECT_SIZE: usize = 256 * 1024 * 1024;
+/// Packs a segment written by a prune or repair lists (a backup's list at most 128: they are
+/// written as it goes).
+pub const PACKS_PER_INDEX_SEGMENT: usize = 1024;
 
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -482,7 +485,6 @@ impl Repository {
         packs: &mut dyn Iterator<Item = Result<(IndexedPack, bool)>>,
         superseded: &[IndexId],
     ) -> Result<Vec<IndexId>> {
-        const PACKS_PER_SEGMENT: usize = 1024;
         // Only the last segment written supersedes the old ones: until it exists readers use the
         // old segments (beside the new ones, which only list some packs twice), so no moment, and
         // no crash, leaves an index missing packs.
@@ -493,7 +495,7 @@ impl Repository {
                 (pack, false) => segment.packs.push(pack),
                 (pack, true) => segment.condemned.push(pack),
             }
-            if segment.packs.len() + segment.condemned.len() >= PACKS_PER_SEGMENT {
+            if segment.packs.len() + segment.condemned.len() >= PACKS_PER_INDEX_SEGMENT {
                 let full = std::mem::take(&mut segment);
                 written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
             }
@@ -518,6 +520,51 @@ impl Repository {
     pub fn load_index_segment(&self, id: &IndexId) -> Result<IndexSegment> {
         let plain = self.load_object(ObjectKind::Index, &id.0)?;
         IndexSegment::decode(&plain, &format!("index segment {id}"))
+    }
+
+    /// Index segments read at once while syncing the cache: as many as the store takes writes at
+    /// once (two at least, one a core, for the decryption). The sync reads them in batches of this
+    /// size, so memory holds at most this many decoded segments (a prune's can list 1,024 packs).
+    fn segment_readers(&self) -> usize {
+        self.backend.parallel_writes().max(2)
+    }
+
+    /// [`Repository::load_index_segment`] of each of `ids`, in their order, several at once: a
+    /// client with an empty cache reads every segment, and on a remote store each read is mostly
+    /// waiting (1,000 segments one after the other took seconds even on a store on loopback).
+    fn load_index_segments(&self, ids: &[IndexId]) -> Vec<Result<IndexSegment>> {
+        let workers = self.segment_readers().min(ids.len());
+        if workers <= 1 {
+            return ids.iter().map(|id| self.load_index_segment(id)).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut slots: Vec<Option<Result<IndexSegment>>> = (0..ids.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(id) = ids.get(i) else { return mine };
+                            mine.push((i, self.load_index_segment(id)));
+                        }
+                    })
+                })
+                .collect();
+            for (i, loaded) in workers.into_iter().filter_map(|w| w.join().ok()).flatten() {
+                slots[i] = Some(loaded);
+            }
+        });
+        slots
+            .into_iter()
+            .zip(ids)
+            .map(|(slot, id)| {
+                slot.unwrap_or_else(|| {
+                    Err(Error::invalid(format!("index segment {id} was not read (its reader thread stopped)")))
+                })
+            })
+            .collect()
     }
 
     pub fn index_segment_ids(&self) -> Result<Vec<IndexId>> {
@@ -547,24 +594,29 @@ impl Repository {
         missing.sort();
         let mut rebuild = cached.iter().any(|id| !remote.contains(id));
         if !rebuild {
-            for id in &missing {
-                // Left behind by a prune or repair that was interrupted before deleting it: a
-                // segment already read replaces it, so its packs must not come back.
-                if self.index.is_superseded(id)? {
-                    continue;
+            // Left behind by a prune or repair that was interrupted before deleting them: a
+            // segment already read replaces each, so their packs must not come back.
+            let mut wanted = Vec::with_capacity(missing.len());
+            for id in missing {
+                if !self.index.is_superseded(&id)? {
+                    wanted.push(id);
                 }
-                match self.load_index_segment(id) {
-                    Ok(seg) => {
-                        if seg.superseded.iter().any(|s| cached.contains(s) || remote.contains(s)) {
-                            rebuild = true;
-                            break;
+            }
+            'load: for batch in wanted.chunks(self.segment_readers()) {
+                for (id, loaded) in batch.iter().zip(self.load_index_segments(batch)) {
+                    match loaded {
+                        Ok(seg) => {
+                            if seg.superseded.iter().any(|s| cached.contains(s) || remote.contains(s)) {
+                                rebuild = true;
+                                break 'load;
+                            }
+                            self.index.add_segment(id, &seg)?;
                         }
-                        self.index.add_segment(id, &seg)?;
+                        // Deleted since the listing: a prune or repair replaced it.
+                        Err(Error::NotFound(_)) => {}
+                        Err(e) if e.is_damage() => on_damage(*id, e),
+                        Err(e) => return Err(e),
                     }
-                    // Deleted since the listing: a prune or repair replaced it.
-                    Err(Error::NotFound(_)) => {}
-                    Err(e) if e.is_damage() => on_damage(*id, e),
-                    Err(e) => return Err(e),
                 }
             }
         }
@@ -580,16 +632,20 @@ impl Repository {
         // repair is not needed.
         let mut superseded = HashSet::new();
         let mut damaged = Vec::new();
+        let mut ids: Vec<IndexId> = remote.iter().copied().collect();
+        ids.sort();
         self.index.replace_all(&mut |add| {
-            for id in remote {
-                match self.load_index_segment(id) {
-                    Ok(seg) => {
-                        superseded.extend(seg.superseded.iter().copied());
-                        add(id, &seg)?;
+            for batch in ids.chunks(self.segment_readers()) {
+                for (id, loaded) in batch.iter().zip(self.load_index_segments(batch)) {
+                    match loaded {
+                        Ok(seg) => {
+                            superseded.extend(seg.superseded.iter().copied());
+                            add(id, &seg)?;
+                        }
+                        Err(Error::NotFound(_)) => {}
+                        Err(e) if e.is_damage() => damaged.push((*id, e)),
+                        Err(e) => return Err(e),
                     }
-                    Err(Error::NotFound(_)) => {}
-                    Err(e) if e.is_damage() => damaged.push((*id, e)),
-                    Err(e) => return Err(e),
                 }
             }
             Ok(())

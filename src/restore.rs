@@ -449,6 +449,10 @@ fn place(file: File, f: &PendingFile, mark: &Mark, progress: &Progress) -> Resul
 
 /// Blobs closer together than this are read in one range (the gap is read and discarded).
 const MAX_READ_GAP: u64 = 256 * 1024;
+/// A range joins blobs only up to this many bytes (a single larger blob is read alone): each
+/// restore thread holds one range, and whole 16 MiB packs on every thread took a restore's peak
+/// memory well past 128 MiB while reading no faster than 4 MiB at a time.
+const MAX_READ_SPAN: u64 = 4 * 1024 * 1024;
 
 /// Restore every needed blob of one pack (sorted by offset) into the files that use it.
 fn restore_from_pack(ctx: &Batch<'_>, pack: &PackId, needed: &[Needed]) -> Result<()> {
@@ -460,7 +464,8 @@ fn restore_from_pack(ctx: &Batch<'_>, pack: &PackId, needed: &[Needed]) -> Resul
         let mut j = i + 1;
         while j < needed.len() {
             let next = &needed[j].entry;
-            if next.offset as u64 > end + MAX_READ_GAP {
+            let next_end = next.offset as u64 + next.sealed_len as u64;
+            if next.offset as u64 > end + MAX_READ_GAP || next_end - start > MAX_READ_SPAN {
                 break;
             }
             end = end.max(next.offset as u64 + next.sealed_len as u64);

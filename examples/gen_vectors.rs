@@ -1262,6 +1262,17 @@ fn index_vectors(v: &mut Vectors, key: &[u8; 32]) -> Result<()> {
             modify(&good, |b| b[0] = 2),
         ),
         (
+            "version-2-empty-condemned-list.bin",
+            "Malformed",
+            "index/ok-superseded.bin with version byte 2 and a condemned count of 0: that segment is version 1, \
+             the only encoding writers use (found by fuzzing: it re-encoded to different bytes)",
+            {
+                let mut b = modify(&good, |b| b[0] = 2);
+                b.extend_from_slice(&0u32.to_le_bytes());
+                b
+            },
+        ),
+        (
             "condemned-count-too-large.bin",
             "Malformed",
             "index/ok-condemned.bin claiming 2^32-1 condemned packs: refused before anything is allocated",

@@ -79,6 +79,10 @@ impl IndexSegment {
         }
         let packs = decode_packs(&mut r, what, "pack")?;
         let condemned = if v == VERSION { decode_packs(&mut r, what, "condemned pack")? } else { Vec::new() };
+        // Writers write version 1 when nothing is condemned: one encoding for every segment.
+        if v == VERSION && condemned.is_empty() {
+            return Err(Error::malformed(what, "version 2 with an empty condemned list (that segment is version 1)"));
+        }
         r.finish()?;
         Ok(IndexSegment { superseded, packs, condemned })
     }

@@ -23,7 +23,9 @@ use crate::id::{BlobId, BlobType, IndexId, PackId};
 /// 3: packs carry `condemned` (listed only in segments' condemned lists): readable, not reused.
 /// 4: `lost` remembers which vanished segment listed each blob no segment lists any more, so the
 /// error for such a blob can name the segment.
-const SCHEMA_VERSION: i64 = 4;
+/// 5: packs carry `entries`, a hash of their entries, so a rebuild keeps the blob rows of a pack
+/// it already holds instead of writing them again (after a prune rewrote every segment).
+const SCHEMA_VERSION: i64 = 5;
 
 /// Where a blob is: its pack and its header entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,12 +54,16 @@ const LOCATION_COLUMNS: &str = "id, type, compression, offset, sealed_len, raw_l
 #[derive(Clone, Copy)]
 enum Tables {
     Cache,
-    Staging,
+    /// `reuse`: a pack the cache holds is staged without its blobs (see `stage_and_swap`).
+    Staging {
+        reuse: bool,
+    },
 }
 
 impl Tables {
     /// The inserts of a segment's superseded ids, its id, its packs (?1 pack, ?2 segment, ?3 blob
-    /// bytes, ?4 condemned) and its blobs (?1 blob, ?2 pack, ?3 segment, then the entry's fields).
+    /// bytes, ?4 condemned, ?5 entries hash; staging: ?6 reused) and its blobs (?1 blob, ?2 pack, ?3 segment, then
+    /// the entry's fields).
     fn inserts(self) -> [&'static str; 4] {
         match self {
             Tables::Cache => [
@@ -65,22 +71,32 @@ impl Tables {
                 "INSERT OR IGNORE INTO segments (id) VALUES (?1)",
                 // A pack one segment condemns and another lists plainly (a backup indexed its own
                 // pack after a prune condemned it) is a live pack.
-                "INSERT INTO packs (id, segment, blob_bytes, condemned) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO packs (id, segment, blob_bytes, condemned, entries) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (id) DO UPDATE SET condemned = min(condemned, excluded.condemned)",
                 // ?3 (the segment) is bound but not stored: the cache's blobs are keyed by pack.
                 "INSERT OR IGNORE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
                  VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8)",
             ],
-            Tables::Staging => [
+            Tables::Staging { .. } => [
                 "INSERT OR IGNORE INTO staging.superseded (id) VALUES (?1)",
                 "INSERT OR IGNORE INTO staging.segments (id) VALUES (?1)",
-                "INSERT INTO staging.packs (id, segment, blob_bytes, condemned) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO staging.packs (id, segment, blob_bytes, condemned, entries, reused)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (id, segment) DO UPDATE SET condemned = min(condemned, excluded.condemned)",
                 "INSERT OR IGNORE INTO staging.blobs (id, pack, segment, type, compression, offset, sealed_len, raw_len)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             ],
         }
     }
+}
+
+/// What the cache knows a pack's entries by: a hash of them as a segment encodes them.
+fn entries_hash(entries: &[PackEntry]) -> [u8; 32] {
+    let mut bytes = Vec::with_capacity(entries.len() * 46);
+    for e in entries {
+        e.encode_into(&mut bytes);
+    }
+    crate::id::content_hash(&bytes)
 }
 
 pub struct IndexCache {
@@ -131,7 +147,7 @@ impl IndexCache {
                  CREATE TABLE segments (id BLOB PRIMARY KEY) WITHOUT ROWID;
                  CREATE TABLE superseded (id BLOB PRIMARY KEY) WITHOUT ROWID;
                  CREATE TABLE packs (id BLOB PRIMARY KEY, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL,
-                     condemned INTEGER NOT NULL) WITHOUT ROWID;
+                     condemned INTEGER NOT NULL, entries BLOB NOT NULL) WITHOUT ROWID;
                  CREATE TABLE blobs (id BLOB NOT NULL, pack BLOB NOT NULL, type INTEGER NOT NULL,
                      compression INTEGER NOT NULL, offset INTEGER NOT NULL, sealed_len INTEGER NOT NULL,
                      raw_len INTEGER NOT NULL, PRIMARY KEY (id, pack)) WITHOUT ROWID;",
@@ -239,10 +255,19 @@ impl IndexCache {
         let _ = conn.execute_batch("DETACH DATABASE staging");
         remove_staging();
         conn.execute("ATTACH DATABASE ?1 AS staging", params![staging.to_string_lossy()]).map_err(|e| sql(&p, e))?;
-        let replaced = Self::create_staging(&conn, &p).and_then(|()| Self::stage_and_swap(&mut conn, &p, fill));
+        let mut replaced =
+            Self::create_staging(&conn, &p).and_then(|()| Self::stage_and_swap(&mut conn, &p, fill, true));
+        if let Ok(false) = replaced {
+            // Another process rebuilt the cache meanwhile and dropped packs this rebuild kept
+            // rows of: stage everything again, reusing nothing.
+            replaced = conn
+                .execute_batch("DELETE FROM staging.segments; DELETE FROM staging.superseded; DELETE FROM staging.packs; DELETE FROM staging.blobs;")
+                .map_err(|e| sql(&p, e))
+                .and_then(|()| Self::stage_and_swap(&mut conn, &p, fill, false));
+        }
         let detached = conn.execute_batch("DETACH DATABASE staging").map_err(|e| sql(&p, e));
         remove_staging();
-        replaced.and(detached)
+        replaced.map(|_| ()).and(detached)
     }
 
     fn create_staging(conn: &Connection, p: &Path) -> Result<()> {
@@ -252,7 +277,8 @@ impl IndexCache {
              CREATE TABLE staging.segments (id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE staging.superseded (id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE staging.packs (id BLOB NOT NULL, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL,
-                 condemned INTEGER NOT NULL, PRIMARY KEY (id, segment)) WITHOUT ROWID;
+                 condemned INTEGER NOT NULL, entries BLOB NOT NULL, reused INTEGER NOT NULL,
+                 PRIMARY KEY (id, segment)) WITHOUT ROWID;
              CREATE TABLE staging.blobs (id BLOB NOT NULL, pack BLOB NOT NULL, segment BLOB NOT NULL,
                  type INTEGER NOT NULL, compression INTEGER NOT NULL, offset INTEGER NOT NULL,
                  sealed_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
@@ -261,15 +287,33 @@ impl IndexCache {
         .map_err(|e| sql(p, e))
     }
 
+    /// Stage every segment `fill` adds, then swap the staged index in. With `reuse`, a pack the
+    /// cache already holds (same id, same entries: a pack's entries never change) is staged
+    /// without its blobs, whose rows stay: after a prune rewrote every segment, a client's sync
+    /// writes a row per pack, not per blob. Returns false, having changed nothing, when a pack
+    /// staged that way is gone from the cache by the swap (another process rebuilt it).
     fn stage_and_swap(
         conn: &mut Connection,
         p: &Path,
         fill: &mut dyn FnMut(&mut AddSegment<'_>) -> Result<()>,
-    ) -> Result<()> {
+        reuse: bool,
+    ) -> Result<bool> {
         let tx = conn.transaction().map_err(|e| sql(p, e))?;
-        fill(&mut |id, seg| Self::write_segment(&tx, p, Tables::Staging, id, seg))?;
+        let tables = Tables::Staging { reuse };
+        fill(&mut |id, seg| Self::write_segment(&tx, p, tables, id, seg))?;
         tx.commit().map_err(|e| sql(p, e))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql(p, e))?;
+        let vanished: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM staging.packs s WHERE s.reused = 1
+                     AND NOT EXISTS (SELECT 1 FROM main.packs m WHERE m.id = s.id)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| sql(p, e))?;
+        if vanished > 0 {
+            return Ok(false);
+        }
         // Blobs of a segment the cache held that is neither among the new ones nor superseded by
         // one vanished from the repository (deleted by hand, lost) or cannot be read: remember
         // which segment listed them, for the error a snapshot that uses one meets. Forgotten once a
@@ -292,14 +336,18 @@ impl IndexCache {
             )
             .map_err(|e| sql(p, e))?;
         }
+        // The blob rows of packs the new index keeps stay (reused packs have no staged blobs);
+        // those of every other pack go.
         tx.execute_batch(
-            "DELETE FROM main.blobs; DELETE FROM main.packs; DELETE FROM main.segments; DELETE FROM main.superseded;
+            "DELETE FROM main.packs; DELETE FROM main.segments; DELETE FROM main.superseded;
              INSERT INTO main.superseded SELECT id FROM staging.superseded;
              INSERT INTO main.segments SELECT id FROM staging.segments
                  WHERE id NOT IN (SELECT id FROM staging.superseded);
-             INSERT INTO main.packs (id, segment, blob_bytes, condemned)
-                 SELECT id, min(segment), max(blob_bytes), min(condemned) FROM staging.packs
+             INSERT INTO main.packs (id, segment, blob_bytes, condemned, entries)
+                 SELECT id, min(segment), max(blob_bytes), min(condemned), min(entries) FROM staging.packs
                  WHERE segment IN (SELECT id FROM main.segments) GROUP BY id;
+             DELETE FROM main.blobs WHERE pack NOT IN (SELECT id FROM staging.packs
+                 WHERE reused = 1 AND segment IN (SELECT id FROM main.segments));
              INSERT OR IGNORE INTO main.blobs (id, pack, type, compression, offset, sealed_len, raw_len)
                  SELECT id, pack, type, compression, offset, sealed_len, raw_len FROM staging.blobs
                  WHERE segment IN (SELECT id FROM main.segments);
@@ -307,7 +355,8 @@ impl IndexCache {
                  OR EXISTS (SELECT 1 FROM main.superseded s WHERE s.id = lost.segment);",
         )
         .map_err(|e| sql(p, e))?;
-        tx.commit().map_err(|e| sql(p, e))
+        tx.commit().map_err(|e| sql(p, e))?;
+        Ok(true)
     }
 
     fn write_segment(
@@ -328,9 +377,32 @@ impl IndexCache {
         prepare(segment_sql).map_err(|e| sql(p, e))?.execute(params![&id.0[..]]).map_err(|e| sql(p, e))?;
         let mut pack = prepare(pack_sql).map_err(|e| sql(p, e))?;
         let mut blob = prepare(blob_sql).map_err(|e| sql(p, e))?;
+        let mut known = match tables {
+            Tables::Staging { reuse: true } => {
+                Some(prepare("SELECT entries FROM main.packs WHERE id = ?1").map_err(|e| sql(p, e))?)
+            }
+            _ => None,
+        };
         let listed = segment.packs.iter().map(|pk| (pk, false));
         for (pk, condemned) in listed.chain(segment.condemned.iter().map(|pk| (pk, true))) {
-            pack.execute(params![&pk.id.0[..], &id.0[..], pk.blob_bytes() as i64, condemned]).map_err(|e| sql(p, e))?;
+            let bytes = pk.blob_bytes() as i64;
+            let (pack_id, seg_id) = (&pk.id.0[..], &id.0[..]);
+            let hash = entries_hash(&pk.entries);
+            let reused = match known.as_mut() {
+                Some(st) => {
+                    st.query_row(params![pack_id], |r| r.get::<_, Vec<u8>>(0)).optional().map_err(|e| sql(p, e))?
+                        == Some(hash.to_vec())
+                }
+                None => false,
+            };
+            match tables {
+                Tables::Cache => pack.execute(params![pack_id, seg_id, bytes, condemned, &hash[..]]),
+                Tables::Staging { .. } => pack.execute(params![pack_id, seg_id, bytes, condemned, &hash[..], reused]),
+            }
+            .map_err(|e| sql(p, e))?;
+            if reused {
+                continue;
+            }
             for e in &pk.entries {
                 blob.execute(params![
                     &e.id.0[..],
@@ -715,6 +787,46 @@ mod tests {
         assert_eq!(cache.lost_from(&BlobId([11; 32])).unwrap(), Some(IndexId([1; 32])));
         cache.forget_lost().unwrap();
         assert_eq!(cache.lost_segment_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_rebuild_after_a_consolidation_keeps_the_rows_of_the_packs_it_holds_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = IndexCache::open(&dir.path().join("index.sqlite")).unwrap();
+        cache.add_segment(&IndexId([1; 32]), &segment(&[], &[(20, &[10, 11])])).unwrap();
+        cache.add_segment(&IndexId([2; 32]), &segment(&[], &[(21, &[12])])).unwrap();
+        cache.add_segment(&IndexId([3; 32]), &segment(&[], &[(22, &[13])])).unwrap();
+        // A prune rewrote segments 1-3 as segment 4: pack 20 as it was (its rows are kept), pack 21
+        // gone, pack 22 listed with other entries than the cache holds (staged again), pack 23 new.
+        let consolidated = segment(&[1, 2, 3], &[(20, &[10, 11]), (22, &[14]), (23, &[15])]);
+        cache.replace_all(&mut |add| add(&IndexId([4; 32]), &consolidated)).unwrap();
+        assert_eq!(cache.segments().unwrap(), HashSet::from([IndexId([4; 32])]));
+        assert_eq!(
+            [10, 11, 12, 13, 14, 15].map(|b| pack_of(&cache, b)),
+            [Some(20), Some(20), None, None, Some(22), Some(23)]
+        );
+        assert_eq!(cache.blob_count().unwrap(), 4);
+        assert_eq!(cache.lost_segment_count().unwrap(), 0, "superseded segments are no loss");
+
+        // Another process rebuilds the cache between this rebuild's staging and its swap, dropping
+        // pack 20, which this rebuild staged without its blobs: it stages everything again.
+        let other = IndexCache::open(&dir.path().join("index.sqlite")).unwrap();
+        let mut calls = 0;
+        cache
+            .replace_all(&mut |add| {
+                calls += 1;
+                add(&IndexId([6; 32]), &segment(&[4], &[(20, &[10, 11]), (23, &[15])]))?;
+                if calls == 1 {
+                    other.replace_all(&mut |add| add(&IndexId([5; 32]), &segment(&[4], &[(23, &[15])]))).unwrap();
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(calls, 2, "staged again once");
+        assert_eq!(pack_of(&cache, 10), Some(20));
+        assert_eq!(pack_of(&cache, 11), Some(20));
+        assert_eq!(pack_of(&cache, 15), Some(23));
+        assert_eq!(cache.blob_count().unwrap(), 3);
     }
 
     #[test]

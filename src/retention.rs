@@ -121,9 +121,14 @@ impl std::str::FromStr for Within {
 }
 
 impl std::fmt::Display for Within {
-    /// restic's spelling: zero parts left out.
+    /// restic's spelling: zero parts left out; a duration of zero is `0h` (an empty string
+    /// would not parse back: the fuzzer's `0m`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (n, unit) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {
+        let parts = [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')];
+        if parts.iter().all(|(n, _)| *n == 0) {
+            return f.write_str("0h");
+        }
+        for (n, unit) in parts {
             if n != 0 {
                 write!(f, "{n}{unit}")?;
             }
@@ -267,6 +272,12 @@ mod tests {
         assert_eq!("1y2m3d4h".parse::<Within>().unwrap(), Within { years: 1, months: 2, days: 3, hours: 4 });
         assert_eq!("10d12h".parse::<Within>().unwrap().to_string(), "10d12h");
         assert_eq!("0y5d".parse::<Within>().unwrap().to_string(), "5d");
+        // A zero duration prints as something that parses back (found by fuzzing: `0m` printed as "").
+        for zero in ["0m", "0h", "0y0d"] {
+            let printed = zero.parse::<Within>().unwrap().to_string();
+            assert_eq!(printed, "0h");
+            assert_eq!(printed.parse::<Within>().unwrap(), Within::default());
+        }
         for bad in ["", "5", "d", "3w", "1d2d", "-1d", "1.5d"] {
             assert!(bad.parse::<Within>().is_err(), "{bad:?} should be refused");
         }

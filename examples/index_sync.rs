@@ -134,20 +134,26 @@ struct Row {
     cache_bytes: u64,
 }
 
-fn measure(a: &Args, n: usize, work: &std::path::Path) -> sophon::Result<Row> {
+/// A fresh repository holding `n` night segments; its URL.
+fn repository_with_segments(a: &Args, n: usize, run: usize) -> sophon::Result<String> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let url = format!("{}/index-sync-{n}-{nanos}", a.repo.trim_end_matches('/'));
+    let url = format!("{}/index-sync-{n}-{run}-{nanos}", a.repo.trim_end_matches('/'));
     let init =
         InitOptions { argon2: Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 }, ..Default::default() };
     let repo = Repository::init(sophon::backend::open_url(&url, true)?, PASSPHRASE, &init, None)?;
     for _ in 0..n {
         repo.upload_index_segment(&night_segment(a.packs, a.blobs))?;
     }
-    drop(repo);
+    Ok(url)
+}
+
+fn measure(a: &Args, n: usize, work: &std::path::Path) -> sophon::Result<Row> {
     let (mut cold, mut warm, mut night, mut compacted) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut cache_bytes = 0;
     let mut compacted_segments = 0;
     for run in 0..a.runs {
+        // Each run consolidates its repository: the next starts from a fresh one.
+        let url = repository_with_segments(a, n, run)?;
         let cache = work.join(format!("cache-{n}-{run}"));
         // Opening syncs the cache already (a command that takes no lock reads the index too).
         let started = Instant::now();

@@ -592,7 +592,9 @@ impl Repository {
         let cached = self.index.segments()?;
         let mut missing: Vec<IndexId> = remote.difference(&cached).copied().collect();
         missing.sort();
-        let mut rebuild = cached.iter().any(|id| !remote.contains(id));
+        // An empty cache (a new client, a deleted cache) is filled as a rebuild: staged in bulk, it
+        // is several times faster than segment by segment (one commit each into a growing table).
+        let mut rebuild = cached.iter().any(|id| !remote.contains(id)) || (cached.is_empty() && missing.len() > 1);
         if !rebuild {
             // Left behind by a prune or repair that was interrupted before deleting them: a
             // segment already read replaces each, so their packs must not come back.

@@ -533,38 +533,22 @@ impl Repository {
     /// client with an empty cache reads every segment, and on a remote store each read is mostly
     /// waiting (1,000 segments one after the other took seconds even on a store on loopback).
     fn load_index_segments(&self, ids: &[IndexId]) -> Vec<Result<IndexSegment>> {
-        let workers = self.segment_readers().min(ids.len());
-        if workers <= 1 {
+        // The sync hands over at most `segment_readers()` ids at a time: one thread each.
+        if ids.len() <= 1 {
             return ids.iter().map(|id| self.load_index_segment(id)).collect();
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut slots: Vec<Option<Result<IndexSegment>>> = (0..ids.len()).map(|_| None).collect();
         std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(id) = ids.get(i) else { return mine };
-                            mine.push((i, self.load_index_segment(id)));
-                        }
+            let readers: Vec<_> = ids.iter().map(|id| scope.spawn(move || self.load_index_segment(id))).collect();
+            readers
+                .into_iter()
+                .zip(ids)
+                .map(|(reader, id)| {
+                    reader.join().unwrap_or_else(|_| {
+                        Err(Error::invalid(format!("index segment {id} was not read (its reader thread panicked)")))
                     })
                 })
-                .collect();
-            for (i, loaded) in workers.into_iter().filter_map(|w| w.join().ok()).flatten() {
-                slots[i] = Some(loaded);
-            }
-        });
-        slots
-            .into_iter()
-            .zip(ids)
-            .map(|(slot, id)| {
-                slot.unwrap_or_else(|| {
-                    Err(Error::invalid(format!("index segment {id} was not read (its reader thread stopped)")))
-                })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     pub fn index_segment_ids(&self) -> Result<Vec<IndexId>> {

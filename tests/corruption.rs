@@ -269,6 +269,33 @@ fn two_segments(sophon: &Sophon, src: &Path, repo: &Path) -> String {
 }
 
 #[test]
+fn an_unchanged_file_whose_blobs_left_the_index_is_read_again_not_reused() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    let sophon = Sophon::new(t.path());
+    let segment = two_segments(&sophon, &src, &repo);
+    // The folder's unchanged files are checked against the index in one batch: every file whose
+    // data only the lost segment listed must be read again, and the snapshot must be whole.
+    std::fs::remove_file(repo.join("index").join(&segment)).unwrap();
+    let third = sophon.backup_json(&repo, &src);
+    let summary = &third["summary"];
+    assert_eq!(summary["files"], 8, "{summary}");
+    // The empty file (no data) and the one the second backup wrote (its own segment) are reused.
+    assert_eq!(summary["files_unmodified"], 2, "{summary}");
+    // The others are read: as changed where the parent's folder could still be loaded, as new
+    // where that folder too was listed only by the lost segment.
+    let read = summary["files_changed"].as_u64().unwrap() + summary["files_new"].as_u64().unwrap();
+    assert_eq!(read, 6, "{summary}");
+    assert!(summary["blobs_added"].as_u64().unwrap() > 0, "{summary}");
+    // Sound, with a warning only for the packs the lost segment listed (a prune's to remove).
+    let verify = sophon.expect(3, &["backup", "verify", "--repo", s(&repo), "--read-data"]);
+    assert!(verify.contains("2 pack(s) are not in any index segment"), "{verify}");
+    let out = t.path().join("out");
+    sophon.ok(&["backup", "restore", "--repo", s(&repo), "--snapshot", "latest", "--target", s(&out)]);
+    assert_same_tree(&src, &out.join("src"));
+}
+
+#[test]
 fn a_blob_whose_index_segment_is_gone_names_the_segment_and_repair_index() {
     let t = tempfile::tempdir().unwrap();
     let (src, repo) = (t.path().join("src"), t.path().join("repo"));

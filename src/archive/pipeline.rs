@@ -1,6 +1,7 @@
-//! The stages after the walk: readers chunk and deduplicate, sealers compress, the packer fills
-//! packs, uploaders store them and the collector writes the index segments that list them. They
-//! run on their own threads joined by bounded channels, and share one [`Shared`].
+//! The stages after the walk: readers chunk and deduplicate (and compress small chunks themselves),
+//! sealers compress the others, the packer fills packs, uploaders store them and the collector
+//! writes the index segments that list them. They run on their own threads joined by bounded
+//! channels, and share one [`Shared`].
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -13,7 +14,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use super::{BackupOptions, Progress};
 use crate::chunk::Chunker;
-use crate::compress::Compressor;
+use crate::compress::{Compression, Compressor};
 use crate::error::{Error, Result};
 use crate::format::index::{IndexSegment, IndexedPack};
 use crate::format::pack::PackEntry;
@@ -203,7 +204,8 @@ impl Pipeline {
     pub(super) fn start(shared: &Arc<Shared>, opts: &BackupOptions, level: i32) -> Result<Self> {
         let (file_tx, file_rx) = bounded::<FileJob>(256);
         let (blob_tx, blob_rx) = bounded::<RawBlob>(opts.sealer_threads);
-        let (sealed_tx, sealed_rx) = bounded::<CompressedBlob>(opts.sealer_threads);
+        // Room for many small blobs (up to 64 × 64 KiB); large ones are bounded by the buffer pool.
+        let (sealed_tx, sealed_rx) = bounded::<CompressedBlob>(opts.sealer_threads.max(64));
         // One finished pack may wait while others upload: memory holds at most uploaders + 2 packs.
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
         let (done_tx, done_rx) = unbounded::<(PackId, Vec<PackEntry>)>();
@@ -213,8 +215,9 @@ impl Pipeline {
 
         let mut readers = Vec::new();
         for i in 0..opts.reader_threads.max(1) {
-            let (rx, tx, sh) = (file_rx.clone(), blob_tx.clone(), Arc::clone(shared));
-            readers.push(spawn(format!("sophon-read-{i}"), Box::new(move || reader_loop(&sh, rx, tx)))?);
+            let (rx, sh) = (file_rx.clone(), Arc::clone(shared));
+            let out = ReaderOutput { blobs: blob_tx.clone(), sealed: sealed_tx.clone(), level };
+            readers.push(spawn(format!("sophon-read-{i}"), Box::new(move || reader_loop(&sh, rx, out)))?);
         }
         let mut sealers = Vec::new();
         for i in 0..opts.sealer_threads.max(1) {
@@ -265,12 +268,29 @@ impl Pipeline {
     }
 }
 
-fn reader_loop(shared: &Shared, jobs: Receiver<FileJob>, blobs: Sender<RawBlob>) {
+/// Chunks up to this size are compressed by the reader that read them and go straight to the
+/// packer: for a small file, handing its one chunk to a sealer thread cost more than compressing it.
+const READER_COMPRESSES_UP_TO: usize = 64 * 1024;
+
+/// Where a reader sends the chunks it claimed: larger ones raw to the sealers, small ones
+/// compressed (at `level`) to the packer.
+struct ReaderOutput {
+    blobs: Sender<RawBlob>,
+    sealed: Sender<CompressedBlob>,
+    level: i32,
+}
+
+fn reader_loop(shared: &Shared, jobs: Receiver<FileJob>, out: ReaderOutput) {
     let chunker = Chunker::new(shared.repo.config().chunker, shared.repo.keys().cdc_seed());
     let mut chunker = match chunker {
         Ok(c) => c,
         Err(e) => return shared.fail(e),
     };
+    let mut compressor = match Compressor::new(out.level) {
+        Ok(c) => c,
+        Err(e) => return shared.fail(e),
+    };
+    let mut reader = Reader { shared, chunker: &mut chunker, compressor: &mut compressor, out: &out };
     for job in jobs {
         if shared.stopping() {
             let _ = job.reply.send(Err("backup aborted".into()));
@@ -278,52 +298,89 @@ fn reader_loop(shared: &Shared, jobs: Receiver<FileJob>, blobs: Sender<RawBlob>)
         }
         let result = match &job.source {
             JobSource::Path(path) => match File::open(path) {
-                Ok(mut f) => read_content(shared, &mut chunker, &mut f, &blobs),
+                Ok(mut f) => reader.read_content(&mut f),
                 Err(e) => Err(e.to_string()),
             },
-            JobSource::Bytes(data) => read_content(shared, &mut chunker, &mut &data[..], &blobs),
+            JobSource::Bytes(data) => reader.read_content(&mut &data[..]),
         };
         let _ = job.reply.send(result);
     }
 }
 
-/// Chunk one file and hand its new chunks on. `Err` is an unreadable file (reported, not fatal).
-fn read_content(
-    shared: &Shared,
-    chunker: &mut Chunker,
-    file: &mut dyn std::io::Read,
-    blobs: &Sender<RawBlob>,
-) -> std::result::Result<FileContent, String> {
-    chunker.reset();
-    let mut content = Vec::new();
-    let mut size = 0u64;
-    let keys = shared.repo.keys();
-    while let Some(chunk) = chunker.next_chunk(file).map_err(|e| e.to_string())? {
-        if shared.stopping() {
-            return Err("backup aborted".into());
-        }
-        let id = keys.blob_id(chunk);
-        size += chunk.len() as u64;
-        shared.progress.bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        match shared.claim(&id) {
-            Ok(true) => {
-                let Some(mut data) = shared.pool.take(|| shared.stopping()) else {
-                    return Err("backup aborted".into());
-                };
-                data.extend_from_slice(chunk);
-                if blobs.send(RawBlob { blob_type: BlobType::Data, id, data }).is_err() {
+/// One reader thread's tools.
+struct Reader<'r> {
+    shared: &'r Shared,
+    chunker: &'r mut Chunker,
+    compressor: &'r mut Compressor,
+    out: &'r ReaderOutput,
+}
+
+impl Reader<'_> {
+    /// Chunk one file and hand its new chunks on. `Err` is an unreadable file (reported, not fatal).
+    fn read_content(&mut self, file: &mut dyn std::io::Read) -> std::result::Result<FileContent, String> {
+        let shared = self.shared;
+        self.chunker.reset();
+        let mut content = Vec::new();
+        let mut size = 0u64;
+        let keys = shared.repo.keys();
+        while let Some(chunk) = self.chunker.next_chunk(file).map_err(|e| e.to_string())? {
+            if shared.stopping() {
+                return Err("backup aborted".into());
+            }
+            let id = keys.blob_id(chunk);
+            size += chunk.len() as u64;
+            shared.progress.bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            match shared.claim(&id) {
+                Ok(true) => {
+                    let sent = if chunk.len() <= READER_COMPRESSES_UP_TO {
+                        // Its own small buffer, not one of the pool's: a pool buffer holds the
+                        // largest chunk, and a few of them in flight would stall a tree of small files.
+                        let mut data = Vec::with_capacity(crate::compress::compress_bound(chunk.len()));
+                        let compression = match self.compressor.compress_into(chunk, &mut data) {
+                            Compression::Zstd => Compression::Zstd,
+                            Compression::None => {
+                                data.clear();
+                                data.extend_from_slice(chunk);
+                                Compression::None
+                            }
+                        };
+                        let blob = counted(shared, BlobType::Data, id, chunk.len() as u32, compression, data);
+                        self.out.sealed.send(blob).is_ok()
+                    } else {
+                        let Some(mut data) = shared.pool.take(|| shared.stopping()) else {
+                            return Err("backup aborted".into());
+                        };
+                        data.extend_from_slice(chunk);
+                        self.out.blobs.send(RawBlob { blob_type: BlobType::Data, id, data }).is_ok()
+                    };
+                    if !sent {
+                        return Err("backup aborted".into());
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    shared.fail(e);
                     return Err("backup aborted".into());
                 }
             }
-            Ok(false) => {}
-            Err(e) => {
-                shared.fail(e);
-                return Err("backup aborted".into());
-            }
+            content.push(id);
         }
-        content.push(id);
+        Ok(FileContent { content, size })
     }
-    Ok(FileContent { content, size })
+}
+
+/// A compressed blob, counted as added by this run.
+fn counted(
+    shared: &Shared,
+    blob_type: BlobType,
+    id: BlobId,
+    raw_len: u32,
+    compression: Compression,
+    payload: Vec<u8>,
+) -> CompressedBlob {
+    shared.blobs_added.fetch_add(1, Ordering::Relaxed);
+    shared.bytes_added.fetch_add(raw_len as u64, Ordering::Relaxed);
+    CompressedBlob { blob_type, compression, id, raw_len, payload }
 }
 
 fn sealer_loop(shared: &Shared, level: i32, blobs: Receiver<RawBlob>, sealed: Sender<CompressedBlob>) {
@@ -347,16 +404,13 @@ fn sealer_loop(shared: &Shared, level: i32, blobs: Receiver<RawBlob>, sealed: Se
         // Compress into the spare buffer; whichever of the two is not sent on becomes the spare.
         let compression = compressor.compress_into(&blob.data, &mut spare);
         let payload = match compression {
-            crate::compress::Compression::Zstd => std::mem::replace(&mut spare, blob.data),
-            crate::compress::Compression::None => blob.data,
+            Compression::Zstd => std::mem::replace(&mut spare, blob.data),
+            Compression::None => blob.data,
         };
         if spare.capacity() < shared.pool.capacity {
             spare = Vec::with_capacity(shared.pool.capacity);
         }
-        shared.blobs_added.fetch_add(1, Ordering::Relaxed);
-        shared.bytes_added.fetch_add(raw_len as u64, Ordering::Relaxed);
-        let c = CompressedBlob { blob_type: blob.blob_type, compression, id: blob.id, raw_len, payload };
-        if sealed.send(c).is_err() {
+        if sealed.send(counted(shared, blob.blob_type, blob.id, raw_len, compression, payload)).is_err() {
             return;
         }
     }

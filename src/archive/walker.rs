@@ -2,7 +2,7 @@
 //! the pipeline as they are met and collected when their folder's tree is written; a file whose
 //! size, times and inode match the parent snapshot's reuses its content without being read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
@@ -132,7 +132,7 @@ impl<'a> Walker<'a> {
     ) -> Result<BlobId> {
         let mut pending = Vec::new();
         for (path, name, meta) in roots {
-            let p = self.entry(path, name, meta, find(parent, name))?;
+            let p = self.entry(path, name, meta, find(parent, name), &HashSet::new())?;
             pending.push(p);
         }
         self.finish_tree(pending)
@@ -166,7 +166,7 @@ impl<'a> Walker<'a> {
                     pending.extend(self.prefetched.remove(path));
                 }
                 VirtualEntry::File(path) => match std::fs::symlink_metadata(path) {
-                    Ok(meta) if meta.is_file() => pending.push(self.entry(path, name, &meta, prev)?),
+                    Ok(meta) if meta.is_file() => pending.push(self.entry(path, name, &meta, prev, &HashSet::new())?),
                     Ok(_) => self.record(path, "not a regular file"),
                     Err(e) => self.record(path, e),
                 },
@@ -202,7 +202,7 @@ impl<'a> Walker<'a> {
         }
         let name = virtual_path.rsplit('/').next().unwrap_or(virtual_path).as_bytes().to_vec();
         let prev = parents.node(&self.shared.repo, virtual_path);
-        let pending = self.entry(&real, &name, &meta, prev.as_ref())?;
+        let pending = self.entry(&real, &name, &meta, prev.as_ref(), &HashSet::new())?;
         self.prefetched.insert(real, pending);
         Ok(())
     }
@@ -223,24 +223,53 @@ impl<'a> Walker<'a> {
             }
         }
         entries.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let mut pending = Vec::with_capacity(entries.len());
+        let mut found = Vec::with_capacity(entries.len());
         for name in entries {
             let path = dir.join(&name);
-            let meta = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.record(&path, e);
-                    continue;
-                }
-            };
-            let name = OsStr::as_bytes(&name).to_vec();
-            let p = self.entry(&path, &name, &meta, find(parent, &name))?;
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) => found.push((path, OsStr::as_bytes(&name).to_vec(), meta)),
+                Err(e) => self.record(&path, e),
+            }
+        }
+        let verified = self.indexed_of_unchanged(&found, parent)?;
+        let mut pending = Vec::with_capacity(found.len());
+        for (path, name, meta) in found {
+            let p = self.entry(&path, &name, &meta, find(parent, &name), &verified)?;
             pending.push(p);
         }
         self.finish_tree(pending).map(Some)
     }
 
-    fn entry(&mut self, path: &Path, name: &[u8], meta: &Metadata, parent: Option<&Node>) -> Result<Pending> {
+    /// The blobs of the folder's unchanged files (by [`same_file`]) that the index holds, asked in
+    /// one batch rather than blob by blob as each file is met.
+    fn indexed_of_unchanged(
+        &self,
+        found: &[(PathBuf, Vec<u8>, Metadata)],
+        parent: Option<&Tree>,
+    ) -> Result<HashSet<BlobId>> {
+        let mut ids: Vec<BlobId> = found
+            .iter()
+            .filter_map(|(_, name, meta)| find(parent, name).filter(|prev| same_file(prev, meta)))
+            .flat_map(|prev| prev.content.iter().copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let live = self.shared.repo.index().contains_many(&ids)?;
+        Ok(ids.into_iter().zip(live).filter_map(|(id, live)| live.then_some(id)).collect())
+    }
+
+    /// `verified`: blobs already known to be in the index (see [`Self::indexed_of_unchanged`]).
+    fn entry(
+        &mut self,
+        path: &Path,
+        name: &[u8],
+        meta: &Metadata,
+        parent: Option<&Node>,
+        verified: &HashSet<BlobId>,
+    ) -> Result<Pending> {
         if self.shared.stopping() {
             return Err(self.shared.take_fatal().unwrap_or_else(|| Error::invalid("backup aborted")));
         }
@@ -251,7 +280,7 @@ impl<'a> Walker<'a> {
             let mut node = base_node(name, NodeKind::File, meta);
             node.size = meta.len();
             if let Some(prev) = parent {
-                if same_file(prev, meta) && self.all_indexed(&prev.content)? {
+                if same_file(prev, meta) && self.all_indexed(&prev.content, verified)? {
                     node.content = prev.content.clone();
                     self.summary.files_unmodified += 1;
                     self.shared.progress.files_done.fetch_add(1, Ordering::Relaxed);
@@ -299,8 +328,13 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn all_indexed(&self, content: &[BlobId]) -> Result<bool> {
-        all_indexed(&self.shared.repo, content)
+    fn all_indexed(&self, content: &[BlobId], verified: &HashSet<BlobId>) -> Result<bool> {
+        for id in content {
+            if !verified.contains(id) && !self.shared.repo.index().contains(id)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn finish_tree(&mut self, pending: Vec<Pending>) -> Result<BlobId> {

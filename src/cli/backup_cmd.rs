@@ -230,6 +230,7 @@ fn backup_options(a: &CreateArgs, paths: Vec<PathBuf>) -> anyhow::Result<BackupO
         opts.parent = ParentChoice::None;
     }
     opts.time = a.time;
+    opts.count_ahead = !(a.quiet || a.json);
     Ok(opts)
 }
 

@@ -659,7 +659,7 @@ fn repack(repo: &Repository, plan: &PrunePlan, outcome: &mut PruneOutcome) -> Re
         let (id, bytes, entries) = full.finish(key)?;
         outcome.packs_written += 1;
         outcome.bytes_written += bytes.len() as u64;
-        backend.write(&pack::pack_path(&id), bytes)?;
+        backend.write(&pack::pack_path(&id), bytes.into())?;
         written.push(IndexedPack { id, entries });
         Ok(())
     };

@@ -48,8 +48,8 @@ fn conformance(url: &str) {
     let big = common::pseudo_random(17 << 20, 3);
 
     // Create and read, whole and by range.
-    b.write("data/ab/one", small.clone()).unwrap();
-    b.write("data/cd/big", big.clone()).unwrap();
+    b.write("data/ab/one", small.clone().into()).unwrap();
+    b.write("data/cd/big", big.clone().into()).unwrap();
     assert_eq!(b.read("data/ab/one").unwrap(), small);
     assert_eq!(b.read("data/cd/big").unwrap(), big, "a large object round-trips");
     assert_eq!(b.read_range("data/ab/one", 0, 5).unwrap(), b"hello");
@@ -67,7 +67,7 @@ fn conformance(url: &str) {
     assert!(e.location.contains("data/ab/missing"), "errors name the object: {e}");
 
     // Listing: recursive, relative names, sizes, nothing but objects.
-    b.write("snapshots/s1", vec![1; 10]).unwrap();
+    b.write("snapshots/s1", vec![1; 10].into()).unwrap();
     let listed = list(&*b, "data");
     assert_eq!(listed.get("ab/one"), Some(&(small.len() as u64)));
     assert_eq!(listed.get("cd/big"), Some(&(big.len() as u64)));
@@ -82,7 +82,7 @@ fn conformance(url: &str) {
             s.spawn(move || {
                 for i in 0..5 {
                     let data = common::pseudo_random(100_000 + t * 1000 + i, (t * 10 + i) as u64);
-                    b.write(&format!("packs/{t}/{i}"), data.clone()).unwrap();
+                    b.write(&format!("packs/{t}/{i}"), data.clone().into()).unwrap();
                     assert_eq!(b.read(&format!("packs/{t}/{i}")).unwrap(), data);
                 }
             });

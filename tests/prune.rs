@@ -526,7 +526,7 @@ fn backups_writing_their_snapshots_at_any_step_of_a_prune_stay_indexed_on_s3() {
         for file in files_below(base) {
             let name = file.strip_prefix(base).unwrap().to_string_lossy().into_owned();
             if !name.split('/').any(|part| part.starts_with('.')) {
-                store.write(&name, std::fs::read(&file).unwrap()).unwrap();
+                store.write(&name, std::fs::read(&file).unwrap().into()).unwrap();
             }
         }
     });

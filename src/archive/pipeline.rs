@@ -471,7 +471,7 @@ fn uploader_loop(shared: &Shared, packs: Receiver<FinishedPack>, done: Sender<(P
         // Noted before the write: a write that failed may still have left the object (a store
         // that answered too late), and it is deleted with the others if the run fails.
         shared.unindexed().insert(p.id);
-        match backend.write(&pack::pack_path(&p.id), p.bytes) {
+        match backend.write(&pack::pack_path(&p.id), p.bytes.into()) {
             Ok(()) => {
                 let _ = done.send((p.id, p.entries));
             }

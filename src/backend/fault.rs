@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
+use super::{Backend, BackendError, BackendErrorKind, BackendResult, Bytes, ObjectInfo};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fault {
@@ -148,7 +148,7 @@ impl Backend for FaultyBackend {
         self.inner.read_range(path, offset, len)
     }
 
-    fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+    fn write(&self, path: &str, data: Bytes) -> BackendResult<()> {
         self.check("write", path)?;
         let n = if path.starts_with("data/") { self.writes.fetch_add(1, Ordering::Relaxed) + 1 } else { 0 };
         let due = {
@@ -169,7 +169,7 @@ impl Backend for FaultyBackend {
             work();
         }
         if n > 0 && self.fault == Fault::CutWrite(n) {
-            let half = data[..data.len() / 2].to_vec();
+            let half = data.slice(..data.len() / 2);
             let _ = self.inner.write(path, half);
             return Err(self.error("write", path, BackendErrorKind::Other));
         }

@@ -16,6 +16,8 @@ pub use url::{open_url, open_url_with};
 
 use std::fmt;
 
+pub use bytes::Bytes;
+
 /// What went wrong, in the terms a retry policy and an operator need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendErrorKind {
@@ -83,8 +85,9 @@ pub trait Backend: Send + Sync {
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>>;
 
-    /// Create `path` with `data` as a whole object.
-    fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()>;
+    /// Create `path` with `data` as a whole object. `Bytes`, not `Vec<u8>`: a decorator that may
+    /// write again (retries) keeps a reference, not a second copy of a 16 MiB pack.
+    fn write(&self, path: &str, data: Bytes) -> BackendResult<()>;
 
     fn delete(&self, path: &str) -> BackendResult<()>;
 
@@ -136,7 +139,7 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     fn read_range(&self, path: &str, offset: u64, len: u64) -> BackendResult<Vec<u8>> {
         (**self).read_range(path, offset, len)
     }
-    fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+    fn write(&self, path: &str, data: Bytes) -> BackendResult<()> {
         (**self).write(path, data)
     }
     fn delete(&self, path: &str) -> BackendResult<()> {

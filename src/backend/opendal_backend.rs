@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use opendal::{blocking, ErrorKind, Operator};
 
-use super::{Backend, BackendError, BackendErrorKind, BackendResult, ObjectInfo};
+use super::{Backend, BackendError, BackendErrorKind, BackendResult, Bytes, ObjectInfo};
 
 /// One runtime for every backend in the process: OpenDAL's blocking operator spawns each call on it.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -81,7 +81,7 @@ impl OpendalBackend {
     /// Write `data` to `path` in one go. A write that fails is aborted: on a local folder OpenDAL
     /// writes `.tmp/NAME.RANDOM` and renames it into place, and without the abort that temporary
     /// file would stay (on a full disk, holding the space the next write needs).
-    fn write_whole(&self, path: &str, data: Vec<u8>) -> opendal::Result<()> {
+    fn write_whole(&self, path: &str, data: Bytes) -> opendal::Result<()> {
         let op = self.plain.clone();
         let path = path.to_string();
         runtime().block_on(async move {
@@ -183,7 +183,7 @@ impl Backend for OpendalBackend {
         Ok(buf.to_vec())
     }
 
-    fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+    fn write(&self, path: &str, data: Bytes) -> BackendResult<()> {
         if !self.rename_writes {
             return self.write_whole(path, data).map_err(|e| self.err("write", path, e));
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Backend, BackendErrorKind, BackendResult, ObjectInfo};
+use super::{Backend, BackendErrorKind, BackendResult, Bytes, ObjectInfo};
 
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
@@ -82,7 +82,7 @@ impl Backend for RetryBackend {
         self.run(|| self.inner.read_range(path, offset, len))
     }
 
-    fn write(&self, path: &str, data: Vec<u8>) -> BackendResult<()> {
+    fn write(&self, path: &str, data: Bytes) -> BackendResult<()> {
         // Objects are immutable and named by their content, so writing again is harmless.
         self.run(|| self.inner.write(path, data.clone()))
     }

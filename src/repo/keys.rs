@@ -57,7 +57,7 @@ impl Repository {
         }
         let keyfile = wrap_keys(&self.keys, passphrase, params)?;
         let id = KeyId(content_hash(&keyfile));
-        self.backend.write(&key_path(&id), keyfile)?;
+        self.backend.write(&key_path(&id), keyfile.into())?;
         Ok(id)
     }
 

@@ -158,8 +158,8 @@ impl Repository {
         // Keys first: a config without a key would be a repository nobody can open.
         let keyfile = wrap_keys(&keys, passphrase, opts.argon2)?;
         let key_id = KeyId(content_hash(&keyfile));
-        backend.write(&key_path(&key_id), keyfile)?;
-        backend.write("config", encoded)?;
+        backend.write(&key_path(&key_id), keyfile.into())?;
+        backend.write("config", encoded.into())?;
         Self::finish_open(backend, config, keys, key_id, cache_dir)
     }
 
@@ -316,7 +316,7 @@ impl Repository {
     fn save_object(&self, kind: ObjectKind, plaintext: &[u8]) -> Result<[u8; 32]> {
         let bytes = self.seal_object(kind, plaintext)?;
         let id = content_hash(&bytes);
-        self.backend.write(&Self::object_path(kind, &id), bytes)?;
+        self.backend.write(&Self::object_path(kind, &id), bytes.into())?;
         Ok(id)
     }
 

@@ -77,3 +77,34 @@ proptest! {
         prop_assert_eq!(listed.len(), written.len());
     }
 }
+
+/// A tar.gz unpacked and then refused (no `metadata.json`, or one that does not parse) leaves
+/// nothing in the staging folder (found by the `export_archive` fuzz target).
+#[test]
+fn a_targz_refused_after_unpacking_leaves_no_staging_folder() {
+    let targz = |members: &[(&str, &[u8])]| {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        for (name, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, name, *data).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap()
+    };
+    let t = tempfile::tempdir().unwrap();
+    let staging = t.path().join("staging");
+    let cases: [&[(&str, &[u8])]; 3] = [
+        &[("backup/notes.txt", b"no metadata here")],
+        &[("backup/metadata.json", b"{ not json"), ("backup/a/b.txt", b"x")],
+        &[("backup/metadata.json", br#"{"format":"sophon-export","version":999}"#)],
+    ];
+    for members in cases {
+        let err = ExportArchive::open_bytes(std::path::Path::new("t.tar.gz"), targz(members), None, &staging);
+        assert!(err.is_err(), "{members:?} was accepted");
+        let left: Vec<_> = std::fs::read_dir(&staging).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{members:?} left {left:?} in the staging folder");
+    }
+}

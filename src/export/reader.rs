@@ -62,9 +62,11 @@ pub struct ExportArchive {
     backing: Backing,
 }
 
-impl Drop for ExportArchive {
+/// On the backing, not the archive: an archive refused after it was unpacked (no readable
+/// `metadata.json`, a bad manifest) never becomes an `ExportArchive`, and its folder must go too.
+impl Drop for Backing {
     fn drop(&mut self) {
-        if let Backing::Staged(dir) = &self.backing {
+        if let Backing::Staged(dir) = self {
             let _ = std::fs::remove_dir_all(dir);
         }
     }

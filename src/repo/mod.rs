@@ -651,16 +651,35 @@ impl Repository {
     pub fn lookup_blob(&self, id: &BlobId) -> Result<BlobLocation> {
         match self.index.lookup(id)? {
             Some(loc) => Ok(loc),
-            None => Err(Error::BlobNotIndexed(Box::new(NotIndexed {
-                blob: *id,
-                repo: self.backend.location(),
-                used_by: None,
-                segments: self.index.segments()?.len() as u64,
-                listed_by: self.index.lost_from(id)?,
-                vanished: self.index.lost_segment_count()?,
-                damaged: self.damaged_segments.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-            }))),
+            None => Err(self.not_indexed(id)?),
         }
+    }
+
+    /// [`lookup_blob`](Self::lookup_blob) for many blobs in one index transaction; a blob the
+    /// index lacks is an `Err` in its own place, so the caller can say which file needed it.
+    pub fn lookup_blobs(&self, ids: &[BlobId]) -> Result<Vec<Result<BlobLocation>>> {
+        let found = self.index.lookup_many(ids)?;
+        found
+            .into_iter()
+            .zip(ids)
+            .map(|(loc, id)| match loc {
+                Some(loc) => Ok(Ok(loc)),
+                None => Ok(Err(self.not_indexed(id)?)),
+            })
+            .collect()
+    }
+
+    /// Why `id` is not in the index, with what the cache knows of where it went.
+    fn not_indexed(&self, id: &BlobId) -> Result<Error> {
+        Ok(Error::BlobNotIndexed(Box::new(NotIndexed {
+            blob: *id,
+            repo: self.backend.location(),
+            used_by: None,
+            segments: self.index.segments()?.len() as u64,
+            listed_by: self.index.lost_from(id)?,
+            vanished: self.index.lost_segment_count()?,
+            damaged: self.damaged_segments.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        })))
     }
 
     /// Read one blob: locate it, read its bytes, authenticate, decompress.

@@ -77,8 +77,8 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if a.repo.is_empty() || a.blobs == 0 {
-        return Err("--repo DIR and --blobs N are required".into());
+    if a.repo.is_empty() || (a.blobs == 0 && a.command != "generate") {
+        return Err("--repo DIR and --blobs N (more than 0 for lookups) are required".into());
     }
     Ok(a)
 }

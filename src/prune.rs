@@ -44,6 +44,7 @@ impl Default for PruneOptions {
 pub struct PlannedPack {
     pub id: PackId,
     pub size: u64,
+    /// What a repack of it copies: its used blobs and their header entries.
     pub used_bytes: u64,
 }
 
@@ -345,13 +346,16 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
         };
         plan.packs += 1;
         plan.bytes += size;
-        let p = PlannedPack { id: *id, size, used_bytes: st.used_bytes };
+        // A used blob keeps its header entry too: counted, the header of a pack of small blobs
+        // (46 bytes an entry beside a blob of a few dozen) is not taken for space a repack frees.
+        let kept = st.used_bytes + st.used_blobs * crate::format::pack::ENTRY_LEN as u64;
+        let p = PlannedPack { id: *id, size, used_bytes: kept };
         if st.used_blobs == 0 {
             plan.delete.push(p);
             continue;
         }
-        used_total += st.used_bytes;
-        unused_total += size - st.used_bytes.min(size);
+        used_total += kept;
+        unused_total += size - kept.min(size);
         if st.used_bytes < st.blob_bytes {
             wasteful.push(p);
         } else {

@@ -617,3 +617,27 @@ fn a_dry_run_of_merging_packs_of_tiny_blobs_frees_what_the_real_prune_frees() {
     assert!(to_free.abs_diff(freed) <= 100 * packs, "the dry run said {to_free} bytes would be freed; {freed} were");
     sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
 }
+
+#[test]
+fn a_plan_whose_marks_were_replaced_by_a_later_plan_is_refused_and_deletes_nothing() {
+    use sophon::prune::{self, PruneOptions};
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let (src, repo) = (t.path().join("src"), t.path().join("repo"));
+    four_days_then_keep_the_last(&sophon, &src, &repo, 3);
+    // The session's own lock comes and goes; everything else must stay as it was.
+    let stored =
+        || -> Vec<_> { files_below(&repo).into_iter().filter(|p| !p.starts_with(repo.join("locks"))).collect() };
+    let before = stored();
+    let session = sophon::Session::prune(open_repo(&sophon, &repo)).unwrap();
+    let first = prune::plan(&session, &PruneOptions::default(), &mut |_| {}).unwrap();
+    assert!(!first.repack.is_empty(), "the plan repacks");
+    // The used blobs of a plan are marked in the index cache; a second plan marks them afresh.
+    let second = prune::plan(&session, &PruneOptions::default(), &mut |_| {}).unwrap();
+    let err = prune::execute(&session, &first, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("marks") && err.contains("nothing was deleted"), "{err}");
+    assert_eq!(stored(), before, "the refused plan wrote and deleted nothing");
+    prune::execute(&session, &second, &mut |_| {}).unwrap();
+    drop(session);
+    sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
+}

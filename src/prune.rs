@@ -462,11 +462,10 @@ fn unused_share(p: &PlannedPack) -> f64 {
 }
 
 /// Every blob the snapshots reach (trees and data), walking shared subtrees once. Trees are read
-/// a level at a time on every core.
+/// a level at a time, 32 at once on every core.
 ///
 /// The marks go to the index cache ([`IndexCache::mark`](crate::index::IndexCache::mark)), so
-/// memory does not grow with the repository; trees are loaded a few dozen at a time. Returns the
-/// marks' generation.
+/// memory does not grow with the repository. Returns the marks' generation.
 fn mark(repo: &Repository, roots: Vec<BlobId>, outside: &Outside, resurrected: &mut HashSet<PackId>) -> Result<u64> {
     let index = repo.index();
     let generation = index.marks_reset()?;

@@ -313,16 +313,13 @@ impl Walk<'_> {
         } else {
             match self.repo.load_tree(id) {
                 Ok(tree) => {
-                    // The tree's data blobs are looked up together, in one index transaction a
-                    // part: one by one, each paid SQLite's file locking (a million in a fleet's
-                    // repository).
+                    // The tree's data blobs are looked up together: one by one, each paid
+                    // SQLite's file locking (a million in a fleet's repository).
                     let data: Vec<BlobId> = tree.nodes.iter().flat_map(|n| n.content.iter().copied()).collect();
-                    for part in data.chunks(4096) {
-                        let locations = self.repo.index().lookup_many(part)?;
-                        for (c, loc) in part.iter().zip(locations) {
-                            if let Some(o) = self.problem_at(c, BlobType::Data, loc) {
-                                found.insert(o);
-                            }
+                    let locations = self.repo.index().lookup_many(&data)?;
+                    for (c, loc) in data.iter().zip(locations) {
+                        if let Some(o) = self.problem_at(c, BlobType::Data, loc) {
+                            found.insert(o);
                         }
                     }
                     for node in &tree.nodes {

@@ -278,20 +278,14 @@ impl Restorer<'_> {
     fn write_batch(&self, batch: &[PendingFile], marks: &[Mark]) -> Result<()> {
         let mut by_pack: HashMap<PackId, BTreeMap<u32, Needed>> = HashMap::new();
         let ids: Vec<BlobId> = batch.iter().flat_map(|f| f.content.iter().copied()).collect();
-        let mut locations = Vec::with_capacity(ids.len());
-        // In parts, as the walker asks: one transaction each instead of a file lock per lookup.
-        for part in ids.chunks(4096) {
-            locations.extend(self.repo.lookup_blobs(part)?);
-        }
-        let mut locations = locations.into_iter();
+        let mut locations = self.repo.lookup_blobs(&ids)?.into_iter();
         for (i, f) in batch.iter().enumerate() {
             let mut offset = 0u64;
-            for _ in &f.content {
-                let loc =
-                    locations.next().ok_or_else(|| Error::invalid("restore: a lookup went missing"))?.map_err(|e| {
-                        marks[i].fail();
-                        e.used_by(|| in_snapshot(&self.target, "file", &f.path))
-                    })?;
+            for loc in locations.by_ref().take(f.content.len()) {
+                let loc = loc.map_err(|e| {
+                    marks[i].fail();
+                    e.used_by(|| in_snapshot(&self.target, "file", &f.path))
+                })?;
                 let len = loc.entry.raw_len as u64;
                 by_pack
                     .entry(loc.pack)

@@ -254,16 +254,8 @@ impl<'a> Walker<'a> {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        if ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        // In parts: the readers' lookups wait for the index while a part is asked.
-        let mut verified = HashSet::new();
-        for part in ids.chunks(4096) {
-            let live = self.shared.repo.index().contains_many(part)?;
-            verified.extend(part.iter().zip(live).filter_map(|(id, live)| live.then_some(*id)));
-        }
-        Ok(verified)
+        let live = self.shared.repo.index().contains_many(&ids)?;
+        Ok(ids.into_iter().zip(live).filter_map(|(id, live)| live.then_some(id)).collect())
     }
 
     /// `verified`: blobs already known to be in the index (see [`Self::indexed_of_unchanged`]).

@@ -18,6 +18,9 @@ use crate::format::pack::{PackEntry, ENTRY_LEN};
 use crate::format::Reader;
 use crate::id::{BlobId, BlobType, IndexId, PackId};
 
+mod runs;
+use runs::{Row, SortedRuns};
+
 /// Bumped whenever the cache's schema changes; an older cache is dropped and rebuilt.
 /// 2: the ids the cached segments supersede are kept, so a superseded segment left behind by an
 /// interrupted prune is never loaded beside the segment that replaced it.
@@ -59,7 +62,8 @@ const READ_PART: usize = 4096;
 const LOCATION_COLUMNS: &str = "id, type, compression, offset, sealed_len, raw_len, pack";
 
 /// Where a segment's rows go: the cache's own tables, or a rebuild's staging tables, which also key
-/// packs and blobs by segment so that superseded segments can be left out at the end.
+/// packs by segment so that superseded segments can be left out at the end (a rebuild's blob rows
+/// go to sorted runs instead, see `runs`).
 #[derive(Clone, Copy)]
 enum Tables {
     Cache,
@@ -70,10 +74,9 @@ enum Tables {
 }
 
 impl Tables {
-    /// The inserts of a segment's superseded ids, its id, its packs (?1 pack, ?2 segment, ?3 blob
-    /// bytes, ?4 condemned, ?5 entries hash; staging: ?6 reused) and its blobs (?1 blob, ?2 pack, ?3 segment, then
-    /// the entry's fields).
-    fn inserts(self) -> [&'static str; 4] {
+    /// The inserts of a segment's superseded ids, its id and its packs (?1 pack, ?2 segment, ?3 blob
+    /// bytes, ?4 condemned, ?5 entries; staging: ?6 reused).
+    fn inserts(self) -> [&'static str; 3] {
         match self {
             Tables::Cache => [
                 "INSERT OR IGNORE INTO superseded (id) VALUES (?1)",
@@ -82,9 +85,6 @@ impl Tables {
                 // pack after a prune condemned it) is a live pack.
                 "INSERT INTO packs (id, segment, blob_bytes, condemned, entries) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (id) DO UPDATE SET condemned = min(condemned, excluded.condemned)",
-                // ?3 (the segment) is bound but not stored: the cache's blobs are keyed by pack.
-                "INSERT OR IGNORE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
-                 VALUES (?1, ?2, ?4, ?5, ?6, ?7, ?8)",
             ],
             Tables::Staging { .. } => [
                 "INSERT OR IGNORE INTO staging.superseded (id) VALUES (?1)",
@@ -92,8 +92,6 @@ impl Tables {
                 "INSERT INTO staging.packs (id, segment, blob_bytes, condemned, entries, reused)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (id, segment) DO UPDATE SET condemned = min(condemned, excluded.condemned)",
-                "INSERT OR IGNORE INTO staging.blobs (id, pack, segment, type, compression, offset, sealed_len, raw_len)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             ],
         }
     }
@@ -108,11 +106,54 @@ fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
     bytes
 }
 
+/// The insert of one blob row into the cache (?1 blob, ?2 pack, then the entry's fields).
+const INSERT_BLOB: &str = "INSERT OR IGNORE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// Where a segment's blob rows go: straight into the cache's table, or into a rebuild's sorted
+/// runs under the rebuild's number for the segment.
+enum BlobSink<'c, 'r> {
+    Table(rusqlite::CachedStatement<'c>),
+    Runs { rows: &'r mut SortedRuns, segment: u32 },
+}
+
+impl BlobSink<'_, '_> {
+    fn add(&mut self, p: &Path, pack: &PackId, e: &PackEntry) -> Result<()> {
+        match self {
+            BlobSink::Table(st) => st
+                .execute(params![
+                    &e.id.0[..],
+                    &pack.0[..],
+                    e.blob_type.code(),
+                    e.compression.code(),
+                    e.offset,
+                    e.sealed_len,
+                    e.raw_len
+                ])
+                .map(|_| ())
+                .map_err(|err| sql(p, err)),
+            BlobSink::Runs { rows, segment } => rows.push(Row {
+                id: e.id.0,
+                pack: pack.0,
+                segment: *segment,
+                blob_type: e.blob_type.code(),
+                compression: e.compression.code(),
+                offset: e.offset,
+                sealed_len: e.sealed_len,
+                raw_len: e.raw_len,
+            }),
+        }
+    }
+}
+
 pub struct IndexCache {
     conn: Mutex<Connection>,
     path: PathBuf,
     /// Counts [`marks_reset`](Self::marks_reset)s, so a plan can tell its marks are still there.
     marks_generation: std::sync::atomic::AtomicU64,
+    /// Blob rows a rebuild sorts in memory before spilling a run ([`runs::RUN_ROWS`]; tests
+    /// lower it to spill small rebuilds).
+    rebuild_run_rows: usize,
 }
 
 impl IndexCache {
@@ -122,7 +163,12 @@ impl IndexCache {
         }
         let conn = Connection::open(path).map_err(|e| sql(path, e))?;
         let cache =
-            IndexCache { conn: Mutex::new(conn), path: path.to_path_buf(), marks_generation: Default::default() };
+            IndexCache {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            marks_generation: Default::default(),
+            rebuild_run_rows: runs::RUN_ROWS,
+        };
         cache.init()?;
         Ok(cache)
     }
@@ -131,7 +177,12 @@ impl IndexCache {
     pub fn in_memory() -> Result<Self> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|e| sql(&path, e))?;
-        let cache = IndexCache { conn: Mutex::new(conn), path, marks_generation: Default::default() };
+        let cache = IndexCache {
+            conn: Mutex::new(conn),
+            path,
+            marks_generation: Default::default(),
+            rebuild_run_rows: runs::RUN_ROWS,
+        };
         cache.init()?;
         Ok(cache)
     }
@@ -240,7 +291,10 @@ impl IndexCache {
         let mut conn = self.conn();
         let p = self.path.clone();
         let tx = conn.transaction().map_err(|e| sql(&p, e))?;
-        Self::write_segment(&tx, &p, Tables::Cache, id, segment)?;
+        {
+            let mut blobs = BlobSink::Table(tx.prepare_cached(INSERT_BLOB).map_err(|e| sql(&p, e))?);
+            Self::write_segment(&tx, &p, Tables::Cache, id, segment, &mut blobs)?;
+        }
         tx.commit().map_err(|e| sql(&p, e))
     }
 
@@ -248,20 +302,23 @@ impl IndexCache {
     /// another added segment supersedes are left out, so a caller can add every segment it finds in
     /// one pass. Other processes sharing the cache see the old index or the new one, never an empty
     /// one, and are not kept waiting while segments download: they are staged in a scratch
-    /// database beside the cache, and the cache is written only by a local copy at the end.
+    /// database beside the cache (their blob rows in sorted runs, see `runs`), and the cache is
+    /// written only at the end, its blob rows in key order.
     pub fn replace_all(&self, fill: &mut dyn FnMut(&mut AddSegment<'_>) -> Result<()>) -> Result<()> {
         let mut conn = self.conn();
         let p = self.path.clone();
         // Beside the cache, not in the temporary folder (often a small tmpfs): it holds about as
         // much as the cache. Writing to it locks nothing in the cache file. An in-memory cache
-        // stages in a private temporary database ('').
-        let staging = if p == Path::new(":memory:") {
-            PathBuf::new()
-        } else {
+        // stages in a private temporary database ('') and keeps its runs in memory.
+        let scratch = |suffix: &str| {
             let mut name = p.clone().into_os_string();
-            name.push(format!(".rebuild-{}", std::process::id()));
+            name.push(format!(".rebuild-{}{suffix}", std::process::id()));
             PathBuf::from(name)
         };
+        let in_memory = p == Path::new(":memory:");
+        let staging = if in_memory { PathBuf::new() } else { scratch("") };
+        let mut rows =
+            SortedRuns::with_run_rows(if in_memory { None } else { Some(scratch(".rows")) }, self.rebuild_run_rows);
         let remove_staging = || {
             if !staging.as_os_str().is_empty() {
                 let _ = std::fs::remove_file(&staging);
@@ -272,14 +329,17 @@ impl IndexCache {
         remove_staging();
         conn.execute("ATTACH DATABASE ?1 AS staging", params![staging.to_string_lossy()]).map_err(|e| sql(&p, e))?;
         let mut replaced =
-            Self::create_staging(&conn, &p).and_then(|()| Self::stage_and_swap(&mut conn, &p, fill, true));
+            Self::create_staging(&conn, &p).and_then(|()| Self::stage_and_swap(&mut conn, &p, fill, &mut rows, true));
         if let Ok(false) = replaced {
             // Another process rebuilt the cache meanwhile and dropped packs this rebuild kept
             // rows of: stage everything again, reusing nothing.
             replaced = conn
-                .execute_batch("DELETE FROM staging.segments; DELETE FROM staging.superseded; DELETE FROM staging.packs; DELETE FROM staging.blobs;")
+                .execute_batch(
+                    "DELETE FROM staging.segments; DELETE FROM staging.superseded; DELETE FROM staging.packs;",
+                )
                 .map_err(|e| sql(&p, e))
-                .and_then(|()| Self::stage_and_swap(&mut conn, &p, fill, false));
+                .and_then(|()| rows.clear())
+                .and_then(|()| Self::stage_and_swap(&mut conn, &p, fill, &mut rows, false));
         }
         let detached = conn.execute_batch("DETACH DATABASE staging").map_err(|e| sql(&p, e));
         remove_staging();
@@ -294,11 +354,7 @@ impl IndexCache {
              CREATE TABLE staging.superseded (id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE staging.packs (id BLOB NOT NULL, segment BLOB NOT NULL, blob_bytes INTEGER NOT NULL,
                  condemned INTEGER NOT NULL, entries BLOB NOT NULL, reused INTEGER NOT NULL,
-                 PRIMARY KEY (id, segment));
-             CREATE TABLE staging.blobs (id BLOB NOT NULL, pack BLOB NOT NULL, segment BLOB NOT NULL,
-                 type INTEGER NOT NULL, compression INTEGER NOT NULL, offset INTEGER NOT NULL,
-                 sealed_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
-                 PRIMARY KEY (id, pack, segment)) WITHOUT ROWID;",
+                 PRIMARY KEY (id, segment));",
         )
         .map_err(|e| sql(p, e))
     }
@@ -312,11 +368,18 @@ impl IndexCache {
         conn: &mut Connection,
         p: &Path,
         fill: &mut dyn FnMut(&mut AddSegment<'_>) -> Result<()>,
+        rows: &mut SortedRuns,
         reuse: bool,
     ) -> Result<bool> {
         let tx = conn.transaction().map_err(|e| sql(p, e))?;
         let tables = Tables::Staging { reuse };
-        fill(&mut |id, seg| Self::write_segment(&tx, p, tables, id, seg))?;
+        // The rebuild's numbers for the segments it staged, which its blob rows carry.
+        let mut staged: Vec<IndexId> = Vec::new();
+        fill(&mut |id, seg| {
+            let number = u32::try_from(staged.len()).map_err(|_| Error::invalid("more than 2^32 index segments"))?;
+            staged.push(*id);
+            Self::write_segment(&tx, p, tables, id, seg, &mut BlobSink::Runs { rows: &mut *rows, segment: number })
+        })?;
         tx.commit().map_err(|e| sql(p, e))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql(p, e))?;
         let vanished: i64 = tx
@@ -363,11 +426,28 @@ impl IndexCache {
                  SELECT id, min(segment), max(blob_bytes), min(condemned), min(entries) FROM staging.packs
                  WHERE segment IN (SELECT id FROM main.segments) GROUP BY id;
              DELETE FROM main.blobs WHERE pack NOT IN (SELECT id FROM staging.packs
-                 WHERE reused = 1 AND segment IN (SELECT id FROM main.segments));
-             INSERT OR IGNORE INTO main.blobs (id, pack, type, compression, offset, sealed_len, raw_len)
-                 SELECT id, pack, type, compression, offset, sealed_len, raw_len FROM staging.blobs
-                 WHERE segment IN (SELECT id FROM main.segments);
-             DELETE FROM main.lost WHERE EXISTS (SELECT 1 FROM main.blobs b WHERE b.id = lost.blob)
+                 WHERE reused = 1 AND segment IN (SELECT id FROM main.segments));",
+        )
+        .map_err(|e| sql(p, e))?;
+        let kept = {
+            let mut st = tx.prepare("SELECT 1 FROM main.segments WHERE id = ?1").map_err(|e| sql(p, e))?;
+            staged.iter().map(|id| st.exists(params![&id.0[..]])).collect::<rusqlite::Result<Vec<bool>>>()
+        }
+        .map_err(|e| sql(p, e))?;
+        {
+            let mut insert = tx.prepare(INSERT_BLOB).map_err(|e| sql(p, e))?;
+            rows.merge(&mut |r| {
+                if kept.get(r.segment as usize) == Some(&true) {
+                    let fields = (r.blob_type, r.compression, r.offset, r.sealed_len, r.raw_len);
+                    insert
+                        .execute(params![&r.id[..], &r.pack[..], fields.0, fields.1, fields.2, fields.3, fields.4])
+                        .map_err(|e| sql(p, e))?;
+                }
+                Ok(())
+            })?;
+        }
+        tx.execute_batch(
+            "DELETE FROM main.lost WHERE EXISTS (SELECT 1 FROM main.blobs b WHERE b.id = lost.blob)
                  OR EXISTS (SELECT 1 FROM main.superseded s WHERE s.id = lost.segment);",
         )
         .map_err(|e| sql(p, e))?;
@@ -381,8 +461,9 @@ impl IndexCache {
         tables: Tables,
         id: &IndexId,
         segment: &IndexSegment,
+        blobs: &mut BlobSink<'_, '_>,
     ) -> Result<()> {
-        let [superseded_sql, segment_sql, pack_sql, blob_sql] = tables.inserts();
+        let [superseded_sql, segment_sql, pack_sql] = tables.inserts();
         // Prepared per segment (a segment holds up to 1,024 packs) and not cached: a cached statement
         // on the staging database would outlive its DETACH.
         let prepare = |sql_text: &str| tx.prepare(sql_text);
@@ -392,7 +473,6 @@ impl IndexCache {
         }
         prepare(segment_sql).map_err(|e| sql(p, e))?.execute(params![&id.0[..]]).map_err(|e| sql(p, e))?;
         let mut pack = prepare(pack_sql).map_err(|e| sql(p, e))?;
-        let mut blob = prepare(blob_sql).map_err(|e| sql(p, e))?;
         let mut known = match tables {
             Tables::Staging { reuse: true } => {
                 Some(prepare("SELECT entries FROM main.packs WHERE id = ?1").map_err(|e| sql(p, e))?)
@@ -420,17 +500,7 @@ impl IndexCache {
                 continue;
             }
             for e in &pk.entries {
-                blob.execute(params![
-                    &e.id.0[..],
-                    &pk.id.0[..],
-                    &id.0[..],
-                    e.blob_type.code(),
-                    e.compression.code(),
-                    e.offset,
-                    e.sealed_len,
-                    e.raw_len
-                ])
-                .map_err(|e| sql(p, e))?;
+                blobs.add(p, &pk.id, e)?;
             }
         }
         Ok(())
@@ -820,6 +890,53 @@ mod tests {
 
     fn pack_of(cache: &IndexCache, blob: u8) -> Option<u8> {
         cache.lookup(&BlobId([blob; 32])).unwrap().map(|l| l.pack.0[0])
+    }
+
+    /// Every (blob, pack) row of the cache, in order.
+    fn blob_rows(cache: &IndexCache) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
+        let conn = cache.conn();
+        let mut st = conn.prepare("SELECT id, pack, offset FROM blobs ORDER BY id, pack").unwrap();
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn a_rebuild_spilled_in_many_sorted_runs_holds_what_adding_each_segment_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rebuilt = IndexCache::open(&dir.path().join("index.sqlite")).unwrap();
+        rebuilt.rebuild_run_rows = 3;
+        let added = IndexCache::in_memory().unwrap();
+        // Blobs in several packs, a pack listed by two segments, and a superseded segment whose
+        // blob 12 no other segment lists: 17 rows, six runs of three.
+        let kept = [
+            (IndexId([1; 32]), segment(&[], &[(20, &[10, 11, 13, 14]), (21, &[11, 15, 16, 17])])),
+            (IndexId([2; 32]), segment(&[3], &[(22, &[10, 18, 19]), (20, &[10, 11, 13, 14])])),
+        ];
+        let superseded = (IndexId([3; 32]), segment(&[], &[(23, &[12, 10])]));
+        for (id, seg) in &kept {
+            added.add_segment(id, seg).unwrap();
+        }
+        let saw_runs = std::cell::Cell::new(false);
+        rebuilt
+            .replace_all(&mut |add| {
+                add(&kept[1].0, &kept[1].1)?;
+                add(&superseded.0, &superseded.1)?;
+                add(&kept[0].0, &kept[0].1)?;
+                let rows = dir.path().join(format!("index.sqlite.rebuild-{}.rows", std::process::id()));
+                saw_runs.set(rows.exists());
+                Ok(())
+            })
+            .unwrap();
+        assert!(saw_runs.get(), "the rows were spilled in runs beside the cache");
+        assert_eq!(blob_rows(&rebuilt), blob_rows(&added));
+        assert_eq!(blob_rows(&rebuilt).len(), 11);
+        assert_eq!(pack_of(&rebuilt, 12), None, "the superseded segment's blob is left out");
+        assert_eq!(pack_of(&rebuilt, 19), Some(22));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(
+            left.iter().all(|n| !n.to_string_lossy().contains(".rebuild-")),
+            "the scratch files are gone: {left:?}"
+        );
     }
 
     #[test]

@@ -162,8 +162,7 @@ impl IndexCache {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let conn = Connection::open(path).map_err(|e| sql(path, e))?;
-        let cache =
-            IndexCache {
+        let cache = IndexCache {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             marks_generation: Default::default(),

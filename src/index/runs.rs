@@ -90,11 +90,8 @@ enum Spill {
 }
 
 impl SortedRuns {
-    /// Runs spilled to `path` (created when needed, removed when dropped), or kept in memory.
-    pub fn new(path: Option<PathBuf>) -> SortedRuns {
-        SortedRuns::with_run_rows(path, RUN_ROWS)
-    }
-
+    /// Runs of `run_rows` rows spilled to `path` (created when needed, removed when dropped), or
+    /// kept in memory.
     pub fn with_run_rows(path: Option<PathBuf>, run_rows: usize) -> SortedRuns {
         let spill = match path {
             Some(path) => Spill::File { path, file: None },

@@ -55,6 +55,10 @@ pub struct ScratchPack {
 /// Adds one segment inside [`IndexCache::replace_all`]'s transaction.
 pub type AddSegment<'a> = dyn FnMut(&IndexId, &IndexSegment) -> Result<()> + 'a;
 
+/// The cache's SQLite page cache, in KiB (see `init`), and while a rebuild writes its sorted rows.
+const CACHE_KIB: i64 = 16 * 1024;
+const MERGE_CACHE_KIB: i64 = 4 * 1024;
+
 /// Ids asked in one read transaction by the `*_many` lookups.
 const READ_PART: usize = 4096;
 
@@ -203,7 +207,7 @@ impl IndexCache {
         // 16 MiB of pages (SQLite's default is 2 MiB): a backup's lookups and inserts land all over
         // the blob table, and with the default the pages were read back from the file and spilled
         // to the log within one transaction again and again. The memory is a bound, not a reservation.
-        conn.pragma_update(None, "cache_size", -16 * 1024).map_err(|e| sql(p, e))?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(|e| sql(p, e))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| sql(p, e))?;
         if version != SCHEMA_VERSION {
             conn.execute_batch(
@@ -433,8 +437,13 @@ impl IndexCache {
             staged.iter().map(|id| st.exists(params![&id.0[..]])).collect::<rusqlite::Result<Vec<bool>>>()
         }
         .map_err(|e| sql(p, e))?;
-        {
-            let mut insert = tx.prepare(INSERT_BLOB).map_err(|e| sql(p, e))?;
+        // The rows come in key order, so the insert needs only the pages along the table's right
+        // edge: a smaller page cache while it runs keeps the rebuild's peak memory flat (it is the
+        // phase whose other memory, SQLite's log index, grows with the table).
+        let cache_size =
+            |kib: i64| tx.execute_batch(&format!("PRAGMA main.cache_size = -{kib}")).map_err(|e| sql(p, e));
+        cache_size(MERGE_CACHE_KIB)?;
+        let merged = tx.prepare(INSERT_BLOB).map_err(|e| sql(p, e)).and_then(|mut insert| {
             rows.merge(&mut |r| {
                 if kept.get(r.segment as usize) == Some(&true) {
                     let fields = (r.blob_type, r.compression, r.offset, r.sealed_len, r.raw_len);
@@ -443,8 +452,13 @@ impl IndexCache {
                         .map_err(|e| sql(p, e))?;
                 }
                 Ok(())
-            })?;
-        }
+            })
+        });
+        // Restored whatever the outcome: the connection serves the rest of the command.
+        cache_size(CACHE_KIB)?;
+        merged?;
+        // The runs are spent: their file goes before the commit copies the log into the cache.
+        rows.clear()?;
         tx.execute_batch(
             "DELETE FROM main.lost WHERE EXISTS (SELECT 1 FROM main.blobs b WHERE b.id = lost.blob)
                  OR EXISTS (SELECT 1 FROM main.superseded s WHERE s.id = lost.segment);",

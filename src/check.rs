@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobType, PackId, SnapshotId};
-use crate::index::{BlobLocation, ScratchPack};
+use crate::index::{BlobLocation, ScratchPack, SortedLookups};
 use crate::pack;
 use crate::repo::Repository;
 use crate::session::Session;
@@ -130,9 +130,7 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
 
     // 3. Every indexed pack, a page at a time: missing or short ones are damage; with `read_data`,
     //    the picked ones are read whole and every blob authenticated.
-    let mut damaged_packs: HashMap<PackId, String> = HashMap::new();
-    let mut damaged_blobs: HashMap<BlobId, String> = HashMap::new();
-    let mut gone_condemned: HashSet<PackId> = HashSet::new();
+    let mut damage = Damage::default();
     let read_seed = u64::from_le_bytes(crate::crypto::random_array()?);
     let mut after: Option<PackId> = None;
     loop {
@@ -147,18 +145,18 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
                 // A prune deleted it after the clients that might use it had finished; the next
                 // prune drops it from the index. Only a snapshot that uses it makes it damage.
                 None if condemned => {
-                    gone_condemned.insert(id);
+                    damage.gone_condemned.insert(id);
                 }
                 None => {
                     let o = findings.add(format!("pack {id}"), "indexed but missing from the repository".into());
-                    damaged_packs.insert(id, o);
+                    damage.packs.insert(id, o);
                 }
                 Some(size) if size < blob_bytes => {
                     let o = findings.add(
                         format!("pack {id}"),
                         format!("{size} bytes, but its indexed blobs alone take {blob_bytes}"),
                     );
-                    damaged_packs.insert(id, o);
+                    damage.packs.insert(id, o);
                 }
                 Some(_) => {
                     let Some(percent) = opts.read_data_percent else { continue };
@@ -168,7 +166,7 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
                     }
                     report.packs_read += 1;
                     on_progress(&format!("reading pack {} ({})", report.packs_read, id.short()));
-                    read_pack(repo, &id, &mut report, &mut findings, &mut damaged_packs, &mut damaged_blobs)?;
+                    read_pack(repo, &id, &mut report, &mut findings, &mut damage)?;
                 }
             }
         }
@@ -182,32 +180,48 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
         ));
     }
 
-    // 4. Snapshots and their trees.
+    // 4. Snapshots and their trees. Data blobs are looked up after the walk, in key order (see
+    //    `SortedLookups`); only if one is damaged are the trees walked again to tell which
+    //    snapshots use it.
     on_progress("checking snapshots");
-    for snap_id in repo.snapshot_ids()? {
-        report.snapshots += 1;
-        let snap = match repo.load_snapshot(&snap_id) {
-            Ok(s) => s,
-            Err(e) if e.is_damage() || matches!(e, Error::NotFound(_)) => {
-                let o = findings.add(format!("snapshot {snap_id}"), e.to_string());
-                findings.used_by(&o, snap_id);
-                continue;
+    let mut roots: Vec<(SnapshotId, BlobId)> = Vec::new();
+    let mut data = index.sorted_lookups();
+    {
+        let mut ctx = Walk::new(repo, &mut findings, &damage, Data::Gather(&mut data));
+        for snap_id in repo.snapshot_ids()? {
+            report.snapshots += 1;
+            let snap = match repo.load_snapshot(&snap_id) {
+                Ok(s) => s,
+                Err(e) if e.is_damage() || matches!(e, Error::NotFound(_)) => {
+                    let o = ctx.findings.add(format!("snapshot {snap_id}"), e.to_string());
+                    ctx.findings.used_by(&o, snap_id);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for o in ctx.tree(&snap.tree)? {
+                ctx.findings.used_by(&o, snap_id);
             }
-            Err(e) => return Err(e),
-        };
-        let mut ctx = Walk {
-            repo,
-            findings: &mut findings,
-            damaged_packs: &damaged_packs,
-            damaged_blobs: &damaged_blobs,
-            gone_condemned: &gone_condemned,
-
-            trees: 0,
-        };
-        let objects = ctx.tree(&snap.tree)?;
-        report.trees += ctx.trees;
-        for o in objects {
-            findings.used_by(&o, snap_id);
+            roots.push((snap_id, snap.tree));
+        }
+        report.trees = ctx.trees;
+    }
+    on_progress("checking data blobs");
+    let mut bad_data: HashMap<BlobId, String> = HashMap::new();
+    data.resolve(&mut |id, loc| {
+        if let Some(o) = damage.problem_at(&mut findings, id, BlobType::Data, loc) {
+            bad_data.insert(*id, o);
+        }
+        Ok(())
+    })?;
+    if !bad_data.is_empty() {
+        on_progress("finding the snapshots that use damaged data blobs");
+        index.scratch_reset_walked()?;
+        let mut ctx = Walk::new(repo, &mut findings, &damage, Data::Known(&bad_data));
+        for (snap_id, root) in &roots {
+            for o in ctx.tree(root)? {
+                ctx.findings.used_by(&o, *snap_id);
+            }
         }
     }
 
@@ -230,13 +244,12 @@ fn read_pack(
     id: &PackId,
     report: &mut CheckReport,
     findings: &mut Findings,
-    damaged_packs: &mut HashMap<PackId, String>,
-    damaged_blobs: &mut HashMap<BlobId, String>,
+    damage: &mut Damage,
 ) -> Result<()> {
     let bytes = match repo.backend().read(&pack::pack_path(id)) {
         Ok(b) => b,
         Err(e) => {
-            damaged_packs.insert(*id, findings.add(format!("pack {id}"), e.to_string()));
+            damage.packs.insert(*id, findings.add(format!("pack {id}"), e.to_string()));
             return Ok(());
         }
     };
@@ -281,7 +294,7 @@ fn read_pack(
                 return Err(e);
             }
             pack_problem.get_or_insert_with(|| e.to_string());
-            damaged_blobs.insert(entry.id, object.clone());
+            damage.blobs.insert(entry.id, object.clone());
         }
     }
     // Only the blobs that fail are unreadable: a snapshot that uses none of them still restores.
@@ -291,17 +304,78 @@ fn read_pack(
     Ok(())
 }
 
-struct Walk<'a> {
+/// What a walk does with a tree's data blobs.
+enum Data<'w, 'c> {
+    /// Gather them, to be looked up after the walk in key order.
+    Gather(&'w mut SortedLookups<'c>),
+    /// Those looked up and found unreadable, with the damaged object each one names.
+    Known(&'w HashMap<BlobId, String>),
+}
+
+struct Walk<'a, 'w, 'c> {
     repo: &'a Repository,
     findings: &'a mut Findings,
-    damaged_packs: &'a HashMap<PackId, String>,
-    damaged_blobs: &'a HashMap<BlobId, String>,
-    gone_condemned: &'a HashSet<PackId>,
+    damage: &'a Damage,
+    data: Data<'w, 'c>,
     trees: u64,
 }
 
-impl Walk<'_> {
-    /// The damaged objects reachable from tree `id` (memoized in SQLite: shared subtrees are walked once).
+/// What reading the packs found, each entry with the damaged object's name.
+#[derive(Default)]
+struct Damage {
+    packs: HashMap<PackId, String>,
+    blobs: HashMap<BlobId, String>,
+    /// Condemned packs a prune has deleted: damage only for a snapshot that uses them.
+    gone_condemned: HashSet<PackId>,
+}
+
+impl Damage {
+    /// The damaged object that makes blob `id`, which the index places at `loc`, unreadable.
+    fn problem_at(
+        &self,
+        findings: &mut Findings,
+        id: &BlobId,
+        expected: BlobType,
+        loc: Option<BlobLocation>,
+    ) -> Option<String> {
+        if let Some(o) = self.blobs.get(id) {
+            return Some(o.clone());
+        }
+        match loc {
+            None => Some(findings.add(
+                format!("blob {id}"),
+                format!(
+                    "{} blob referenced but not in any index segment (a segment may be missing or damaged; \
+                     `sophon repo repair-index` rebuilds the index from the packs)",
+                    if expected == BlobType::Tree { "tree" } else { "data" }
+                ),
+            )),
+            Some(loc) => {
+                if let Some(o) = self.packs.get(&loc.pack) {
+                    return Some(o.clone());
+                }
+                if self.gone_condemned.contains(&loc.pack) {
+                    return Some(findings.add(
+                        format!("pack {}", loc.pack),
+                        "condemned by a prune and deleted, yet a snapshot uses it".into(),
+                    ));
+                }
+                if loc.entry.blob_type != expected {
+                    return Some(findings.add(format!("blob {id}"), "indexed with the wrong type".into()));
+                }
+                None
+            }
+        }
+    }
+}
+
+impl<'a, 'w, 'c> Walk<'a, 'w, 'c> {
+    fn new(repo: &'a Repository, findings: &'a mut Findings, damage: &'a Damage, data: Data<'w, 'c>) -> Self {
+        Walk { repo, findings, damage, data, trees: 0 }
+    }
+
+    /// The damaged objects reachable from tree `id` (memoized in SQLite: shared subtrees are walked
+    /// once), data blobs as far as [`Data`] knows them.
     fn tree(&mut self, id: &BlobId) -> Result<Vec<String>> {
         if let Some(found) = self.repo.index().scratch_walked(id)? {
             return Ok(found);
@@ -313,13 +387,10 @@ impl Walk<'_> {
         } else {
             match self.repo.load_tree(id) {
                 Ok(tree) => {
-                    // The tree's data blobs are looked up together: one by one, each paid
-                    // SQLite's file locking (a million in a fleet's repository).
-                    let data: Vec<BlobId> = tree.nodes.iter().flat_map(|n| n.content.iter().copied()).collect();
-                    let locations = self.repo.index().lookup_many(&data)?;
-                    for (c, loc) in data.iter().zip(locations) {
-                        if let Some(o) = self.problem_at(c, BlobType::Data, loc) {
-                            found.insert(o);
+                    for c in tree.nodes.iter().flat_map(|n| n.content.iter()) {
+                        match &mut self.data {
+                            Data::Gather(ids) => ids.push(*c)?,
+                            Data::Known(bad) => found.extend(bad.get(c).cloned()),
                         }
                     }
                     for node in &tree.nodes {
@@ -342,38 +413,6 @@ impl Walk<'_> {
     /// The damaged object that makes blob `id` unreadable, if any.
     fn blob_problem(&mut self, id: &BlobId, expected: BlobType) -> Result<Option<String>> {
         let loc = self.repo.index().lookup(id)?;
-        Ok(self.problem_at(id, expected, loc))
-    }
-
-    /// [`blob_problem`](Self::blob_problem) for a blob the index places at `loc`.
-    fn problem_at(&mut self, id: &BlobId, expected: BlobType, loc: Option<BlobLocation>) -> Option<String> {
-        if let Some(o) = self.damaged_blobs.get(id) {
-            return Some(o.clone());
-        }
-        match loc {
-            None => Some(self.findings.add(
-                format!("blob {id}"),
-                format!(
-                    "{} blob referenced but not in any index segment (a segment may be missing or damaged; \
-                     `sophon repo repair-index` rebuilds the index from the packs)",
-                    if expected == BlobType::Tree { "tree" } else { "data" }
-                ),
-            )),
-            Some(loc) => {
-                if let Some(o) = self.damaged_packs.get(&loc.pack) {
-                    return Some(o.clone());
-                }
-                if self.gone_condemned.contains(&loc.pack) {
-                    return Some(self.findings.add(
-                        format!("pack {}", loc.pack),
-                        "condemned by a prune and deleted, yet a snapshot uses it".into(),
-                    ));
-                }
-                if loc.entry.blob_type != expected {
-                    return Some(self.findings.add(format!("blob {id}"), "indexed with the wrong type".into()));
-                }
-                None
-            }
-        }
+        Ok(self.damage.problem_at(self.findings, id, expected, loc))
     }
 }

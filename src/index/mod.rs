@@ -34,7 +34,10 @@ use runs::{Row, SortedRuns};
 /// a verify reads or a prune keeps, which took a verify of 1M blobs 264 s. The pack tables have
 /// rowids: in a table without them SQLite reads the whole of every row its search passes whose
 /// record overflows its page (a pack's entries do), so each pack lookup read megabytes.
-const SCHEMA_VERSION: i64 = 6;
+/// 7: `packs_state`, an index of (id, condemned): a lookup asks whether a blob's pack is condemned,
+/// and without it read the pack's row, a page of its own for most packs (at 100M blobs, 390,000
+/// pages read at random).
+const SCHEMA_VERSION: i64 = 7;
 
 /// Where a blob is: its pack and its header entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +121,7 @@ const INSERT_BLOB: &str = "INSERT OR IGNORE INTO blobs (id, pack, type, compress
 /// runs under the rebuild's number for the segment.
 enum BlobSink<'c, 'r> {
     Table(rusqlite::CachedStatement<'c>),
-    Runs { rows: &'r mut SortedRuns, segment: u32 },
+    Runs { rows: &'r mut SortedRuns<Row>, segment: u32 },
 }
 
 impl BlobSink<'_, '_> {
@@ -147,6 +150,48 @@ impl BlobSink<'_, '_> {
                 raw_len: e.raw_len,
             }),
         }
+    }
+}
+
+/// Blob ids gathered to be looked up together, in key order: ids are hashes, so a lookup per id
+/// as a walk meets them lands on a random page of the blob table each time, and once the table
+/// outgrows memory (100M blobs: 13 GB) each is a read from disk (a verify of 100M blobs took 44
+/// minutes). Sorted (in runs spilled beside the cache, as a rebuild's rows are), the lookups walk
+/// the table's pages in order and read each once. Memory is one run of ids, whatever their number.
+pub struct SortedLookups<'c> {
+    cache: &'c IndexCache,
+    ids: SortedRuns<BlobId>,
+}
+
+impl SortedLookups<'_> {
+    pub fn push(&mut self, id: BlobId) -> Result<()> {
+        self.ids.push(id)
+    }
+
+    /// Each distinct id pushed, in key order, with what [`IndexCache::lookup`] answers for it.
+    pub fn resolve(mut self, f: &mut dyn FnMut(&BlobId, Option<BlobLocation>) -> Result<()>) -> Result<()> {
+        let cache = self.cache;
+        let mut part: Vec<BlobId> = Vec::with_capacity(READ_PART);
+        let mut flush = |part: &mut Vec<BlobId>| -> Result<()> {
+            for (id, loc) in part.iter().zip(cache.lookup_many(part)?) {
+                f(id, loc)?;
+            }
+            part.clear();
+            Ok(())
+        };
+        let mut last: Option<BlobId> = None;
+        self.ids.merge(&mut |id| {
+            if last == Some(*id) {
+                return Ok(());
+            }
+            last = Some(*id);
+            part.push(*id);
+            if part.len() == READ_PART {
+                flush(&mut part)?;
+            }
+            Ok(())
+        })?;
+        flush(&mut part)
     }
 }
 
@@ -220,7 +265,8 @@ impl IndexCache {
                      condemned INTEGER NOT NULL, entries BLOB NOT NULL);
                  CREATE TABLE blobs (id BLOB NOT NULL, pack BLOB NOT NULL, type INTEGER NOT NULL,
                      compression INTEGER NOT NULL, offset INTEGER NOT NULL, sealed_len INTEGER NOT NULL,
-                     raw_len INTEGER NOT NULL, PRIMARY KEY (id, pack)) WITHOUT ROWID;",
+                     raw_len INTEGER NOT NULL, PRIMARY KEY (id, pack)) WITHOUT ROWID;
+                 CREATE INDEX packs_state ON packs (id, condemned);",
             )
             .map_err(|e| sql(p, e))?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| sql(p, e))?;
@@ -371,7 +417,7 @@ impl IndexCache {
         conn: &mut Connection,
         p: &Path,
         fill: &mut dyn FnMut(&mut AddSegment<'_>) -> Result<()>,
-        rows: &mut SortedRuns,
+        rows: &mut SortedRuns<Row>,
         reuse: bool,
     ) -> Result<bool> {
         let tx = conn.transaction().map_err(|e| sql(p, e))?;
@@ -530,6 +576,19 @@ impl IndexCache {
         self.read_in_parts(ids, &|conn, id| self.lookup_in(conn, id))
     }
 
+    /// Lookups of as many blobs as a walk of every snapshot names, answered in key order (see
+    /// [`SortedLookups`]).
+    pub fn sorted_lookups(&self) -> SortedLookups<'_> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let spill = (self.path != Path::new(":memory:")).then(|| {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".lookups-{}-{n}", std::process::id()));
+            PathBuf::from(name)
+        });
+        SortedLookups { cache: self, ids: SortedRuns::with_run_rows(spill, self.rebuild_run_rows) }
+    }
+
     /// `ask` for each of `ids`, in read transactions of [`READ_PART`] ids: one transaction spares
     /// SQLite's file locking per query, and parts let other threads' lookups in between.
     fn read_in_parts<T>(&self, ids: &[BlobId], ask: &dyn Fn(&Connection, &BlobId) -> Result<T>) -> Result<Vec<T>> {
@@ -570,8 +629,10 @@ impl IndexCache {
     /// each lookup ten times slower than its two B-tree searches (20 µs against 2.8 µs; a backup or
     /// a restore of 200,000 small files makes 200,000 of them).
     fn pack_condemned(&self, conn: &Connection, pack: &PackId) -> Result<Option<bool>> {
-        let mut st =
-            conn.prepare_cached("SELECT condemned FROM packs WHERE id = ?1").map_err(|e| sql(&self.path, e))?;
+        // Named: SQLite's planner otherwise picks the primary key's index and reads the row.
+        let mut st = conn
+            .prepare_cached("SELECT condemned FROM packs INDEXED BY packs_state WHERE id = ?1")
+            .map_err(|e| sql(&self.path, e))?;
         st.query_row(params![&pack.0[..]], |r| r.get::<_, i64>(0))
             .optional()
             .map(|c| c.map(|c| c != 0))
@@ -796,6 +857,12 @@ impl IndexCache {
             .map_err(|e| sql(&self.path, e))
     }
 
+    /// Forget which trees were walked (a verify walks them again to tell which snapshots use a
+    /// damaged data blob).
+    pub fn scratch_reset_walked(&self) -> Result<()> {
+        self.conn().execute_batch("DELETE FROM walked;").map_err(|e| sql(&self.path, e))
+    }
+
     pub fn scratch_add_listed(&self, packs: &[(PackId, u64)]) -> Result<()> {
         let mut conn = self.conn();
         let p = self.path.clone();
@@ -950,6 +1017,44 @@ mod tests {
             left.iter().all(|n| !n.to_string_lossy().contains(".rebuild-")),
             "the scratch files are gone: {left:?}"
         );
+    }
+
+    #[test]
+    fn sorted_lookups_answer_each_distinct_id_once_in_key_order_as_lookup_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = IndexCache::open(&dir.path().join("index.sqlite")).unwrap();
+        cache.rebuild_run_rows = 3;
+        // 10 live, 11 only condemned (still readable there), 12 nowhere, 13 in both.
+        let mut seg = segment(&[], &[(20, &[10, 13, 14, 15])]);
+        seg.condemned = segment(&[], &[(21, &[11, 13])]).packs;
+        cache.add_segment(&IndexId([1; 32]), &seg).unwrap();
+        let asked = [15u8, 12, 10, 13, 11, 10, 14, 12, 13, 15, 11];
+        let mut lookups = cache.sorted_lookups();
+        for b in asked {
+            lookups.push(BlobId([b; 32])).unwrap();
+        }
+        let scratch = |dir: &Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".lookups-"))
+                .count()
+        };
+        assert_eq!(scratch(dir.path()), 1, "eleven ids in runs of three were spilled beside the cache");
+        let mut answered = Vec::new();
+        lookups
+            .resolve(&mut |id, loc| {
+                answered.push((id.0[0], loc.map(|l| l.pack.0[0])));
+                Ok(())
+            })
+            .unwrap();
+        let want: Vec<(u8, Option<u8>)> = [10u8, 11, 12, 13, 14, 15]
+            .iter()
+            .map(|&b| (b, cache.lookup(&BlobId([b; 32])).unwrap().map(|l| l.pack.0[0])))
+            .collect();
+        assert_eq!(answered, want);
+        assert_eq!(answered[..4], [(10, Some(20)), (11, Some(21)), (12, None), (13, Some(20))]);
+        assert_eq!(scratch(dir.path()), 0, "the ids' scratch file goes with them");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! A rebuild's blob rows, sorted in bounded memory and handed back in key order.
+//! A rebuild's blob rows (or a verify's blob ids), sorted in bounded memory and handed back in
+//! key order.
 //!
 //! Inserting a hundred million rows into a B-tree keyed by a random id touches a random page per
 //! row: the cache of 10M blobs took 103 s to stage that way and the table came out a third empty.
@@ -14,6 +15,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::id::BlobId;
 
 /// Rows sorted in memory before a run is spilled (about 11 MiB of them).
 pub(super) const RUN_ROWS: usize = 128 * 1024;
@@ -21,6 +23,29 @@ pub(super) const RUN_ROWS: usize = 128 * 1024;
 /// What the merge reads ahead, shared among the runs (each gets at least [`MIN_READ`]).
 const MERGE_READ_BUDGET: usize = 2 * 1024 * 1024;
 const MIN_READ: usize = 4096;
+
+/// A fixed-size record the runs sort and spill.
+pub(super) trait Record: Copy + Ord {
+    const LEN: usize;
+    fn encode_into(&self, out: &mut Vec<u8>);
+    /// `b` is exactly [`LEN`](Self::LEN) bytes.
+    fn decode(b: &[u8]) -> Self;
+}
+
+/// A blob id a verify looks up (see `SortedLookups`).
+impl Record for BlobId {
+    const LEN: usize = 32;
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0);
+    }
+
+    fn decode(b: &[u8]) -> BlobId {
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&b[..32]);
+        BlobId(id)
+    }
+}
 
 /// One blob row of a rebuild: where blob `id` is in `pack`, as segment number `segment` (the
 /// rebuild's own numbering of the segments it staged) lists it.
@@ -36,9 +61,9 @@ pub(super) struct Row {
     pub raw_len: u32,
 }
 
-const ROW_LEN: usize = 32 + 32 + 4 + 1 + 1 + 4 + 4 + 4;
+impl Record for Row {
+    const LEN: usize = 32 + 32 + 4 + 1 + 1 + 4 + 4 + 4;
 
-impl Row {
     fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.id);
         out.extend_from_slice(&self.pack);
@@ -50,7 +75,7 @@ impl Row {
         out.extend_from_slice(&self.raw_len.to_le_bytes());
     }
 
-    fn decode(b: &[u8; ROW_LEN]) -> Row {
+    fn decode(b: &[u8]) -> Row {
         let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         let mut id = [0u8; 32];
         id.copy_from_slice(&b[..32]);
@@ -71,8 +96,8 @@ impl Row {
 
 /// Rows in sorted runs: spilled ones in a scratch file (or in memory for an in-memory cache), and
 /// the run being filled.
-pub(super) struct SortedRuns {
-    filling: Vec<Row>,
+pub(super) struct SortedRuns<T: Record> {
+    filling: Vec<T>,
     run_rows: usize,
     spill: Spill,
     /// Byte ranges of the spilled runs.
@@ -89,10 +114,10 @@ enum Spill {
     Memory(Vec<u8>),
 }
 
-impl SortedRuns {
+impl<T: Record> SortedRuns<T> {
     /// Runs of `run_rows` rows spilled to `path` (created when needed, removed when dropped), or
     /// kept in memory.
-    pub fn with_run_rows(path: Option<PathBuf>, run_rows: usize) -> SortedRuns {
+    pub fn with_run_rows(path: Option<PathBuf>, run_rows: usize) -> SortedRuns<T> {
         let spill = match path {
             Some(path) => Spill::File { path, file: None },
             None => Spill::Memory(Vec::new()),
@@ -100,7 +125,7 @@ impl SortedRuns {
         SortedRuns { filling: Vec::new(), run_rows: run_rows.max(1), spill, runs: Vec::new(), spilled: 0 }
     }
 
-    pub fn push(&mut self, row: Row) -> Result<()> {
+    pub fn push(&mut self, row: T) -> Result<()> {
         if self.filling.len() >= self.run_rows {
             self.spill_run()?;
         }
@@ -129,7 +154,7 @@ impl SortedRuns {
             return Ok(());
         }
         self.filling.sort_unstable();
-        let mut bytes = Vec::with_capacity(self.filling.len() * ROW_LEN);
+        let mut bytes = Vec::with_capacity(self.filling.len() * T::LEN);
         for row in &self.filling {
             row.encode_into(&mut bytes);
         }
@@ -146,7 +171,7 @@ impl SortedRuns {
                         .map_err(|e| Error::io(path.as_path(), e))?;
                     *file = Some(f);
                 }
-                let f = file.as_mut().ok_or_else(|| Error::invalid("the rebuild's scratch file is not open"))?;
+                let f = file.as_mut().ok_or_else(|| Error::invalid("a scratch file of sorted runs is not open"))?;
                 f.seek(SeekFrom::Start(self.spilled)).map_err(|e| Error::io(path.as_path(), e))?;
                 f.write_all(&bytes).map_err(|e| Error::io(path.as_path(), e))?;
             }
@@ -160,7 +185,7 @@ impl SortedRuns {
 
     /// Every row pushed since the last [`clear`](Self::clear), in order (equal rows as often as
     /// they were pushed).
-    pub fn merge(&mut self, f: &mut dyn FnMut(&Row) -> Result<()>) -> Result<()> {
+    pub fn merge(&mut self, f: &mut dyn FnMut(&T) -> Result<()>) -> Result<()> {
         if self.runs.is_empty() {
             self.filling.sort_unstable();
             for row in &self.filling {
@@ -172,7 +197,7 @@ impl SortedRuns {
         // The run being filled is not needed while merging: its 11 MiB go back before the merge
         // and the inserts it feeds take theirs.
         self.filling = Vec::new();
-        let read = (MERGE_READ_BUDGET / self.runs.len()).max(MIN_READ) / ROW_LEN * ROW_LEN;
+        let read = (MERGE_READ_BUDGET / self.runs.len()).max(MIN_READ) / T::LEN * T::LEN;
         let mut readers: Vec<RunReader> =
             self.runs.iter().map(|&(start, end)| RunReader { next: start, end, buf: Vec::new(), at: 0 }).collect();
         let mut heap = BinaryHeap::with_capacity(readers.len());
@@ -191,7 +216,7 @@ impl SortedRuns {
     }
 }
 
-impl Drop for SortedRuns {
+impl<T: Record> Drop for SortedRuns<T> {
     fn drop(&mut self) {
         if let Spill::File { path, file: Some(_) } = &self.spill {
             let _ = std::fs::remove_file(path);
@@ -208,7 +233,7 @@ struct RunReader {
 }
 
 impl RunReader {
-    fn next_row(&mut self, spill: &mut Spill, read: usize) -> Result<Option<Row>> {
+    fn next_row<T: Record>(&mut self, spill: &mut Spill, read: usize) -> Result<Option<T>> {
         if self.at == self.buf.len() {
             let want = (self.end - self.next).min(read as u64) as usize;
             if want == 0 {
@@ -218,7 +243,7 @@ impl RunReader {
             self.at = 0;
             match spill {
                 Spill::File { path, file } => {
-                    let f = file.as_mut().ok_or_else(|| Error::invalid("the rebuild's scratch file is not open"))?;
+                    let f = file.as_mut().ok_or_else(|| Error::invalid("a scratch file of sorted runs is not open"))?;
                     read_at(f, path, self.next, &mut self.buf)?;
                 }
                 Spill::Memory(all) => {
@@ -228,11 +253,12 @@ impl RunReader {
             }
             self.next += want as u64;
         }
-        let bytes: &[u8; ROW_LEN] = self.buf[self.at..self.at + ROW_LEN]
-            .try_into()
-            .map_err(|_| Error::invalid("a rebuild's scratch run ends inside a row"))?;
-        self.at += ROW_LEN;
-        Ok(Some(Row::decode(bytes)))
+        let bytes = self
+            .buf
+            .get(self.at..self.at + T::LEN)
+            .ok_or_else(|| Error::invalid("a scratch run ends inside a record"))?;
+        self.at += T::LEN;
+        Ok(Some(T::decode(bytes)))
     }
 }
 
@@ -262,7 +288,7 @@ mod tests {
         }
     }
 
-    fn merged(runs: &mut SortedRuns) -> Vec<Row> {
+    fn merged<T: Record>(runs: &mut SortedRuns<T>) -> Vec<T> {
         let mut out = Vec::new();
         runs.merge(&mut |r| {
             out.push(*r);
@@ -325,8 +351,8 @@ mod tests {
             let r = row(seed, segment);
             let mut bytes = Vec::new();
             r.encode_into(&mut bytes);
-            let arr: [u8; ROW_LEN] = bytes.as_slice().try_into().unwrap();
-            prop_assert_eq!(Row::decode(&arr), r);
+            prop_assert_eq!(bytes.len(), Row::LEN);
+            prop_assert_eq!(Row::decode(&bytes), r);
         }
     }
 }

@@ -171,27 +171,63 @@ impl SortedLookups<'_> {
     /// Each distinct id pushed, in key order, with what [`IndexCache::lookup`] answers for it.
     pub fn resolve(mut self, f: &mut dyn FnMut(&BlobId, Option<BlobLocation>) -> Result<()>) -> Result<()> {
         let cache = self.cache;
-        let mut part: Vec<BlobId> = Vec::with_capacity(READ_PART);
-        let mut flush = |part: &mut Vec<BlobId>| -> Result<()> {
+        distinct_in_parts(&mut self.ids, READ_PART, &mut |part| {
             for (id, loc) in part.iter().zip(cache.lookup_many(part)?) {
                 f(id, loc)?;
             }
+            Ok(())
+        })
+    }
+}
+
+/// Data blob marks gathered during a prune's walk and written to the marks at the end, in key
+/// order: marked as the walk met them (even in sorted batches of half a million), each batch
+/// touched most pages of a marks table that at 100M blobs holds 3 GB. In order, the table is
+/// written page after page, once.
+pub struct SortedMarks<'c> {
+    cache: &'c IndexCache,
+    ids: SortedRuns<BlobId>,
+}
+
+impl SortedMarks<'_> {
+    pub fn push(&mut self, id: BlobId) -> Result<()> {
+        self.ids.push(id)
+    }
+
+    /// Mark every id pushed (see [`IndexCache::mark`]).
+    pub fn finish(mut self) -> Result<()> {
+        let cache = self.cache;
+        distinct_in_parts(&mut self.ids, MARK_PART, &mut |part| cache.mark(part).map(drop))
+    }
+}
+
+/// Ids marked in one transaction by [`SortedMarks::finish`].
+const MARK_PART: usize = 64 * 1024;
+
+/// The distinct ids of `runs`, in key order, handed to `f` in parts of up to `size`.
+fn distinct_in_parts(
+    runs: &mut SortedRuns<BlobId>,
+    size: usize,
+    f: &mut dyn FnMut(&[BlobId]) -> Result<()>,
+) -> Result<()> {
+    let mut part: Vec<BlobId> = Vec::with_capacity(size);
+    let mut last: Option<BlobId> = None;
+    runs.merge(&mut |id| {
+        if last == Some(*id) {
+            return Ok(());
+        }
+        last = Some(*id);
+        part.push(*id);
+        if part.len() == size {
+            f(&part)?;
             part.clear();
-            Ok(())
-        };
-        let mut last: Option<BlobId> = None;
-        self.ids.merge(&mut |id| {
-            if last == Some(*id) {
-                return Ok(());
-            }
-            last = Some(*id);
-            part.push(*id);
-            if part.len() == READ_PART {
-                flush(&mut part)?;
-            }
-            Ok(())
-        })?;
-        flush(&mut part)
+        }
+        Ok(())
+    })?;
+    if part.is_empty() {
+        Ok(())
+    } else {
+        f(&part)
     }
 }
 
@@ -579,14 +615,26 @@ impl IndexCache {
     /// Lookups of as many blobs as a walk of every snapshot names, answered in key order (see
     /// [`SortedLookups`]).
     pub fn sorted_lookups(&self) -> SortedLookups<'_> {
+        SortedLookups { cache: self, ids: self.id_runs("lookups") }
+    }
+
+    /// Marks of as many data blobs as a prune's walk of every snapshot names, written in key
+    /// order (see [`SortedMarks`]).
+    pub fn sorted_marks(&self) -> SortedMarks<'_> {
+        SortedMarks { cache: self, ids: self.id_runs("marks") }
+    }
+
+    /// Sorted runs of blob ids, spilled beside the cache to `<cache>.<what>-<pid>-<n>` (an
+    /// in-memory cache keeps them in memory).
+    fn id_runs(&self, what: &str) -> SortedRuns<BlobId> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let spill = (self.path != Path::new(":memory:")).then(|| {
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut name = self.path.clone().into_os_string();
-            name.push(format!(".lookups-{}-{n}", std::process::id()));
+            name.push(format!(".{what}-{}-{n}", std::process::id()));
             PathBuf::from(name)
         });
-        SortedLookups { cache: self, ids: SortedRuns::with_run_rows(spill, self.rebuild_run_rows) }
+        SortedRuns::with_run_rows(spill, self.rebuild_run_rows)
     }
 
     /// `ask` for each of `ids`, in read transactions of [`READ_PART`] ids: one transaction spares
@@ -777,7 +825,7 @@ impl IndexCache {
     pub fn marks_reset(&self) -> Result<u64> {
         let conn = self.conn();
         conn.execute_batch(
-            "PRAGMA temp.cache_size = -32768; PRAGMA temp.journal_mode = OFF;
+            "PRAGMA temp.cache_size = -8192; PRAGMA temp.journal_mode = OFF;
              CREATE TEMP TABLE IF NOT EXISTS marks (id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TEMP TABLE IF NOT EXISTS copied (id BLOB PRIMARY KEY) WITHOUT ROWID;
              DELETE FROM temp.marks; DELETE FROM temp.copied;",
@@ -1055,6 +1103,29 @@ mod tests {
         assert_eq!(answered, want);
         assert_eq!(answered[..4], [(10, Some(20)), (11, Some(21)), (12, None), (13, Some(20))]);
         assert_eq!(scratch(dir.path()), 0, "the ids' scratch file goes with them");
+    }
+
+    #[test]
+    fn sorted_marks_mark_what_was_pushed_once_spilled_beside_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = IndexCache::open(&dir.path().join("index.sqlite")).unwrap();
+        cache.rebuild_run_rows = 2;
+        cache.marks_reset().unwrap();
+        cache.mark(&[BlobId([40; 32])]).unwrap();
+        let mut marks = cache.sorted_marks();
+        for b in [33u8, 31, 35, 31, 40, 33, 32] {
+            marks.push(BlobId([b; 32])).unwrap();
+        }
+        let spilled = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".marks-"));
+        assert_eq!(spilled.count(), 1, "seven ids in runs of two were spilled beside the cache");
+        marks.finish().unwrap();
+        let asked: Vec<BlobId> = (30u8..=41).map(|b| BlobId([b; 32])).collect();
+        let want: Vec<bool> = (30u8..=41).map(|b| matches!(b, 31 | 32 | 33 | 35 | 40)).collect();
+        assert_eq!(cache.marked(&asked).unwrap(), want);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.iter().all(|n| !n.to_string_lossy().contains(".marks-")), "{left:?}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::id::{BlobId, BlobType, PackId, SnapshotId};
-use crate::index::{BlobLocation, ScratchPack, SortedLookups};
+use crate::index::{BlobLocation, ScratchPack, SortedIds};
 use crate::pack;
 use crate::repo::Repository;
 use crate::session::Session;
@@ -181,11 +181,11 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
     }
 
     // 4. Snapshots and their trees. Data blobs are looked up after the walk, in key order (see
-    //    `SortedLookups`); only if one is damaged are the trees walked again to tell which
+    //    `SortedIds`); only if one is damaged are the trees walked again to tell which
     //    snapshots use it.
     on_progress("checking snapshots");
     let mut roots: Vec<(SnapshotId, BlobId)> = Vec::new();
-    let mut data = index.sorted_lookups();
+    let mut data = index.sorted_ids("lookups");
     {
         let mut ctx = Walk::new(repo, &mut findings, &damage, Data::Gather(&mut data));
         for snap_id in repo.snapshot_ids()? {
@@ -208,7 +208,7 @@ pub fn check(session: &Session, opts: &CheckOptions, on_progress: &mut dyn FnMut
     }
     on_progress("checking data blobs");
     let mut bad_data: HashMap<BlobId, String> = HashMap::new();
-    data.resolve(&mut |id, loc| {
+    data.lookup_each(&mut |id, loc| {
         if let Some(o) = damage.problem_at(&mut findings, id, BlobType::Data, loc) {
             bad_data.insert(*id, o);
         }
@@ -307,7 +307,7 @@ fn read_pack(
 /// What a walk does with a tree's data blobs.
 enum Data<'w, 'c> {
     /// Gather them, to be looked up after the walk in key order.
-    Gather(&'w mut SortedLookups<'c>),
+    Gather(&'w mut SortedIds<'c>),
     /// Those looked up and found unreadable, with the damaged object each one names.
     Known(&'w HashMap<BlobId, String>),
 }

@@ -20,6 +20,7 @@ use crate::format::pack::PackEntry;
 use crate::format::prune::{CondemnedPack, PruneRecord, VERSION as RECORD_VERSION};
 use crate::format::tree::Tree;
 use crate::id::{BlobId, BlobType, PackId, PruneId, SnapshotId};
+use crate::index::{IndexCache, PackSet, PackUse, Pick, IN_RECORD, RESURRECTED, RIPE};
 use crate::pack::{self, PackBuilder};
 use crate::repo::{LockMode, Repository, PACKS_PER_INDEX_SEGMENT};
 use crate::session::Session;
@@ -39,6 +40,25 @@ impl Default for PruneOptions {
     }
 }
 
+/// A set of packs the plan names: how many, their listed size, and which rows of the index
+/// cache's plan table they are (read with [`packs`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PackList {
+    pub packs: u64,
+    pub bytes: u64,
+    set: Option<PackSet>,
+}
+
+impl PackList {
+    pub fn len(&self) -> usize {
+        self.packs as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packs == 0
+    }
+}
+
 /// One pack the plan names, with why.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PlannedPack {
@@ -55,16 +75,20 @@ pub struct PrunePlan {
     pub packs: u64,
     pub bytes: u64,
     /// Indexed packs no snapshot uses.
-    pub delete: Vec<PlannedPack>,
+    #[serde(skip)]
+    pub delete: PackList,
     /// Packs whose used blobs are copied into new packs before they are deleted.
-    pub repack: Vec<PlannedPack>,
+    #[serde(skip)]
+    pub repack: PackList,
     /// Packs in no index and no prune record (left by interrupted backups or prunes).
-    pub unindexed: Vec<PlannedPack>,
+    #[serde(skip)]
+    pub unindexed: PackList,
     /// Packs an earlier prune condemned but a snapshot uses: indexed again.
     pub resurrect: Vec<PlannedPack>,
     /// Packs the index lists as condemned but no prune record names (a prune stopped between
     /// writing its index and its record): recorded by this run.
-    pub unrecorded: Vec<PlannedPack>,
+    #[serde(skip)]
+    pub unrecorded: PackList,
     /// Indexed packs that are missing from the repository but hold nothing used: dropped from the index.
     pub vanished: Vec<PackId>,
     /// Earlier prune records whose clients have all finished: their packs are deleted now.
@@ -85,18 +109,13 @@ pub struct PrunePlan {
     pub bytes_repacked: u64,
     #[serde(skip)]
     marked: HashSet<SnapshotId>,
-    /// Indexed packs that stay, as the plan saw them (not as a shared cache may hold them later).
-    #[serde(skip)]
-    kept: Vec<PackId>,
-    /// Packs the new index lists as condemned: this run's deleted and repacked ones, and earlier
-    /// condemned ones still waiting for their clients. They stay readable until they are deleted.
-    #[serde(skip)]
-    condemned_listed: Vec<PackId>,
     /// Packs a record that still waits for its clients names: never deleted by this run.
     #[serde(skip)]
     protected: HashSet<PackId>,
-    /// The generation of the index cache's marks of used blobs this plan made (see
-    /// [`IndexCache::mark`](crate::index::IndexCache::mark)): execute checks they are still there.
+    /// The generation of the index cache's marks of used blobs and table of packs this plan made
+    /// (see [`IndexCache::marks_reset`]): execute checks they are still there. The packs the
+    /// plan keeps, deletes and repacks are in that table, as the plan saw them (not as a shared
+    /// cache may hold them later).
     #[serde(skip)]
     marks: u64,
     #[serde(skip)]
@@ -176,7 +195,6 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
     // snapshot needs is in the cache; the index before the packs, so every indexed pack is listed.
     let live = repo.live_holders(Some(lock))?;
     let records = repo.prune_records()?;
-    let in_records: HashSet<PackId> = records.iter().flat_map(|(_, r)| r.packs.iter().map(|p| p.id)).collect();
     progress("reading snapshots");
     let (snaps, bad) = repo.list_snapshots()?;
     if let Some((id, e)) = bad.first() {
@@ -194,63 +212,55 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
     superseded.sort();
     repo.sync_index(&mut |_| {})?;
 
+    // The plan's table of packs goes with the marks: a plan made later through this cache
+    // replaces both, and execute checks the generation before it reads either.
+    let index = repo.index();
+    let generation = index.marks_reset()?;
     progress("listing packs");
-    let mut listed: HashMap<PackId, u64> = HashMap::new();
+    let mut page: Vec<(PackId, u64)> = Vec::with_capacity(LISTED_PART);
     repo.backend().list("data", &mut |o| {
         if let Ok(id) = o.name.rsplit('/').next().unwrap_or("").parse::<PackId>() {
-            listed.insert(id, o.size);
-        }
-        Ok(())
-    })?;
-    let mut indexed: HashMap<PackId, PackStats> = HashMap::new();
-    // Packs the index lists only as condemned: readable (so the marking finds their trees) but not
-    // live; one a snapshot uses is resurrected below.
-    let mut condemned_indexed: HashSet<PackId> = HashSet::new();
-    repo.index().for_each_pack(&mut |id, _, condemned| {
-        indexed.insert(id, PackStats::default());
-        if condemned {
-            condemned_indexed.insert(id);
-        }
-        Ok(())
-    })?;
-    let outside = Outside {
-        candidates: listed.iter().filter(|(id, _)| !indexed.contains_key(id)).map(|(id, s)| (*id, *s)).collect(),
-        found: Mutex::new(None),
-        headers: Mutex::new(HashMap::new()),
-    };
-
-    progress("marking used data");
-    let mut plan = PrunePlan { snapshots: snaps.len(), ..PrunePlan::default() };
-    let mut resurrected: HashSet<PackId> = HashSet::new();
-    plan.marks = mark(repo, snaps.iter().map(|(_, s)| s.tree).collect(), &outside, &mut resurrected)?;
-    plan.marked = snaps.iter().map(|(id, _)| *id).collect();
-
-    // How much of each pack is used. A used blob that only a condemned pack holds brings that
-    // pack back.
-    let mut in_condemned: HashMap<BlobId, PackId> = HashMap::new();
-    repo.index().for_each_blob_marked(&mut |pack, e, used| {
-        let st = indexed.entry(pack).or_default();
-        st.blob_bytes += e.sealed_len as u64;
-        if used {
-            st.used_bytes += e.sealed_len as u64;
-            st.used_blobs += 1;
-            if condemned_indexed.contains(&pack) {
-                in_condemned.entry(e.id).or_insert(pack);
+            page.push((id, o.size));
+            if page.len() == LISTED_PART {
+                index.pack_use_add_listed(&page)?;
+                page.clear();
             }
         }
         Ok(())
     })?;
+    index.pack_use_add_listed(&page)?;
+    drop(page);
+    // Packs the index lists only as condemned are readable (so the marking finds their trees)
+    // but not live; one a snapshot uses is resurrected below.
+    index.pack_use_add_indexed()?;
+    let mut candidates = Vec::new();
+    for_each_page(index, PackSet::NotIndexed, &mut |p| {
+        candidates.push((p.id, p.listed.unwrap_or(0)));
+        Ok(())
+    })?;
+    let outside = Outside { candidates, found: Mutex::new(None), headers: Mutex::new(HashMap::new()) };
+
+    progress("marking used data");
+    let mut plan = PrunePlan { snapshots: snaps.len(), marks: generation, ..PrunePlan::default() };
+    let mut resurrected: HashSet<PackId> = HashSet::new();
+    mark(repo, snaps.iter().map(|(_, s)| s.tree).collect(), &outside, &mut resurrected)?;
+    plan.marked = snaps.iter().map(|(id, _)| *id).collect();
+
+    // How much of each pack is used. A used blob that only a condemned pack holds brings that
+    // pack back.
+    progress("counting used data");
+    index.pack_use_count_marks()?;
     // Used blobs no live pack holds: normally none, so they are gathered before any pack is read.
     let mut not_live = Vec::new();
-    repo.index().for_each_marked_not_live(&mut |id| {
+    index.for_each_marked_not_live(&mut |id| {
         not_live.push(id);
         Ok(())
     })?;
     let mut revived: HashSet<PackId> = HashSet::new();
     let mut missing = Vec::new();
     for id in &not_live {
-        if let Some(pack) = in_condemned.get(id) {
-            revived.insert(*pack);
+        if let Some(pack) = index.pack_use_condemned_holder(id)? {
+            revived.insert(pack);
             continue;
         }
         match outside.locate(repo, id)? {
@@ -260,7 +270,7 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
             None => missing.push(*id),
         }
     }
-    drop((in_condemned, not_live));
+    drop(not_live);
     if !missing.is_empty() {
         let some: Vec<String> = missing.iter().take(5).map(|b| b.to_string()).collect();
         return Err(Error::invalid(format!(
@@ -271,9 +281,10 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
         )));
     }
     for id in &revived {
-        let entries = repo.index().pack_entries(id)?;
-        let size = listed.get(id).copied().unwrap_or(0);
-        let used_bytes = indexed.get(id).map(|st| st.used_bytes).unwrap_or(0);
+        let entries = index.pack_entries(id)?;
+        let u = index.pack_use_get(id)?;
+        let size = u.and_then(|u| u.listed).unwrap_or(0);
+        let used_bytes = u.map(|u| u.used_bytes).unwrap_or(0);
         plan.resurrect.push(PlannedPack { id: *id, size, used_bytes });
         plan.resurrected_entries.insert(*id, entries);
     }
@@ -282,20 +293,22 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
         let headers = outside.headers.lock().unwrap_or_else(|p| p.into_inner());
         for id in resurrected.iter().filter(|id| !revived.contains(id)) {
             let entries = headers.get(id).cloned().unwrap_or_default();
-            let size = listed.get(id).copied().unwrap_or(0);
+            let size = index.pack_use_get(id)?.and_then(|u| u.listed).unwrap_or(0);
             let ids: Vec<BlobId> = entries.iter().map(|e| e.id).collect();
-            let marked = repo.index().marked(&ids)?;
+            let marked = index.marked(&ids)?;
             let used_bytes =
                 entries.iter().zip(marked).filter(|(_, used)| *used).map(|(e, _)| e.sealed_len as u64).sum();
             plan.resurrect.push(PlannedPack { id: *id, size, used_bytes });
             plan.resurrected_entries.insert(*id, entries);
         }
     }
+    index.pack_use_flag(&resurrected.iter().copied().collect::<Vec<_>>(), RESURRECTED)?;
+    let in_records: Vec<PackId> = records.iter().flat_map(|(_, r)| r.packs.iter().map(|p| p.id)).collect();
+    index.pack_use_flag(&in_records, IN_RECORD)?;
+    drop(in_records);
 
     // Earlier records: ripe ones are executed now, except for packs that are live again, that a
     // snapshot uses, or that a record still waiting for its clients also names.
-    let live_indexed = |id: &PackId| indexed.contains_key(id) && !condemned_indexed.contains(id);
-    let mut ripe_packs: HashSet<PackId> = HashSet::new();
     for (rid, r) in &records {
         if r.holders.iter().any(|h| live.contains(h)) {
             plan.waiting.push(*rid);
@@ -306,127 +319,176 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
         if plan.waiting.contains(rid) {
             continue;
         }
-        let packs: Vec<PlannedPack> = r
-            .packs
-            .iter()
-            .filter(|p| !live_indexed(&p.id) && !resurrected.contains(&p.id) && !plan.protected.contains(&p.id))
-            .map(|p| PlannedPack { id: p.id, size: listed.get(&p.id).copied().unwrap_or(0), used_bytes: 0 })
-            .collect();
-        ripe_packs.extend(packs.iter().map(|p| p.id));
+        let mut packs = Vec::new();
+        for p in &r.packs {
+            let u = index.pack_use_get(&p.id)?;
+            let live_indexed = u.is_some_and(|u| u.indexed && !u.condemned);
+            if live_indexed || resurrected.contains(&p.id) || plan.protected.contains(&p.id) {
+                continue;
+            }
+            packs.push(PlannedPack { id: p.id, size: u.and_then(|u| u.listed).unwrap_or(0), used_bytes: 0 });
+        }
+        index.pack_use_flag(&packs.iter().map(|p| p.id).collect::<Vec<_>>(), RIPE)?;
         plan.ripe.push((*rid, packs));
     }
 
     // Classify the indexed packs.
-    let target = repo.config().pack_size as u64;
-    let mut wasteful = Vec::new();
-    let mut small = Vec::new();
-    let (mut used_total, mut unused_total) = (0u64, 0u64);
-    for (id, st) in &indexed {
-        if condemned_indexed.contains(id) {
-            if resurrected.contains(id) {
-                continue;
-            }
-            match listed.get(id) {
-                // Deleted once its clients had finished; its entries go with this index.
-                None => plan.vanished.push(*id),
-                // Deleted by this run (a ripe record): not carried into the new index.
-                Some(_) if ripe_packs.contains(id) => {}
-                Some(&size) => {
-                    plan.condemned_listed.push(*id);
-                    if !in_records.contains(id) {
-                        plan.unrecorded.push(PlannedPack { id: *id, size, used_bytes: 0 });
-                    }
-                }
-            }
-            continue;
-        }
-        let Some(&size) = listed.get(id) else {
-            if st.used_blobs > 0 {
-                return Err(Error::invalid(format!(
-                    "pack {id} is in the index and holds used data but is missing from the repository; \
-                     nothing was deleted. Run `backup verify` and `repo repair-index`"
-                )));
-            }
-            plan.vanished.push(*id);
-            continue;
-        };
-        plan.packs += 1;
-        plan.bytes += size;
-        // A used blob keeps its header entry too: counted, the header of a pack of small blobs
-        // (46 bytes an entry beside a blob of a few dozen) is not taken for space a repack frees.
-        let kept = st.used_bytes + st.used_blobs * crate::format::pack::ENTRY_LEN as u64;
-        let p = PlannedPack { id: *id, size, used_bytes: kept };
-        if st.used_blobs == 0 {
-            plan.delete.push(p);
-            continue;
-        }
-        used_total += kept;
-        unused_total += size - kept.min(size);
-        if st.used_bytes < st.blob_bytes {
-            wasteful.push(p);
-        } else {
-            small_or_keep(p, target, &mut small, &mut plan);
-        }
+    if let Some(p) = index.pack_use_page(PackSet::MissingUsed, None, 1)?.first() {
+        return Err(Error::invalid(format!(
+            "pack {} is in the index and holds used data but is missing from the repository; nothing was \
+             deleted. Run `backup verify` and `repo repair-index`",
+            p.id
+        )));
     }
+    for_each_page(index, PackSet::Vanished, &mut |p| {
+        plan.vanished.push(p.id);
+        Ok(())
+    })?;
+    let live_packs = index.pack_use_totals(PackSet::Live)?;
+    (plan.packs, plan.bytes) = (live_packs.packs, live_packs.bytes);
+    let used = index.pack_use_totals(PackSet::LiveUsed)?;
+    let used_total = used.kept_bytes;
+    // A used blob keeps its header entry too: counted, the header of a pack of small blobs
+    // (46 bytes an entry beside a blob of a few dozen) is not taken for space a repack frees.
+    let mut unused_total = 0u64;
+    for_each_page(index, PackSet::LiveUsed, &mut |p| {
+        let size = p.listed.unwrap_or(0);
+        unused_total += size - p.kept_bytes().min(size);
+        Ok(())
+    })?;
     // As restic: the unused bytes left may be up to P % of what the repository will hold
     // (P / (100 - P) of the used bytes); the most wasteful packs are repacked until that holds.
     let p = opts.max_unused_percent;
     let allowed = if p >= 100.0 { u64::MAX } else { (used_total as f64 * p / (100.0 - p)) as u64 };
-    wasteful.sort_by(|a, b| unused_share(b).total_cmp(&unused_share(a)).then(a.id.cmp(&b.id)));
-    let mut repack_candidates = Vec::new();
-    for w in wasteful {
-        if unused_total > allowed {
-            unused_total -= w.size - w.used_bytes.min(w.size);
-            repack_candidates.push(w);
-        } else {
-            small_or_keep(w, target, &mut small, &mut plan);
+    index.pack_use_each(PackSet::Wasteful, Pick::Chosen, &mut |w| {
+        if unused_total <= allowed {
+            return Ok(false);
         }
-    }
+        let size = w.listed.unwrap_or(0);
+        unused_total -= size - w.kept_bytes().min(size);
+        Ok(true)
+    })?;
     // Small packs are merged once there are enough of them to be worth a rewrite (restic's
     // threshold), or when a repack is writing new packs anyway.
-    small.sort_by(|a, b| a.size.cmp(&b.size).then(a.id.cmp(&b.id)));
-    if small.len() >= SMALL_PACKS_WORTH_MERGING || (!small.is_empty() && !repack_candidates.is_empty()) {
-        repack_candidates.append(&mut small);
-    }
-    for p in small {
-        plan.keep_packs += 1;
-        plan.keep_bytes += p.size;
-    }
+    let target = repo.config().pack_size as u64;
+    let chosen = index.pack_use_totals(PackSet::Chosen)?.packs;
+    let small = index.pack_use_totals(PackSet::SmallerThan(target / 4))?.packs;
+    let merge_small = small >= SMALL_PACKS_WORTH_MERGING as u64 || (small > 0 && chosen > 0);
     let mut budget = opts.max_repack_bytes.unwrap_or(u64::MAX);
-    for p in repack_candidates {
-        if p.size <= budget {
-            budget -= p.size;
-            plan.bytes_repacked += p.used_bytes;
-            plan.repack.push(p);
-        } else {
-            plan.keep_packs += 1;
-            plan.keep_bytes += p.size;
+    let mut within_budget = |p: &PackUse| {
+        let size = p.listed.unwrap_or(0);
+        let fits = size <= budget;
+        if fits {
+            budget -= size;
         }
+        Ok(fits)
+    };
+    index.pack_use_each(PackSet::Chosen, Pick::Repack, &mut within_budget)?;
+    if merge_small {
+        index.pack_use_each(PackSet::SmallerThan(target / 4), Pick::Repack, &mut within_budget)?;
     }
-    for (id, size) in &listed {
-        if !indexed.contains_key(id) && !in_records.contains(id) && !resurrected.contains(id) {
-            plan.unindexed.push(PlannedPack { id: *id, size: *size, used_bytes: 0 });
-        }
-    }
-    for list in [&mut plan.delete, &mut plan.repack, &mut plan.unindexed, &mut plan.resurrect, &mut plan.unrecorded] {
-        list.sort_by_key(|p| p.id);
-    }
-    plan.bytes_to_delete = plan.delete.iter().chain(&plan.unindexed).map(|p| p.size).sum::<u64>()
+    let totals = |set| -> Result<PackList> {
+        let t = index.pack_use_totals(set)?;
+        Ok(PackList { packs: t.packs, bytes: t.bytes, set: Some(set) })
+    };
+    plan.delete = totals(PackSet::Delete)?;
+    plan.repack = totals(PackSet::Repack)?;
+    plan.unindexed = totals(PackSet::Unindexed)?;
+    plan.unrecorded = totals(PackSet::Unrecorded)?;
+    plan.bytes_repacked = index.pack_use_totals(PackSet::Repack)?.kept_bytes;
+    let kept = index.pack_use_totals(PackSet::Kept)?;
+    (plan.keep_packs, plan.keep_bytes) = (kept.packs, kept.bytes);
+    plan.resurrect.sort_by_key(|p| p.id);
+    plan.bytes_to_delete = plan.delete.bytes
+        + plan.unindexed.bytes
         + plan.ripe.iter().flat_map(|(_, ps)| ps.iter().map(|p| p.size)).sum::<u64>();
-    plan.bytes_to_repack = plan.repack.iter().map(|p| p.size).sum();
-    let dropped: HashSet<PackId> =
-        plan.delete.iter().chain(&plan.repack).map(|p| p.id).chain(plan.vanished.iter().copied()).collect();
-    plan.kept = indexed.keys().filter(|id| live_indexed(id) && !dropped.contains(id)).copied().collect();
-    plan.kept.sort();
-    // This run's condemned packs stay readable through the new index until they are deleted, so a
-    // client that deduplicated against them before this prune writes a snapshot that resolves.
-    plan.condemned_listed.extend(plan.delete.iter().chain(&plan.repack).map(|p| p.id));
-    plan.condemned_listed.sort();
+    plan.bytes_to_repack = plan.repack.bytes;
+    let condemned_listed = index.pack_use_totals(PackSet::CondemnedListed)?.packs;
     plan.index_segments = superseded.len() as u64;
-    let needed = (plan.kept.len() + plan.condemned_listed.len()).div_ceil(PACKS_PER_INDEX_SEGMENT).max(1);
+    let needed = (kept.packs + condemned_listed).div_ceil(PACKS_PER_INDEX_SEGMENT as u64).max(1) as usize;
     plan.consolidate_index = superseded.len() >= needed + INDEX_SEGMENTS_WORTH_CONSOLIDATING;
     plan.superseded = superseded;
     Ok(plan)
+}
+
+/// Packs listed into the plan's table in one transaction.
+const LISTED_PART: usize = 4096;
+
+/// Packs read from the plan's table at a time.
+const PAGE: usize = 1024;
+
+/// The packs of `set`, by id, read a page at a time (the cache is not held in between).
+struct Paged<'a> {
+    index: &'a IndexCache,
+    set: PackSet,
+    page: std::vec::IntoIter<PackUse>,
+    after: Option<PackId>,
+    done: bool,
+}
+
+impl<'a> Paged<'a> {
+    fn new(index: &'a IndexCache, set: PackSet) -> Self {
+        Paged { index, set, page: Vec::new().into_iter(), after: None, done: false }
+    }
+}
+
+impl Iterator for Paged<'_> {
+    type Item = Result<PackUse>;
+
+    fn next(&mut self) -> Option<Result<PackUse>> {
+        if let Some(p) = self.page.next() {
+            return Some(Ok(p));
+        }
+        if self.done {
+            return None;
+        }
+        let page = match self.index.pack_use_page(self.set, self.after.as_ref(), PAGE) {
+            Ok(page) => page,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        self.done = page.len() < PAGE;
+        self.after = page.last().map(|p| p.id);
+        self.page = page.into_iter();
+        self.page.next().map(Ok)
+    }
+}
+
+/// The packs of one of the plan's lists, by id, as the plan saw them.
+pub fn packs(session: &Session, plan: &PrunePlan, list: &PackList) -> Result<Vec<PlannedPack>> {
+    let index = session.repo().index();
+    let Some(set) = list.set else { return Ok(Vec::new()) };
+    if index.marks_generation() != plan.marks {
+        return Err(Error::invalid(
+            "the prune plan's table of packs is gone from the index cache (another plan was made through it)",
+        ));
+    }
+    Paged::new(index, set)
+        .map(|p| {
+            p.map(|p| PlannedPack {
+                id: p.id,
+                size: p.listed.unwrap_or(0),
+                used_bytes: if p.indexed && !p.condemned { p.kept_bytes() } else { 0 },
+            })
+        })
+        .collect()
+}
+
+/// Every pack of `set`, by id, a page at a time (`f` may use the cache).
+fn for_each_page(index: &IndexCache, set: PackSet, f: &mut dyn FnMut(&PackUse) -> Result<()>) -> Result<()> {
+    let mut after = None;
+    loop {
+        let page = index.pack_use_page(set, after.as_ref(), PAGE)?;
+        for p in &page {
+            f(p)?;
+        }
+        match page.last() {
+            Some(p) if page.len() == PAGE => after = Some(p.id),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// A prune with nothing else to do still rewrites the index once it holds this many segments more
@@ -437,43 +499,18 @@ pub const INDEX_SEGMENTS_WORTH_CONSOLIDATING: usize = 64;
 /// Fewer small packs than this are left alone (unless a repack runs anyway).
 const SMALL_PACKS_WORTH_MERGING: usize = 10;
 
-fn small_or_keep(p: PlannedPack, target: u64, small: &mut Vec<PlannedPack>, plan: &mut PrunePlan) {
-    if p.size < target / 4 {
-        small.push(p);
-    } else {
-        plan.keep_packs += 1;
-        plan.keep_bytes += p.size;
-    }
-}
-
-#[derive(Default, Clone, Copy)]
-struct PackStats {
-    blob_bytes: u64,
-    used_bytes: u64,
-    used_blobs: u64,
-}
-
-fn unused_share(p: &PlannedPack) -> f64 {
-    if p.size == 0 {
-        0.0
-    } else {
-        (p.size - p.used_bytes.min(p.size)) as f64 / p.size as f64
-    }
-}
-
 /// Every blob the snapshots reach (trees and data), walking shared subtrees once. Trees are read
 /// a level at a time, 32 at once on every core.
 ///
 /// The marks go to the index cache ([`IndexCache::mark`](crate::index::IndexCache::mark)), so
-/// memory does not grow with the repository. Returns the marks' generation.
-fn mark(repo: &Repository, roots: Vec<BlobId>, outside: &Outside, resurrected: &mut HashSet<PackId>) -> Result<u64> {
+/// memory does not grow with the repository.
+fn mark(repo: &Repository, roots: Vec<BlobId>, outside: &Outside, resurrected: &mut HashSet<PackId>) -> Result<()> {
     let index = repo.index();
-    let generation = index.marks_reset()?;
     let fresh = index.mark(&roots)?;
     let mut frontier: Vec<BlobId> = roots.into_iter().zip(fresh).filter_map(|(r, new)| new.then_some(r)).collect();
-    // Data blobs are marked at the end, in key order (see `SortedMarks`): marked in a tree's order,
+    // Data blobs are marked at the end, in key order (see `SortedIds`): marked in a tree's order,
     // each insert missed SQLite's page cache (10 million blobs: 116 s).
-    let mut data = index.sorted_marks();
+    let mut data = index.sorted_ids("marks");
     while !frontier.is_empty() {
         let mut next = Vec::new();
         for part in frontier.chunks(TREES_AT_ONCE) {
@@ -494,8 +531,7 @@ fn mark(repo: &Repository, roots: Vec<BlobId>, outside: &Outside, resurrected: &
         }
         frontier = next;
     }
-    data.finish()?;
-    Ok(generation)
+    data.mark_all()
 }
 
 /// Trees loaded (in parallel) before their blobs are marked: a level of a large repository holds
@@ -532,47 +568,49 @@ pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&st
         return Ok(outcome);
     }
     lock.ensure_held()?;
+    let index = repo.index();
+    if index.marks_generation() != plan.marks {
+        return Err(Error::invalid(
+            "the prune plan's marks of used data are gone from the index cache (another plan was made \
+             through it); nothing was deleted. Run the prune again",
+        ));
+    }
 
     // 1. Repack: the used blobs of the repacked packs go into new packs, authenticated on the way.
     let new_packs = if plan.repack.is_empty() {
         Vec::new()
     } else {
         progress("repacking");
-        repack(repo, plan, &mut outcome)?
+        repack(repo, &mut outcome)?
     };
 
-    // 2. The new index: every kept pack, the new ones, the resurrected ones; it supersedes every
+    // 2. The new index: every kept pack, the new ones, the resurrected ones, and the condemned
+    //    ones (this run's deleted and repacked packs, and earlier ones still waiting for their
+    //    clients), which stay readable until they are deleted, so a client that deduplicated
+    //    against them before this prune writes a snapshot that resolves. It supersedes every
     //    segment the plan was made from.
     progress("writing the index");
-    let index = repo.index();
-    let entries = |id: &PackId, condemned: bool| {
-        let id = *id;
-        index.pack_entries(&id).map(|entries| (IndexedPack { id, entries }, condemned))
-    };
-    let mut packs = plan
-        .kept
-        .iter()
-        .map(|id| entries(id, false))
+    let entries =
+        |id: PackId, condemned: bool| index.pack_entries(&id).map(|entries| (IndexedPack { id, entries }, condemned));
+    let mut packs = Paged::new(index, PackSet::Kept)
+        .map(|p| p.and_then(|p| entries(p.id, false)))
         .chain(new_packs.into_iter().map(|p| Ok((p, false))))
         .chain(
             plan.resurrected_entries
                 .iter()
                 .map(|(id, entries)| Ok((IndexedPack { id: *id, entries: entries.clone() }, false))),
         )
-        .chain(plan.condemned_listed.iter().map(|id| entries(id, true)));
+        .chain(Paged::new(index, PackSet::CondemnedListed).map(|p| p.and_then(|p| entries(p.id, true))));
     lock.ensure_held()?;
     repo.replace_index(&mut packs, &plan.superseded)?;
     drop(packs);
 
     // 3. Record what is condemned and who might still use it, before anything is deleted.
-    let condemned: Vec<CondemnedPack> = plan
-        .delete
-        .iter()
-        .chain(&plan.repack)
-        .chain(&plan.unindexed)
-        .chain(&plan.unrecorded)
-        .map(|p| CondemnedPack { id: p.id, size: p.size })
-        .collect();
+    let mut condemned: Vec<CondemnedPack> = Vec::new();
+    for_each_page(index, PackSet::Condemned, &mut |p| {
+        condemned.push(CondemnedPack { id: p.id, size: p.listed.unwrap_or(0) });
+        Ok(())
+    })?;
     let holders: Vec<LockHolder> = repo.live_holders(Some(lock))?.into_iter().collect();
     let record = if condemned.is_empty() {
         None
@@ -659,17 +697,11 @@ fn delete_packs(
 type ReadPack = (PackId, Vec<u8>, Vec<PackEntry>);
 
 /// Copy the used blobs of the packs to repack into new packs of the target size.
-fn repack(repo: &Repository, plan: &PrunePlan, outcome: &mut PruneOutcome) -> Result<Vec<IndexedPack>> {
+fn repack(repo: &Repository, outcome: &mut PruneOutcome) -> Result<Vec<IndexedPack>> {
     let key = &repo.keys().seal;
     let target = repo.config().pack_size as usize;
     let backend = repo.backend();
     let mut written = Vec::new();
-    if repo.index().marks_generation() != plan.marks {
-        return Err(Error::invalid(
-            "the prune plan's marks of used data are gone from the index cache (another plan was made \
-             through it); nothing was deleted. Run the prune again",
-        ));
-    }
     let mut builder = PackBuilder::with_capacity(target + target / 8);
     let flush = |builder: &mut PackBuilder, outcome: &mut PruneOutcome, written: &mut Vec<IndexedPack>| -> Result<()> {
         let full = std::mem::replace(builder, PackBuilder::with_capacity(target + target / 8));
@@ -681,7 +713,13 @@ fn repack(repo: &Repository, plan: &PrunePlan, outcome: &mut PruneOutcome) -> Re
         Ok(())
     };
     // Packs are read two at a time ahead of the copying, on rayon's pool.
-    for chunk in plan.repack.chunks(2) {
+    let mut to_repack = Paged::new(repo.index(), PackSet::Repack);
+    loop {
+        let chunk = [to_repack.next().transpose()?, to_repack.next().transpose()?];
+        let chunk: Vec<PackUse> = chunk.into_iter().flatten().collect();
+        if chunk.is_empty() {
+            break;
+        }
         let read: Vec<Result<ReadPack>> = chunk
             .par_iter()
             .map(|p| {

@@ -18,7 +18,9 @@ use crate::format::pack::{PackEntry, ENTRY_LEN};
 use crate::format::Reader;
 use crate::id::{BlobId, BlobType, IndexId, PackId};
 
+mod pack_use;
 mod runs;
+pub use pack_use::{PackSet, PackTotals, PackUse, Pick, IN_RECORD, RESURRECTED, RIPE};
 use runs::{Row, SortedRuns};
 
 /// Bumped whenever the cache's schema changes; an older cache is dropped and rebuilt.
@@ -153,23 +155,25 @@ impl BlobSink<'_, '_> {
     }
 }
 
-/// Blob ids gathered to be looked up together, in key order: ids are hashes, so a lookup per id
-/// as a walk meets them lands on a random page of the blob table each time, and once the table
-/// outgrows memory (100M blobs: 13 GB) each is a read from disk (a verify of 100M blobs took 44
-/// minutes). Sorted (in runs spilled beside the cache, as a rebuild's rows are), the lookups walk
-/// the table's pages in order and read each once. Memory is one run of ids, whatever their number.
-pub struct SortedLookups<'c> {
+/// Blob ids gathered during a walk of every snapshot, then looked up or marked together in key
+/// order, each once: ids are hashes, so a lookup or mark per id as a walk meets them lands on a
+/// random page of a table each time, and once the table outgrows memory (100M blobs: the blob
+/// table holds 13 GB, a prune's marks 3 GB) each is a read from disk (a verify of 100M blobs took
+/// 44 minutes). Sorted (in runs spilled beside the cache, as a rebuild's rows are), the table's
+/// pages are walked in order and each is read or written once. Memory is one run of ids, whatever
+/// their number.
+pub struct SortedIds<'c> {
     cache: &'c IndexCache,
     ids: SortedRuns<BlobId>,
 }
 
-impl SortedLookups<'_> {
+impl SortedIds<'_> {
     pub fn push(&mut self, id: BlobId) -> Result<()> {
         self.ids.push(id)
     }
 
     /// Each distinct id pushed, in key order, with what [`IndexCache::lookup`] answers for it.
-    pub fn resolve(mut self, f: &mut dyn FnMut(&BlobId, Option<BlobLocation>) -> Result<()>) -> Result<()> {
+    pub fn lookup_each(mut self, f: &mut dyn FnMut(&BlobId, Option<BlobLocation>) -> Result<()>) -> Result<()> {
         let cache = self.cache;
         distinct_in_parts(&mut self.ids, READ_PART, &mut |part| {
             for (id, loc) in part.iter().zip(cache.lookup_many(part)?) {
@@ -178,30 +182,15 @@ impl SortedLookups<'_> {
             Ok(())
         })
     }
-}
-
-/// Data blob marks gathered during a prune's walk and written to the marks at the end, in key
-/// order: marked as the walk met them (even in sorted batches of half a million), each batch
-/// touched most pages of a marks table that at 100M blobs holds 3 GB. In order, the table is
-/// written page after page, once.
-pub struct SortedMarks<'c> {
-    cache: &'c IndexCache,
-    ids: SortedRuns<BlobId>,
-}
-
-impl SortedMarks<'_> {
-    pub fn push(&mut self, id: BlobId) -> Result<()> {
-        self.ids.push(id)
-    }
 
     /// Mark every id pushed (see [`IndexCache::mark`]).
-    pub fn finish(mut self) -> Result<()> {
+    pub fn mark_all(mut self) -> Result<()> {
         let cache = self.cache;
         distinct_in_parts(&mut self.ids, MARK_PART, &mut |part| cache.mark(part).map(drop))
     }
 }
 
-/// Ids marked in one transaction by [`SortedMarks::finish`].
+/// Ids marked in one transaction by [`SortedIds::mark_all`].
 const MARK_PART: usize = 64 * 1024;
 
 /// The distinct ids of `runs`, in key order, handed to `f` in parts of up to `size`.
@@ -231,14 +220,24 @@ fn distinct_in_parts(
     }
 }
 
+/// The process id in the name of a scratch file beside the cache (after `<cache>.`):
+/// `rebuild-<pid>`, `rebuild-<pid>.rows`, `<what>-<pid>-<n>` ([`IndexCache::sorted_ids`]).
+fn scratch_pid(rest: &str) -> Option<u32> {
+    let (kind, tail) = rest.split_once('-')?;
+    if !matches!(kind, "rebuild" | "lookups" | "marks") {
+        return None;
+    }
+    tail.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 pub struct IndexCache {
     conn: Mutex<Connection>,
     path: PathBuf,
     /// Counts [`marks_reset`](Self::marks_reset)s, so a plan can tell its marks are still there.
     marks_generation: std::sync::atomic::AtomicU64,
-    /// Blob rows a rebuild sorts in memory before spilling a run ([`runs::RUN_ROWS`]; tests
-    /// lower it to spill small rebuilds).
-    rebuild_run_rows: usize,
+    /// Records (a rebuild's blob rows, [`SortedIds`]' ids) sorted in memory before a run is
+    /// spilled ([`runs::RUN_ROWS`]; tests lower it to spill small ones).
+    run_rows: usize,
 }
 
 impl IndexCache {
@@ -251,22 +250,42 @@ impl IndexCache {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             marks_generation: Default::default(),
-            rebuild_run_rows: runs::RUN_ROWS,
+            run_rows: runs::RUN_ROWS,
         };
         cache.init()?;
+        cache.remove_dead_scratch(std::time::Duration::from_secs(3600));
         Ok(cache)
+    }
+
+    /// Delete the scratch files beside the cache (a rebuild's staging database and rows, the runs
+    /// of [`SortedIds`]) of processes that are gone: one killed part-way leaves files as large as
+    /// the cache (3.2 GB of runs at 100M blobs) that nothing else would remove. Only files
+    /// untouched for `age`: a process of another pid table (a container sharing the cache folder)
+    /// looks dead from here.
+    fn remove_dead_scratch(&self, age: std::time::Duration) {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else { return };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(scratch_pid) else {
+                continue;
+            };
+            let dead = crate::liveness::ProcessRef { pid, start: None, space: None }.liveness()
+                == crate::liveness::Liveness::Dead;
+            let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if dead && old.is_some_and(|old| old >= age) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// An in-memory cache, for tools and tests.
     pub fn in_memory() -> Result<Self> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|e| sql(&path, e))?;
-        let cache = IndexCache {
-            conn: Mutex::new(conn),
-            path,
-            marks_generation: Default::default(),
-            rebuild_run_rows: runs::RUN_ROWS,
-        };
+        let cache =
+            IndexCache { conn: Mutex::new(conn), path, marks_generation: Default::default(), run_rows: runs::RUN_ROWS };
         cache.init()?;
         Ok(cache)
     }
@@ -395,15 +414,9 @@ impl IndexCache {
         // Beside the cache, not in the temporary folder (often a small tmpfs): it holds about as
         // much as the cache. Writing to it locks nothing in the cache file. An in-memory cache
         // stages in a private temporary database ('') and keeps its runs in memory.
-        let scratch = |suffix: &str| {
-            let mut name = p.clone().into_os_string();
-            name.push(format!(".rebuild-{}{suffix}", std::process::id()));
-            PathBuf::from(name)
-        };
-        let in_memory = p == Path::new(":memory:");
-        let staging = if in_memory { PathBuf::new() } else { scratch("") };
-        let mut rows =
-            SortedRuns::with_run_rows(if in_memory { None } else { Some(scratch(".rows")) }, self.rebuild_run_rows);
+        let scratch = |suffix: &str| self.beside(&format!("rebuild-{}{suffix}", std::process::id()));
+        let staging = scratch("").unwrap_or_default();
+        let mut rows = SortedRuns::with_run_rows(scratch(".rows"), self.run_rows);
         let remove_staging = || {
             if !staging.as_os_str().is_empty() {
                 let _ = std::fs::remove_file(&staging);
@@ -612,29 +625,23 @@ impl IndexCache {
         self.read_in_parts(ids, &|conn, id| self.lookup_in(conn, id))
     }
 
-    /// Lookups of as many blobs as a walk of every snapshot names, answered in key order (see
-    /// [`SortedLookups`]).
-    pub fn sorted_lookups(&self) -> SortedLookups<'_> {
-        SortedLookups { cache: self, ids: self.id_runs("lookups") }
-    }
-
-    /// Marks of as many data blobs as a prune's walk of every snapshot names, written in key
-    /// order (see [`SortedMarks`]).
-    pub fn sorted_marks(&self) -> SortedMarks<'_> {
-        SortedMarks { cache: self, ids: self.id_runs("marks") }
-    }
-
-    /// Sorted runs of blob ids, spilled beside the cache to `<cache>.<what>-<pid>-<n>` (an
-    /// in-memory cache keeps them in memory).
-    fn id_runs(&self, what: &str) -> SortedRuns<BlobId> {
+    /// Ids to look up or mark in key order (see [`SortedIds`]), their runs spilled beside the
+    /// cache to `<cache>.<what>-<pid>-<n>` (an in-memory cache keeps them in memory).
+    pub fn sorted_ids(&self, what: &str) -> SortedIds<'_> {
+        debug_assert!(scratch_pid(&format!("{what}-1-0")).is_some(), "{what}: a scratch file no open would remove");
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let spill = (self.path != Path::new(":memory:")).then(|| {
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut name = self.path.clone().into_os_string();
-            name.push(format!(".{what}-{}-{n}", std::process::id()));
-            PathBuf::from(name)
-        });
-        SortedRuns::with_run_rows(spill, self.rebuild_run_rows)
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let spill = self.beside(&format!("{what}-{}-{n}", std::process::id()));
+        SortedIds { cache: self, ids: SortedRuns::with_run_rows(spill, self.run_rows) }
+    }
+
+    /// `<cache>.<name>`, a scratch file beside the cache; none for an in-memory cache.
+    fn beside(&self, name: &str) -> Option<PathBuf> {
+        (self.path != Path::new(":memory:")).then(|| {
+            let mut path = self.path.clone().into_os_string();
+            path.push(format!(".{name}"));
+            PathBuf::from(path)
+        })
     }
 
     /// `ask` for each of `ids`, in read transactions of [`READ_PART`] ids: one transaction spares
@@ -759,25 +766,6 @@ impl IndexCache {
         Ok(())
     }
 
-    /// Every indexed blob with its pack, streamed pack by pack (one query, not one per pack).
-    /// Every indexed blob with its pack and whether [`mark`](Self::mark) marked it, streamed in
-    /// blob order (the marks are in the same order, so each probe lands next to the last).
-    pub fn for_each_blob_marked(&self, f: &mut dyn FnMut(PackId, PackEntry, bool) -> Result<()>) -> Result<()> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(&format!(
-                "SELECT {LOCATION_COLUMNS}, EXISTS (SELECT 1 FROM temp.marks m WHERE m.id = blobs.id) FROM blobs"
-            ))
-            .map_err(|e| sql(&self.path, e))?;
-        let mut rows = st.query([]).map_err(|e| sql(&self.path, e))?;
-        while let Some(r) = rows.next().map_err(|e| sql(&self.path, e))? {
-            let loc = self.location(r)?;
-            let marked: bool = r.get(7).map_err(|e| sql(&self.path, e))?;
-            f(loc.pack, loc.entry, marked)?;
-        }
-        Ok(())
-    }
-
     /// The entries the index holds for one pack, by offset; none for a pack it does not list.
     pub fn pack_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
         let conn = self.conn();
@@ -821,7 +809,8 @@ fn sql(path: &Path, source: rusqlite::Error) -> Error {
 ///
 /// [`marks_reset`]: IndexCache::marks_reset
 impl IndexCache {
-    /// Empty the marks; returns their new generation (see [`marks_generation`](Self::marks_generation)).
+    /// Empty the marks and the plan's table of packs (see `pack_use`); returns their new
+    /// generation (see [`marks_generation`](Self::marks_generation)).
     pub fn marks_reset(&self) -> Result<u64> {
         let conn = self.conn();
         conn.execute_batch(
@@ -831,6 +820,7 @@ impl IndexCache {
              DELETE FROM temp.marks; DELETE FROM temp.copied;",
         )
         .map_err(|e| sql(&self.path, e))?;
+        Self::pack_use_reset(&conn).map_err(|e| sql(&self.path, e))?;
         Ok(self.marks_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
     }
 
@@ -991,27 +981,27 @@ mod tests {
     use super::*;
     use crate::format::index::IndexedPack;
 
+    /// Pack `id` holding data blobs `blobs` of 100 sealed bytes each, one after the other.
+    pub(super) fn pack(id: u8, blobs: &[u8]) -> IndexedPack {
+        let entries = blobs
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| PackEntry {
+                blob_type: BlobType::Data,
+                compression: Compression::Zstd,
+                id: BlobId([b; 32]),
+                offset: 8 + 100 * i as u32,
+                sealed_len: 100,
+                raw_len: 200,
+            })
+            .collect();
+        IndexedPack { id: PackId([id; 32]), entries }
+    }
+
     fn segment(superseded: &[u8], packs: &[(u8, &[u8])]) -> IndexSegment {
         IndexSegment {
             superseded: superseded.iter().map(|&s| IndexId([s; 32])).collect(),
-            packs: packs
-                .iter()
-                .map(|&(pack, blobs)| IndexedPack {
-                    id: PackId([pack; 32]),
-                    entries: blobs
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &b)| PackEntry {
-                            blob_type: BlobType::Data,
-                            compression: Compression::Zstd,
-                            id: BlobId([b; 32]),
-                            offset: 8 + 100 * i as u32,
-                            sealed_len: 100,
-                            raw_len: 200,
-                        })
-                        .collect(),
-                })
-                .collect(),
+            packs: packs.iter().map(|&(id, blobs)| pack(id, blobs)).collect(),
             condemned: Vec::new(),
         }
     }
@@ -1032,7 +1022,7 @@ mod tests {
     fn a_rebuild_spilled_in_many_sorted_runs_holds_what_adding_each_segment_holds() {
         let dir = tempfile::tempdir().unwrap();
         let mut rebuilt = IndexCache::open(&dir.path().join("index.sqlite")).unwrap();
-        rebuilt.rebuild_run_rows = 3;
+        rebuilt.run_rows = 3;
         let added = IndexCache::in_memory().unwrap();
         // Blobs in several packs, a pack listed by two segments, and a superseded segment whose
         // blob 12 no other segment lists: 17 rows, six runs of three.
@@ -1071,13 +1061,13 @@ mod tests {
     fn sorted_lookups_answer_each_distinct_id_once_in_key_order_as_lookup_does() {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = IndexCache::open(&dir.path().join("index.sqlite")).unwrap();
-        cache.rebuild_run_rows = 3;
+        cache.run_rows = 3;
         // 10 live, 11 only condemned (still readable there), 12 nowhere, 13 in both.
         let mut seg = segment(&[], &[(20, &[10, 13, 14, 15])]);
         seg.condemned = segment(&[], &[(21, &[11, 13])]).packs;
         cache.add_segment(&IndexId([1; 32]), &seg).unwrap();
         let asked = [15u8, 12, 10, 13, 11, 10, 14, 12, 13, 15, 11];
-        let mut lookups = cache.sorted_lookups();
+        let mut lookups = cache.sorted_ids("lookups");
         for b in asked {
             lookups.push(BlobId([b; 32])).unwrap();
         }
@@ -1091,7 +1081,7 @@ mod tests {
         assert_eq!(scratch(dir.path()), 1, "eleven ids in runs of three were spilled beside the cache");
         let mut answered = Vec::new();
         lookups
-            .resolve(&mut |id, loc| {
+            .lookup_each(&mut |id, loc| {
                 answered.push((id.0[0], loc.map(|l| l.pack.0[0])));
                 Ok(())
             })
@@ -1106,13 +1096,50 @@ mod tests {
     }
 
     #[test]
+    fn scratch_files_of_processes_that_are_gone_are_removed_when_the_cache_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let names = [
+            format!("index.sqlite.rebuild-{dead}"),
+            format!("index.sqlite.rebuild-{dead}.rows"),
+            format!("index.sqlite.marks-{dead}-3"),
+            format!("index.sqlite.lookups-{me}-0"),
+            format!("index.sqlite.notes-{dead}"),
+            format!("other.sqlite.marks-{dead}-0"),
+        ];
+        for n in &names {
+            std::fs::write(dir.path().join(n), b"runs").unwrap();
+        }
+        let left = || {
+            let mut v: Vec<String> =
+                std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            v.retain(|n| n != "index.sqlite" && !n.starts_with("index.sqlite-"));
+            v.sort();
+            v
+        };
+        let mut all = names.to_vec();
+        all.sort();
+        // Fresh files stay (another pid table's process looks dead from here).
+        let cache = IndexCache::open(&path).unwrap();
+        assert_eq!(left(), all);
+        cache.remove_dead_scratch(std::time::Duration::ZERO);
+        let mut want = names[3..].to_vec();
+        want.sort();
+        assert_eq!(left(), want, "a dead process's rebuild, rows and marks go; our own and others' files stay");
+    }
+
+    #[test]
     fn sorted_marks_mark_what_was_pushed_once_spilled_beside_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let mut cache = IndexCache::open(&dir.path().join("index.sqlite")).unwrap();
-        cache.rebuild_run_rows = 2;
+        cache.run_rows = 2;
         cache.marks_reset().unwrap();
         cache.mark(&[BlobId([40; 32])]).unwrap();
-        let mut marks = cache.sorted_marks();
+        let mut marks = cache.sorted_ids("marks");
         for b in [33u8, 31, 35, 31, 40, 33, 32] {
             marks.push(BlobId([b; 32])).unwrap();
         }
@@ -1120,7 +1147,7 @@ mod tests {
             .unwrap()
             .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".marks-"));
         assert_eq!(spilled.count(), 1, "seven ids in runs of two were spilled beside the cache");
-        marks.finish().unwrap();
+        marks.mark_all().unwrap();
         let asked: Vec<BlobId> = (30u8..=41).map(|b| BlobId([b; 32])).collect();
         let want: Vec<bool> = (30u8..=41).map(|b| matches!(b, 31 | 32 | 33 | 35 | 40)).collect();
         assert_eq!(cache.marked(&asked).unwrap(), want);
@@ -1356,15 +1383,10 @@ mod tests {
         assert_eq!(cache.mark(&[id(10), id(11), id(12), id(10)]).unwrap(), [true, true, true, false]);
         assert_eq!(cache.mark(&[id(11)]).unwrap(), [false]);
         assert_eq!(cache.marked(&[id(10), id(13), id(12)]).unwrap(), [true, false, true]);
-        let mut seen = Vec::new();
-        cache
-            .for_each_blob_marked(&mut |pack, e, used| {
-                seen.push((pack.0[0], e.id.0[0], used));
-                Ok(())
-            })
-            .unwrap();
-        seen.sort();
-        assert_eq!(seen, [(20, 10, true), (20, 13, false), (21, 11, true)]);
+        cache.pack_use_add_indexed().unwrap();
+        cache.pack_use_count_marks().unwrap();
+        let used = |p: u8| cache.pack_use_get(&PackId([p; 32])).unwrap().map(|u| (u.used_blobs, u.blob_bytes));
+        assert_eq!((used(20), used(21)), (Some((1, 200)), Some((1, 100))), "blob 13 of pack 20 is not used");
         let mut not_live = Vec::new();
         cache
             .for_each_marked_not_live(&mut |b| {

@@ -32,7 +32,7 @@ pub(super) trait Record: Copy + Ord {
     fn decode(b: &[u8]) -> Self;
 }
 
-/// A blob id a verify looks up (see `SortedLookups`).
+/// A blob id a verify looks up (see `SortedIds`).
 impl Record for BlobId {
     const LEN: usize = 32;
 

@@ -214,20 +214,30 @@ impl IndexCache {
     /// sums grouped by SQLite's sorter (which spills to disk), not in a map per pack.
     pub fn pack_use_count_marks(&self) -> Result<()> {
         let conn = self.conn();
-        let p = &self.path;
-        // SQLite's sorter keeps as much in memory as the main page cache may hold (16 MiB), and
-        // the pass reads both tables in key order, so a small cache loses nothing while it runs.
-        let cache_size = |kib: i64| conn.execute_batch(&format!("PRAGMA main.cache_size = -{kib}"));
-        cache_size(super::MERGE_CACHE_KIB).map_err(|e| sql(p, e))?;
-        let counted = conn.execute(
-            "UPDATE temp.pack_use AS u SET used_bytes = g.bytes, used_blobs = g.blobs
-                 FROM (SELECT b.pack AS pack, SUM(b.sealed_len) AS bytes, COUNT(*) AS blobs
-                       FROM temp.marks m JOIN main.blobs b ON b.id = m.id GROUP BY b.pack) AS g
-                 WHERE u.id = g.pack",
-            [],
-        );
+        self.small_sorter(&conn, &mut || {
+            conn.execute(
+                "UPDATE temp.pack_use AS u SET used_bytes = g.bytes, used_blobs = g.blobs
+                     FROM (SELECT b.pack AS pack, SUM(b.sealed_len) AS bytes, COUNT(*) AS blobs
+                           FROM temp.marks m JOIN main.blobs b ON b.id = m.id GROUP BY b.pack) AS g
+                     WHERE u.id = g.pack",
+                [],
+            )
+            .map(drop)
+            .map_err(|e| sql(&self.path, e))
+        })
+    }
+
+    /// Run `f` with the main page cache at 4 MiB: SQLite's sorter keeps as much in memory as the
+    /// main page cache may hold (16 MiB), and the passes that sort (the grouped count, the packs
+    /// in an order other than the key's) read their tables in key order, so a small cache loses
+    /// nothing while they run.
+    fn small_sorter(&self, conn: &rusqlite::Connection, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        let cache_size =
+            |kib: i64| conn.execute_batch(&format!("PRAGMA main.cache_size = -{kib}")).map_err(|e| sql(&self.path, e));
+        cache_size(super::MERGE_CACHE_KIB)?;
+        let done = f();
         let restored = cache_size(super::CACHE_KIB);
-        counted.and(restored).map(drop).map_err(|e| sql(p, e))
+        done.and(restored)
     }
 
     /// Set `flag` on those of `packs` the table holds.
@@ -317,28 +327,31 @@ impl IndexCache {
     pub fn pack_use_each(&self, set: PackSet, pick: Pick, f: &mut dyn FnMut(&PackUse) -> Result<bool>) -> Result<()> {
         let (cond, order) = set.query();
         let conn = self.conn();
-        let tx = conn.unchecked_transaction().map_err(|e| sql(&self.path, e))?;
-        {
-            // The rows are sorted by SQLite before the first is returned (every order but the
-            // key's needs its sorter), and picks go to another table: the scan is not disturbed.
-            let mut st = tx
-                .prepare(&format!(
-                    "SELECT {COLUMNS}, {} AS unused_share FROM temp.pack_use u WHERE {cond} ORDER BY {order}",
-                    unused_share()
-                ))
-                .map_err(|e| sql(&self.path, e))?;
-            let mut add = tx
-                .prepare("INSERT OR IGNORE INTO temp.pack_picks (list, id) VALUES (?1, ?2)")
-                .map_err(|e| sql(&self.path, e))?;
-            let mut rows = st.query([]).map_err(|e| sql(&self.path, e))?;
-            while let Some(r) = rows.next().map_err(|e| sql(&self.path, e))? {
-                let pack = self.pack_use_row(r)?;
-                if f(&pack)? {
-                    add.execute(params![pick as u8, &pack.id.0[..]]).map_err(|e| sql(&self.path, e))?;
+        let p = &self.path;
+        self.small_sorter(&conn, &mut || {
+            let tx = conn.unchecked_transaction().map_err(|e| sql(p, e))?;
+            {
+                // The rows are sorted by SQLite before the first is returned (every order but the
+                // key's needs its sorter), and picks go to another table: the scan is not disturbed.
+                let mut st = tx
+                    .prepare(&format!(
+                        "SELECT {COLUMNS}, {} AS unused_share FROM temp.pack_use u WHERE {cond} ORDER BY {order}",
+                        unused_share()
+                    ))
+                    .map_err(|e| sql(p, e))?;
+                let mut add = tx
+                    .prepare("INSERT OR IGNORE INTO temp.pack_picks (list, id) VALUES (?1, ?2)")
+                    .map_err(|e| sql(p, e))?;
+                let mut rows = st.query([]).map_err(|e| sql(p, e))?;
+                while let Some(r) = rows.next().map_err(|e| sql(p, e))? {
+                    let pack = self.pack_use_row(r)?;
+                    if f(&pack)? {
+                        add.execute(params![pick as u8, &pack.id.0[..]]).map_err(|e| sql(p, e))?;
+                    }
                 }
             }
-        }
-        tx.commit().map_err(|e| sql(&self.path, e))
+            tx.commit().map_err(|e| sql(p, e))
+        })
     }
 
     fn pack_use_row(&self, r: &rusqlite::Row) -> Result<PackUse> {

@@ -577,12 +577,10 @@ pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&st
     }
 
     // 1. Repack: the used blobs of the repacked packs go into new packs, authenticated on the way.
-    let new_packs = if plan.repack.is_empty() {
-        Vec::new()
-    } else {
+    if !plan.repack.is_empty() {
         progress("repacking");
-        repack(repo, &mut outcome)?
-    };
+        repack(repo, &mut outcome)?;
+    }
 
     // 2. The new index: every kept pack, the new ones, the resurrected ones, and the condemned
     //    ones (this run's deleted and repacked packs, and earlier ones still waiting for their
@@ -594,7 +592,7 @@ pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&st
         |id: PackId, condemned: bool| index.pack_entries(&id).map(|entries| (IndexedPack { id, entries }, condemned));
     let mut packs = Paged::new(index, PackSet::Kept)
         .map(|p| p.and_then(|p| entries(p.id, false)))
-        .chain(new_packs.into_iter().map(|p| Ok((p, false))))
+        .chain(NewPacks::new(index).map(|p| p.map(|p| (p, false))))
         .chain(
             plan.resurrected_entries
                 .iter()
@@ -696,21 +694,20 @@ fn delete_packs(
 /// A pack read whole for repacking: its id, bytes and indexed entries.
 type ReadPack = (PackId, Vec<u8>, Vec<PackEntry>);
 
-/// Copy the used blobs of the packs to repack into new packs of the target size.
-fn repack(repo: &Repository, outcome: &mut PruneOutcome) -> Result<Vec<IndexedPack>> {
+/// Copy the used blobs of the packs to repack into new packs of the target size; each new pack's
+/// entries wait in the index cache for the new index (see [`NewPacks`]).
+fn repack(repo: &Repository, outcome: &mut PruneOutcome) -> Result<()> {
     let key = &repo.keys().seal;
     let target = repo.config().pack_size as usize;
     let backend = repo.backend();
-    let mut written = Vec::new();
     let mut builder = PackBuilder::with_capacity(target + target / 8);
-    let flush = |builder: &mut PackBuilder, outcome: &mut PruneOutcome, written: &mut Vec<IndexedPack>| -> Result<()> {
+    let flush = |builder: &mut PackBuilder, outcome: &mut PruneOutcome| -> Result<()> {
         let full = std::mem::replace(builder, PackBuilder::with_capacity(target + target / 8));
         let (id, bytes, entries) = full.finish(key)?;
         outcome.packs_written += 1;
         outcome.bytes_written += bytes.len() as u64;
         backend.write(&pack::pack_path(&id), bytes.into())?;
-        written.push(IndexedPack { id, entries });
-        Ok(())
+        repo.index().pack_use_add_new(&IndexedPack { id, entries })
     };
     // Packs are read two at a time ahead of the copying, on rayon's pool.
     let mut to_repack = Paged::new(repo.index(), PackSet::Repack);
@@ -755,15 +752,55 @@ fn repack(repo: &Repository, outcome: &mut PruneOutcome) -> Result<Vec<IndexedPa
                 ok?;
                 builder.add_sealed(e, slice(&bytes, e, &pack_id)?)?;
                 if builder.len() >= target {
-                    flush(&mut builder, outcome, &mut written)?;
+                    flush(&mut builder, outcome)?;
                 }
             }
         }
     }
     if !builder.is_empty() {
-        flush(&mut builder, outcome, &mut written)?;
+        flush(&mut builder, outcome)?;
     }
-    Ok(written)
+    Ok(())
+}
+
+/// The packs a repack wrote, with their entries, read back from the index cache a few at a time.
+struct NewPacks<'a> {
+    index: &'a IndexCache,
+    page: std::vec::IntoIter<(i64, IndexedPack)>,
+    after: i64,
+    done: bool,
+}
+
+impl<'a> NewPacks<'a> {
+    fn new(index: &'a IndexCache) -> Self {
+        NewPacks { index, page: Vec::new().into_iter(), after: 0, done: false }
+    }
+}
+
+impl Iterator for NewPacks<'_> {
+    type Item = Result<IndexedPack>;
+
+    fn next(&mut self) -> Option<Result<IndexedPack>> {
+        if let Some((seq, p)) = self.page.next() {
+            self.after = seq;
+            return Some(Ok(p));
+        }
+        if self.done {
+            return None;
+        }
+        // Few at a time: a new pack of small blobs has megabytes of entries.
+        const NEW_PAGE: usize = 4;
+        let page = match self.index.pack_use_new_page(self.after, NEW_PAGE) {
+            Ok(page) => page,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        self.done = page.len() < NEW_PAGE;
+        self.page = page.into_iter();
+        self.next()
+    }
 }
 
 fn slice<'a>(bytes: &'a [u8], e: &PackEntry, pack: &PackId) -> Result<&'a [u8]> {

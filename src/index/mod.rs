@@ -777,13 +777,17 @@ impl IndexCache {
         else {
             return Ok(Vec::new());
         };
-        // The cache is a file others could have damaged: its entries are parsed as strictly as a
-        // segment's.
+        self.decode_entries(&bytes)
+    }
+
+    /// Entries as [`encode_entries`] wrote them, by offset. The cache is a file others could have
+    /// damaged: its entries are parsed as strictly as a segment's.
+    fn decode_entries(&self, bytes: &[u8]) -> Result<Vec<PackEntry>> {
         let what = format!("index cache {}", self.path.display());
-        if bytes.len() % ENTRY_LEN != 0 {
+        if !bytes.len().is_multiple_of(ENTRY_LEN) {
             return Err(Error::malformed(what, "invalid pack entries; delete the cache"));
         }
-        let mut r = Reader::new(&bytes, &what);
+        let mut r = Reader::new(bytes, &what);
         let mut out =
             (0..bytes.len() / ENTRY_LEN).map(|_| PackEntry::decode(&mut r, &what)).collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|e| e.offset);

@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{sql, IndexCache};
 use crate::error::{Error, Result};
+use crate::format::index::IndexedPack;
 use crate::format::pack::ENTRY_LEN;
 use crate::id::{BlobId, PackId};
 
@@ -174,7 +175,9 @@ impl IndexCache {
                  used_blobs INTEGER NOT NULL DEFAULT 0, flags INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
              CREATE TEMP TABLE IF NOT EXISTS pack_picks (list INTEGER NOT NULL, id BLOB NOT NULL,
                  PRIMARY KEY (list, id)) WITHOUT ROWID;
-             DELETE FROM temp.pack_use; DELETE FROM temp.pack_picks;",
+             CREATE TEMP TABLE IF NOT EXISTS new_packs (seq INTEGER PRIMARY KEY, id BLOB NOT NULL,
+                 entries BLOB NOT NULL);
+             DELETE FROM temp.pack_use; DELETE FROM temp.pack_picks; DELETE FROM temp.new_packs;",
         )
     }
 
@@ -238,6 +241,36 @@ impl IndexCache {
         let done = f();
         let restored = cache_size(super::CACHE_KIB);
         done.and(restored)
+    }
+
+    /// Keep a pack a repack wrote, with its entries, until the new index lists it: a repack of
+    /// 100M small blobs writes packs whose entries take gigabytes.
+    pub fn pack_use_add_new(&self, pack: &IndexedPack) -> Result<()> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached("INSERT INTO temp.new_packs (id, entries) VALUES (?1, ?2)")
+            .map_err(|e| sql(&self.path, e))?;
+        st.execute(params![&pack.id.0[..], super::encode_entries(&pack.entries)]).map_err(|e| sql(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Up to `limit` of the packs [`pack_use_add_new`](Self::pack_use_add_new) kept, in the order
+    /// they were added, after the one numbered `after` (0: from the first); each with its number.
+    pub fn pack_use_new_page(&self, after: i64, limit: usize) -> Result<Vec<(i64, IndexedPack)>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached("SELECT seq, id, entries FROM temp.new_packs WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(|e| sql(&self.path, e))?;
+        let mut rows = st.query(params![after, limit as i64]).map_err(|e| sql(&self.path, e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| sql(&self.path, e))? {
+            let seq: i64 = r.get(0).map_err(|e| sql(&self.path, e))?;
+            let id: Vec<u8> = r.get(1).map_err(|e| sql(&self.path, e))?;
+            let entries: Vec<u8> = r.get(2).map_err(|e| sql(&self.path, e))?;
+            let id = PackId::from_slice(&id).ok_or_else(|| self.bad_row())?;
+            out.push((seq, IndexedPack { id, entries: self.decode_entries(&entries)? }));
+        }
+        Ok(out)
     }
 
     /// Set `flag` on those of `packs` the table holds.
@@ -475,6 +508,24 @@ mod tests {
         // The next plan starts from an empty table.
         cache.marks_reset().unwrap();
         assert!(ids(&cache, PackSet::Live).is_empty() && ids(&cache, PackSet::Repack).is_empty());
+    }
+
+    #[test]
+    fn packs_a_repack_wrote_come_back_in_order_with_their_entries() {
+        let cache = IndexCache::in_memory().unwrap();
+        cache.marks_reset().unwrap();
+        let written = [pack(40, &[3, 1, 2]), pack(39, &[4])];
+        for p in &written {
+            cache.pack_use_add_new(p).unwrap();
+        }
+        let first = cache.pack_use_new_page(0, 1).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].1, written[0], "added first, read first, entries as written");
+        let rest = cache.pack_use_new_page(first[0].0, 10).unwrap();
+        assert_eq!(rest.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(), [written[1].clone()]);
+        assert!(cache.pack_use_new_page(rest[0].0, 10).unwrap().is_empty());
+        cache.marks_reset().unwrap();
+        assert!(cache.pack_use_new_page(0, 10).unwrap().is_empty(), "a new plan starts without them");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::format::pack::PackEntry;
 use crate::format::prune::{CondemnedPack, PruneRecord, VERSION as RECORD_VERSION};
 use crate::format::tree::Tree;
 use crate::id::{BlobId, BlobType, PackId, PruneId, SnapshotId};
-use crate::index::{IndexCache, PackSet, PackUse, Pick, IN_RECORD, RESURRECTED, RIPE};
+use crate::index::{IndexCache, PackSet, PackTotals, PackUse, Pick, IN_RECORD, RESURRECTED, RIPE};
 use crate::pack::{self, PackBuilder};
 use crate::repo::{LockMode, Repository, PACKS_PER_INDEX_SEGMENT};
 use crate::session::Session;
@@ -346,16 +346,10 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
     })?;
     let live_packs = index.pack_use_totals(PackSet::Live)?;
     (plan.packs, plan.bytes) = (live_packs.packs, live_packs.bytes);
-    let used = index.pack_use_totals(PackSet::LiveUsed)?;
-    let used_total = used.kept_bytes;
     // A used blob keeps its header entry too: counted, the header of a pack of small blobs
     // (46 bytes an entry beside a blob of a few dozen) is not taken for space a repack frees.
-    let mut unused_total = 0u64;
-    for_each_page(index, PackSet::LiveUsed, &mut |p| {
-        let size = p.listed.unwrap_or(0);
-        unused_total += size - p.kept_bytes().min(size);
-        Ok(())
-    })?;
+    let used = index.pack_use_totals(PackSet::LiveUsed)?;
+    let (used_total, mut unused_total) = (used.kept_bytes, used.unused_bytes);
     // As restic: the unused bytes left may be up to P % of what the repository will hold
     // (P / (100 - P) of the used bytes); the most wasteful packs are repacked until that holds.
     let p = opts.max_unused_percent;
@@ -387,15 +381,13 @@ pub fn plan(session: &Session, opts: &PruneOptions, progress: &mut dyn FnMut(&st
     if merge_small {
         index.pack_use_each(PackSet::SmallerThan(target / 4), Pick::Repack, &mut within_budget)?;
     }
-    let totals = |set| -> Result<PackList> {
-        let t = index.pack_use_totals(set)?;
-        Ok(PackList { packs: t.packs, bytes: t.bytes, set: Some(set) })
-    };
+    let list = |set, t: PackTotals| PackList { packs: t.packs, bytes: t.bytes, set: Some(set) };
+    let totals = |set| index.pack_use_totals(set).map(|t| list(set, t));
     plan.delete = totals(PackSet::Delete)?;
-    plan.repack = totals(PackSet::Repack)?;
+    let repack = index.pack_use_totals(PackSet::Repack)?;
+    (plan.repack, plan.bytes_repacked) = (list(PackSet::Repack, repack), repack.kept_bytes);
     plan.unindexed = totals(PackSet::Unindexed)?;
     plan.unrecorded = totals(PackSet::Unrecorded)?;
-    plan.bytes_repacked = index.pack_use_totals(PackSet::Repack)?.kept_bytes;
     let kept = index.pack_use_totals(PackSet::Kept)?;
     (plan.keep_packs, plan.keep_bytes) = (kept.packs, kept.bytes);
     plan.resurrect.sort_by_key(|p| p.id);
@@ -417,43 +409,61 @@ const LISTED_PART: usize = 4096;
 /// Packs read from the plan's table at a time.
 const PAGE: usize = 1024;
 
-/// The packs of `set`, by id, read a page at a time (the cache is not held in between).
-struct Paged<'a> {
-    index: &'a IndexCache,
-    set: PackSet,
-    page: std::vec::IntoIter<PackUse>,
-    after: Option<PackId>,
+/// Reads the page of rows after a key (from the first without one), each row with its key.
+type FetchPage<'a, K, T> = dyn FnMut(Option<&K>) -> Result<Vec<(K, T)>> + 'a;
+
+/// Rows of the index cache read a page at a time (the cache is not held in between), each page
+/// after the key of the last row of the one before.
+struct Pages<'a, K, T> {
+    fetch: Box<FetchPage<'a, K, T>>,
+    size: usize,
+    page: std::vec::IntoIter<(K, T)>,
+    after: Option<K>,
     done: bool,
 }
 
-impl<'a> Paged<'a> {
-    fn new(index: &'a IndexCache, set: PackSet) -> Self {
-        Paged { index, set, page: Vec::new().into_iter(), after: None, done: false }
+impl<'a, K, T> Pages<'a, K, T> {
+    fn new(size: usize, fetch: impl FnMut(Option<&K>) -> Result<Vec<(K, T)>> + 'a) -> Self {
+        Pages { fetch: Box::new(fetch), size, page: Vec::new().into_iter(), after: None, done: false }
     }
 }
 
-impl Iterator for Paged<'_> {
-    type Item = Result<PackUse>;
+impl<K, T> Iterator for Pages<'_, K, T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<PackUse>> {
-        if let Some(p) = self.page.next() {
-            return Some(Ok(p));
-        }
-        if self.done {
-            return None;
-        }
-        let page = match self.index.pack_use_page(self.set, self.after.as_ref(), PAGE) {
-            Ok(page) => page,
-            Err(e) => {
-                self.done = true;
-                return Some(Err(e));
+    fn next(&mut self) -> Option<Result<T>> {
+        loop {
+            if let Some((key, row)) = self.page.next() {
+                self.after = Some(key);
+                return Some(Ok(row));
             }
-        };
-        self.done = page.len() < PAGE;
-        self.after = page.last().map(|p| p.id);
-        self.page = page.into_iter();
-        self.page.next().map(Ok)
+            if self.done {
+                return None;
+            }
+            match (self.fetch)(self.after.as_ref()) {
+                Ok(page) => {
+                    self.done = page.len() < self.size;
+                    self.page = page.into_iter();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
     }
+}
+
+/// The packs of `set`, by id.
+fn packs_of(index: &IndexCache, set: PackSet) -> Pages<'_, PackId, PackUse> {
+    Pages::new(PAGE, move |after| Ok(index.pack_use_page(set, after, PAGE)?.into_iter().map(|p| (p.id, p)).collect()))
+}
+
+/// The packs a repack wrote, with their entries, in the order it wrote them; few at a time: a
+/// new pack of small blobs has megabytes of entries.
+fn new_packs(index: &IndexCache) -> Pages<'_, i64, IndexedPack> {
+    const NEW_PAGE: usize = 4;
+    Pages::new(NEW_PAGE, move |after| index.pack_use_new_page(after.copied().unwrap_or(0), NEW_PAGE))
 }
 
 /// The packs of one of the plan's lists, by id, as the plan saw them.
@@ -465,7 +475,7 @@ pub fn packs(session: &Session, plan: &PrunePlan, list: &PackList) -> Result<Vec
             "the prune plan's table of packs is gone from the index cache (another plan was made through it)",
         ));
     }
-    Paged::new(index, set)
+    packs_of(index, set)
         .map(|p| {
             p.map(|p| PlannedPack {
                 id: p.id,
@@ -478,17 +488,7 @@ pub fn packs(session: &Session, plan: &PrunePlan, list: &PackList) -> Result<Vec
 
 /// Every pack of `set`, by id, a page at a time (`f` may use the cache).
 fn for_each_page(index: &IndexCache, set: PackSet, f: &mut dyn FnMut(&PackUse) -> Result<()>) -> Result<()> {
-    let mut after = None;
-    loop {
-        let page = index.pack_use_page(set, after.as_ref(), PAGE)?;
-        for p in &page {
-            f(p)?;
-        }
-        match page.last() {
-            Some(p) if page.len() == PAGE => after = Some(p.id),
-            _ => return Ok(()),
-        }
-    }
+    packs_of(index, set).try_for_each(|p| f(&p?))
 }
 
 /// A prune with nothing else to do still rewrites the index once it holds this many segments more
@@ -590,15 +590,15 @@ pub fn execute(session: &Session, plan: &PrunePlan, progress: &mut dyn FnMut(&st
     progress("writing the index");
     let entries =
         |id: PackId, condemned: bool| index.pack_entries(&id).map(|entries| (IndexedPack { id, entries }, condemned));
-    let mut packs = Paged::new(index, PackSet::Kept)
+    let mut packs = packs_of(index, PackSet::Kept)
         .map(|p| p.and_then(|p| entries(p.id, false)))
-        .chain(NewPacks::new(index).map(|p| p.map(|p| (p, false))))
+        .chain(new_packs(index).map(|p| p.map(|p| (p, false))))
         .chain(
             plan.resurrected_entries
                 .iter()
                 .map(|(id, entries)| Ok((IndexedPack { id: *id, entries: entries.clone() }, false))),
         )
-        .chain(Paged::new(index, PackSet::CondemnedListed).map(|p| p.and_then(|p| entries(p.id, true))));
+        .chain(packs_of(index, PackSet::CondemnedListed).map(|p| p.and_then(|p| entries(p.id, true))));
     lock.ensure_held()?;
     repo.replace_index(&mut packs, &plan.superseded)?;
     drop(packs);
@@ -695,7 +695,7 @@ fn delete_packs(
 type ReadPack = (PackId, Vec<u8>, Vec<PackEntry>);
 
 /// Copy the used blobs of the packs to repack into new packs of the target size; each new pack's
-/// entries wait in the index cache for the new index (see [`NewPacks`]).
+/// entries wait in the index cache for the new index (see [`new_packs`]).
 fn repack(repo: &Repository, outcome: &mut PruneOutcome) -> Result<()> {
     let key = &repo.keys().seal;
     let target = repo.config().pack_size as usize;
@@ -710,7 +710,7 @@ fn repack(repo: &Repository, outcome: &mut PruneOutcome) -> Result<()> {
         repo.index().pack_use_add_new(&IndexedPack { id, entries })
     };
     // Packs are read two at a time ahead of the copying, on rayon's pool.
-    let mut to_repack = Paged::new(repo.index(), PackSet::Repack);
+    let mut to_repack = packs_of(repo.index(), PackSet::Repack);
     loop {
         let chunk = [to_repack.next().transpose()?, to_repack.next().transpose()?];
         let chunk: Vec<PackUse> = chunk.into_iter().flatten().collect();
@@ -761,46 +761,6 @@ fn repack(repo: &Repository, outcome: &mut PruneOutcome) -> Result<()> {
         flush(&mut builder, outcome)?;
     }
     Ok(())
-}
-
-/// The packs a repack wrote, with their entries, read back from the index cache a few at a time.
-struct NewPacks<'a> {
-    index: &'a IndexCache,
-    page: std::vec::IntoIter<(i64, IndexedPack)>,
-    after: i64,
-    done: bool,
-}
-
-impl<'a> NewPacks<'a> {
-    fn new(index: &'a IndexCache) -> Self {
-        NewPacks { index, page: Vec::new().into_iter(), after: 0, done: false }
-    }
-}
-
-impl Iterator for NewPacks<'_> {
-    type Item = Result<IndexedPack>;
-
-    fn next(&mut self) -> Option<Result<IndexedPack>> {
-        if let Some((seq, p)) = self.page.next() {
-            self.after = seq;
-            return Some(Ok(p));
-        }
-        if self.done {
-            return None;
-        }
-        // Few at a time: a new pack of small blobs has megabytes of entries.
-        const NEW_PAGE: usize = 4;
-        let page = match self.index.pack_use_new_page(self.after, NEW_PAGE) {
-            Ok(page) => page,
-            Err(e) => {
-                self.done = true;
-                return Some(Err(e));
-            }
-        };
-        self.done = page.len() < NEW_PAGE;
-        self.page = page.into_iter();
-        self.next()
-    }
 }
 
 fn slice<'a>(bytes: &'a [u8], e: &PackEntry, pack: &PackId) -> Result<&'a [u8]> {

@@ -163,6 +163,8 @@ pub struct PackTotals {
     pub bytes: u64,
     /// [`PackUse::kept_bytes`].
     pub kept_bytes: u64,
+    /// What a repack would free: listed sizes less kept bytes.
+    pub unused_bytes: u64,
 }
 
 impl IndexCache {
@@ -322,8 +324,9 @@ impl IndexCache {
         let conn = self.conn();
         let mut st = conn
             .prepare_cached(&format!(
-                "SELECT COUNT(*), COALESCE(SUM(u.size), 0), COALESCE(SUM({}), 0) FROM temp.pack_use u WHERE {cond}",
-                kept_bytes()
+                "SELECT COUNT(*), COALESCE(SUM(u.size), 0), COALESCE(SUM({kept}), 0),
+                     COALESCE(SUM(u.size - MIN({kept}, u.size)), 0) FROM temp.pack_use u WHERE {cond}",
+                kept = kept_bytes()
             ))
             .map_err(|e| sql(&self.path, e))?;
         st.query_row([], |r| {
@@ -331,6 +334,7 @@ impl IndexCache {
                 packs: r.get::<_, i64>(0)? as u64,
                 bytes: r.get::<_, i64>(1)? as u64,
                 kept_bytes: r.get::<_, i64>(2)? as u64,
+                unused_bytes: r.get::<_, i64>(3)? as u64,
             })
         })
         .map_err(|e| sql(&self.path, e))
@@ -500,6 +504,7 @@ mod tests {
         assert_eq!(ids(&cache, PackSet::Condemned), [20, 22]);
         let repack = cache.pack_use_totals(PackSet::Repack).unwrap();
         assert_eq!((repack.packs, repack.bytes, repack.kept_bytes), (1, 1000, 200 + 2 * ENTRY_LEN as u64));
+        assert_eq!(repack.unused_bytes, 1000 - 200 - 2 * ENTRY_LEN as u64);
 
         // A ripe record deletes 23: it is no longer carried as condemned.
         cache.pack_use_flag(&[PackId([23; 32])], RIPE).unwrap();

@@ -21,7 +21,9 @@ fn main() -> ExitCode {
     // `cli::run` has returned, so every lock guard and temporary folder of the command is dropped
     // before the exit code is chosen.
     let verbose = args.verbose;
-    match cli::run(args) {
+    let outcome = cli::run(args);
+    sophon::backend::shutdown();
+    match outcome {
         Ok(code) => ExitCode::from(code),
         // The reader of standard output went away (`sophon … | head`): what it wanted it has.
         Err(e) if cli::output::is_broken_pipe(&e) => ExitCode::from(cli::exit::OK),

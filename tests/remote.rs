@@ -5,6 +5,7 @@
 mod common;
 
 use common::gateway::*;
+use common::web::{demo_users, Server};
 use common::*;
 
 fn remote(var: &str) -> Option<String> {
@@ -198,4 +199,73 @@ fn azure_blob_round_trip() {
 #[test]
 fn sftp_round_trip() {
     round_trip("SOPHON_TEST_SFTP_URL");
+}
+
+/// The ssh control masters of `XDG_STATE_HOME=state` (their socket lives under it), as pids.
+fn ssh_masters_under(state: &std::path::Path) -> Vec<String> {
+    let out =
+        std::process::Command::new("pgrep").args(["-f", &format!("ssh .*-S {}/", state.display())]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+}
+
+/// OpenDAL starts each SFTP connection as an ssh control master with `ControlPersist=yes`: every
+/// command (one that succeeds and one that fails after connecting) must end its masters on exit.
+#[test]
+fn sftp_commands_leave_no_ssh_master_running() {
+    let Some(url) = remote("SOPHON_TEST_SFTP_URL") else { return };
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let sophon = Sophon::new(t.path());
+    let src = t.path().join("src");
+    sample_tree(&src, 64 * 1024, 3);
+    let run = |args: &[&str]| sophon.cmd().env("XDG_STATE_HOME", &state).args(args).output().unwrap();
+    let runs = [
+        run(&["repo", "init", "--repo", &url, "--kdf-memory-kib", "1024", "--kdf-iterations", "1"]),
+        run(&["backup", "create", "--repo", &url, "--path", s(&src), "-q"]),
+        run(&["backup", "list", "--repo", &url]),
+        // Fails after it has connected: no such snapshot.
+        run(&["backup", "restore", "--repo", &url, "--snapshot", "ffffffff", "--target", s(&t.path().join("out"))]),
+    ];
+    let codes: Vec<Option<i32>> = runs.iter().map(|o| o.status.code()).collect();
+    assert_eq!(&codes[..3], &[Some(0); 3], "{runs:?}");
+    assert_ne!(codes[3], Some(0), "{runs:?}");
+    let left = ssh_masters_under(&state);
+    for pid in &left {
+        let _ = std::process::Command::new("kill").arg(pid).status();
+    }
+    assert!(left.is_empty(), "ssh control masters still running after the commands exited: {left:?}");
+}
+
+/// The dashboard holds its SFTP connection while it runs; stopped by its service manager (SIGTERM)
+/// it exits 0 and its ssh master goes with it.
+#[test]
+fn the_dashboard_stopped_by_sigterm_ends_its_sftp_master() {
+    let Some(url) = remote("SOPHON_TEST_SFTP_URL") else { return };
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let sophon = Sophon::new(t.path());
+    let home = t.path().join("gw");
+    let init = sophon.ok(&["gateway", "init", "--home", s(&home), "--demo", "--scale", "small", "--json"]);
+    let settings = home.join("config/appsettings.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    v["Sophon"]["Backups"]["Default"]["Repository"] = serde_json::json!(url);
+    std::fs::write(&settings, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    sophon.init_url(&url);
+    sophon.ok(&["backup", "create", "--home", s(&home), "-q"]);
+
+    let mut server = Server::start_with(&sophon, &home, &[("XDG_STATE_HOME", s(&state))]);
+    let (owner, _, _) = demo_users(&init);
+    let user = server.user(&owner.email, &owner.password);
+    let listed = user.get(&server, "/api/snapshots");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(!ssh_masters_under(&state).is_empty(), "the dashboard read the SFTP repository through an ssh master");
+    let term = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let exit = server.child.wait().unwrap();
+    let left = ssh_masters_under(&state);
+    for pid in &left {
+        let _ = std::process::Command::new("kill").arg(pid).status();
+    }
+    assert_eq!(exit.code(), Some(0), "{}", server.stop());
+    assert!(left.is_empty(), "ssh control masters still running after the dashboard stopped: {left:?}");
 }

@@ -11,7 +11,7 @@ mod remote;
 pub mod retry;
 mod url;
 
-pub use opendal_backend::OpendalBackend;
+pub use opendal_backend::{shutdown, OpendalBackend};
 pub use url::{open_url, open_url_with};
 
 use std::fmt;

@@ -1,22 +1,43 @@
 //! [`Backend`] over an OpenDAL operator, driven by one shared tokio runtime.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use opendal::{blocking, ErrorKind, Operator};
 
 use super::{Backend, BackendError, BackendErrorKind, BackendResult, Bytes, ObjectInfo};
 
 /// One runtime for every backend in the process: OpenDAL's blocking operator spawns each call on it.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sophon-io")
-            .enable_all()
-            .build()
-            .expect("the tokio runtime starts")
+/// It is held in a slot rather than a plain static so that [`shutdown`] can end it: SFTP's ssh
+/// sessions live in tasks on it, and only dropping those tasks closes their control masters.
+static RT: Mutex<Option<Arc<tokio::runtime::Runtime>>> = Mutex::new(None);
+
+fn runtime() -> Arc<tokio::runtime::Runtime> {
+    let mut slot = RT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    slot.get_or_insert_with(|| {
+        Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("sophon-io")
+                .enable_all()
+                .build()
+                .expect("the tokio runtime starts"),
+        )
     })
+    .clone()
+}
+
+/// Ends the runtime of every backend: each connection it holds is closed (an SFTP store's ssh
+/// control master is told to exit; OpenDAL starts it with `ControlPersist=yes`, so without this it
+/// outlives the process). Call it when the process has finished with its stores; a store used
+/// afterwards starts a new runtime and new connections.
+pub fn shutdown() {
+    let taken = RT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    if let Some(rt) = taken {
+        // Another thread still inside a call holds a clone; the runtime then ends when it lets go.
+        if let Ok(rt) = Arc::try_unwrap(rt) {
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -35,7 +56,8 @@ pub struct OpendalBackend {
 
 impl OpendalBackend {
     pub fn new(op: Operator, location: String) -> BackendResult<Self> {
-        let _guard = runtime().enter();
+        let rt = runtime();
+        let _guard = rt.enter();
         let streaming = op.clone();
         let plain = op.clone();
         let op = blocking::Operator::new(op).map_err(|e| convert("open", &location, "", e))?;

@@ -100,11 +100,33 @@ pub fn serve(home: PathBuf, listen: &str, max_upload: u64) -> anyhow::Result<u8>
                 let _ = tokio::task::spawn_blocking(move || s.restores.sweep()).await;
             }
         });
-        axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .context("serving")?;
-        Ok(0)
-    })
+        let serve = axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>());
+        tokio::select! {
+            served = std::future::IntoFuture::into_future(serve) => served.context("serving")?,
+            // Stopped by its service manager: return, so that the binary closes the stores'
+            // connections (SFTP's ssh masters) instead of dying with them open.
+            _ = stop_requested() => {}
+        }
+        Ok::<u8, anyhow::Error>(0)
+    })?;
+    // Jobs still running are abandoned as a kill would (every write is crash-safe), not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(0)
+}
+
+/// SIGTERM or SIGINT.
+async fn stop_requested() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        // No handler: the default action of the signals stays, and this never returns.
+        _ => std::future::pending::<()>().await,
+    }
 }
 
 fn router(app: Shared) -> Router {

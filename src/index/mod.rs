@@ -119,6 +119,34 @@ fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
 const INSERT_BLOB: &str = "INSERT OR IGNORE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
+/// [`INSERT_BLOB`] for rows written ahead of a rebuild's swap: a row a killed rebuild left
+/// (same blob, same pack) takes the staged values.
+const INSERT_BLOB_AHEAD: &str =
+    "INSERT OR REPLACE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// Rows per transaction of [`IndexCache::insert_rows_ahead`] (about 100 MB of log each).
+const ROWS_PER_COMMIT: usize = 1 << 20;
+
+/// One staged row through an insert of [`INSERT_BLOB`]'s shape.
+fn insert_row(insert: &mut rusqlite::Statement<'_>, p: &Path, r: &Row) -> Result<()> {
+    let fields = (r.blob_type, r.compression, r.offset, r.sealed_len, r.raw_len);
+    insert
+        .execute(params![&r.id[..], &r.pack[..], fields.0, fields.1, fields.2, fields.3, fields.4])
+        .map(|_| ())
+        .map_err(|e| sql(p, e))
+}
+
+/// The main database's page cache, in KiB.
+fn set_cache_kib(conn: &Connection, p: &Path, kib: i64) -> Result<()> {
+    conn.execute_batch(&format!("PRAGMA main.cache_size = -{kib}")).map_err(|e| sql(p, e))
+}
+
+/// SQLite's count of commits by other connections (it changes when one commits).
+fn data_version(conn: &Connection, p: &Path) -> Result<i64> {
+    conn.query_row("PRAGMA main.data_version", [], |r| r.get(0)).map_err(|e| sql(p, e))
+}
+
 /// Where a segment's blob rows go: straight into the cache's table, or into a rebuild's sorted
 /// runs under the rebuild's number for the segment.
 enum BlobSink<'c, 'r> {
@@ -469,6 +497,20 @@ impl IndexCache {
         rows: &mut SortedRuns<Row>,
         reuse: bool,
     ) -> Result<bool> {
+        // A cache that lists no pack (a first sync, a cache of an older schema or a cleared one)
+        // shows nothing a reader could miss while the new rows go in ahead of the swap (see
+        // `insert_rows_ahead`). Any commit by another connection since then is noticed at the swap,
+        // which then fails (false); the second attempt (without `reuse`) writes in the swap.
+        let (fresh, orphans, version) = {
+            let tx = conn.transaction().map_err(|e| sql(p, e))?;
+            let exists = |table: &str| {
+                tx.query_row(&format!("SELECT EXISTS (SELECT 1 FROM main.{table})"), [], |r| r.get::<_, bool>(0))
+                    .map_err(|e| sql(p, e))
+            };
+            let state = (reuse && !exists("packs")?, exists("blobs")?, data_version(&tx, p)?);
+            tx.commit().map_err(|e| sql(p, e))?;
+            state
+        };
         let tx = conn.transaction().map_err(|e| sql(p, e))?;
         let tables = Tables::Staging { reuse };
         // The rebuild's numbers for the segments it staged, which its blob rows carry.
@@ -479,7 +521,25 @@ impl IndexCache {
             Self::write_segment(&tx, p, tables, id, seg, &mut BlobSink::Runs { rows: &mut *rows, segment: number })
         })?;
         tx.commit().map_err(|e| sql(p, e))?;
+        if fresh {
+            let kept = {
+                let mut st = conn
+                    .prepare("SELECT NOT EXISTS (SELECT 1 FROM staging.superseded WHERE id = ?1)")
+                    .map_err(|e| sql(p, e))?;
+                staged
+                    .iter()
+                    .map(|id| st.query_row(params![&id.0[..]], |r| r.get(0)))
+                    .collect::<rusqlite::Result<Vec<bool>>>()
+            }
+            .map_err(|e| sql(p, e))?;
+            Self::insert_rows_ahead(conn, p, rows, &kept)?;
+        }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql(p, e))?;
+        if fresh && data_version(&tx, p)? != version {
+            // Another process wrote the cache meanwhile (a rebuild of its own, a backup's segment):
+            // the rows written ahead may no longer be all there. Stage again, the slow way.
+            return Ok(false);
+        }
         let vanished: i64 = tx
             .query_row(
                 "SELECT COUNT(*) FROM staging.packs s WHERE s.reused = 1
@@ -513,8 +573,6 @@ impl IndexCache {
             )
             .map_err(|e| sql(p, e))?;
         }
-        // The blob rows of packs the new index keeps stay (reused packs have no staged blobs);
-        // those of every other pack go.
         tx.execute_batch(
             "DELETE FROM main.packs; DELETE FROM main.segments; DELETE FROM main.superseded;
              INSERT INTO main.superseded SELECT id FROM staging.superseded;
@@ -522,36 +580,43 @@ impl IndexCache {
                  WHERE id NOT IN (SELECT id FROM staging.superseded);
              INSERT INTO main.packs (id, segment, blob_bytes, condemned, entries)
                  SELECT id, min(segment), max(blob_bytes), min(condemned), min(entries) FROM staging.packs
-                 WHERE segment IN (SELECT id FROM main.segments) GROUP BY id;
-             DELETE FROM main.blobs WHERE pack NOT IN (SELECT id FROM staging.packs
-                 WHERE reused = 1 AND segment IN (SELECT id FROM main.segments));",
+                 WHERE segment IN (SELECT id FROM main.segments) GROUP BY id;",
         )
         .map_err(|e| sql(p, e))?;
-        let kept = {
-            let mut st = tx.prepare("SELECT 1 FROM main.segments WHERE id = ?1").map_err(|e| sql(p, e))?;
-            staged.iter().map(|id| st.exists(params![&id.0[..]])).collect::<rusqlite::Result<Vec<bool>>>()
+        if fresh {
+            // Rows a rebuild killed part-way wrote ahead, of packs this index may not list.
+            if orphans {
+                tx.execute_batch("DELETE FROM main.blobs WHERE pack NOT IN (SELECT id FROM main.packs);")
+                    .map_err(|e| sql(p, e))?;
+            }
+        } else {
+            // The blob rows of packs the new index keeps stay (reused packs have no staged blobs);
+            // those of every other pack go.
+            tx.execute_batch(
+                "DELETE FROM main.blobs WHERE pack NOT IN (SELECT id FROM staging.packs
+                     WHERE reused = 1 AND segment IN (SELECT id FROM main.segments));",
+            )
+            .map_err(|e| sql(p, e))?;
+            let kept = {
+                let mut st = tx.prepare("SELECT 1 FROM main.segments WHERE id = ?1").map_err(|e| sql(p, e))?;
+                staged.iter().map(|id| st.exists(params![&id.0[..]])).collect::<rusqlite::Result<Vec<bool>>>()
+            }
+            .map_err(|e| sql(p, e))?;
+            // The rows come in key order, so the insert needs only the pages along the table's
+            // right edge: a smaller page cache while it runs keeps the rebuild's peak memory flat.
+            set_cache_kib(&tx, p, MERGE_CACHE_KIB)?;
+            let merged = tx.prepare(INSERT_BLOB).map_err(|e| sql(p, e)).and_then(|mut insert| {
+                rows.merge(&mut |r| {
+                    if kept.get(r.segment as usize) == Some(&true) {
+                        insert_row(&mut insert, p, r)?;
+                    }
+                    Ok(())
+                })
+            });
+            // Restored whatever the outcome: the connection serves the rest of the command.
+            set_cache_kib(&tx, p, CACHE_KIB)?;
+            merged?;
         }
-        .map_err(|e| sql(p, e))?;
-        // The rows come in key order, so the insert needs only the pages along the table's right
-        // edge: a smaller page cache while it runs keeps the rebuild's peak memory flat (it is the
-        // phase whose other memory, SQLite's log index, grows with the table).
-        let cache_size =
-            |kib: i64| tx.execute_batch(&format!("PRAGMA main.cache_size = -{kib}")).map_err(|e| sql(p, e));
-        cache_size(MERGE_CACHE_KIB)?;
-        let merged = tx.prepare(INSERT_BLOB).map_err(|e| sql(p, e)).and_then(|mut insert| {
-            rows.merge(&mut |r| {
-                if kept.get(r.segment as usize) == Some(&true) {
-                    let fields = (r.blob_type, r.compression, r.offset, r.sealed_len, r.raw_len);
-                    insert
-                        .execute(params![&r.id[..], &r.pack[..], fields.0, fields.1, fields.2, fields.3, fields.4])
-                        .map_err(|e| sql(p, e))?;
-                }
-                Ok(())
-            })
-        });
-        // Restored whatever the outcome: the connection serves the rest of the command.
-        cache_size(CACHE_KIB)?;
-        merged?;
         // The runs are spent: their file goes before the commit copies the log into the cache.
         rows.clear()?;
         tx.execute_batch(
@@ -561,6 +626,38 @@ impl IndexCache {
         .map_err(|e| sql(p, e))?;
         tx.commit().map_err(|e| sql(p, e))?;
         Ok(true)
+    }
+
+    /// Into a cache that lists no pack, the staged blob rows go in before the swap, in
+    /// transactions of [`ROWS_PER_COMMIT`]: lookups pass over a row whose pack the cache does not
+    /// list, so no reader sees them until the swap lists their packs. One transaction of 100M rows
+    /// grew SQLite's log and, with it, the log's index in shared memory by 25 MB (a third of the
+    /// rebuild's peak); the log now starts over after each commit's checkpoint.
+    fn insert_rows_ahead(conn: &Connection, p: &Path, rows: &mut SortedRuns<Row>, kept: &[bool]) -> Result<()> {
+        set_cache_kib(conn, p, MERGE_CACHE_KIB)?;
+        let written = conn.execute_batch("BEGIN").map_err(|e| sql(p, e)).and_then(|()| {
+            let mut insert = conn.prepare(INSERT_BLOB_AHEAD).map_err(|e| sql(p, e))?;
+            let mut in_tx = 0usize;
+            rows.merge(&mut |r| {
+                if kept.get(r.segment as usize) == Some(&true) {
+                    insert_row(&mut insert, p, r)?;
+                    in_tx += 1;
+                    if in_tx == ROWS_PER_COMMIT {
+                        conn.execute_batch("COMMIT; BEGIN").map_err(|e| sql(p, e))?;
+                        in_tx = 0;
+                    }
+                }
+                Ok(())
+            })?;
+            drop(insert);
+            conn.execute_batch("COMMIT").map_err(|e| sql(p, e))
+        });
+        if written.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        set_cache_kib(conn, p, CACHE_KIB)?;
+        written?;
+        rows.clear()
     }
 
     fn write_segment(
@@ -1307,6 +1404,61 @@ mod tests {
         assert_eq!(pack_of(&cache, 11), Some(20));
         assert_eq!(pack_of(&cache, 15), Some(23));
         assert_eq!(cache.blob_count().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_rebuild_of_a_cache_that_lists_no_pack_writes_its_rows_ahead_and_drops_rows_a_killed_one_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let cache = IndexCache::open(&path).unwrap();
+        // What a rebuild killed while writing ahead leaves: rows of packs no segment lists yet,
+        // one of them (blob 10 in pack 20) with an offset the pack does not have.
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch(
+                "INSERT INTO blobs VALUES (x'0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a',
+                     x'1414141414141414141414141414141414141414141414141414141414141414', 0, 1, 999, 100, 200);
+                 INSERT INTO blobs VALUES (x'3232323232323232323232323232323232323232323232323232323232323232',
+                     x'6363636363636363636363636363636363636363636363636363636363636363', 0, 1, 8, 100, 200);",
+            )
+            .unwrap();
+        assert_eq!(pack_of(&cache, 10), None, "a row of a pack the cache does not list is not a location");
+        cache
+            .replace_all(&mut |add| {
+                add(&IndexId([1; 32]), &segment(&[], &[(20, &[10, 11])]))?;
+                add(&IndexId([2; 32]), &segment(&[], &[(21, &[12])]))
+            })
+            .unwrap();
+        let rows = blob_rows(&cache);
+        let expect = [(10u8, 20u8, 8u32), (11, 20, 108), (12, 21, 8)];
+        let expect: Vec<_> = expect.iter().map(|&(b, p, o)| (vec![b; 32], vec![p; 32], o)).collect();
+        assert_eq!(rows, expect);
+        assert_eq!(cache.lookup(&BlobId([10; 32])).unwrap().map(|l| l.entry.offset), Some(8));
+    }
+
+    #[test]
+    fn a_rebuild_of_an_empty_cache_that_another_process_wrote_meanwhile_stages_again_the_slow_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        let cache = IndexCache::open(&path).unwrap();
+        let other = IndexCache::open(&path).unwrap();
+        let mut calls = 0;
+        cache
+            .replace_all(&mut |add| {
+                calls += 1;
+                add(&IndexId([1; 32]), &segment(&[], &[(20, &[10, 11])]))?;
+                if calls == 1 {
+                    // A backup adds its segment while this rebuild downloads: written ahead, the
+                    // rebuild's rows would stand beside its pack's, which the swap drops.
+                    other.add_segment(&IndexId([7; 32]), &segment(&[], &[(30, &[40])])).unwrap();
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(calls, 2, "staged again once");
+        assert_eq!(pack_of(&cache, 10), Some(20));
+        assert_eq!(pack_of(&cache, 40), None);
+        assert_eq!(cache.blob_count().unwrap(), 2, "no row of a pack the new index does not list");
     }
 
     #[test]

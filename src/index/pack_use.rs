@@ -237,11 +237,9 @@ impl IndexCache {
     /// in an order other than the key's) read their tables in key order, so a small cache loses
     /// nothing while they run.
     fn small_sorter(&self, conn: &rusqlite::Connection, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
-        let cache_size =
-            |kib: i64| conn.execute_batch(&format!("PRAGMA main.cache_size = -{kib}")).map_err(|e| sql(&self.path, e));
-        cache_size(super::MERGE_CACHE_KIB)?;
+        super::set_cache_kib(conn, &self.path, super::MERGE_CACHE_KIB)?;
         let done = f();
-        let restored = cache_size(super::CACHE_KIB);
+        let restored = super::set_cache_kib(conn, &self.path, super::CACHE_KIB);
         done.and(restored)
     }
 

@@ -641,3 +641,55 @@ fn a_plan_whose_marks_were_replaced_by_a_later_plan_is_refused_and_deletes_nothi
     drop(session);
     sophon.ok(&["backup", "verify", "--repo", s(&repo), "--read-data"]);
 }
+
+/// Packs of tiny blobs hold hundreds of thousands of entries each: the index segments a prune (or
+/// repair) writes close at `ENTRIES_PER_INDEX_SEGMENT` entries as well as at 1,024 packs. One
+/// segment of every pack a prune of 10M such blobs repacked was 460 MB: over the 256 MiB a reader
+/// accepts, so the index it wrote could not be read back.
+#[test]
+fn index_segments_a_prune_writes_are_bounded_in_entries_as_well_as_in_packs() {
+    use sophon::compress::Compression;
+    use sophon::format::index::IndexedPack;
+    use sophon::format::pack::PackEntry;
+    use sophon::repo::ENTRIES_PER_INDEX_SEGMENT;
+    use sophon::{BlobId, BlobType, PackId};
+
+    let t = tempfile::tempdir().unwrap();
+    let sophon = Sophon::new(t.path());
+    let repo_dir = t.path().join("repo");
+    sophon.init(&repo_dir);
+    let backend = sophon::backend::open_url(repo_dir.to_str().unwrap(), false).unwrap();
+    let repo = sophon::Repository::open(backend, PASSPHRASE.as_bytes(), Some(t.path().join("lib-cache"))).unwrap();
+    // Three such packs are one entry over the bound: two go in a segment.
+    let per_pack = ENTRIES_PER_INDEX_SEGMENT / 3 + 1;
+    let packs: Vec<IndexedPack> = (0..7u8)
+        .map(|p| IndexedPack {
+            id: PackId([p; 32]),
+            entries: (0..per_pack as u32)
+                .map(|i| {
+                    let mut id = [p; 32];
+                    id[..4].copy_from_slice(&i.to_le_bytes());
+                    PackEntry {
+                        blob_type: BlobType::Data,
+                        compression: Compression::None,
+                        id: BlobId(id),
+                        offset: 8 + 40 * i,
+                        sealed_len: 40,
+                        raw_len: 12,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let mut all = packs.clone().into_iter().map(|p| Ok::<_, sophon::Error>((p, false)));
+    let written = repo.replace_index(&mut all, &[]).unwrap();
+    let segments: Vec<_> = written.iter().map(|id| repo.load_index_segment(id).unwrap()).collect();
+    let shape: Vec<usize> = segments.iter().map(|s| s.packs.len()).collect();
+    assert_eq!(shape, [2, 2, 2, 1]);
+    for s in &segments {
+        assert!(s.packs.iter().map(|p| p.entries.len()).sum::<usize>() <= ENTRIES_PER_INDEX_SEGMENT);
+    }
+    let listed: Vec<PackId> = segments.iter().flat_map(|s| s.packs.iter().map(|p| p.id)).collect();
+    assert_eq!(listed, packs.iter().map(|p| p.id).collect::<Vec<_>>());
+    assert_eq!(segments[0].packs[1].entries, packs[1].entries);
+}

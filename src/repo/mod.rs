@@ -35,6 +35,11 @@ const MAX_OBJECT_SIZE: usize = 256 * 1024 * 1024;
 /// Packs a segment written by a prune or repair lists (a backup's list at most 128: they are
 /// written as it goes).
 pub const PACKS_PER_INDEX_SEGMENT: usize = 1024;
+/// Entries after which a prune or repair closes a segment even with fewer packs: packs of tiny
+/// blobs hold hundreds of thousands each, and a segment of every repacked pack of 10M such blobs
+/// (460 MB) was more than a reader accepts ([`MAX_OBJECT_SIZE`]) and was built whole in memory.
+/// 2^18 entries are 12 MiB encoded; a segment of one pack holds that pack's entries, however many.
+pub const ENTRIES_PER_INDEX_SEGMENT: usize = 1 << 18;
 
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -497,14 +502,24 @@ impl Repository {
         // no crash, leaves an index missing packs.
         let mut written = Vec::new();
         let mut segment = IndexSegment::default();
+        let mut entries = 0usize;
         for p in packs {
-            match p? {
-                (pack, false) => segment.packs.push(pack),
-                (pack, true) => segment.condemned.push(pack),
+            let (pack, condemned) = p?;
+            // Closed before a pack that would take it past the entries' bound.
+            if entries > 0 && entries + pack.entries.len() > ENTRIES_PER_INDEX_SEGMENT {
+                let full = std::mem::take(&mut segment);
+                written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
+                entries = 0;
+            }
+            entries += pack.entries.len();
+            match condemned {
+                false => segment.packs.push(pack),
+                true => segment.condemned.push(pack),
             }
             if segment.packs.len() + segment.condemned.len() >= PACKS_PER_INDEX_SEGMENT {
                 let full = std::mem::take(&mut segment);
                 written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
+                entries = 0;
             }
         }
         segment.superseded = superseded.to_vec();

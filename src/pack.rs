@@ -106,9 +106,15 @@ impl PackBuilder {
 
     /// Seal the header, append it and the trailer; returns the pack's id, bytes and entries.
     pub fn finish(mut self, key: &SealKey) -> Result<(PackId, Vec<u8>, Vec<PackEntry>)> {
-        let header = key.seal(&fmt::encode_header(&self.entries), fmt::HEADER_AD)?;
-        self.bytes.extend_from_slice(&header);
-        self.bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        // Sealed straight onto the blobs, room made once: a pack of tiny blobs has a header of
+        // megabytes, and a sealed copy appended after it doubled the pack's buffer.
+        let plain = fmt::encode_header(&self.entries);
+        self.bytes.reserve_exact(plain.len() + crate::crypto::SEAL_OVERHEAD + 4);
+        let start = self.bytes.len();
+        key.seal_append(&plain, fmt::HEADER_AD, &mut self.bytes)?;
+        drop(plain);
+        let header_len = (self.bytes.len() - start) as u32;
+        self.bytes.extend_from_slice(&header_len.to_le_bytes());
         let id = PackId(content_hash(&self.bytes));
         Ok((id, self.bytes, self.entries))
     }

@@ -12,7 +12,7 @@ use sophon::archive::{backup, BackupOptions, Progress};
 use sophon::chunk::{Chunker, ChunkerParams};
 use sophon::compress::Compression;
 use sophon::crypto::Argon2Params;
-use sophon::format::index::{IndexSegment, IndexedPack};
+use sophon::format::index::{IndexSegment, IndexedPack, SegmentEncoder};
 use sophon::format::pack::{decode_header, encode_header, PackEntry, ENTRY_LEN, PREFIX_LEN, TRAILER_LEN};
 use sophon::format::snapshot::{Snapshot, SnapshotSummary};
 use sophon::format::tree::{Node, NodeKind, Tree};
@@ -113,6 +113,8 @@ proptest! {
     fn index_segment_round_trips(sup in prop::collection::vec(any::<[u8; 32]>(), 0..4),
                                  packs in prop::collection::vec((any::<[u8; 32]>(), prop::collection::vec((any::<[u8; 32]>(), 28u32..1_000_000, 0u32..1_000_000), 0..20), any::<bool>()), 0..10)) {
         let (mut live, mut condemned) = (Vec::new(), Vec::new());
+        // A prune's writer encodes packs one at a time as they come, the two lists interleaved.
+        let mut streamed = SegmentEncoder::default();
         for (id, es, is_condemned) in packs {
             let mut off = PREFIX_LEN as u32;
             let p = IndexedPack { id: PackId(id), entries: es.into_iter().map(|(bid, sl, rl)| {
@@ -120,10 +122,14 @@ proptest! {
                 off = off.wrapping_add(sl);
                 e
             }).collect() };
+            streamed.push(&p, is_condemned);
             if is_condemned { condemned.push(p) } else { live.push(p) }
         }
         let seg = IndexSegment { superseded: sup.into_iter().map(IndexId).collect(), packs: live, condemned };
         let bytes = seg.encode();
+        prop_assert_eq!(streamed.packs(), seg.packs.len() + seg.condemned.len());
+        prop_assert_eq!(streamed.entries(), seg.packs.iter().chain(&seg.condemned).map(|p| p.entries.len()).sum::<usize>());
+        prop_assert_eq!(&streamed.finish(&seg.superseded), &bytes);
         // A segment without condemned packs is version 1, byte for byte what earlier writers wrote.
         prop_assert_eq!(bytes[0], if seg.condemned.is_empty() { 1 } else { 2 });
         prop_assert_eq!(IndexSegment::decode(&bytes, "t").unwrap(), seg);

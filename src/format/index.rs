@@ -47,20 +47,14 @@ impl IndexedPack {
 
 impl IndexSegment {
     pub fn encode(&self) -> Vec<u8> {
-        let all = self.packs.iter().chain(&self.condemned);
-        let entries: usize = all.clone().map(|p| p.entries.len()).sum();
-        let packs = self.packs.len() + self.condemned.len();
-        let mut out = Vec::with_capacity(13 + self.superseded.len() * 32 + packs * 36 + entries * ENTRY_LEN);
-        out.push(if self.condemned.is_empty() { VERSION_PLAIN } else { VERSION });
-        out.extend_from_slice(&(self.superseded.len() as u32).to_le_bytes());
-        for s in &self.superseded {
-            out.extend_from_slice(&s.0);
+        let mut enc = SegmentEncoder::default();
+        for p in &self.packs {
+            enc.push(p, false);
         }
-        encode_packs(&self.packs, &mut out);
-        if !self.condemned.is_empty() {
-            encode_packs(&self.condemned, &mut out);
+        for p in &self.condemned {
+            enc.push(p, true);
         }
-        out
+        enc.finish(&self.superseded)
     }
 
     pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
@@ -88,14 +82,64 @@ impl IndexSegment {
     }
 }
 
-fn encode_packs(packs: &[IndexedPack], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(packs.len() as u32).to_le_bytes());
-    for p in packs {
-        out.extend_from_slice(&p.id.0);
-        out.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
-        for e in &p.entries {
+/// A segment encoded a pack at a time, so that its writer holds each pack's entries only until
+/// they are encoded: a prune's segment of 2^18 entries is 12 MiB encoded and as much again
+/// decoded, and the next pack waits decoded beside it.
+#[derive(Debug, Default)]
+pub struct SegmentEncoder {
+    /// The pack list's entries, after room for the header (filled by `finish`).
+    packs: Vec<u8>,
+    pack_count: u32,
+    condemned: Vec<u8>,
+    condemned_count: u32,
+    entries: usize,
+}
+
+impl SegmentEncoder {
+    /// Add a pack to the pack list, or to the condemned list.
+    pub fn push(&mut self, pack: &IndexedPack, condemned: bool) {
+        let (out, count) = match condemned {
+            false => (&mut self.packs, &mut self.pack_count),
+            true => (&mut self.condemned, &mut self.condemned_count),
+        };
+        out.reserve(36 + pack.entries.len() * ENTRY_LEN);
+        out.extend_from_slice(&pack.id.0);
+        out.extend_from_slice(&(pack.entries.len() as u32).to_le_bytes());
+        for e in &pack.entries {
             e.encode_into(out);
         }
+        *count += 1;
+        self.entries += pack.entries.len();
+    }
+
+    /// Packs in both lists.
+    pub fn packs(&self) -> usize {
+        (self.pack_count + self.condemned_count) as usize
+    }
+
+    /// Entries of every pack in both lists.
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// The segment's plaintext, superseding `superseded`; the pack list's bytes are reused, so
+    /// the segment is never held twice.
+    pub fn finish(self, superseded: &[IndexId]) -> Vec<u8> {
+        let mut head = Vec::with_capacity(9 + superseded.len() * 32);
+        head.push(if self.condemned_count == 0 { VERSION_PLAIN } else { VERSION });
+        head.extend_from_slice(&(superseded.len() as u32).to_le_bytes());
+        for s in superseded {
+            head.extend_from_slice(&s.0);
+        }
+        head.extend_from_slice(&self.pack_count.to_le_bytes());
+        let mut out = self.packs;
+        out.reserve_exact(head.len() + if self.condemned_count == 0 { 0 } else { 4 + self.condemned.len() });
+        out.splice(0..0, head);
+        if self.condemned_count > 0 {
+            out.extend_from_slice(&self.condemned_count.to_le_bytes());
+            out.extend_from_slice(&self.condemned);
+        }
+        out
     }
 }
 

@@ -125,17 +125,8 @@ const INSERT_BLOB_AHEAD: &str =
     "INSERT OR REPLACE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/// Rows per transaction of [`IndexCache::insert_rows_ahead`] (about 100 MB of log each).
+/// Rows per transaction of a rebuild's rows written ahead ([`IndexCache::merge_rows`]) (about 100 MB of log each).
 const ROWS_PER_COMMIT: usize = 1 << 20;
-
-/// One staged row through an insert of [`INSERT_BLOB`]'s shape.
-fn insert_row(insert: &mut rusqlite::Statement<'_>, p: &Path, r: &Row) -> Result<()> {
-    let fields = (r.blob_type, r.compression, r.offset, r.sealed_len, r.raw_len);
-    insert
-        .execute(params![&r.id[..], &r.pack[..], fields.0, fields.1, fields.2, fields.3, fields.4])
-        .map(|_| ())
-        .map_err(|e| sql(p, e))
-}
 
 /// The main database's page cache, in KiB.
 fn set_cache_kib(conn: &Connection, p: &Path, kib: i64) -> Result<()> {
@@ -499,7 +490,7 @@ impl IndexCache {
     ) -> Result<bool> {
         // A cache that lists no pack (a first sync, a cache of an older schema or a cleared one)
         // shows nothing a reader could miss while the new rows go in ahead of the swap (see
-        // `insert_rows_ahead`). Any commit by another connection since then is noticed at the swap,
+        // `merge_rows`). Any commit by another connection since then is noticed at the swap,
         // which then fails (false); the second attempt (without `reuse`) writes in the swap.
         let (fresh, orphans, version) = {
             let tx = conn.transaction().map_err(|e| sql(p, e))?;
@@ -521,18 +512,20 @@ impl IndexCache {
             Self::write_segment(&tx, p, tables, id, seg, &mut BlobSink::Runs { rows: &mut *rows, segment: number })
         })?;
         tx.commit().map_err(|e| sql(p, e))?;
+        // The staged segments whose rows the new index keeps: those no staged segment supersedes.
+        let kept = {
+            let mut st = conn
+                .prepare("SELECT NOT EXISTS (SELECT 1 FROM staging.superseded WHERE id = ?1)")
+                .map_err(|e| sql(p, e))?;
+            staged
+                .iter()
+                .map(|id| st.query_row(params![&id.0[..]], |r| r.get(0)))
+                .collect::<rusqlite::Result<Vec<bool>>>()
+        }
+        .map_err(|e| sql(p, e))?;
         if fresh {
-            let kept = {
-                let mut st = conn
-                    .prepare("SELECT NOT EXISTS (SELECT 1 FROM staging.superseded WHERE id = ?1)")
-                    .map_err(|e| sql(p, e))?;
-                staged
-                    .iter()
-                    .map(|id| st.query_row(params![&id.0[..]], |r| r.get(0)))
-                    .collect::<rusqlite::Result<Vec<bool>>>()
-            }
-            .map_err(|e| sql(p, e))?;
-            Self::insert_rows_ahead(conn, p, rows, &kept)?;
+            Self::merge_rows(conn, p, rows, &kept, INSERT_BLOB_AHEAD, Some(ROWS_PER_COMMIT))?;
+            rows.clear()?;
         }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql(p, e))?;
         if fresh && data_version(&tx, p)? != version {
@@ -597,25 +590,7 @@ impl IndexCache {
                      WHERE reused = 1 AND segment IN (SELECT id FROM main.segments));",
             )
             .map_err(|e| sql(p, e))?;
-            let kept = {
-                let mut st = tx.prepare("SELECT 1 FROM main.segments WHERE id = ?1").map_err(|e| sql(p, e))?;
-                staged.iter().map(|id| st.exists(params![&id.0[..]])).collect::<rusqlite::Result<Vec<bool>>>()
-            }
-            .map_err(|e| sql(p, e))?;
-            // The rows come in key order, so the insert needs only the pages along the table's
-            // right edge: a smaller page cache while it runs keeps the rebuild's peak memory flat.
-            set_cache_kib(&tx, p, MERGE_CACHE_KIB)?;
-            let merged = tx.prepare(INSERT_BLOB).map_err(|e| sql(p, e)).and_then(|mut insert| {
-                rows.merge(&mut |r| {
-                    if kept.get(r.segment as usize) == Some(&true) {
-                        insert_row(&mut insert, p, r)?;
-                    }
-                    Ok(())
-                })
-            });
-            // Restored whatever the outcome: the connection serves the rest of the command.
-            set_cache_kib(&tx, p, CACHE_KIB)?;
-            merged?;
+            Self::merge_rows(&tx, p, rows, &kept, INSERT_BLOB, None)?;
         }
         // The runs are spent: their file goes before the commit copies the log into the cache.
         rows.clear()?;
@@ -628,36 +603,57 @@ impl IndexCache {
         Ok(true)
     }
 
-    /// Into a cache that lists no pack, the staged blob rows go in before the swap, in
-    /// transactions of [`ROWS_PER_COMMIT`]: lookups pass over a row whose pack the cache does not
-    /// list, so no reader sees them until the swap lists their packs. One transaction of 100M rows
+    /// The staged blob rows of `kept` segments, merged in key order, through `insert_sql` (of
+    /// [`INSERT_BLOB`]'s shape). The rows come in key order, so the insert needs only the pages
+    /// along the table's right edge: a smaller page cache while it runs keeps a rebuild's peak
+    /// memory flat.
+    ///
+    /// With `commit_every`, the rows go in their own transactions of that many rows (into a cache
+    /// that lists no pack, ahead of the swap: lookups pass over a row whose pack the cache does not
+    /// list, so no reader sees them until the swap lists their packs). One transaction of 100M rows
     /// grew SQLite's log and, with it, the log's index in shared memory by 25 MB (a third of the
-    /// rebuild's peak); the log now starts over after each commit's checkpoint.
-    fn insert_rows_ahead(conn: &Connection, p: &Path, rows: &mut SortedRuns<Row>, kept: &[bool]) -> Result<()> {
+    /// rebuild's peak); the log now starts over after each commit's checkpoint. Without it they go
+    /// into the caller's transaction.
+    fn merge_rows(
+        conn: &Connection,
+        p: &Path,
+        rows: &mut SortedRuns<Row>,
+        kept: &[bool],
+        insert_sql: &str,
+        commit_every: Option<usize>,
+    ) -> Result<()> {
         set_cache_kib(conn, p, MERGE_CACHE_KIB)?;
-        let written = conn.execute_batch("BEGIN").map_err(|e| sql(p, e)).and_then(|()| {
-            let mut insert = conn.prepare(INSERT_BLOB_AHEAD).map_err(|e| sql(p, e))?;
+        let begin = |sql_text: &str| match commit_every {
+            Some(_) => conn.execute_batch(sql_text).map_err(|e| sql(p, e)),
+            None => Ok(()),
+        };
+        let written = begin("BEGIN").and_then(|()| {
+            let mut insert = conn.prepare(insert_sql).map_err(|e| sql(p, e))?;
             let mut in_tx = 0usize;
             rows.merge(&mut |r| {
-                if kept.get(r.segment as usize) == Some(&true) {
-                    insert_row(&mut insert, p, r)?;
-                    in_tx += 1;
-                    if in_tx == ROWS_PER_COMMIT {
-                        conn.execute_batch("COMMIT; BEGIN").map_err(|e| sql(p, e))?;
-                        in_tx = 0;
-                    }
+                if kept.get(r.segment as usize) != Some(&true) {
+                    return Ok(());
+                }
+                let fields = (r.blob_type, r.compression, r.offset, r.sealed_len, r.raw_len);
+                insert
+                    .execute(params![&r.id[..], &r.pack[..], fields.0, fields.1, fields.2, fields.3, fields.4])
+                    .map_err(|e| sql(p, e))?;
+                in_tx += 1;
+                if Some(in_tx) == commit_every {
+                    begin("COMMIT; BEGIN")?;
+                    in_tx = 0;
                 }
                 Ok(())
             })?;
             drop(insert);
-            conn.execute_batch("COMMIT").map_err(|e| sql(p, e))
+            begin("COMMIT")
         });
-        if written.is_err() && !conn.is_autocommit() {
+        if written.is_err() && commit_every.is_some() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        // Restored whatever the outcome: the connection serves the rest of the command.
         set_cache_kib(conn, p, CACHE_KIB)?;
-        written?;
-        rows.clear()
+        written
     }
 
     fn write_segment(

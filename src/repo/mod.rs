@@ -20,7 +20,7 @@ use crate::format::config::{
     check_object_size, Config, CONFIG_VERSION, MAX_CONFIG_BYTES, MAX_KEYS_TRIED, MAX_KEY_FILE_BYTES,
 };
 use crate::format::envelope::{self, ObjectKind};
-use crate::format::index::{IndexSegment, IndexedPack};
+use crate::format::index::{IndexSegment, IndexedPack, SegmentEncoder};
 use crate::format::prune::PruneRecord;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
@@ -309,17 +309,33 @@ impl Repository {
     }
 
     fn seal_object(&self, kind: ObjectKind, plaintext: &[u8]) -> Result<Vec<u8>> {
-        let payload = compress::compress_object(plaintext)?;
+        self.seal_payload(kind, &compress::compress_object(plaintext)?)
+    }
+
+    /// The envelope's prefix, then the compressed payload sealed straight behind it.
+    fn seal_payload(&self, kind: ObjectKind, payload: &[u8]) -> Result<Vec<u8>> {
         let prefix = envelope::prefix(kind, true);
-        let sealed = self.keys.seal.seal(&payload, &prefix)?;
-        let mut out = Vec::with_capacity(prefix.len() + sealed.len());
+        let mut out = Vec::with_capacity(prefix.len() + payload.len() + crypto::SEAL_OVERHEAD);
         out.extend_from_slice(&prefix);
-        out.extend_from_slice(&sealed);
+        self.keys.seal.seal_append(payload, &prefix, &mut out)?;
         Ok(out)
     }
 
     fn save_object(&self, kind: ObjectKind, plaintext: &[u8]) -> Result<[u8; 32]> {
-        let bytes = self.seal_object(kind, plaintext)?;
+        self.save_sealed(kind, self.seal_object(kind, plaintext)?)
+    }
+
+    /// [`Repository::save_object`] that lets go of the plaintext once it is compressed: a prune's
+    /// index segments are megabytes.
+    fn save_plaintext(&self, kind: ObjectKind, plaintext: Vec<u8>) -> Result<[u8; 32]> {
+        let payload = compress::compress_object(&plaintext)?;
+        drop(plaintext);
+        let bytes = self.seal_payload(kind, &payload)?;
+        drop(payload);
+        self.save_sealed(kind, bytes)
+    }
+
+    fn save_sealed(&self, kind: ObjectKind, bytes: Vec<u8>) -> Result<[u8; 32]> {
         let id = content_hash(&bytes);
         self.backend.write(&Self::object_path(kind, &id), bytes.into())?;
         Ok(id)
@@ -501,29 +517,23 @@ impl Repository {
         // old segments (beside the new ones, which only list some packs twice), so no moment, and
         // no crash, leaves an index missing packs.
         let mut written = Vec::new();
-        let mut segment = IndexSegment::default();
-        let mut entries = 0usize;
+        let mut segment = SegmentEncoder::default();
+        let save = |segment: SegmentEncoder, superseded: &[IndexId]| {
+            self.save_plaintext(ObjectKind::Index, segment.finish(superseded)).map(IndexId)
+        };
         for p in packs {
             let (pack, condemned) = p?;
             // Closed before a pack that would take it past the entries' bound.
-            if entries > 0 && entries + pack.entries.len() > ENTRIES_PER_INDEX_SEGMENT {
-                let full = std::mem::take(&mut segment);
-                written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
-                entries = 0;
+            if segment.entries() > 0 && segment.entries() + pack.entries.len() > ENTRIES_PER_INDEX_SEGMENT {
+                written.push(save(std::mem::take(&mut segment), &[])?);
             }
-            entries += pack.entries.len();
-            match condemned {
-                false => segment.packs.push(pack),
-                true => segment.condemned.push(pack),
-            }
-            if segment.packs.len() + segment.condemned.len() >= PACKS_PER_INDEX_SEGMENT {
-                let full = std::mem::take(&mut segment);
-                written.push(IndexId(self.save_object(ObjectKind::Index, &full.encode())?));
-                entries = 0;
+            segment.push(&pack, condemned);
+            drop(pack);
+            if segment.packs() >= PACKS_PER_INDEX_SEGMENT {
+                written.push(save(std::mem::take(&mut segment), &[])?);
             }
         }
-        segment.superseded = superseded.to_vec();
-        written.push(IndexId(self.save_object(ObjectKind::Index, &segment.encode())?));
+        written.push(save(segment, superseded)?);
         for id in superseded {
             if !written.contains(id) {
                 self.delete_object(ObjectKind::Index, &id.0)?;

@@ -658,8 +658,7 @@ fn index_segments_a_prune_writes_are_bounded_in_entries_as_well_as_in_packs() {
     let sophon = Sophon::new(t.path());
     let repo_dir = t.path().join("repo");
     sophon.init(&repo_dir);
-    let backend = sophon::backend::open_url(repo_dir.to_str().unwrap(), false).unwrap();
-    let repo = sophon::Repository::open(backend, PASSPHRASE.as_bytes(), Some(t.path().join("lib-cache"))).unwrap();
+    let repo = open_repo(&sophon, &repo_dir);
     // Three such packs are one entry over the bound: two go in a segment.
     let per_pack = ENTRIES_PER_INDEX_SEGMENT / 3 + 1;
     let packs: Vec<IndexedPack> = (0..7u8)

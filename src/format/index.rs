@@ -87,7 +87,8 @@ impl IndexSegment {
 /// decoded, and the next pack waits decoded beside it.
 #[derive(Debug, Default)]
 pub struct SegmentEncoder {
-    /// The pack list's entries, after room for the header (filled by `finish`).
+    /// The pack list as encoded (each pack's id, count and entries); `finish` puts the header
+    /// in front of it.
     packs: Vec<u8>,
     pack_count: u32,
     condemned: Vec<u8>,

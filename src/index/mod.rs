@@ -125,7 +125,8 @@ const INSERT_BLOB_AHEAD: &str =
     "INSERT OR REPLACE INTO blobs (id, pack, type, compression, offset, sealed_len, raw_len)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/// Rows per transaction of a rebuild's rows written ahead ([`IndexCache::merge_rows`]) (about 100 MB of log each).
+/// Rows per transaction of a rebuild's rows written ahead (about 100 MB of log each; see
+/// [`IndexCache::merge_rows`]).
 const ROWS_PER_COMMIT: usize = 1 << 20;
 
 /// The main database's page cache, in KiB.
@@ -623,11 +624,12 @@ impl IndexCache {
         commit_every: Option<usize>,
     ) -> Result<()> {
         set_cache_kib(conn, p, MERGE_CACHE_KIB)?;
-        let begin = |sql_text: &str| match commit_every {
-            Some(_) => conn.execute_batch(sql_text).map_err(|e| sql(p, e)),
+        // Transaction statements run only when the rows take their own transactions.
+        let own_tx = |statements: &str| match commit_every {
+            Some(_) => conn.execute_batch(statements).map_err(|e| sql(p, e)),
             None => Ok(()),
         };
-        let written = begin("BEGIN").and_then(|()| {
+        let written = own_tx("BEGIN").and_then(|()| {
             let mut insert = conn.prepare(insert_sql).map_err(|e| sql(p, e))?;
             let mut in_tx = 0usize;
             rows.merge(&mut |r| {
@@ -640,13 +642,13 @@ impl IndexCache {
                     .map_err(|e| sql(p, e))?;
                 in_tx += 1;
                 if Some(in_tx) == commit_every {
-                    begin("COMMIT; BEGIN")?;
+                    own_tx("COMMIT; BEGIN")?;
                     in_tx = 0;
                 }
                 Ok(())
             })?;
             drop(insert);
-            begin("COMMIT")
+            own_tx("COMMIT")
         });
         if written.is_err() && commit_every.is_some() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
